@@ -1,0 +1,65 @@
+# usher — build, run, test.
+#   make          release binary build/usher
+#   make run      build and start on the embedded default (own redis-server, local provider)
+#   make test     unit tests (cmocka) + end-to-end tests, all under ASan+UBSan
+#   make bench    benchmarks (see BENCHMARKS.md)
+
+CC      ?= cc
+PKGS    := libevent libevent_pthreads hiredis jansson openssl
+CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc \
+               $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+
+SRC     := $(shell find src -name '*.c' | sort)
+LUA     := $(sort $(wildcard src/store/lua/*.lua))
+APP_SRC := $(filter-out src/main.c,$(SRC))
+
+REL     := build/release
+DBG     := build/asan
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+.PHONY: all run test unit e2e bench deps clean
+all: build/usher
+
+build/usher: $(REL)/usher
+	cp $< $@
+
+# Lua scripts are compiled into the binary as one generated C file.
+build/gen/lua_scripts.c: $(LUA) scripts/embed-lua.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed-lua.sh $(LUA) > $@
+
+define variant
+$(1)/%.o: %.c
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_BASE) $(2) -MMD -MP -c $$< -o $$@
+$(1)/usher: $$(SRC:%.c=$(1)/%.o) $(1)/build/gen/lua_scripts.o
+	$$(CC) $(2) -o $$@ $$^ $$(LDLIBS)
+-include $$(shell find $(1) -name '*.d' 2>/dev/null)
+endef
+$(eval $(call variant,$(REL),-O2 -g))
+$(eval $(call variant,$(DBG),-O1 -g $(SAN)))
+
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(DBG)/tests/unit/%,$(wildcard tests/unit/test_*.c))
+$(DBG)/tests/unit/%: tests/unit/%.c $(APP_SRC:%.c=$(DBG)/%.o) $(DBG)/build/gen/lua_scripts.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -O1 -g $(SAN) -o $@ $^ $(LDLIBS) -lcmocka
+
+deps:
+	@sh scripts/deps.sh
+
+run: deps build/usher
+	sh scripts/run.sh
+
+unit: $(UNIT_TESTS)
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+
+e2e: $(DBG)/usher
+	USHER_BIN=$(DBG)/usher node --test --test-concurrency=1 tests/e2e/
+
+test: deps
+	$(MAKE) unit
+	$(MAKE) e2e
+
+clean:
+	rm -rf build

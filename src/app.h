@@ -1,0 +1,37 @@
+/* app.h — the parts of one usher process, wired together by main.c and
+ * handed to every route and background duty. Nothing here is global: a
+ * test could run two of these in one process. */
+#ifndef USHER_APP_H
+#define USHER_APP_H
+
+#include <stdint.h>
+#include <event2/event.h>
+
+#include "http/fields.h"
+
+struct config;
+struct store;
+struct signer;
+struct token_key;
+struct stage_provider;
+struct http_server;
+struct sweeper;
+
+#define USHER_VERSION "0.1.0"
+
+struct app {
+    const struct config *cfg;
+    struct event_base *base;
+    struct store *store;
+    struct token_key *key;
+    struct signer *signer;
+    struct stage_provider *provider;
+    struct http_server *http;
+    struct sweeper *sweeper;
+    int64_t started_ms;
+    /* The master stage, as Redis has it; empty until Redis has been reached
+     * (it is looked up again after every reconnect). */
+    char master_arn[STAGE_ARN_MAX + 1];
+};
+
+#endif

@@ -1,0 +1,33 @@
+/* fields.h — reading fields out of a request's JSON body, with the SPEC's
+ * rules for each kind of value. Every bad field is added to a list that
+ * becomes error.details.fields, so one answer names all that is wrong. */
+#ifndef USHER_HTTP_FIELDS_H
+#define USHER_HTTP_FIELDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+#define USER_ID_MAX 128
+#define STAGE_ARN_MAX 256
+#define PARTICIPANT_ID_MAX 64
+
+/* 1–128 bytes of valid UTF-8 without control characters (C0, DEL, C1). */
+bool valid_user_id(const char *s, size_t len);
+/* arn:aws:ivs:{region}:{12 digits}:stage/{1–64 of [A-Za-z0-9]} */
+bool valid_stage_arn(const char *s);
+/* 1–64 of [A-Za-z0-9-] */
+bool valid_participant_id(const char *s);
+
+typedef bool (*field_check_fn)(const char *value, size_t len);
+bool check_user_id(const char *s, size_t len);
+bool check_stage_arn(const char *s, size_t len);
+bool check_participant_id(const char *s, size_t len);
+
+/* The string field `name` of body when it passes check; NULL when absent
+ * (and not required) or bad, and then, for bad or missing-but-required,
+ * `name` is appended to bad. */
+const char *field_string(json_t *body, const char *name, bool required,
+                         field_check_fn check, json_t *bad);
+
+#endif

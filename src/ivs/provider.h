@@ -1,0 +1,45 @@
+/* provider.h — where stages come from.
+ *
+ * usher asks a provider to create and delete stages and to tell a stage's
+ * endpoints; it records what the provider made in Redis itself (store/).
+ * The local provider (the default) makes stages with ARNs of IVS's form
+ * and no network at all; an AWS provider implements the same table of
+ * operations against the IVS Real-Time control plane. Every operation is
+ * asynchronous, as an AWS call takes 200–500 ms, and calls `done` exactly
+ * once, on the loop thread, never from inside the call. */
+#ifndef USHER_IVS_PROVIDER_H
+#define USHER_IVS_PROVIDER_H
+
+#include <stddef.h>
+#include <event2/event.h>
+
+struct config;
+struct stage_provider;
+
+/* arn is the new stage's ARN, or NULL with error set. */
+typedef void (*provider_stage_fn)(void *arg, const char *arn, const char *error);
+
+struct stage_provider_ops {
+    const char *name;                /* "local", "aws" */
+    void (*create_stage)(struct stage_provider *p, const char *name,
+                         provider_stage_fn done, void *arg);
+    void (*free)(struct stage_provider *p);
+};
+
+struct stage_provider {
+    const struct stage_provider_ops *ops;
+    const struct config *cfg;
+    struct event_base *base;
+};
+
+struct stage_provider *local_provider_new(struct event_base *base,
+                                          const struct config *cfg);
+
+/* The stage id: the ARN's last path segment (the JWT "topic"). */
+const char *stage_id_of(const char *arn);
+
+/* The stage's endpoints for a token's events_url / whip_url. */
+void stage_endpoints(const char *arn, char *events_url, size_t events_len,
+                     char *whip_url, size_t whip_len);
+
+#endif

@@ -1,0 +1,183 @@
+/* main.c — usher's start and stop.
+ *
+ * Start: settings, the signing key, then the parts of struct app in the
+ * order they depend on each other. The server listens at once; until Redis
+ * answers, requests that need it get 503 and the Redis layer keeps retrying
+ * (and says why in the log). Each time Redis becomes ready, the master
+ * stage is looked up (or made) again, since Redis may have lost its data.
+ *
+ * Stop (SIGTERM/SIGINT): close the listener, let requests in flight finish
+ * (up to DRAIN_LIMIT_MS), then take the parts down in reverse, flushing the
+ * loop between steps so every callback still queued runs exactly once. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "config/config.h"
+#include "http/server.h"
+#include "ivs/provider.h"
+#include "routes/routes.h"
+#include "stages/stages.h"
+#include "store/embedded.h"
+#include "store/store.h"
+#include "sweeper/sweeper.h"
+#include "tokens/keypair.h"
+#include "tokens/signer.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+extern char **environ;
+
+#define DRAIN_CHECK_MS 20
+#define DRAIN_LIMIT_MS 10000
+
+struct shutdown {
+    struct app *app;
+    struct event *check;
+    int64_t began_ms;
+};
+
+static void on_redis_ready(void *arg)
+{
+    stage_ensure_master(arg);
+}
+
+static void drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct shutdown *sd = arg;
+    int inflight = http_server_inflight(sd->app->http);
+    if (inflight == 0 || clock_now_ms() - sd->began_ms > DRAIN_LIMIT_MS) {
+        if (inflight)
+            log_warn("%d requests still in flight after %d ms; stopping anyway", inflight, DRAIN_LIMIT_MS);
+        event_base_loopexit(sd->app->base, NULL);
+    }
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct shutdown *sd = arg;
+    if (sd->check)
+        return;
+    log_info("signal %d: no new connections; finishing %d requests in flight", (int)sig,
+             http_server_inflight(sd->app->http));
+    http_server_stop_accepting(sd->app->http);
+    sd->began_ms = clock_now_ms();
+    sd->check = event_new(sd->app->base, -1, EV_PERSIST, drain_check, sd);
+    struct timeval every = {0, DRAIN_CHECK_MS * 1000};
+    event_add(sd->check, &every);
+}
+
+/* Runs what is queued on the loop without waiting for anything new. */
+static void flush_loop(struct event_base *base)
+{
+    event_base_loop(base, EVLOOP_NONBLOCK);
+}
+
+static void take_down(struct app *app)
+{
+    flush_loop(app->base);
+    store_free(app->store);         /* Redis callbacks still due run now, with an error */
+    app->store = NULL;
+    flush_loop(app->base);
+    signer_free(app->signer);       /* and so do signatures not yet made */
+    flush_loop(app->base);
+    http_server_free(app->http);
+    sweeper_free(app->sweeper);
+    if (app->provider)
+        app->provider->ops->free(app->provider);
+    token_key_free(app->key);
+}
+
+static int key_path(const struct config *cfg, char *out, size_t len)
+{
+    int n = cfg->token_key_file[0] ? snprintf(out, len, "%s", cfg->token_key_file)
+                                   : snprintf(out, len, "%s/token-key.pem", cfg->data_dir);
+    return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
+/* With REDIS_EMBEDDED, starts our own redis-server and points the settings
+ * at its socket. Returns its pid, 0 when not embedded, -1 on failure. */
+static pid_t start_embedded_redis(struct config *cfg, char *err, size_t errlen)
+{
+    if (!cfg->redis_embedded)
+        return 0;
+    char socket_path[4096];
+    snprintf(socket_path, sizeof socket_path, "%s/redis.sock", cfg->data_dir);
+    free(cfg->redis_socket);
+    cfg->redis_socket = strdup(socket_path);
+    return cfg->redis_socket ? embedded_redis_start(cfg->data_dir, socket_path, err, errlen) : -1;
+}
+
+static int run(struct config *cfg)
+{
+    char err[512];
+    struct app app = {.cfg = cfg, .started_ms = clock_now_ms()};
+    struct shutdown sd = {.app = &app};
+    int status = 1;
+    pid_t redis_pid = start_embedded_redis(cfg, err, sizeof err);
+    char path[4096];
+    if (redis_pid < 0 || key_path(cfg, path, sizeof path) != 0) {
+        fprintf(stderr, "usher: %s\n", redis_pid < 0 ? err : "TOKEN_PRIVATE_KEY_FILE: path too long");
+        embedded_redis_stop(redis_pid);
+        return 1;
+    }
+    app.key = token_key_open(path, !cfg->token_key_file[0], cfg->public_key_arn, err, sizeof err);
+    app.base = event_base_new();
+    if (!app.key || !app.base) {
+        fprintf(stderr, "usher: %s\n", app.key ? "cannot make an event loop" : err);
+        goto out;
+    }
+    app.signer = signer_new(app.base, app.key, cfg->signer_threads);
+    app.provider = local_provider_new(app.base, cfg);
+    app.store = store_new(app.base, cfg, on_redis_ready, &app);
+    app.http = http_server_new(&app, usher_routes, usher_route_count, err, sizeof err);
+    app.sweeper = sweeper_new(&app);
+    if (!app.signer || !app.provider || !app.store || !app.http || !app.sweeper) {
+        fprintf(stderr, "usher: %s\n", app.http ? "out of memory" : err);
+        goto out;
+    }
+    struct event *sigterm = evsignal_new(app.base, SIGTERM, on_signal, &sd);
+    struct event *sigint = evsignal_new(app.base, SIGINT, on_signal, &sd);
+    event_add(sigterm, NULL);
+    event_add(sigint, NULL);
+    log_info("usher %s listening on %s:%d (stage provider %s, key %s)", USHER_VERSION,
+             cfg->api_host, cfg->api_port, app.provider->ops->name, token_key_id(app.key));
+    if (!cfg->skip_auth && !cfg->api_secret_key[0])
+        log_warn("no API_SECRET_KEY set: only loopback clients are served");
+    event_base_dispatch(app.base);
+    event_free(sigterm);
+    event_free(sigint);
+    if (sd.check)
+        event_free(sd.check);
+    status = 0;
+out:
+    take_down(&app);
+    if (app.base)
+        event_base_free(app.base);
+    embedded_redis_stop(redis_pid);
+    log_info("usher stopped");
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    struct config cfg;
+    char err[512];
+    int loaded = config_load(&cfg, argc, argv, environ, err, sizeof err);
+    if (loaded != 0) {
+        if (loaded < 0)
+            fprintf(stderr, "usher: %s\n", err);
+        config_free(&cfg);
+        return loaded < 0 ? 2 : 0;
+    }
+    log_set_level_name(cfg.log_level);
+    int status = run(&cfg);
+    config_free(&cfg);
+    return status;
+}

@@ -1,0 +1,69 @@
+/* routes.c — the route table, and what handlers share for answering
+ * store failures. Exact paths come before the "/:" patterns that could
+ * swallow them (router.h). */
+#include "routes/routes.h"
+
+#include "http/request.h"
+#include "store/store.h"
+
+const struct route usher_routes[] = {
+    {"GET", "/", route_root},
+    {"GET", "/health", route_health},
+    {"GET", "/api/health", route_health},
+
+    {"POST", "/api/token/publisher", route_publisher_token},
+    {"POST", "/api/token/viewer", route_viewer_token},
+    {"GET", "/api/token/public-key", route_public_key},
+
+    {"PUT", "/api/publisher/status", route_publisher_status_put},
+    {"GET", "/api/stats/publisher", route_publisher_status_get},
+
+    {"POST", "/api/viewer/heartbeat", route_viewer_heartbeat},
+    {"POST", "/api/viewer/leave", route_viewer_leave},
+    {"POST", "/api/viewer/rejoin", route_viewer_rejoin},
+    {"GET", "/api/viewer/duration", route_viewer_duration},
+    {"GET", "/api/viewer/list/:stageArn", route_viewer_list},
+
+    {"GET", "/api/stats", route_stats},
+    {"GET", "/api/stats/viewers", route_stats_viewers},
+    {"GET", "/api/stats/stages", route_stats_stages},
+
+    {"GET", "/api/stage/list", route_stage_list},
+    {"POST", "/api/stage", route_stage_create},
+};
+const size_t usher_route_count = sizeof usher_routes / sizeof *usher_routes;
+
+int answer_store_failure(struct request *rq, redisReply *reply, const char *error)
+{
+    if (error) {
+        respond_unavailable(rq, error);
+        return 1;
+    }
+    if (store_refusal(reply) == REFUSAL_OTHER) {
+        respond_error(rq, 500, "INTERNAL_ERROR", "the request could not be completed", NULL);
+        return 1;
+    }
+    return 0;
+}
+
+int answer_seat_refusal(struct request *rq, redisReply *reply)
+{
+    switch (store_refusal(reply)) {
+    case REFUSAL_NOT_LIVE:
+        respond_error(rq, 404, "NOT_FOUND", "the publisher is not live", NULL);
+        return 1;
+    case REFUSAL_NO_STAGE:
+        respond_error(rq, 404, "NOT_FOUND", "no such stage", NULL);
+        return 1;
+    case REFUSAL_STAGE_FULL:
+        respond_error(rq, 503, "STAGE_FULL", "no stage has room for another viewer", NULL);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+const char *body_str(struct request *rq, const char *name)
+{
+    return json_string_value(json_object_get(rq->body, name));
+}

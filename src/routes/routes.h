@@ -1,0 +1,55 @@
+/* routes.h — the HTTP API of SPEC §2: the route table and its handlers,
+ * one file per area (tokens, publisher, viewers, stats, stages, service). */
+#ifndef USHER_ROUTES_ROUTES_H
+#define USHER_ROUTES_ROUTES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+#include <hiredis/hiredis.h>
+
+#include "http/router.h"
+
+struct request;
+
+extern const struct route usher_routes[];
+extern const size_t usher_route_count;
+
+void route_publisher_token(struct request *rq);
+void route_viewer_token(struct request *rq);
+void route_public_key(struct request *rq);
+
+void route_publisher_status_put(struct request *rq);
+void route_publisher_status_get(struct request *rq);
+
+void route_viewer_heartbeat(struct request *rq);
+void route_viewer_leave(struct request *rq);
+void route_viewer_rejoin(struct request *rq);
+void route_viewer_list(struct request *rq);
+void route_viewer_duration(struct request *rq);
+
+void route_stats(struct request *rq);
+void route_stats_viewers(struct request *rq);
+void route_stats_stages(struct request *rq);
+
+void route_stage_list(struct request *rq);
+void route_stage_create(struct request *rq);
+
+void route_health(struct request *rq);
+void route_root(struct request *rq);
+
+/* Shared by the handlers. */
+
+/* Answers Redis trouble (503) or a script error nobody expected (500) and
+ * returns 1; returns 0 when reply is a usable answer. */
+int answer_store_failure(struct request *rq, redisReply *reply, const char *error);
+/* Answers a seat.lua refusal (404/503) and returns 1; 0 if none. */
+int answer_seat_refusal(struct request *rq, redisReply *reply);
+/* The stages of a stats.lua reply, as /api/stats shows them
+ * ({stageId, viewerCount, info}) or, with list_shape, as /api/stage/list
+ * does ({stageArn, name, viewerCount, autoScaled, createdAt}). */
+json_t *stage_entries(redisReply *reply, bool list_shape);
+/* The body's userId/stageArn, already validated by the handler. */
+const char *body_str(struct request *rq, const char *name);
+
+#endif

@@ -1,0 +1,75 @@
+/* service.c — / and the health check (SPEC §2 "Service"). Health asks
+ * Redis for a PING and reports how long it took; when Redis is down it
+ * answers 503 "degraded" within the Redis deadline, never later. */
+#include "routes/routes.h"
+
+#include <stdlib.h>
+
+#include "app.h"
+#include "config/config.h"
+#include "http/request.h"
+#include "ivs/provider.h"
+#include "store/store.h"
+#include "util/clock.h"
+
+struct health_check {
+    struct request *rq;
+    int64_t sent_us;
+};
+
+static void health_answer(struct request *rq, bool redis_up, double latency_ms)
+{
+    const struct app *app = rq->app;
+    json_t *redis = json_pack("{s:s}", "status", redis_up ? "up" : "down");
+    if (redis_up)
+        json_object_set_new(redis, "latencyMs", json_real(latency_ms));
+    else
+        json_object_set_new(redis, "error", json_string(redis_last_error(app->store->redis)));
+    json_t *data = json_pack("{s:s, s:I, s:s, s:{s:o, s:{s:s, s:s}}}",
+                             "status", redis_up ? "healthy" : "degraded",
+                             "uptime", (json_int_t)((clock_now_ms() - app->started_ms) / 1000),
+                             "version", USHER_VERSION, "services", "redis", redis,
+                             "ivs", "provider", app->provider->ops->name,
+                             "region", app->cfg->aws_region);
+    if (redis_up) {
+        respond_ok(rq, 200, data);
+        return;
+    }
+    /* The error envelope would hide the detail a health probe wants, so
+     * degraded health keeps the data shape with success false. */
+    respond_error(rq, 503, "SERVICE_UNAVAILABLE", "redis is unreachable",
+                  json_pack("{s:o}", "health", data));
+}
+
+static void pong(void *arg, redisReply *reply, const char *error)
+{
+    struct health_check *hc = arg;
+    bool up = !error && reply && reply->type != REDIS_REPLY_ERROR;
+    health_answer(hc->rq, up, (double)(clock_mono_us() - hc->sent_us) / 1000.0);
+    free(hc);
+}
+
+void route_health(struct request *rq)
+{
+    struct health_check *hc = malloc(sizeof *hc);
+    if (!hc) {
+        health_answer(rq, false, 0);
+        return;
+    }
+    hc->rq = rq;
+    hc->sent_us = clock_mono_us();
+    const char *argv[] = {"PING"};
+    redis_command(rq->app->store->redis, pong, hc, 1, argv, NULL);
+}
+
+void route_root(struct request *rq)
+{
+    json_t *endpoints = json_array();
+    for (size_t i = 0; i < usher_route_count; i++)
+        json_array_append_new(endpoints, json_pack("{s:s, s:s}", "method", usher_routes[i].method,
+                                                   "path", usher_routes[i].pattern));
+    respond_ok(rq, 200, json_pack("{s:s, s:s, s:s, s:o}", "service", "usher",
+                                  "version", USHER_VERSION,
+                                  "description", "viewer seating, counting and tokens for Amazon IVS Real-Time",
+                                  "endpoints", endpoints));
+}

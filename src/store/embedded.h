@@ -1,0 +1,19 @@
+/* embedded.h — a redis-server of usher's own, for the zero-set-up default
+ * (REDIS_EMBEDDED=true, as `make run` uses): usher starts it on a unix
+ * socket in DATA_DIR with its data and append-only file there, and stops it
+ * on the way out. It dies with usher (PR_SET_PDEATHSIG) even if usher is
+ * killed, so none is left behind. */
+#ifndef USHER_STORE_EMBEDDED_H
+#define USHER_STORE_EMBEDDED_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Starts redis-server with its socket at socket_path and files in dir.
+ * Returns its pid, or -1 with err filled. */
+pid_t embedded_redis_start(const char *dir, const char *socket_path,
+                           char *err, size_t errlen);
+/* Asks it to stop (SIGTERM: it writes its files and exits) and waits. */
+void embedded_redis_stop(pid_t pid);
+
+#endif

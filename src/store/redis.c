@@ -1,0 +1,348 @@
+/* redis.c — see redis.h.
+ *
+ * Life of the connection: connect → (AUTH) → SELECT → SCRIPT LOAD × n →
+ * PING; the PING's answer makes it ready. Those hand-shake commands are
+ * pipelined right after the connect call and carry deadlines like any
+ * other, which is also how a connect that hangs (a stopped Redis still
+ * completes TCP hand-shakes from its backlog) gets noticed. Any failure
+ * frees the context and arms the reconnect timer; the backoff doubles from
+ * 100 ms to 2 s.
+ *
+ * Each command in flight is a `struct pending`, owned by hiredis's reply
+ * queue. A deadline marks it answered and calls the user back; the late
+ * reply (or the NULL that hiredis delivers when the context is freed) then
+ * only frees it. */
+#include "store/redis.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/sha.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+
+#include "config/config.h"
+#include "util/log.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+
+struct redis {
+    struct event_base *base;
+    const struct config *cfg;
+    redisAsyncContext *ac;          /* NULL while disconnected */
+    bool ready;
+    bool closing;
+    char **shas;                    /* hex SHA-1 of each script */
+    const char *const *scripts;
+    size_t nscripts;
+    redis_ready_fn on_ready;
+    void *ready_arg;
+    struct event *reconnect_timer;
+    int backoff_ms;
+    unsigned failures;              /* consecutive, for quieter logs */
+    char last_error[160];
+};
+
+struct pending {
+    struct redis *r;
+    redis_reply_fn fn;
+    void *arg;
+    struct event *deadline;
+    bool answered;
+    char why[160];                  /* for a command refused before sending */
+};
+
+static void connect_now(struct redis *r);
+static void drop_connection(struct redis *r, const char *why);
+
+static void set_error(struct redis *r, const char *why)
+{
+    snprintf(r->last_error, sizeof r->last_error, "%s", why);
+}
+
+/* ---- pending commands ------------------------------------------------ */
+
+static void pending_answer(struct pending *p, redisReply *reply, const char *error)
+{
+    p->answered = true;
+    p->fn(p->arg, reply, error);
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    struct pending *p = privdata;
+    if (!p->answered)
+        pending_answer(p, reply, reply ? NULL : "redis connection lost");
+    event_free(p->deadline);
+    free(p);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct pending *p = arg;
+    struct redis *r = p->r;
+    pending_answer(p, NULL, "redis did not answer in time");
+    /* A missed deadline means the connection is stuck; freeing it hands
+     * every pending command (this one included) back through on_reply. */
+    drop_connection(r, "redis did not answer in time");
+}
+
+static void fail_later_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct pending *p = arg;
+    pending_answer(p, NULL, p->why);
+    event_free(p->deadline);
+    free(p);
+}
+
+static void send_argv(struct redis *r, bool handshake, redis_reply_fn fn, void *arg,
+                      int argc, const char **argv, const size_t *argvlen)
+{
+    struct pending *p = calloc(1, sizeof *p);
+    if (!p) {
+        fn(arg, NULL, "out of memory");
+        return;
+    }
+    p->r = r;
+    p->fn = fn;
+    p->arg = arg;
+    bool usable = r->ac && (r->ready || handshake);
+    if (usable && redisAsyncCommandArgv(r->ac, on_reply, p, argc, argv, argvlen) == REDIS_OK) {
+        p->deadline = evtimer_new(r->base, on_deadline, p);
+        struct timeval tv = {r->cfg->redis_timeout_ms / 1000,
+                             (r->cfg->redis_timeout_ms % 1000) * 1000};
+        evtimer_add(p->deadline, &tv);
+        return;
+    }
+    /* Not connected: answer on the next loop turn, never from inside the
+     * call. The message is copied, as the connection may be gone by then. */
+    snprintf(p->why, sizeof p->why, "%s", r->last_error[0] ? r->last_error : "redis unavailable");
+    p->deadline = evtimer_new(r->base, fail_later_cb, p);
+    struct timeval now = {0, 0};
+    evtimer_add(p->deadline, &now);
+}
+
+void redis_command(struct redis *r, redis_reply_fn fn, void *arg, int argc,
+                   const char **argv, const size_t *argvlen)
+{
+    send_argv(r, false, fn, arg, argc, argv, argvlen);
+}
+
+void redis_eval(struct redis *r, size_t script, redis_reply_fn fn, void *arg,
+                int argc, const char **argv, const size_t *argvlen)
+{
+    enum { MAX_ARGS = 16 };
+    const char *av[MAX_ARGS + 3];
+    size_t lens[MAX_ARGS + 3];
+    if (script >= r->nscripts || argc > MAX_ARGS) {
+        fn(arg, NULL, "bad script call");
+        return;
+    }
+    av[0] = "EVALSHA", lens[0] = 7;
+    av[1] = r->shas[script], lens[1] = 40;
+    av[2] = "0", lens[2] = 1;
+    for (int i = 0; i < argc; i++) {
+        av[i + 3] = argv[i];
+        lens[i + 3] = argvlen ? argvlen[i] : strlen(argv[i]);
+    }
+    send_argv(r, false, fn, arg, argc + 3, av, lens);
+}
+
+/* ---- connection life --------------------------------------------------- */
+
+static void reconnect_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    connect_now(arg);
+}
+
+static void schedule_reconnect(struct redis *r)
+{
+    if (r->closing || evtimer_pending(r->reconnect_timer, NULL))
+        return;
+    struct timeval tv = {r->backoff_ms / 1000, (r->backoff_ms % 1000) * 1000};
+    evtimer_add(r->reconnect_timer, &tv);
+    r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
+}
+
+static void note_failure(struct redis *r, const char *why)
+{
+    bool was_ready = r->ready;
+    r->ready = false;
+    set_error(r, why);
+    /* Say it once when it starts, then every tenth try, so an outage does
+     * not flood the log but a start-up without Redis still says why. */
+    if (was_ready || r->failures % 10 == 0)
+        log_warn("redis: %s; retrying", why);
+    r->failures++;
+    schedule_reconnect(r);
+}
+
+static void drop_connection(struct redis *r, const char *why)
+{
+    redisAsyncContext *ac = r->ac;
+    if (!ac)
+        return;
+    r->ac = NULL;
+    note_failure(r, why);
+    redisAsyncFree(ac);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct redis *r = ac->data;
+    if (status != REDIS_OK) {
+        char why[160];
+        snprintf(why, sizeof why, "cannot connect: %s", ac->errstr);
+        r->ac = NULL;              /* hiredis frees the context itself */
+        note_failure(r, why);
+    }
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct redis *r = ac->data;
+    if (r->ac != ac)                /* we freed it ourselves */
+        return;
+    r->ac = NULL;
+    note_failure(r, status == REDIS_OK ? "connection closed" : ac->errstr);
+}
+
+static void handshake_reply(void *arg, redisReply *reply, const char *error)
+{
+    struct redis *r = arg;
+    if (error)
+        return;                     /* the failure path has already run */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        char why[160];
+        snprintf(why, sizeof why, "set-up refused: %s", reply->str);
+        drop_connection(r, why);
+    }
+}
+
+static void ping_reply(void *arg, redisReply *reply, const char *error)
+{
+    struct redis *r = arg;
+    if (error || reply->type == REDIS_REPLY_ERROR)
+        return;
+    if (!r->ac)
+        return;
+    if (r->failures > 0)
+        log_info("redis: connected");
+    r->ready = true;
+    r->failures = 0;
+    r->backoff_ms = BACKOFF_MIN_MS;
+    r->last_error[0] = '\0';
+    if (r->on_ready)
+        r->on_ready(r->ready_arg);
+}
+
+static void send_handshake(struct redis *r)
+{
+    const struct config *c = r->cfg;
+    if (c->redis_password[0]) {
+        const char *av[] = {"AUTH", c->redis_user[0] ? c->redis_user : c->redis_password,
+                            c->redis_password};
+        send_argv(r, true, handshake_reply, r, c->redis_user[0] ? 3 : 2, av, NULL);
+    }
+    char db[16];
+    snprintf(db, sizeof db, "%d", c->redis_db);
+    const char *sel[] = {"SELECT", db};
+    send_argv(r, true, handshake_reply, r, 2, sel, NULL);
+    for (size_t i = 0; i < r->nscripts; i++) {
+        const char *av[] = {"SCRIPT", "LOAD", r->scripts[i]};
+        send_argv(r, true, handshake_reply, r, 3, av, NULL);
+    }
+    const char *ping[] = {"PING"};
+    send_argv(r, true, ping_reply, r, 1, ping, NULL);
+}
+
+static void connect_now(struct redis *r)
+{
+    const struct config *c = r->cfg;
+    redisAsyncContext *ac = c->redis_socket[0]
+        ? redisAsyncConnectUnix(c->redis_socket)
+        : redisAsyncConnect(c->redis_host, c->redis_port);
+    if (!ac || ac->err) {
+        char why[160];
+        snprintf(why, sizeof why, "cannot connect: %s", ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        note_failure(r, why);
+        return;
+    }
+    ac->data = r;
+    redisLibeventAttach(ac, r->base);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    r->ac = ac;
+    send_handshake(r);
+}
+
+static char *sha1_hex(const char *text)
+{
+    unsigned char md[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)text, strlen(text), md);
+    char *hex = malloc(2 * SHA_DIGEST_LENGTH + 1);
+    if (hex)
+        for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
+            sprintf(hex + 2 * i, "%02x", md[i]);
+    return hex;
+}
+
+struct redis *redis_new(struct event_base *base, const struct config *cfg,
+                        const char *const *scripts, size_t nscripts,
+                        redis_ready_fn on_ready, void *ready_arg)
+{
+    struct redis *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->base = base;
+    r->cfg = cfg;
+    r->scripts = scripts;
+    r->nscripts = nscripts;
+    r->on_ready = on_ready;
+    r->ready_arg = ready_arg;
+    r->backoff_ms = BACKOFF_MIN_MS;
+    set_error(r, "connecting");
+    r->shas = calloc(nscripts, sizeof *r->shas);
+    r->reconnect_timer = evtimer_new(base, reconnect_cb, r);
+    for (size_t i = 0; r->shas && i < nscripts; i++)
+        if (!(r->shas[i] = sha1_hex(scripts[i])))
+            break;
+    if (!r->shas || !r->reconnect_timer || (nscripts && !r->shas[nscripts - 1])) {
+        redis_free(r);
+        return NULL;
+    }
+    connect_now(r);
+    return r;
+}
+
+void redis_free(struct redis *r)
+{
+    if (!r)
+        return;
+    r->closing = true;
+    if (r->ac) {
+        redisAsyncContext *ac = r->ac;
+        r->ac = NULL;
+        redisAsyncFree(ac);
+    }
+    if (r->reconnect_timer)
+        event_free(r->reconnect_timer);
+    for (size_t i = 0; r->shas && i < r->nscripts; i++)
+        free(r->shas[i]);
+    free(r->shas);
+    free(r);
+}
+
+bool redis_is_ready(const struct redis *r) { return r->ready; }
+
+const char *redis_last_error(const struct redis *r)
+{
+    return r->ready ? "" : r->last_error;
+}

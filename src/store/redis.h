@@ -1,0 +1,43 @@
+/* redis.h — one asynchronous connection to Redis, with deadlines.
+ *
+ * hiredis 0.14 has no command timeouts and, when Redis stalls, would leave
+ * a request waiting forever. This layer gives every command a deadline: its
+ * callback is called exactly once, with the reply, or with NULL and a
+ * message when the deadline passes, the connection drops, or Redis is not
+ * reachable right now (then on the next loop turn, never from inside the
+ * call). A missed deadline drops the connection, and the layer reconnects
+ * by itself with backoff, loading the Lua scripts again each time.
+ *
+ * Lua scripts are registered at creation and run by index with EVALSHA. */
+#ifndef USHER_STORE_REDIS_H
+#define USHER_STORE_REDIS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+
+struct config;
+struct redis;
+
+typedef void (*redis_reply_fn)(void *arg, redisReply *reply, const char *error);
+/* Called each time the connection becomes ready (scripts loaded). */
+typedef void (*redis_ready_fn)(void *arg);
+
+struct redis *redis_new(struct event_base *base, const struct config *cfg,
+                        const char *const *scripts, size_t nscripts,
+                        redis_ready_fn on_ready, void *ready_arg);
+void redis_free(struct redis *r);
+
+bool redis_is_ready(const struct redis *r);
+/* Why the connection is not ready, for logs and /health. */
+const char *redis_last_error(const struct redis *r);
+
+void redis_command(struct redis *r, redis_reply_fn fn, void *arg, int argc,
+                   const char **argv, const size_t *argvlen);
+/* EVALSHA of script number `script` with no KEYS and the given ARGV. */
+void redis_eval(struct redis *r, size_t script, redis_reply_fn fn, void *arg,
+                int argc, const char **argv, const size_t *argvlen);
+
+#endif

@@ -1,0 +1,302 @@
+/* signer.c — a small thread pool that signs tokens off the event loop.
+ *
+ * The loop thread queues a job (signing input + callback) on the todo
+ * list and returns at once. A worker takes it, computes the ES384
+ * signature, builds the finished token with jwt_finish() and moves the job
+ * to the done list; if that list was empty it also pokes an eventfd that
+ * the loop watches. The loop's event callback then drains the done list
+ * and calls each job's callback, so callers only ever see results on the
+ * loop thread and need no locking of their own.
+ *
+ * One mutex guards both lists; it is held only to link or unlink jobs,
+ * never while signing. The EVP_PKEY is shared read-only by all workers
+ * (safe in OpenSSL 3); each worker has its own EVP_MD_CTX. */
+#include "tokens/signer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <openssl/ec.h>
+#include <openssl/err.h>
+
+#include "tokens/jwt.h"
+#include "util/log.h"
+
+#define EC_COORD_LEN (JWT_ES384_SIG_LEN / 2)
+
+struct job {
+    struct job *next;
+    char *input;                /* signing input, owned */
+    char *token;                /* result, owned until delivered */
+    const char *error;          /* static string when token is NULL */
+    signer_done_fn done;
+    void *arg;
+};
+
+struct job_list {
+    struct job *head, *tail;
+};
+
+struct signer {
+    EVP_PKEY *pkey;
+    pthread_mutex_t lock;
+    pthread_cond_t work_ready;
+    struct job_list todo, done;
+    bool stopping;
+    int wake_fd;                /* eventfd: done list became non-empty */
+    struct event *wake_event;
+    int nthreads;
+    pthread_t *threads;
+};
+
+static void list_push(struct job_list *list, struct job *job)
+{
+    job->next = NULL;
+    if (list->tail)
+        list->tail->next = job;
+    else
+        list->head = job;
+    list->tail = job;
+}
+
+static struct job *list_pop(struct job_list *list)
+{
+    struct job *job = list->head;
+    if (job) {
+        list->head = job->next;
+        if (!list->head)
+            list->tail = NULL;
+    }
+    return job;
+}
+
+/* Detaches and returns the whole list. */
+static struct job *list_take(struct job_list *list)
+{
+    struct job *head = list->head;
+    list->head = list->tail = NULL;
+    return head;
+}
+
+static void deliver(struct job *job)
+{
+    job->done(job->arg, job->token, job->token ? NULL : job->error);
+    free(job->input);
+    free(job);
+}
+
+/* JWS wants the fixed-width r||s form (RFC 7518 §3.4), OpenSSL produces
+ * an ASN.1 DER sequence; convert between them. */
+static int der_to_raw(const unsigned char *der, size_t len,
+                      unsigned char raw[JWT_ES384_SIG_LEN])
+{
+    const unsigned char *p = der;
+    ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)len);
+    if (!sig)
+        return -1;
+    const BIGNUM *r, *s;
+    ECDSA_SIG_get0(sig, &r, &s);
+    int ok = BN_bn2binpad(r, raw, EC_COORD_LEN) == EC_COORD_LEN &&
+             BN_bn2binpad(s, raw + EC_COORD_LEN, EC_COORD_LEN) == EC_COORD_LEN;
+    ECDSA_SIG_free(sig);
+    return ok ? 0 : -1;
+}
+
+static char *sign_token(EVP_MD_CTX *ctx, EVP_PKEY *pkey, const char *input)
+{
+    unsigned char der[128];     /* a P-384 DER signature is at most 104 bytes */
+    unsigned char raw[JWT_ES384_SIG_LEN];
+    size_t der_len = sizeof der;
+    char *token = NULL;
+    if (EVP_DigestSignInit(ctx, NULL, EVP_sha384(), NULL, pkey) == 1 &&
+        EVP_DigestSign(ctx, der, &der_len, (const unsigned char *)input,
+                       strlen(input)) == 1 &&
+        der_to_raw(der, der_len, raw) == 0)
+        token = jwt_finish(input, raw);
+    EVP_MD_CTX_reset(ctx);
+    if (!token)
+        ERR_clear_error();
+    return token;
+}
+
+/* Appends a finished job to the done list; called with the lock held. */
+static void finish_job(struct signer *s, struct job *job)
+{
+    bool was_empty = s->done.head == NULL;
+    list_push(&s->done, job);
+    /* One wake-up per batch: while the list is non-empty the loop has a
+     * pending wake-up that will also collect this job. */
+    if (was_empty) {
+        uint64_t one = 1;
+        if (write(s->wake_fd, &one, sizeof one) != sizeof one)
+            log_error("signer: cannot wake the event loop: %s", strerror(errno));
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct signer *s = arg;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+    pthread_mutex_lock(&s->lock);
+    while (!s->stopping) {
+        struct job *job = list_pop(&s->todo);
+        if (!job) {
+            pthread_cond_wait(&s->work_ready, &s->lock);
+            continue;
+        }
+        pthread_mutex_unlock(&s->lock);
+        job->token = ctx ? sign_token(ctx, s->pkey, job->input) : NULL;
+        if (!job->token)
+            job->error = "signing failed";
+        pthread_mutex_lock(&s->lock);
+        finish_job(s, job);
+    }
+    pthread_mutex_unlock(&s->lock);
+
+    EVP_MD_CTX_free(ctx);
+    return NULL;
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct signer *s = arg;
+    uint64_t count;
+    /* Reset the eventfd before taking the list: a worker that finds the
+     * list empty after our take will write again and wake us again. */
+    if (read(fd, &count, sizeof count) < 0 && errno != EAGAIN)
+        log_error("signer: eventfd read: %s", strerror(errno));
+
+    pthread_mutex_lock(&s->lock);
+    struct job *job = list_take(&s->done);
+    pthread_mutex_unlock(&s->lock);
+
+    while (job) {
+        struct job *next = job->next;
+        deliver(job);
+        job = next;
+    }
+}
+
+static int thread_count(int threads)
+{
+    if (threads > 0)
+        return threads;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores > 0 ? (int)cores : 1;
+}
+
+/* Asks the workers to stop and waits for the first n of them. */
+static void stop_workers(struct signer *s, int n)
+{
+    pthread_mutex_lock(&s->lock);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->work_ready);
+    pthread_mutex_unlock(&s->lock);
+    for (int i = 0; i < n; i++)
+        pthread_join(s->threads[i], NULL);
+}
+
+static int start_workers(struct signer *s, int n)
+{
+    s->threads = calloc((size_t)n, sizeof *s->threads);
+    if (!s->threads)
+        return -1;
+    for (s->nthreads = 0; s->nthreads < n; s->nthreads++) {
+        if (pthread_create(&s->threads[s->nthreads], NULL, worker_main, s) != 0) {
+            stop_workers(s, s->nthreads);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Frees what signer_new set up; the workers must be stopped already. */
+static void release(struct signer *s)
+{
+    if (s->wake_event)
+        event_free(s->wake_event);
+    if (s->wake_fd >= 0)
+        close(s->wake_fd);
+    pthread_cond_destroy(&s->work_ready);
+    pthread_mutex_destroy(&s->lock);
+    free(s->threads);
+    free(s);
+}
+
+struct signer *signer_new(struct event_base *base, const struct token_key *key,
+                          int threads)
+{
+    struct signer *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->pkey = token_key_pkey(key);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->work_ready, NULL);
+    s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->wake_fd >= 0)
+        s->wake_event = event_new(base, s->wake_fd, EV_READ | EV_PERSIST,
+                                  on_wake, s);
+    if (!s->wake_event || event_add(s->wake_event, NULL) != 0) {
+        log_error("signer: cannot watch an eventfd: %s", strerror(errno));
+        release(s);
+        return NULL;
+    }
+    if (start_workers(s, thread_count(threads)) != 0) {
+        log_error("signer: cannot start worker threads");
+        release(s);
+        return NULL;
+    }
+    log_debug("signer: %d worker threads", s->nthreads);
+    return s;
+}
+
+void signer_sign(struct signer *s, char *signing_input, signer_done_fn done,
+                 void *arg)
+{
+    struct job *job = calloc(1, sizeof *job);
+    if (!job) {
+        /* Out of memory is the one case answered before returning. */
+        free(signing_input);
+        done(arg, NULL, "out of memory");
+        return;
+    }
+    job->input = signing_input;
+    job->done = done;
+    job->arg = arg;
+
+    pthread_mutex_lock(&s->lock);
+    list_push(&s->todo, job);
+    pthread_cond_signal(&s->work_ready);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* After the workers are joined no other thread touches the lists. */
+static void fail_all(struct job *job)
+{
+    while (job) {
+        struct job *next = job->next;
+        free(job->token);
+        job->token = NULL;
+        job->error = "signer stopped";
+        deliver(job);
+        job = next;
+    }
+}
+
+void signer_free(struct signer *s)
+{
+    if (!s)
+        return;
+    stop_workers(s, s->nthreads);
+    fail_all(list_take(&s->done));
+    fail_all(list_take(&s->todo));
+    release(s);
+}
