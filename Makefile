@@ -1,6 +1,6 @@
 # usher — build, run, test.
 #   make          release binary build/usher
-#   make run      build and start on the embedded default (own redis-server, local provider)
+#   make run      start on the embedded default (own redis-server, local provider)
 #   make test     unit tests (cmocka) + end-to-end tests, all under ASan+UBSan
 #   make bench    benchmarks (see BENCHMARKS.md)
 

@@ -9,10 +9,13 @@
  * Stop (SIGTERM/SIGINT): close the listener, let requests in flight finish
  * (up to DRAIN_LIMIT_MS), then take the parts down in reverse, flushing the
  * loop between steps so every callback still queued runs exactly once. */
+#include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "app.h"
@@ -106,8 +109,17 @@ static pid_t start_embedded_redis(struct config *cfg, char *err, size_t errlen)
 {
     if (!cfg->redis_embedded)
         return 0;
-    char socket_path[4096];
-    snprintf(socket_path, sizeof socket_path, "%s/redis.sock", cfg->data_dir);
+    /* redis-server changes to its --dir before it binds, so the socket path
+     * must not be relative. */
+    char socket_path[4096], *dir = realpath(cfg->data_dir, NULL);
+    if (!dir && mkdir(cfg->data_dir, 0700) == 0)
+        dir = realpath(cfg->data_dir, NULL);
+    if (!dir) {
+        snprintf(err, errlen, "DATA_DIR: cannot use %s: %s", cfg->data_dir, strerror(errno));
+        return -1;
+    }
+    snprintf(socket_path, sizeof socket_path, "%s/redis.sock", dir);
+    free(dir);
     free(cfg->redis_socket);
     cfg->redis_socket = strdup(socket_path);
     return cfg->redis_socket ? embedded_redis_start(cfg->data_dir, socket_path, err, errlen) : -1;

@@ -72,7 +72,7 @@ static void send_json(struct request *rq, int status, json_t *doc)
         evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
         struct evkeyvalq *out = evhttp_request_get_output_headers(req);
         evhttp_add_header(out, "Content-Type", "application/json; charset=utf-8");
-        char *text = json_dumps(doc, JSON_COMPACT);
+        char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(6));
         struct evbuffer *body = evbuffer_new();
         if (text && body)
             evbuffer_add(body, text, strlen(text));

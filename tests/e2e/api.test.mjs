@@ -422,6 +422,52 @@ describe('usher HTTP API', () => {
     });
   });
 
+  describe('stage management', () => {
+    const stageArnOf = (s) => s?.stageArn ?? s?.arn;
+
+    it('GET /api/stage/master/info', async () => {
+      const d = ok(await usher.get('/api/stage/master/info'));
+      assert.equal(d.isMasterStage, true);
+      assert.equal(stageArnOf(d.stage), master);
+      assert.equal(d.viewerCount, 1);
+    });
+
+    it('GET /api/stage/:stageArn', async () => {
+      const d = ok(await usher.get(`/api/stage/${enc(extra)}`));
+      assert.equal(stageArnOf(d.stage), extra);
+      assert.equal(d.stage.name, 'extra-1');
+      assert.equal(d.viewerCount, 2);
+    });
+
+    it('PUT /api/stage/:stageArn renames the stage', async () => {
+      ok(await usher.put(`/api/stage/${enc(extra)}`, { name: 'extra-renamed' }));
+      assert.equal(ok(await usher.get(`/api/stage/${enc(extra)}`)).stage.name, 'extra-renamed');
+      assert.equal(JSON.parse(redis.raw('GET', `${PREFIX}stage:${extra}`)).name, 'extra-renamed');
+      const listed = ok(await usher.get('/api/stage/list')).stages.find((s) => s.stageArn === extra);
+      assert.equal(listed.name, 'extra-renamed');
+    });
+
+    it('DELETE refuses the master stage (403) and a stage with viewers (400)', async () => {
+      fail(await usher.request('DELETE', `/api/stage/${enc(master)}`), 403, 'FORBIDDEN');
+      fail(await usher.request('DELETE', `/api/stage/${enc(extra)}`), 400, 'VALIDATION_ERROR');
+      assert.equal(ok(await usher.get('/api/stage/list')).totalStages, 2);
+    });
+
+    it('DELETE /api/stage/:stageArn removes an empty stage', async () => {
+      const doomed = ok(await usher.post('/api/stage', { name: 'doomed' }), 201).stage.stageArn;
+      const d = ok(await usher.request('DELETE', `/api/stage/${enc(doomed)}`));
+      assert.equal(d.stageArn, doomed);
+      assert.equal(d.deleted, true);
+      const list = ok(await usher.get('/api/stage/list'));
+      assert.equal(list.totalStages, 2);
+      assert.ok(!list.stages.some((s) => s.stageArn === doomed));
+      assert.equal(redis.raw('ZSCORE', `${PREFIX}stages`, doomed), '', 'out of the live-stage set');
+      assert.equal(redis.raw('EXISTS', `${PREFIX}stage:${doomed}`), '0');
+      fail(await usher.get(`/api/stage/${enc(doomed)}`), 404, 'NOT_FOUND');
+      noProblems();
+    });
+  });
+
   describe('CORS', () => {
     it('echoes an allowed origin (list items are trimmed)', async () => {
       for (const origin of ['http://a.example', 'http://b.example']) {
@@ -471,10 +517,11 @@ describe('usher HTTP API', () => {
       fail(await secured.get('/api/stats'), 401, 'UNAUTHORIZED');
     });
 
-    it('a wrong key is 401, also one of the right length', async () => {
+    it('a wrong key is 401: other, same length, prefix, longer', async () => {
       fail(await secured.get('/api/stats', { headers: { 'x-api-key': 'nope' } }), 401, 'UNAUTHORIZED');
       fail(await secured.get('/api/stats', { headers: { 'x-api-key': 's3creT' } }), 401, 'UNAUTHORIZED');
-      fail(await secured.get('/api/stats', { headers: { 'x-api-key': 's3cret ' } }), 401, 'UNAUTHORIZED');
+      fail(await secured.get('/api/stats', { headers: { 'x-api-key': 's3cre' } }), 401, 'UNAUTHORIZED');
+      fail(await secured.get('/api/stats', { headers: { 'x-api-key': 's3cret2' } }), 401, 'UNAUTHORIZED');
     });
 
     it('an unauthorized publisher token request does not mark the publisher live', async () => {

@@ -21,7 +21,9 @@ const ENV = { AUTO_SCALE_ENABLED: 'false', MAX_VIEWERS_PER_STAGE: '1000' };
 const BOUND_MS = 1000;       // SPEC §1: answered within 1 s
 const RECOVER_MS = 8000;     // "recovers by itself": generous for ASan on 2 cores
 const short = (r) => `${r.status} ${JSON.stringify(r.body).slice(0, 300)}`;
-const healthStatus = (r) => r.body?.data?.status ?? r.body?.status;
+// SPEC §2 gives /health's fields, §1 says every error uses the error
+// envelope: accept the status at top level, under data, or in error.details.health.
+const healthStatus = (r) => r.body?.data?.status ?? r.body?.status ?? r.body?.error?.details?.health?.status;
 
 // Like Usher#request, but through the given agent.
 function call(u, agent, method, path, body) {
