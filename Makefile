@@ -2,7 +2,8 @@
 #   make          release binary build/usher
 #   make run      start on the embedded default (own redis-server, local provider)
 #   make test     unit tests (cmocka) + end-to-end tests, all under ASan+UBSan
-#   make bench    benchmarks (see BENCHMARKS.md)
+#   make bench    benchmarks (bench/bench.mk, see BENCHMARKS.md)
+#   make simulator  the live-event simulator (tools/tools.mk)
 
 CC      ?= cc
 PKGS    := libevent libevent_pthreads hiredis jansson openssl
@@ -18,7 +19,7 @@ REL     := build/release
 DBG     := build/asan
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all run test unit e2e bench deps clean
+.PHONY: all run test unit e2e deps clean
 all: build/usher
 
 build/usher: $(REL)/usher
@@ -63,3 +64,7 @@ test: deps
 
 clean:
 	rm -rf build
+
+# Benchmarks and tools keep their rules beside their sources.
+include bench/bench.mk
+include tools/tools.mk

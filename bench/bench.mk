@@ -1,0 +1,1 @@
+# bench.mk — `make bench` (see BENCHMARKS.md).

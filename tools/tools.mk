@@ -1,0 +1,1 @@
+# tools.mk — tools built beside usher (the live-event simulator).
