@@ -53,7 +53,7 @@ run: deps build/usher
 	sh scripts/run.sh
 
 unit: $(UNIT_TESTS)
-	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+	@failed=0; for t in $(UNIT_TESTS); do echo "== $$t"; $$t || failed=1; done; exit $$failed
 
 e2e: $(DBG)/usher
 	USHER_BIN=$(DBG)/usher node --test --test-concurrency=1 tests/e2e/

@@ -14,7 +14,7 @@ static size_t utf8_char(const unsigned char *s, size_t n)
         return 0;
     if (c < 0x80)
         return 1;
-    size_t len = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
+    size_t len = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
     if (len == 0 || len > n)
         return 0;
     for (size_t i = 1; i < len; i++)
