@@ -16,6 +16,7 @@ struct token_key;
 struct stage_provider;
 struct http_server;
 struct sweeper;
+struct scaler;
 
 #define USHER_VERSION "0.1.0"
 
@@ -28,6 +29,7 @@ struct app {
     struct stage_provider *provider;
     struct http_server *http;
     struct sweeper *sweeper;
+    struct scaler *scaler;
     int64_t started_ms;
     /* The master stage, as Redis has it; empty until Redis has been reached
      * (it is looked up again after every reconnect). */

@@ -23,6 +23,7 @@
 #include "http/server.h"
 #include "ivs/provider.h"
 #include "routes/routes.h"
+#include "scaler/scaler.h"
 #include "stages/stages.h"
 #include "store/embedded.h"
 #include "store/store.h"
@@ -91,6 +92,7 @@ static void take_down(struct app *app)
     flush_loop(app->base);
     http_server_free(app->http);
     sweeper_free(app->sweeper);
+    scaler_free(app->scaler);
     if (app->provider)
         app->provider->ops->free(app->provider);
     token_key_free(app->key);
@@ -149,7 +151,8 @@ static int run(struct config *cfg)
     app.store = store_new(app.base, cfg, on_redis_ready, &app);
     app.http = http_server_new(&app, usher_routes, usher_route_count, err, sizeof err);
     app.sweeper = sweeper_new(&app);
-    if (!app.signer || !app.provider || !app.store || !app.http || !app.sweeper) {
+    app.scaler = scaler_new(&app);
+    if (!app.signer || !app.provider || !app.store || !app.http || !app.sweeper || !app.scaler) {
         fprintf(stderr, "usher: %s\n", app.http ? "out of memory" : err);
         goto out;
     }

@@ -53,6 +53,13 @@ struct config {
     double scale_down_threshold;     /* SCALE_DOWN_THRESHOLD, 0.2 */
     long max_stages;                 /* MAX_STAGES, 20 */
     bool auto_scale_enabled;         /* AUTO_SCALE_ENABLED, true */
+    long scaler_interval_ms;         /* SCALER_INTERVAL_MS, 1000 */
+    long scaler_lease_ms;            /* SCALER_LEASE_MS, 5000 */
+    long scale_down_cooldown_s;      /* SCALE_DOWN_COOLDOWN, 30 */
+    long drain_timeout_s;            /* DRAIN_TIMEOUT, 120 */
+    long stage_create_rate;          /* STAGE_CREATE_RATE, 5 per second */
+    long replication_retry_ms;       /* REPLICATION_RETRY_MS, 1000 (doubling) */
+    long local_replication_failures; /* LOCAL_REPLICATION_FAILURES, 0 (tests) */
 
     /* Tokens */
     long publisher_token_duration;   /* PUBLISHER_TOKEN_DURATION, 14400 s */

@@ -247,7 +247,8 @@ static bool read_body(struct http_server *s, struct request *rq)
 }
 
 /* Decodes the route's :param; false (answered) when it holds a NUL. */
-static bool decode_param(struct request *rq, const char *raw, size_t len)
+static bool decode_param(struct request *rq, const struct route *route,
+                         const char *raw, size_t len)
 {
     if (!raw)
         return true;
@@ -260,7 +261,7 @@ static bool decode_param(struct request *rq, const char *raw, size_t len)
         return true;
     }
     respond_invalid(rq, "the path parameter is not a valid percent-encoded value",
-                    json_pack("[s]", "path"));
+                    json_pack("[s]", strstr(route->pattern, "/:") + 2));
     return false;
 }
 
@@ -342,7 +343,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     bool has_body = strcmp(rq->method, "POST") == 0 || strcmp(rq->method, "PUT") == 0;
     if (has_body && !read_body(s, rq))
         return;
-    if (!decode_param(rq, param, param_len))
+    if (!decode_param(rq, route, param, param_len))
         return;
     route->handler(rq);
 }

@@ -18,11 +18,21 @@ struct stage_provider;
 
 /* arn is the new stage's ARN, or NULL with error set. */
 typedef void (*provider_stage_fn)(void *arg, const char *arn, const char *error);
+/* error is NULL on success. */
+typedef void (*provider_done_fn)(void *arg, const char *error);
 
 struct stage_provider_ops {
     const char *name;                /* "local", "aws" */
     void (*create_stage)(struct stage_provider *p, const char *name,
                          provider_stage_fn done, void *arg);
+    void (*delete_stage)(struct stage_provider *p, const char *arn,
+                         provider_done_fn done, void *arg);
+    /* IVS participant replication: the publisher's video, present in
+     * source, is also published into dest (StartParticipantReplication). */
+    void (*start_replication)(struct stage_provider *p, const char *source,
+                              const char *dest, provider_done_fn done, void *arg);
+    void (*stop_replication)(struct stage_provider *p, const char *source,
+                             const char *dest, provider_done_fn done, void *arg);
     void (*free)(struct stage_provider *p);
 };
 

@@ -29,7 +29,12 @@ const struct route usher_routes[] = {
     {"GET", "/api/stats/stages", route_stats_stages},
 
     {"GET", "/api/stage/list", route_stage_list},
+    {"GET", "/api/stage/master/info", route_stage_master_info},
+    {"GET", "/api/stage/events", route_stage_events},
     {"POST", "/api/stage", route_stage_create},
+    {"GET", "/api/stage/:stageArn", route_stage_get},
+    {"PUT", "/api/stage/:stageArn", route_stage_rename},
+    {"DELETE", "/api/stage/:stageArn", route_stage_delete},
 };
 const size_t usher_route_count = sizeof usher_routes / sizeof *usher_routes;
 

@@ -34,6 +34,11 @@ void route_stats_stages(struct request *rq);
 
 void route_stage_list(struct request *rq);
 void route_stage_create(struct request *rq);
+void route_stage_master_info(struct request *rq);
+void route_stage_events(struct request *rq);
+void route_stage_get(struct request *rq);
+void route_stage_rename(struct request *rq);
+void route_stage_delete(struct request *rq);
 
 void route_health(struct request *rq);
 void route_root(struct request *rq);
@@ -49,6 +54,14 @@ int answer_seat_refusal(struct request *rq, redisReply *reply);
  * ({stageId, viewerCount, info}) or, with list_shape, as /api/stage/list
  * does ({stageArn, name, viewerCount, autoScaled, createdAt}). */
 json_t *stage_entries(redisReply *reply, bool list_shape);
+/* {spareSeats, capacityPerStage, spareInUse} for entries of either shape:
+ * the free seats in open stages, "in use" once less than one stage's worth
+ * is left (the scaler is then adding a stage). */
+json_t *stage_spare(json_t *stages, long capacity);
+/* Signs a viewer token for the seat and answers with data plus the token
+ * fields (tokens.c). */
+void issue_viewer_token(struct request *rq, json_t *data, const char *user_id,
+                        const char *stage_arn, const char *participant_id);
 /* The body's userId/stageArn, already validated by the handler. */
 const char *body_str(struct request *rq, const char *name);
 

@@ -35,8 +35,8 @@ static void health_answer(struct request *rq, bool redis_up, double latency_ms)
         respond_ok(rq, 200, data);
         return;
     }
-    /* The error envelope would hide the detail a health probe wants, so
-     * degraded health keeps the data shape with success false. */
+    /* SPEC §1 wants every error in the error envelope; the health document
+     * a probe wants rides along in error.details.health. */
     respond_error(rq, 503, "SERVICE_UNAVAILABLE", "redis is unreachable",
                   json_pack("{s:o}", "health", data));
 }

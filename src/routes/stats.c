@@ -1,6 +1,8 @@
 /* stats.c — live statistics (SPEC §2 "Statistics"). /api/stats is one
  * script call, so it costs one Redis round trip whatever the number of
- * stages, and its work in Redis grows with stages, never with viewers. */
+ * stages, and its work in Redis grows with stages, never with viewers.
+ * Besides the SPEC fields it shows each stage's seating mode and
+ * replication, and the spare seats the scaler keeps ahead of demand. */
 #include "routes/routes.h"
 
 #include <stdio.h>
@@ -8,31 +10,65 @@
 #include <string.h>
 
 #include "app.h"
+#include "config/config.h"
 #include "http/request.h"
 #include "store/store.h"
+#include "util/clock.h"
+
+#define FIRST_STAGE 3                /* stats.lua: total, publisher, master */
+#define PER_STAGE 5                  /* arn, count, info, mode, state */
+
+/* "source" for the master stage, else the scaler's record of it. */
+static json_t *replication_of(const char *arn, const char *master, json_t *state)
+{
+    if (master && strcmp(arn, master) == 0)
+        return json_string("source");
+    json_t *r = json_object_get(state, "replication");
+    return r ? json_incref(r) : json_string("none");
+}
 
 json_t *stage_entries(redisReply *reply, bool list_shape)
 {
     json_t *stages = json_array();
-    for (size_t i = 2; i + 2 < reply->elements; i += 3) {
+    const char *master = reply_str(reply, 2);
+    for (size_t i = FIRST_STAGE; i + PER_STAGE <= reply->elements; i += PER_STAGE) {
         const char *arn = reply_str(reply, i);
-        const char *info_text = reply_str(reply, i + 2);
+        const char *info_text = reply_str(reply, i + 2), *state_text = reply_str(reply, i + 4);
         json_t *info = info_text ? json_loads(info_text, 0, NULL) : NULL;
+        json_t *state = state_text ? json_loads(state_text, 0, NULL) : NULL;
+        json_int_t count = (json_int_t)reply_int(reply, i + 1);
         json_t *entry = list_shape
             ? json_pack("{s:s, s:O?, s:I, s:O?, s:O?}", "stageArn", arn ? arn : "",
-                        "name", json_object_get(info, "name"),
-                        "viewerCount", (json_int_t)reply_int(reply, i + 1),
+                        "name", json_object_get(info, "name"), "viewerCount", count,
                         "autoScaled", json_object_get(info, "autoScaled"),
                         "createdAt", json_object_get(info, "createdAt"))
             : json_pack("{s:s, s:I, s:{s:O?, s:O?, s:O?}}", "stageId", arn ? arn : "",
-                        "viewerCount", (json_int_t)reply_int(reply, i + 1), "info",
-                        "name", json_object_get(info, "name"),
+                        "viewerCount", count, "info", "name", json_object_get(info, "name"),
                         "autoScaled", json_object_get(info, "autoScaled"),
                         "createdAt", json_object_get(info, "createdAt"));
+        json_object_set_new(entry, "mode", json_string(reply_str(reply, i + 3)));
+        json_object_set_new(entry, "replication", replication_of(arn ? arn : "", master, state));
+        json_object_set_new(entry, "isMasterStage", json_boolean(master && arn && strcmp(arn, master) == 0));
         json_decref(info);
+        json_decref(state);
         json_array_append_new(stages, entry);
     }
     return stages;
+}
+
+/* Free seats in open stages; "in use" once less than one stage's worth is
+ * left, which is when the scaler is adding a stage. */
+json_t *stage_spare(json_t *stages, long capacity)
+{
+    long seats = 0;
+    size_t i;
+    json_t *stage;
+    json_array_foreach(stages, i, stage) {
+        if (strcmp(json_string_value(json_object_get(stage, "mode")), "open") == 0)
+            seats += capacity - (long)json_integer_value(json_object_get(stage, "viewerCount"));
+    }
+    return json_pack("{s:I, s:I, s:b}", "spareSeats", (json_int_t)(seats > 0 ? seats : 0),
+                     "capacityPerStage", (json_int_t)capacity, "spareInUse", seats < capacity);
 }
 
 static void stats_done(void *arg, redisReply *reply, const char *error)
@@ -42,11 +78,14 @@ static void stats_done(void *arg, redisReply *reply, const char *error)
         return;
     json_t *stages = stage_entries(reply, false);
     const char *status = reply_str(reply, 1);
-    respond_ok(rq, 200, json_pack("{s:I, s:I, s:b, s:o}",
+    char now[32];
+    clock_iso8601(clock_now_ms(), now, sizeof now);
+    /* SPEC §2 fixes these five fields exactly; more goes in the stages. */
+    respond_ok(rq, 200, json_pack("{s:I, s:I, s:b, s:o, s:s}",
                                   "totalViewers", (json_int_t)reply_int(reply, 0),
                                   "activeStages", (json_int_t)json_array_size(stages),
                                   "isPublisherLive", status && strcmp(status, "live") == 0,
-                                  "stages", stages));
+                                  "stages", stages, "timestamp", now));
 }
 
 void route_stats(struct request *rq)
@@ -60,8 +99,9 @@ static void stages_done(void *arg, redisReply *reply, const char *error)
     if (answer_store_failure(rq, reply, error))
         return;
     json_t *stages = stage_entries(reply, false);
-    respond_ok(rq, 200, json_pack("{s:I, s:o}", "totalStages", (json_int_t)json_array_size(stages),
-                                  "stages", stages));
+    json_t *scaling = stage_spare(stages, rq->app->cfg->max_viewers_per_stage);
+    respond_ok(rq, 200, json_pack("{s:I, s:o, s:o}", "totalStages", (json_int_t)json_array_size(stages),
+                                  "stages", stages, "scaling", scaling));
 }
 
 void route_stats_stages(struct request *rq)

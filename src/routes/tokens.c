@@ -133,7 +133,13 @@ static void viewer_seated(void *arg, redisReply *reply, const char *error)
                              "isNewViewer", reply_int(reply, 3) == 1);
     if (moved_from && moved_from[0])
         json_object_set_new(data, "movedFrom", json_string(moved_from));
-    issue_token(rq, data, body_str(rq, "userId"), reply_str(reply, 0), reply_str(reply, 1), false);
+    issue_viewer_token(rq, data, body_str(rq, "userId"), reply_str(reply, 0), reply_str(reply, 1));
+}
+
+void issue_viewer_token(struct request *rq, json_t *data, const char *user_id,
+                        const char *stage_arn, const char *participant_id)
+{
+    issue_token(rq, data, user_id, stage_arn, participant_id, false);
 }
 
 void route_viewer_token(struct request *rq)

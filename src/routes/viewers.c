@@ -38,17 +38,27 @@ static void now_text(char *out, size_t len)
 
 /* ---- heartbeat ------------------------------------------------------------ */
 
+/* A heartbeat from a draining stage may come back moved (heartbeat.lua):
+ * then the answer names the new stage and carries a token for it. */
 static void heartbeat_done(void *arg, redisReply *reply, const char *error)
 {
     struct request *rq = arg;
     if (answer_store_failure(rq, reply, error))
         return;
-    if (reply->type != REDIS_REPLY_INTEGER || reply->integer != 1) {
+    long long outcome = reply_int(reply, 0);
+    if (outcome == 0) {
         respond_error(rq, 404, "NOT_FOUND", "this viewer holds no seat in that stage", NULL);
         return;
     }
-    respond_ok(rq, 200, json_pack("{s:s, s:s, s:b}", "userId", body_str(rq, "userId"),
-                                  "stageArn", body_str(rq, "stageArn"), "heartbeatUpdated", 1));
+    json_t *data = json_pack("{s:s, s:s, s:b, s:b}", "userId", body_str(rq, "userId"),
+                             "stageArn", body_str(rq, "stageArn"), "heartbeatUpdated", 1,
+                             "moved", outcome == 2);
+    if (outcome != 2) {
+        respond_ok(rq, 200, data);
+        return;
+    }
+    json_object_set_new(data, "previousStageArn", json_string(body_str(rq, "stageArn")));
+    issue_viewer_token(rq, data, body_str(rq, "userId"), reply_str(reply, 1), reply_str(reply, 2));
 }
 
 void route_viewer_heartbeat(struct request *rq)
@@ -56,10 +66,11 @@ void route_viewer_heartbeat(struct request *rq)
     const char *arn, *user = seat_fields(rq, &arn);
     if (!user)
         return;
-    char now[24];
+    char now[24], capacity[24];
     now_text(now, sizeof now);
-    const char *argv[] = {user, arn, now};
-    store_run(rq->app->store, SCRIPT_HEARTBEAT, heartbeat_done, rq, 3, argv);
+    snprintf(capacity, sizeof capacity, "%ld", rq->app->cfg->max_viewers_per_stage);
+    const char *argv[] = {user, arn, now, capacity};
+    store_run(rq->app->store, SCRIPT_HEARTBEAT, heartbeat_done, rq, 4, argv);
 }
 
 /* ---- leave ------------------------------------------------------------- */

@@ -1,6 +1,9 @@
-/* stages.h — making stages real: ask the provider for one, then record it
- * in Redis (stage_add.lua) so every usher process sees it. Used for the
- * master stage at start, for POST /api/stage, and by the scaler. */
+/* stages.h — the life of a stage: made by the provider and recorded in
+ * Redis (stage_add.lua) so every usher process sees it; removed from Redis
+ * in one script (stage_remove.lua), then its replication stopped and the
+ * provider's stage deleted. Used for the master stage at start, by the
+ * stage routes and by the scaler. Changes are also written to the stage
+ * event stream (events.h). */
 #ifndef USHER_STAGES_STAGES_H
 #define USHER_STAGES_STAGES_H
 
@@ -9,15 +12,37 @@
 
 struct app;
 
-enum stage_outcome { STAGE_CREATED, STAGE_LIMIT, STAGE_FAILED, STAGE_UNAVAILABLE };
+enum stage_outcome {
+    STAGE_DONE,
+    STAGE_LIMIT,                     /* MAX_STAGES reached */
+    STAGE_NOT_FOUND,
+    STAGE_IS_MASTER,                 /* the master stage is never removed */
+    STAGE_NOT_EMPTY,                 /* an operator cannot remove a stage with viewers */
+    STAGE_NOT_LEADER,                /* the scaler lost its lease */
+    STAGE_FAILED,
+    STAGE_UNAVAILABLE                /* Redis trouble */
+};
 
-/* info is the stage's record {name, arn, autoScaled, createdAt, parentStage?}
- * (a new reference, NULL unless STAGE_CREATED); error says why otherwise. */
-typedef void (*stage_created_fn)(void *arg, enum stage_outcome outcome,
-                                 json_t *info, const char *error);
+/* info: for a creation, the stage's record {name, arn, autoScaled,
+ * createdAt, parentStage?} (a new reference, NULL unless STAGE_DONE). */
+typedef void (*stage_done_fn)(void *arg, enum stage_outcome outcome,
+                              json_t *info, const char *error);
 
-void stage_create(struct app *app, const char *name, bool auto_scaled,
-                  stage_created_fn done, void *arg);
+struct stage_spec {
+    const char *name;
+    bool auto_scaled;                /* added by the scaler: waits for replication */
+    const char *parent;              /* the stage it will replicate from, or NULL */
+    const char *lease_holder;        /* the scaler's lease, or NULL */
+};
+
+void stage_create(struct app *app, const struct stage_spec *spec,
+                  stage_done_fn done, void *arg);
+
+/* Removes a stage. Without a lease holder (an operator's DELETE) the
+ * master stage and a stage with viewers are refused; with one (the scaler)
+ * viewers still seated lose their seats. */
+void stage_remove(struct app *app, const char *arn, const char *lease_holder,
+                  stage_done_fn done, void *arg);
 
 /* Learns the master stage (app->master_arn) from Redis, creating and
  * recording it when there is none (or taking MASTER_STAGE_ARN when set).

@@ -10,7 +10,8 @@
 
 extern const char usher_lua_seat[], usher_lua_heartbeat[], usher_lua_leave[],
     usher_lua_sweep[], usher_lua_stats[], usher_lua_stage_add[],
-    usher_lua_stage_renew[], usher_lua_viewer_list[];
+    usher_lua_stage_renew[], usher_lua_viewer_list[], usher_lua_lease[],
+    usher_lua_stage_update[], usher_lua_stage_remove[], usher_lua_stage_rename[];
 
 static const char *const scripts[SCRIPT_COUNT] = {
     [SCRIPT_SEAT] = usher_lua_seat,
@@ -21,6 +22,10 @@ static const char *const scripts[SCRIPT_COUNT] = {
     [SCRIPT_STAGE_ADD] = usher_lua_stage_add,
     [SCRIPT_STAGE_RENEW] = usher_lua_stage_renew,
     [SCRIPT_VIEWER_LIST] = usher_lua_viewer_list,
+    [SCRIPT_LEASE] = usher_lua_lease,
+    [SCRIPT_STAGE_UPDATE] = usher_lua_stage_update,
+    [SCRIPT_STAGE_REMOVE] = usher_lua_stage_remove,
+    [SCRIPT_STAGE_RENAME] = usher_lua_stage_rename,
 };
 
 struct store *store_new(struct event_base *base, const struct config *cfg,
@@ -75,6 +80,9 @@ enum store_refusal store_refusal(const redisReply *reply)
         {"NO_STAGE ", REFUSAL_NO_STAGE},
         {"STAGE_FULL ", REFUSAL_STAGE_FULL},
         {"STAGE_LIMIT ", REFUSAL_STAGE_LIMIT},
+        {"NOT_LEADER ", REFUSAL_NOT_LEADER},
+        {"IS_MASTER ", REFUSAL_IS_MASTER},
+        {"NOT_EMPTY ", REFUSAL_NOT_EMPTY},
     };
     if (!reply || reply->type != REDIS_REPLY_ERROR)
         return REFUSAL_NONE;

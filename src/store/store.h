@@ -22,6 +22,10 @@ enum store_script {
     SCRIPT_STAGE_ADD,
     SCRIPT_STAGE_RENEW,
     SCRIPT_VIEWER_LIST,
+    SCRIPT_LEASE,
+    SCRIPT_STAGE_UPDATE,
+    SCRIPT_STAGE_REMOVE,
+    SCRIPT_STAGE_RENAME,
     SCRIPT_COUNT
 };
 
@@ -32,6 +36,9 @@ enum store_refusal {
     REFUSAL_NO_STAGE,
     REFUSAL_STAGE_FULL,
     REFUSAL_STAGE_LIMIT,
+    REFUSAL_NOT_LEADER,
+    REFUSAL_IS_MASTER,
+    REFUSAL_NOT_EMPTY,
     REFUSAL_OTHER        /* an error that is no refusal: a bug or Redis trouble */
 };
 

@@ -288,10 +288,18 @@ describe('usher HTTP API', () => {
   });
 
   describe('statistics', () => {
-    it('GET /api/stats has exactly the SPEC shape', async () => {
+    it('GET /api/stats has no fields beyond the SPEC shape', async () => {
       const d = ok(await usher.get('/api/stats'));
       assert.deepEqual(Object.keys(d).sort(),
         ['activeStages', 'isPublisherLive', 'stages', 'timestamp', 'totalViewers']);
+      for (const s of d.stages) {
+        assert.deepEqual(Object.keys(s).sort(), ['info', 'stageId', 'viewerCount']);
+        assert.deepEqual(Object.keys(s.info).sort(), ['autoScaled', 'createdAt', 'name']);
+      }
+    });
+
+    it('GET /api/stats has every SPEC field with the right values', async () => {
+      const d = ok(await usher.get('/api/stats'));
       assert.equal(d.totalViewers, 2);
       assert.equal(d.isPublisherLive, true);
       assert.ok(Array.isArray(d.stages));
@@ -299,8 +307,6 @@ describe('usher HTTP API', () => {
       assert.equal(d.activeStages, 1);
       assertRecent(d.timestamp, 'data.timestamp');
       const [s] = d.stages;
-      assert.deepEqual(Object.keys(s).sort(), ['info', 'stageId', 'viewerCount']);
-      assert.deepEqual(Object.keys(s.info).sort(), ['autoScaled', 'createdAt', 'name']);
       assert.equal(s.stageId, master);
       assert.equal(s.viewerCount, 2);
       assert.equal(typeof s.info.name, 'string');
@@ -369,11 +375,14 @@ describe('usher HTTP API', () => {
     });
 
     it('a second leave answers 200 and changes nothing', async () => {
-      const snap = redis.snapshot();
+      // without the background jobs' own keys (scaler lease/epoch), which change with time
+      const state = () => Object.fromEntries(Object.entries(redis.snapshot())
+        .filter(([k]) => !/^scaler:|lease|lock/.test(k.slice(PREFIX.length))));
+      const snap = state();
       const d = ok(await usher.post('/api/viewer/leave', { userId: 'alice', stageArn: master }));
       assert.equal(d.viewerLeft, true);
       assert.equal(d.wasSeated, false);
-      assert.deepEqual(redis.snapshot(), snap);
+      assert.deepEqual(state(), snap);
     });
 
     it('POST /api/viewer/rejoin re-seats a viewer with its participantId', async () => {

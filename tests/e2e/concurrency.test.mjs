@@ -183,7 +183,6 @@ describe('two ushers, one Redis, concurrent viewers', () => {
     }
     await Promise.all(Array.from({ length: WORKERS }, worker));
 
-    console.log('DIAG', started, maxInFlight, JSON.stringify(opCounts), truth.size);
     assert.deepEqual(problems.slice(0, 10), [], `${problems.length} wrong answers`);
     assert.ok(started >= 2000, `ops: ${started}`);
     assert.ok(maxInFlight >= 50, `only ${maxInFlight} requests in flight at once`);

@@ -69,8 +69,11 @@ export class Redis {
       { encoding: 'utf8', timeout: 5000 }).replace(/\n$/, '');
   }
   // Every key with its type and value, for "this request changed nothing".
+  // The scaler's lease and the stage event stream belong to a background
+  // duty, not to any request, so they are left out.
   snapshot() {
-    const keys = this.raw('--scan').split('\n').filter(Boolean).sort();
+    const keys = this.raw('--scan').split('\n').filter(Boolean)
+      .filter((k) => !/scaler:|stage_events$/.test(k)).sort();
     const snap = {};
     for (const k of keys) {
       const type = this.raw('TYPE', k);
@@ -105,7 +108,7 @@ export class Usher {
       API_HOST: '127.0.0.1', API_PORT: String(this.port),
       REDIS_URL: this.redis.url, REDIS_KEY_PREFIX: PREFIX,
       DATA_DIR: this.dataDir, SKIP_AUTH: 'true', LOG_LEVEL: 'warn',
-      RATE_LIMIT_MAX_REQUESTS: '0',
+      RATE_LIMIT_MAX_REQUESTS: '0', AUTO_SCALE_ENABLED: 'false',
       ...this.env,
     };
     this.proc = spawn(USHER_BIN, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -229,7 +229,6 @@ describe('SIGTERM with requests in flight', () => {
     agent.destroy();
 
     const answered = results.filter((x) => x.ok);
-    console.log('DIAG', answered.length, results.filter(x=>!x.ok).map(x=>x.e.code).join(','), JSON.stringify(answered.map(x=>x.r.status)));
     assert.ok(answered.length > 0);
     for (const { i, r } of answered) {
       assert.equal(typeof r.body, 'object', `request ${i}: not complete JSON: ${String(r.body).slice(0, 200)}`);

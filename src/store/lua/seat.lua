@@ -4,6 +4,10 @@
 --       mode ("join" needs a live publisher; "rejoin" keeps the given id).
 -- Returns {stageArn, participantId, viewersInStage, isNew (0/1), movedFrom or ""}.
 -- Errors: NOT_LIVE, NO_STAGE, STAGE_FULL (first word of the error message).
+-- Only stages whose `stage_mode` is absent or "open" take new seats: an
+-- added stage waits ("waiting") until the publisher's video reaches it, and
+-- a stage being closed ("draining") seats nobody new; a viewer asking again
+-- from a draining stage is moved to an open one when there is room.
 local P, user, wanted, new_pid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, capacity, mode = ARGV[5], tonumber(ARGV[6]), ARGV[7]
 
@@ -13,6 +17,10 @@ end
 
 local stages = redis.call('ZRANGE', P .. 'stages', 0, -1)
 local function count(arn) return tonumber(redis.call('GET', P .. 'viewers:' .. arn) or '0') end
+local function open(arn)
+  local mode = redis.call('HGET', P .. 'stage_mode', arn)
+  return not mode or mode == 'open'
+end
 
 -- Where the user sits now: one seat at most, so the first hit is the only one.
 local current, record
@@ -42,10 +50,10 @@ if wanted ~= '' then
     return redis.error_reply('NO_STAGE no such stage')
   end
   target = wanted
-  if current ~= target and count(target) >= capacity then
+  if current ~= target and (count(target) >= capacity or not open(target)) then
     return redis.error_reply('STAGE_FULL the stage is full')
   end
-elseif current then
+elseif current and open(current) then
   target = current
 else
   -- Least-loaded stage with room; ZRANGE gives the oldest first, and a
@@ -53,8 +61,10 @@ else
   local best
   for _, arn in ipairs(stages) do
     local c = count(arn)
-    if c < capacity and (best == nil or c < best) then target, best = arn, c end
+    if c < capacity and open(arn) and (best == nil or c < best) then target, best = arn, c end
   end
+  -- From a draining stage with nowhere to go, the viewer keeps its seat.
+  target = target or current
   if not target then return redis.error_reply('STAGE_FULL no stage has room') end
 end
 

@@ -1,0 +1,67 @@
+/* policy.h — the scaler's decisions, as a pure function of what Redis
+ * holds: given the stages and their counts, what to do now.
+ *
+ * The model (README "Scaling"): viewers are seated in open stages, least
+ * loaded first. The scaler keeps enough open stages that
+ *   - load stays under SCALE_UP_THRESHOLD of their capacity, and
+ *   - at least one stage's worth of free seats is ready ahead of demand
+ *     (the spare), since a stage takes 200–500 ms to create in IVS;
+ * so the stages needed are max(ceil(S / (up × C)), ceil((S + C) / C)) for
+ * S seated viewers and capacity C, at least 1, at most MAX_STAGES. An added
+ * stage waits until the publisher's video is replicated into it before it
+ * seats anyone. Scaling down drains one added stage at a time: the least
+ * loaded one whose load is at most SCALE_DOWN_THRESHOLD, when the others
+ * still meet the need and no stage was added or drained for the cooldown
+ * (hysteresis: the gap between the thresholds and the cooldown keep an
+ * audience hovering near a boundary from flapping stages). A draining stage
+ * is removed once empty or after DRAIN_TIMEOUT. */
+#ifndef USHER_SCALER_POLICY_H
+#define USHER_SCALER_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum stage_mode { MODE_OPEN, MODE_WAITING, MODE_DRAINING };
+enum replication_state { REPL_NONE, REPL_PENDING, REPL_RUNNING, REPL_FAILED };
+
+struct stage_view {
+    const char *arn;
+    long viewers;
+    bool master;
+    enum stage_mode mode;
+    enum replication_state replication;
+    int64_t retry_at_ms;             /* failed replication: not before this */
+    int64_t draining_since_ms;
+    int children;                    /* stages replicating from this one */
+};
+
+struct scale_input {
+    const struct stage_view *stages;
+    size_t nstages;
+    long capacity;
+    double up, down;                 /* thresholds, as ratios of capacity */
+    long max_stages;
+    bool publisher_live;
+    int64_t now_ms;
+    int64_t last_change_ms;          /* last stage added or drained */
+    long cooldown_ms;
+    long drain_timeout_ms;
+    long creating;                   /* creations under way */
+    long create_budget;              /* creations allowed to start now */
+};
+
+enum action_kind { ACT_CREATE, ACT_START_REPLICATION, ACT_OPEN, ACT_DRAIN, ACT_REMOVE };
+
+struct scale_action {
+    enum action_kind kind;
+    size_t stage;                    /* index into stages; unused for ACT_CREATE */
+};
+
+/* Stages needed for `seated` viewers (see above). */
+long stages_needed(long seated, long capacity, double up, long max_stages);
+
+/* Writes up to max actions into out and returns how many. */
+size_t scale_decide(const struct scale_input *in, struct scale_action *out, size_t max);
+
+#endif

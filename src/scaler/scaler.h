@@ -1,0 +1,22 @@
+/* scaler.h — opening and closing stages as the audience changes.
+ *
+ * Every usher process runs a scaler, but only the holder of the scaler
+ * lease in Redis (lease.lua) acts: each SCALER_INTERVAL_MS it renews the
+ * lease, reads the stages in one script call, asks the policy (policy.h)
+ * what to do, and does it: create stages, start their replication, open
+ * them, drain and remove them. Every change it writes is fenced by the
+ * lease, so a process that lost it (stalled, partitioned) cannot act. If
+ * the holder dies, its lease expires and another process takes over within
+ * SCALER_LEASE_MS plus one interval. */
+#ifndef USHER_SCALER_SCALER_H
+#define USHER_SCALER_SCALER_H
+
+#include <stdbool.h>
+
+struct app;
+struct scaler;
+
+struct scaler *scaler_new(struct app *app);
+void scaler_free(struct scaler *s);
+
+#endif
