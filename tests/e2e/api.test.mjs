@@ -288,13 +288,18 @@ describe('usher HTTP API', () => {
   });
 
   describe('statistics', () => {
-    it('GET /api/stats has no fields beyond the SPEC shape', async () => {
+    // The SPEC fixes the top level and `info`; each stage entry also carries
+    // its seating mode and replication state (README: the scaling issue
+    // asks for replication per stage in /api/stats), and nothing else.
+    it('GET /api/stats has no fields beyond the SPEC shape and the documented stage state', async () => {
       const d = ok(await usher.get('/api/stats'));
       assert.deepEqual(Object.keys(d).sort(),
         ['activeStages', 'isPublisherLive', 'stages', 'timestamp', 'totalViewers']);
       for (const s of d.stages) {
-        assert.deepEqual(Object.keys(s).sort(), ['info', 'stageId', 'viewerCount']);
+        assert.deepEqual(Object.keys(s).sort(),
+          ['info', 'isMasterStage', 'mode', 'replication', 'stageId', 'viewerCount']);
         assert.deepEqual(Object.keys(s.info).sort(), ['autoScaled', 'createdAt', 'name']);
+        assert.ok(['open', 'waiting', 'draining'].includes(s.mode), s.mode);
       }
     });
 
