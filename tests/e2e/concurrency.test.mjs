@@ -20,26 +20,9 @@ import { Redis, Usher, PREFIX, enc, checkInvariants } from './harness.mjs';
 // --- small helpers -------------------------------------------------------
 
 // Like Usher#request, but through the given agent (so we control how many
+// Like Usher#request, but through the given agent (so we control how many
 // sockets are open at once).
-function call(u, agent, method, path, body) {
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: u.port, method, path, agent,
-      headers: payload === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let parsed = text;
-        try { parsed = JSON.parse(text); } catch { /* leave as text */ }
-        resolve({ status: res.statusCode, headers: res.headers, body: parsed });
-      });
-    });
-    req.on('error', reject);
-    if (payload !== undefined) req.write(payload);
-    req.end();
-  });
-}
+const call = (u, agent, method, path, body) => u.request(method, path, { body, agent });
 
 const keepAlive = (maxSockets) => new http.Agent({ keepAlive: true, maxSockets });
 const pick = (arr) => arr[Math.floor(Math.random() * arr.length)];

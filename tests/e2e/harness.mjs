@@ -132,10 +132,11 @@ export class Usher {
   async close() { await this.stop(); rmSync(this.dataDir, { recursive: true, force: true }); }
 
   // HTTP with keep-alive; returns {status, headers, body (parsed JSON or text)}.
-  request(method, path, { body, headers = {}, raw } = {}) {
+  // agent: an http.Agent of the caller's, to control how many sockets are open.
+  request(method, path, { body, headers = {}, raw, agent = Usher.agent } = {}) {
     const payload = raw !== undefined ? raw : body !== undefined ? JSON.stringify(body) : undefined;
     return new Promise((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port: this.port, method, path, agent: Usher.agent,
+      const req = http.request({ host: '127.0.0.1', port: this.port, method, path, agent,
         headers: { ...(payload !== undefined ? { 'content-type': 'application/json' } : {}), ...headers } },
       (res) => {
         const chunks = [];

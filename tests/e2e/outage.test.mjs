@@ -25,26 +25,9 @@ const short = (r) => `${r.status} ${JSON.stringify(r.body).slice(0, 300)}`;
 // envelope: accept the status at top level, under data, or in error.details.health.
 const healthStatus = (r) => r.body?.data?.status ?? r.body?.status ?? r.body?.error?.details?.health?.status;
 
-// Like Usher#request, but through the given agent.
-function call(u, agent, method, path, body) {
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: u.port, method, path, agent,
-      headers: payload === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let parsed = text;
-        try { parsed = JSON.parse(text); } catch { /* leave as text */ }
-        resolve({ status: res.statusCode, headers: res.headers, body: parsed });
-      });
-    });
-    req.on('error', reject);
-    if (payload !== undefined) req.write(payload);
-    req.end();
-  });
-}
+// Like Usher#request, but through the given agent (so we control how many
+// sockets are open at once).
+const call = (u, agent, method, path, body) => u.request(method, path, { body, agent });
 
 // One request on a fresh connection (so it never waits behind another one),
 // with its duration. A failed connection is status 0.
