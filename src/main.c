@@ -146,7 +146,7 @@ static int run(struct config *cfg)
         fprintf(stderr, "usher: %s\n", app.key ? "cannot make an event loop" : err);
         goto out;
     }
-    app.signer = signer_new(app.base, app.key, cfg->signer_threads);
+    app.signer = signer_new(app.base, app.key, cfg->signer_threads, (size_t)cfg->signer_precompute);
     app.provider = local_provider_new(app.base, cfg);
     app.store = store_new(app.base, cfg, on_redis_ready, &app);
     app.http = http_server_new(&app, usher_routes, usher_route_count, err, sizeof err);

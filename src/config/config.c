@@ -201,6 +201,10 @@ static const struct setting SETTINGS[] = {
     ROW("Tokens", "SIGNER_THREADS", "0",
         T_INT(signer_threads, 0, 64, "a thread count"),
         "threads that sign tokens; 0 = one per core"),
+    ROW("Tokens", "SIGNER_PRECOMPUTE", "16384",
+        T_LONG(signer_precompute, 0, 1000000, "a count"),
+        "ECDSA nonces idle signer threads compute ahead, for bursts of joins "
+        "(about 200 bytes each); 0 = none"),
 
     ROW("Heartbeats", "HEARTBEAT_TIMEOUT", "60",
         T_LONG(heartbeat_timeout, 1, 86400, SECONDS),

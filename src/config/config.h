@@ -67,6 +67,7 @@ struct config {
     char *token_key_file;            /* TOKEN_PRIVATE_KEY_FILE, empty = DATA_DIR/token-key.pem */
     char *public_key_arn;            /* IVS_PUBLIC_KEY_ARN, empty = local key id */
     int signer_threads;              /* SIGNER_THREADS, 0 = number of cores */
+    long signer_precompute;          /* SIGNER_PRECOMPUTE, 16384 nonces kept ready */
 
     /* Heartbeats */
     long heartbeat_timeout;          /* HEARTBEAT_TIMEOUT, 60 s */

@@ -9,8 +9,8 @@
  * loop thread and need no locking of their own.
  *
  * One mutex guards both lists; it is held only to link or unlink jobs,
- * never while signing. The EVP_PKEY is shared read-only by all workers
- * (safe in OpenSSL 3); each worker has its own EVP_MD_CTX. */
+ * never while signing. Idle workers compute ECDSA nonces ahead
+ * (presign.h), so a burst of joins costs little CPU when it comes. */
 #include "tokens/signer.h"
 
 #include <errno.h>
@@ -22,10 +22,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <openssl/ec.h>
-#include <openssl/err.h>
 
 #include "tokens/jwt.h"
+#include "tokens/presign.h"
 #include "util/log.h"
 
 #define EC_COORD_LEN (JWT_ES384_SIG_LEN / 2)
@@ -44,7 +43,8 @@ struct job_list {
 };
 
 struct signer {
-    EVP_PKEY *pkey;
+    struct presign *presign;
+    bool pool_full;             /* no point computing nonces ahead now */
     pthread_mutex_t lock;
     pthread_cond_t work_ready;
     struct job_list todo, done;
@@ -91,38 +91,10 @@ static void deliver(struct job *job)
     free(job);
 }
 
-/* JWS wants the fixed-width r||s form (RFC 7518 §3.4), OpenSSL produces
- * an ASN.1 DER sequence; convert between them. */
-static int der_to_raw(const unsigned char *der, size_t len,
-                      unsigned char raw[JWT_ES384_SIG_LEN])
+static char *sign_token(struct presign *presign, const char *input)
 {
-    const unsigned char *p = der;
-    ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)len);
-    if (!sig)
-        return -1;
-    const BIGNUM *r, *s;
-    ECDSA_SIG_get0(sig, &r, &s);
-    int ok = BN_bn2binpad(r, raw, EC_COORD_LEN) == EC_COORD_LEN &&
-             BN_bn2binpad(s, raw + EC_COORD_LEN, EC_COORD_LEN) == EC_COORD_LEN;
-    ECDSA_SIG_free(sig);
-    return ok ? 0 : -1;
-}
-
-static char *sign_token(EVP_MD_CTX *ctx, EVP_PKEY *pkey, const char *input)
-{
-    unsigned char der[128];     /* a P-384 DER signature is at most 104 bytes */
     unsigned char raw[JWT_ES384_SIG_LEN];
-    size_t der_len = sizeof der;
-    char *token = NULL;
-    if (EVP_DigestSignInit(ctx, NULL, EVP_sha384(), NULL, pkey) == 1 &&
-        EVP_DigestSign(ctx, der, &der_len, (const unsigned char *)input,
-                       strlen(input)) == 1 &&
-        der_to_raw(der, der_len, raw) == 0)
-        token = jwt_finish(input, raw);
-    EVP_MD_CTX_reset(ctx);
-    if (!token)
-        ERR_clear_error();
-    return token;
+    return presign_sign(presign, input, raw) == 0 ? jwt_finish(input, raw) : NULL;
 }
 
 /* Appends a finished job to the done list; called with the lock held. */
@@ -139,28 +111,35 @@ static void finish_job(struct signer *s, struct job *job)
     }
 }
 
+/* Jobs first; with none waiting, a worker computes nonces ahead until the
+ * pool is full, and only then sleeps. A job arriving meanwhile waits for at
+ * most one nonce computation (about a millisecond). */
 static void *worker_main(void *arg)
 {
     struct signer *s = arg;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-
     pthread_mutex_lock(&s->lock);
     while (!s->stopping) {
         struct job *job = list_pop(&s->todo);
+        if (!job && !s->pool_full) {
+            pthread_mutex_unlock(&s->lock);
+            bool added = presign_fill_one(s->presign);
+            pthread_mutex_lock(&s->lock);
+            s->pool_full = !added;
+            continue;
+        }
         if (!job) {
             pthread_cond_wait(&s->work_ready, &s->lock);
             continue;
         }
+        s->pool_full = false;       /* the job may take a nonce */
         pthread_mutex_unlock(&s->lock);
-        job->token = ctx ? sign_token(ctx, s->pkey, job->input) : NULL;
+        job->token = sign_token(s->presign, job->input);
         if (!job->token)
             job->error = "signing failed";
         pthread_mutex_lock(&s->lock);
         finish_job(s, job);
     }
     pthread_mutex_unlock(&s->lock);
-
-    EVP_MD_CTX_free(ctx);
     return NULL;
 }
 
@@ -227,19 +206,27 @@ static void release(struct signer *s)
         close(s->wake_fd);
     pthread_cond_destroy(&s->work_ready);
     pthread_mutex_destroy(&s->lock);
+    presign_free(s->presign);
     free(s->threads);
     free(s);
 }
 
 struct signer *signer_new(struct event_base *base, const struct token_key *key,
-                          int threads)
+                          int threads, size_t precompute)
 {
     struct signer *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
-    s->pkey = token_key_pkey(key);
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->work_ready, NULL);
+    s->wake_fd = -1;
+    s->presign = presign_new(token_key_pkey(key), precompute);
+    s->pool_full = precompute == 0;
+    if (!s->presign) {
+        log_error("signer: cannot prepare the signing key");
+        release(s);
+        return NULL;
+    }
     s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (s->wake_fd >= 0)
         s->wake_event = event_new(base, s->wake_fd, EV_READ | EV_PERSIST,

@@ -8,6 +8,7 @@
 #ifndef USHER_TOKENS_SIGNER_H
 #define USHER_TOKENS_SIGNER_H
 
+#include <stddef.h>
 #include <event2/event.h>
 
 #include "tokens/keypair.h"
@@ -18,9 +19,11 @@ struct signer;
  * error set when signing failed or the signer is shutting down. */
 typedef void (*signer_done_fn)(void *arg, char *token, const char *error);
 
-/* threads <= 0 means one per online core. The key must outlive the signer. */
+/* threads <= 0 means one per online core. precompute is how many ECDSA
+ * nonces idle workers keep ready (presign.h); 0 computes none ahead. The
+ * key must outlive the signer. */
 struct signer *signer_new(struct event_base *base, const struct token_key *key,
-                          int threads);
+                          int threads, size_t precompute);
 
 /* Takes ownership of signing_input (malloc'd, from jwt_signing_input). */
 void signer_sign(struct signer *signer, char *signing_input,

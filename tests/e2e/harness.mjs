@@ -109,6 +109,8 @@ export class Usher {
       REDIS_URL: this.redis.url, REDIS_KEY_PREFIX: PREFIX,
       DATA_DIR: this.dataDir, SKIP_AUTH: 'true', LOG_LEVEL: 'warn',
       RATE_LIMIT_MAX_REQUESTS: '0', AUTO_SCALE_ENABLED: 'false',
+      // A few nonces ahead exercise the pool without burning test CPU.
+      SIGNER_PRECOMPUTE: '32',
       ...this.env,
     };
     this.proc = spawn(USHER_BIN, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });

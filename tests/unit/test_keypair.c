@@ -22,6 +22,7 @@
 
 #include "tokens/jwt.h"
 #include "tokens/keypair.h"
+#include "tokens/presign.h"
 #include "tokens/signer.h"
 
 struct fixture {
@@ -375,7 +376,7 @@ static void test_signed_token_verifies(void **state)
     struct fixture *f = *state;
     struct token_key *key = open_ok(f->path, 1, NULL);
     struct event_base *base = event_base_new();
-    struct signer *signer = signer_new(base, key, 2);
+    struct signer *signer = signer_new(base, key, 2, 0);
     assert_non_null(signer);
 
     int remaining = 1;
@@ -411,7 +412,7 @@ static void test_many_jobs_all_threads(void **state)
     enum { N = 64 };
     struct token_key *key = open_ok(f->path, 1, NULL);
     struct event_base *base = event_base_new();
-    struct signer *signer = signer_new(base, key, 0);
+    struct signer *signer = signer_new(base, key, 0, 8); /* some signed from the pool */
     assert_non_null(signer);
 
     int remaining = N;
@@ -435,13 +436,54 @@ static void test_many_jobs_all_threads(void **state)
     token_key_free(key);
 }
 
+/* Builds the token "input.b64url(raw)" so verify_token can check a bare
+ * presign signature. */
+static char *token_of(const char *input, const unsigned char raw[96])
+{
+    return jwt_finish(input, raw);
+}
+
+/* Nonces computed ahead: the pool fills to its capacity and no further,
+ * every signature verifies, those beyond the pool fall back to ordinary
+ * signing, and no two signatures share r (no nonce is used twice). */
+static void test_presign_pool(void **state)
+{
+    struct fixture *f = *state;
+    enum { CAPACITY = 16, N = 24 };
+    struct token_key *key = open_ok(f->path, 1, NULL);
+    struct presign *p = presign_new(token_key_pkey(key), CAPACITY);
+    assert_non_null(p);
+    int filled = 0;
+    while (presign_fill_one(p) && filled < 100)
+        filled++;
+    assert_int_equal(filled, CAPACITY);
+    assert_int_equal(presign_ready(p), CAPACITY);
+
+    unsigned char r_seen[N][48];
+    for (int i = 0; i < N; i++) {
+        char *input = make_input(token_key_id(key), "carol");
+        unsigned char raw[96];
+        assert_int_equal(presign_sign(p, input, raw), 0);
+        char *token = token_of(input, raw);
+        assert_int_equal(verify_token(token_key_public_pem(key), token), 1);
+        memcpy(r_seen[i], raw, 48);
+        for (int k = 0; k < i; k++)
+            assert_memory_not_equal(r_seen[k], r_seen[i], 48);
+        free(token);
+        free(input);
+    }
+    assert_int_equal(presign_ready(p), 0);
+    presign_free(p);
+    token_key_free(key);
+}
+
 static void test_free_fails_pending_jobs_once(void **state)
 {
     struct fixture *f = *state;
     enum { N = 200 };
     struct token_key *key = open_ok(f->path, 1, NULL);
     struct event_base *base = event_base_new();
-    struct signer *signer = signer_new(base, key, 1);
+    struct signer *signer = signer_new(base, key, 1, 4);
     assert_non_null(signer);
 
     static struct result r[N];
@@ -475,6 +517,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_jwks_matches_public_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_signed_token_verifies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_jobs_all_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_presign_pool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_fails_pending_jobs_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
