@@ -73,10 +73,18 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
     struct pending *p = privdata;
+    redisReply *r = reply;
+    /* Someone flushed the scripts (SCRIPT FLUSH): this request fails like
+     * any Redis trouble, and a fresh connection loads them again. */
+    bool scripts_lost = r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
     if (!p->answered)
-        pending_answer(p, reply, reply ? NULL : "redis connection lost");
+        pending_answer(p, scripts_lost ? NULL : reply,
+                       scripts_lost ? "redis lost usher's scripts" : reply ? NULL : "redis connection lost");
+    struct redis *owner = p->r;
     event_free(p->deadline);
     free(p);
+    if (scripts_lost)
+        drop_connection(owner, "redis lost usher's scripts; reloading");
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
