@@ -82,8 +82,19 @@ static void flush_loop(struct event_base *base)
     event_base_loop(base, EVLOOP_NONBLOCK);
 }
 
+static void lease_given_up(void *arg)
+{
+    event_base_loopbreak(arg);
+}
+
 static void take_down(struct app *app)
 {
+    if (app->scaler && app->store) {
+        /* Give the scaler lease back so another process need not wait for
+         * it to expire; Redis gets its deadline to answer. */
+        scaler_stop(app->scaler, lease_given_up, app->base);
+        event_base_dispatch(app->base);
+    }
     flush_loop(app->base);
     store_free(app->store);         /* Redis callbacks still due run now, with an error */
     app->store = NULL;

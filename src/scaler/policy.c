@@ -43,7 +43,7 @@ static size_t drain_candidate(const struct scale_input *in)
     size_t best = in->nstages;
     for (size_t i = 0; i < in->nstages; i++) {
         const struct stage_view *s = &in->stages[i];
-        if (s->master || s->mode == MODE_DRAINING || s->children > 0)
+        if (!s->auto_scaled || s->master || s->mode == MODE_DRAINING || s->children > 0)
             continue;
         if ((double)s->viewers > in->down * (double)in->capacity)
             continue;
@@ -64,11 +64,18 @@ size_t scale_decide(const struct scale_input *in, struct scale_action *out, size
     for (long i = 0; i < need - have && i < room && i < in->create_budget; i++)
         n = push(out, n, max, ACT_CREATE, 0);
 
+    bool cooled = in->now_ms - in->last_change_ms >= in->cooldown_ms;
+    size_t victim = in->nstages;
+    if (in->creating == 0 && cooled && usable(in) - 1 >= need + 1)
+        victim = drain_candidate(in);
+
     for (size_t i = 0; i < in->nstages; i++) {
         const struct stage_view *s = &in->stages[i];
         if (s->master)
             continue;
-        if (s->mode == MODE_DRAINING) {
+        if (i == victim)
+            n = push(out, n, max, ACT_DRAIN, i);
+        else if (s->mode == MODE_DRAINING) {
             if (s->viewers == 0 || in->now_ms - s->draining_since_ms >= in->drain_timeout_ms)
                 n = push(out, n, max, ACT_REMOVE, i);
         } else if (s->replication != REPL_RUNNING) {
@@ -77,13 +84,6 @@ size_t scale_decide(const struct scale_input *in, struct scale_action *out, size
         } else if (s->mode == MODE_WAITING) {
             n = push(out, n, max, ACT_OPEN, i);
         }
-    }
-
-    bool cooled = in->now_ms - in->last_change_ms >= in->cooldown_ms;
-    if (need < have && in->creating == 0 && cooled) {
-        size_t victim = drain_candidate(in);
-        if (victim < in->nstages && usable(in) - 1 >= need)
-            n = push(out, n, max, ACT_DRAIN, victim);
     }
     return n;
 }

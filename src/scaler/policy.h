@@ -11,10 +11,12 @@
  * stage waits until the publisher's video is replicated into it before it
  * seats anyone. Scaling down drains one added stage at a time: the least
  * loaded one whose load is at most SCALE_DOWN_THRESHOLD, when the others
- * still meet the need and no stage was added or drained for the cooldown
- * (hysteresis: the gap between the thresholds and the cooldown keep an
- * audience hovering near a boundary from flapping stages). A draining stage
- * is removed once empty or after DRAIN_TIMEOUT. */
+ * would still exceed the need by a whole stage and no stage was added or
+ * drained for the cooldown. That band of one stage is the hysteresis: an
+ * audience hovering at a boundary makes the scaler add one stage, and that
+ * stage stays until the audience has fallen a whole stage's worth. A
+ * draining stage is removed once empty or after DRAIN_TIMEOUT. Stages an
+ * operator made are never drained. */
 #ifndef USHER_SCALER_POLICY_H
 #define USHER_SCALER_POLICY_H
 
@@ -29,6 +31,7 @@ struct stage_view {
     const char *arn;
     long viewers;
     bool master;
+    bool auto_scaled;                /* added by the scaler; only these are drained */
     enum stage_mode mode;
     enum replication_state replication;
     int64_t retry_at_ms;             /* failed replication: not before this */

@@ -24,6 +24,8 @@
 
 #define MAX_ACTIONS 64
 #define REPLICATION_RETRY_MAX_MS 30000
+/* A start not answered by then (its scaler died) is tried again. */
+#define REPLICATION_PENDING_MS 10000
 #define REPLICATIONS_PER_SOURCE 5    /* IVS: at most 5 per publisher */
 #define STATS_FIRST_STAGE 3          /* stats.lua: 3 header fields, 5 per stage */
 #define STATS_PER_STAGE 5
@@ -35,6 +37,7 @@ struct scaler {
     bool leader;
     bool ticking;
     long creating;
+    long created_total;              /* numbers the names of added stages */
     int64_t last_change_ms;
     int64_t window_start_ms;         /* for STAGE_CREATE_RATE */
     long created_in_window;
@@ -153,9 +156,11 @@ static void create_stage(struct scaler *s, const struct stage_view *v, size_t n)
     const char *parent = pick_parent(v, n);
     if (!parent)
         return;
+    /* Several stages may be added in one millisecond: the count keeps
+     * their names apart. */
     char name[160];
-    snprintf(name, sizeof name, "%s-%lld", s->app->cfg->stage_name_prefix,
-             (long long)clock_now_ms());
+    snprintf(name, sizeof name, "%s-%lld-%ld", s->app->cfg->stage_name_prefix,
+             (long long)clock_now_ms(), ++s->created_total);
     struct stage_spec spec = {.name = name, .auto_scaled = true, .parent = parent,
                               .lease_holder = s->holder};
     s->creating++;
@@ -198,6 +203,7 @@ static size_t read_view(redisReply *reply, const char *master, struct stage_view
             .arn = reply_str(reply, i),
             .viewers = (long)reply_int(reply, i + 1),
             .master = strcmp(reply_str(reply, i), master) == 0,
+            .auto_scaled = json_is_true(json_object_get(infos[n], "autoScaled")),
             .mode = mode_of(reply_str(reply, i + 3)),
             .replication = replication_of(states[n]),
             .retry_at_ms = json_integer_value(json_object_get(states[n], "retryAt")),
@@ -253,7 +259,7 @@ static void act(struct scaler *s, const struct scale_action *a, const struct sta
     case ACT_START_REPLICATION:
         /* Marked first, so the next tick does not start it twice. */
         json_object_set_new(j->state, "replication", json_string("pending"));
-        json_object_set_new(j->state, "retryAt", json_integer(clock_now_ms() + REPLICATION_RETRY_MAX_MS));
+        json_object_set_new(j->state, "retryAt", json_integer(clock_now_ms() + REPLICATION_PENDING_MS));
         {
             struct action_job *mark = job_for(s, v, infos[a->stage], j->state, master);
             if (mark)
@@ -355,6 +361,34 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     snprintf(ttl, sizeof ttl, "%ld", s->app->cfg->scaler_lease_ms);
     const char *argv[] = {s->holder, ttl};
     store_run(s->app->store, SCRIPT_LEASE, leased, s, 2, argv);
+}
+
+struct release {
+    void (*done)(void *arg);
+    void *arg;
+};
+
+static void released(void *arg, redisReply *reply, const char *error)
+{
+    (void)reply, (void)error;
+    struct release *r = arg;
+    r->done(r->arg);
+    free(r);
+}
+
+void scaler_stop(struct scaler *s, void (*done)(void *arg), void *arg)
+{
+    event_del(s->timer);
+    struct release *r = malloc(sizeof *r);
+    if (!r) {
+        done(arg);
+        return;
+    }
+    r->done = done;
+    r->arg = arg;
+    s->leader = false;
+    const char *argv[] = {s->holder, "0"};
+    store_run(s->app->store, SCRIPT_LEASE, released, r, 2, argv);
 }
 
 struct scaler *scaler_new(struct app *app)

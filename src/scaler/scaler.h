@@ -17,6 +17,10 @@ struct app;
 struct scaler;
 
 struct scaler *scaler_new(struct app *app);
+/* Stops ticking and, when this process holds the lease, gives it up so
+ * another process takes over at once. done(arg) is called when that is
+ * settled (on the loop, exactly once). */
+void scaler_stop(struct scaler *s, void (*done)(void *arg), void *arg);
 void scaler_free(struct scaler *s);
 
 #endif
