@@ -42,7 +42,7 @@
 /* What a request does; also the rows of the status counters. */
 enum kind { K_JOIN, K_REJOIN, K_HEARTBEAT, K_LEAVE, K_STATS, K_SETUP, K_KINDS };
 
-/* A viewer's life. Only SEATED, JOINING, LEAVING, VANISHED and UNKNOWN
+/* A viewer's life. Only SEATED, JOINING, LEAVING and VANISHED
  * count in the truth (see truth_range in sim_audience.c). */
 enum vstate {
     V_PENDING,   /* not joined yet; due = its place on the join curve */
@@ -53,7 +53,6 @@ enum vstate {
     V_GONE,      /* left or expired; may rejoin at rejoin_ms */
     V_FAILED,    /* a join was refused for good */
     V_LOST,      /* a heartbeat found no seat: usher dropped it */
-    V_UNKNOWN,   /* gave up on a request that may have been applied */
 };
 
 enum fate { F_STAY, F_LEAVE, F_VANISH, F_LEAVE_REJOIN, F_VANISH_REJOIN };
@@ -61,12 +60,14 @@ enum fate { F_STAY, F_LEAVE, F_VANISH, F_LEAVE_REJOIN, F_VANISH_REJOIN };
 enum vflag {
     VF_BUSY = 1,         /* a request is queued or in flight for it */
     VF_WHEEL = 2,        /* it sits in the timer wheel */
-    VF_MAYBE_SEATED = 4, /* usher may hold a seat we did not see (timeout, grace) */
+    VF_MAYBE_SEATED = 4, /* rejoining inside its expiry grace: the old seat may be there */
     VF_REJOINED = 8,     /* its one rejoin has started */
     VF_BURST = 16,       /* its first join was scheduled inside the burst */
     VF_REJOIN_API = 32,  /* its rejoin goes through POST /api/viewer/rejoin */
     VF_HAS_PID = 64,     /* pids[] holds its participant id */
     VF_FIRST_DONE = 128, /* its first join has been answered 200 */
+    VF_UNSURE = 256,     /* a join or leave failed in a way that may have been applied (no answer, 5xx) */
+    VF_SENT = 512,       /* a join or leave was sent and its effect is not known yet */
 };
 
 /* One virtual viewer: 32 bytes. Times are ms since the run started. */
@@ -130,7 +131,9 @@ struct counters {
     uint64_t stale_seats;             /* join said isNewViewer=false unexpectedly */
     uint64_t leave_no_seat;           /* leave said wasSeated=false */
     uint64_t wrong_stage;             /* rejoin seated elsewhere than asked */
-    uint64_t vanishes, rejoins, never_joined, failed, unknown;
+    uint64_t moves;                   /* heartbeat answered moved: true */
+    uint64_t rejoin_fallbacks;        /* refused rejoin retried as a token join */
+    uint64_t vanishes, rejoins, never_joined, failed;
     uint64_t check_mismatches;
 };
 
@@ -138,6 +141,8 @@ struct check {
     bool pending, exact;
     char label[32];
     int64_t wmin, wmax;       /* truth range seen while /api/stats was asked */
+    int tries;                /* reads that failed, for an exact check */
+    uint32_t retry_ms;        /* when to ask /api/stats again; 0 = not waiting */
     int checks_done;
 };
 
@@ -166,7 +171,8 @@ struct sim {
     uint32_t wheel_tick;      /* next tick to process */
     char stages[MAX_STAGES_SEEN][ARN_MAX];
     int nstages;
-    int64_t n_seated, n_joining, n_leaving, n_vanished, n_unknown, peak_seated;
+    int64_t n_seated, n_joining, n_leaving, n_vanished, peak_seated;
+    int64_t n_join_sent, n_leave_sent;   /* of those joining/leaving, sent and unsure */
     uint32_t active_end_ms, burst_end_ms, heartbeat_ms, grace_ms;
 
     /* phases */
@@ -184,6 +190,7 @@ struct sim {
 
     /* reporting */
     struct counters c, c_last;
+    int anomalies_shown;
     struct lat join_wire, join_wire_burst, seat_delay_burst, hb_wire;
     int64_t last_report_us;
 };
@@ -226,6 +233,7 @@ int check_connect_redis(struct sim *s);
 int check_baseline(struct sim *s);
 void check_start(struct sim *s, const char *label, bool exact);
 void check_note_truth(struct sim *s);
+void check_retry_due(struct sim *s, uint32_t now);
 void check_on_stats(struct sim *s, int status, const char *body, size_t len);
 void mem_sample(struct sim *s, struct memsample *m);
 
