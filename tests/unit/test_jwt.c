@@ -361,9 +361,9 @@ static void test_participant_id(void **state)
     char a[PARTICIPANT_ID_LEN + 1], b[PARTICIPANT_ID_LEN + 1];
     assert_int_equal(participant_id_new(a), 0);
     assert_int_equal(participant_id_new(b), 0);
-    assert_int_equal(strlen(a), 32);
-    assert_int_equal(strspn(a, "0123456789abcdef"), 32);
-    assert_int_equal(strspn(b, "0123456789abcdef"), 32);
+    assert_int_equal(strlen(a), PARTICIPANT_ID_LEN);
+    assert_int_equal(strspn(a, "0123456789abcdef"), PARTICIPANT_ID_LEN);
+    assert_int_equal(strspn(b, "0123456789abcdef"), PARTICIPANT_ID_LEN);
     assert_string_not_equal(a, b);
 }
 
