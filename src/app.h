@@ -17,6 +17,7 @@ struct stage_provider;
 struct http_server;
 struct sweeper;
 struct scaler;
+struct read_batch;
 
 #define USHER_VERSION "0.1.0"
 
@@ -30,6 +31,7 @@ struct app {
     struct http_server *http;
     struct sweeper *sweeper;
     struct scaler *scaler;
+    struct read_batch *stats_batch;  /* GET /api/stats callers share calls */
     int64_t started_ms;
     /* The master stage, as Redis has it; empty until Redis has been reached
      * (it is looked up again after every reconnect). */

@@ -26,6 +26,7 @@
 #include "scaler/scaler.h"
 #include "stages/stages.h"
 #include "store/embedded.h"
+#include "store/read_batch.h"
 #include "store/store.h"
 #include "sweeper/sweeper.h"
 #include "tokens/keypair.h"
@@ -102,6 +103,7 @@ static void take_down(struct app *app)
     signer_free(app->signer);       /* and so do signatures not yet made */
     flush_loop(app->base);
     http_server_free(app->http);
+    read_batch_free(app->stats_batch);
     sweeper_free(app->sweeper);
     scaler_free(app->scaler);
     if (app->provider)
@@ -163,7 +165,9 @@ static int run(struct config *cfg)
     app.http = http_server_new(&app, usher_routes, usher_route_count, err, sizeof err);
     app.sweeper = sweeper_new(&app);
     app.scaler = scaler_new(&app);
-    if (!app.signer || !app.provider || !app.store || !app.http || !app.sweeper || !app.scaler) {
+    app.stats_batch = app.store ? read_batch_new(app.store, SCRIPT_STATS, free) : NULL;
+    if (!app.signer || !app.provider || !app.store || !app.http || !app.sweeper || !app.scaler ||
+        !app.stats_batch) {
         fprintf(stderr, "usher: %s\n", app.http ? "out of memory" : err);
         goto out;
     }

@@ -35,6 +35,9 @@ struct request {
 
 /* 2xx with {"success":true,"data":data,...}; steals the reference to data. */
 void respond_ok(struct request *rq, int status, json_t *data);
+/* The same with data already serialized (compact JSON), for an answer
+ * shared by many requests. */
+void respond_ok_text(struct request *rq, int status, const char *data_json);
 /* Error envelope of SPEC §1; steals details (may be NULL). */
 void respond_error(struct request *rq, int status, const char *code,
                    const char *message, json_t *details);

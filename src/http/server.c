@@ -62,29 +62,48 @@ static void request_free(struct request *rq)
     free(rq);
 }
 
+/* Sends body (may be NULL) as the JSON answer, logs, and frees rq. */
+static void send_body(struct request *rq, int status, struct evbuffer *body)
+{
+    if (rq->req) {
+        struct evhttp_request *req = rq->req;
+        evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "application/json; charset=utf-8");
+        evhttp_send_reply(req, status, NULL, body);
+    }
+    log_info("%s %s %d %lldus%s", rq->method, rq->path, status,
+             (long long)(clock_mono_us() - rq->start_us), rq->req ? "" : " (client gone)");
+    request_free(rq);
+}
+
 static void send_json(struct request *rq, int status, json_t *doc)
 {
     char when[32];
     clock_iso8601(clock_now_ms(), when, sizeof when);
     json_object_set_new(doc, "timestamp", json_string(when));
-    if (rq->req) {
-        struct evhttp_request *req = rq->req;
-        evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
-        struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-        evhttp_add_header(out, "Content-Type", "application/json; charset=utf-8");
-        char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(6));
-        struct evbuffer *body = evbuffer_new();
-        if (text && body)
-            evbuffer_add(body, text, strlen(text));
-        evhttp_send_reply(req, status, NULL, body);
-        if (body)
-            evbuffer_free(body);
-        free(text);
-    }
+    char *text = rq->req ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+    struct evbuffer *body = text ? evbuffer_new() : NULL;
+    if (body)
+        evbuffer_add(body, text, strlen(text));
+    send_body(rq, status, body);
+    if (body)
+        evbuffer_free(body);
+    free(text);
     json_decref(doc);
-    log_info("%s %s %d %lldus%s", rq->method, rq->path, status,
-             (long long)(clock_mono_us() - rq->start_us), rq->req ? "" : " (client gone)");
-    request_free(rq);
+}
+
+void respond_ok_text(struct request *rq, int status, const char *data_json)
+{
+    char when[32];
+    clock_iso8601(clock_now_ms(), when, sizeof when);
+    struct evbuffer *body = rq->req ? evbuffer_new() : NULL;
+    if (body)
+        evbuffer_add_printf(body, "{\"success\":true,\"data\":%s,\"timestamp\":\"%s\"}",
+                            data_json, when);
+    send_body(rq, status, body);
+    if (body)
+        evbuffer_free(body);
 }
 
 void respond_ok(struct request *rq, int status, json_t *data)
