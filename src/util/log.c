@@ -22,8 +22,6 @@ int log_set_level_name(const char *name)
     return -1;
 }
 
-void log_set_level(enum log_level level) { min_level = level; }
-
 void log_msg(enum log_level level, const char *fmt, ...)
 {
     if (level < min_level)

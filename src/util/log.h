@@ -8,7 +8,6 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 /* Returns 0 and sets the level for a known name, -1 otherwise. */
 int log_set_level_name(const char *name);
-void log_set_level(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
