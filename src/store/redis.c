@@ -9,23 +9,29 @@
  * 100 ms to 2 s.
  *
  * Each command in flight is a `struct pending`, owned by hiredis's reply
- * queue. A deadline marks it answered and calls the user back; the late
- * reply (or the NULL that hiredis delivers when the context is freed) then
- * only frees it. */
+ * queue. The deadline is watched per connection, not per command: a
+ * watchdog drops the connection when commands are waiting and nothing has
+ * come back from Redis for REDIS_TIMEOUT_MS, and freeing the context hands
+ * every waiting command back with an error. Under a burst a command may
+ * queue inside usher for longer than the deadline while Redis answers
+ * steadily; that is progress, and no reason to give up the connection. */
 #include "store/redis.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <openssl/sha.h>
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 
 #include "config/config.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
+#define WATCHDOG_MS 50
 
 struct redis {
     struct event_base *base;
@@ -39,6 +45,9 @@ struct redis {
     redis_ready_fn on_ready;
     void *ready_arg;
     struct event *reconnect_timer;
+    struct event *watchdog;
+    size_t in_flight;               /* commands sent on this connection, unanswered */
+    int64_t last_progress_us;       /* last reply, or first send into an idle connection */
     int backoff_ms;
     unsigned failures;              /* consecutive, for quieter logs */
     char last_error[160];
@@ -48,9 +57,8 @@ struct pending {
     struct redis *r;
     redis_reply_fn fn;
     void *arg;
-    struct event *deadline;
-    bool answered;
-    char why[160];                  /* for a command refused before sending */
+    struct event *later;            /* for a command refused before sending */
+    char why[160];
 };
 
 static void connect_now(struct redis *r);
@@ -63,47 +71,50 @@ static void set_error(struct redis *r, const char *why)
 
 /* ---- pending commands ------------------------------------------------ */
 
-static void pending_answer(struct pending *p, redisReply *reply, const char *error)
-{
-    p->answered = true;
-    p->fn(p->arg, reply, error);
-}
-
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
     struct pending *p = privdata;
+    struct redis *owner = p->r;
     redisReply *r = reply;
+    if (r) {
+        owner->in_flight--;
+        owner->last_progress_us = clock_mono_us();
+    }
     /* Someone flushed the scripts (SCRIPT FLUSH): this request fails like
      * any Redis trouble, and a fresh connection loads them again. */
     bool scripts_lost = r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
-    if (!p->answered)
-        pending_answer(p, scripts_lost ? NULL : reply,
-                       scripts_lost ? "redis lost usher's scripts" : reply ? NULL : "redis connection lost");
-    struct redis *owner = p->r;
-    event_free(p->deadline);
+    p->fn(p->arg, scripts_lost ? NULL : reply,
+          scripts_lost ? "redis lost usher's scripts" : reply ? NULL : "redis connection lost");
     free(p);
     if (scripts_lost)
         drop_connection(owner, "redis lost usher's scripts; reloading");
 }
 
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
+/* Redis has had commands waiting and sent nothing back for the deadline:
+ * drop the connection, which fails them all, and reconnect. Bytes already
+ * in the socket count as progress (the loop may simply not have read them
+ * yet, busy with a burst). */
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    struct pending *p = arg;
-    struct redis *r = p->r;
-    pending_answer(p, NULL, "redis did not answer in time");
-    /* A missed deadline means the connection is stuck; freeing it hands
-     * every pending command (this one included) back through on_reply. */
-    drop_connection(r, "redis did not answer in time");
+    struct redis *r = arg;
+    if (!r->ac || r->in_flight == 0)
+        return;
+    int unread = 0;
+    int64_t now = clock_mono_us();
+    if (ioctl(r->ac->c.fd, FIONREAD, &unread) == 0 && unread > 0)
+        r->last_progress_us = now;
+    if (now - r->last_progress_us >= r->cfg->redis_timeout_ms * 1000)
+        drop_connection(r, "redis did not answer in time");
 }
 
 static void fail_later_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct pending *p = arg;
-    pending_answer(p, NULL, p->why);
-    event_free(p->deadline);
+    p->fn(p->arg, NULL, p->why);
+    event_free(p->later);
     free(p);
 }
 
@@ -120,18 +131,16 @@ static void send_argv(struct redis *r, bool handshake, redis_reply_fn fn, void *
     p->arg = arg;
     bool usable = r->ac && (r->ready || handshake);
     if (usable && redisAsyncCommandArgv(r->ac, on_reply, p, argc, argv, argvlen) == REDIS_OK) {
-        p->deadline = evtimer_new(r->base, on_deadline, p);
-        struct timeval tv = {r->cfg->redis_timeout_ms / 1000,
-                             (r->cfg->redis_timeout_ms % 1000) * 1000};
-        evtimer_add(p->deadline, &tv);
+        if (r->in_flight++ == 0)
+            r->last_progress_us = clock_mono_us();
         return;
     }
     /* Not connected: answer on the next loop turn, never from inside the
      * call. The message is copied, as the connection may be gone by then. */
     snprintf(p->why, sizeof p->why, "%s", r->last_error[0] ? r->last_error : "redis unavailable");
-    p->deadline = evtimer_new(r->base, fail_later_cb, p);
+    p->later = evtimer_new(r->base, fail_later_cb, p);
     struct timeval now = {0, 0};
-    evtimer_add(p->deadline, &now);
+    evtimer_add(p->later, &now);
 }
 
 void redis_command(struct redis *r, redis_reply_fn fn, void *arg, int argc,
@@ -196,6 +205,7 @@ static void drop_connection(struct redis *r, const char *why)
     if (!ac)
         return;
     r->ac = NULL;
+    r->in_flight = 0;
     note_failure(r, why);
     redisAsyncFree(ac);
 }
@@ -207,6 +217,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         char why[160];
         snprintf(why, sizeof why, "cannot connect: %s", ac->errstr);
         r->ac = NULL;              /* hiredis frees the context itself */
+        r->in_flight = 0;
         note_failure(r, why);
     }
 }
@@ -217,6 +228,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     if (r->ac != ac)                /* we freed it ourselves */
         return;
     r->ac = NULL;
+    r->in_flight = 0;
     note_failure(r, status == REDIS_OK ? "connection closed" : ac->errstr);
 }
 
@@ -319,13 +331,16 @@ struct redis *redis_new(struct event_base *base, const struct config *cfg,
     set_error(r, "connecting");
     r->shas = calloc(nscripts, sizeof *r->shas);
     r->reconnect_timer = evtimer_new(base, reconnect_cb, r);
+    r->watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, r);
     for (size_t i = 0; r->shas && i < nscripts; i++)
         if (!(r->shas[i] = sha1_hex(scripts[i])))
             break;
-    if (!r->shas || !r->reconnect_timer || (nscripts && !r->shas[nscripts - 1])) {
+    if (!r->shas || !r->reconnect_timer || !r->watchdog || (nscripts && !r->shas[nscripts - 1])) {
         redis_free(r);
         return NULL;
     }
+    struct timeval every = {0, WATCHDOG_MS * 1000};
+    event_add(r->watchdog, &every);
     connect_now(r);
     return r;
 }
@@ -342,6 +357,8 @@ void redis_free(struct redis *r)
     }
     if (r->reconnect_timer)
         event_free(r->reconnect_timer);
+    if (r->watchdog)
+        event_free(r->watchdog);
     for (size_t i = 0; r->shas && i < r->nscripts; i++)
         free(r->shas[i]);
     free(r->shas);

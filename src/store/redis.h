@@ -1,12 +1,13 @@
 /* redis.h — one asynchronous connection to Redis, with deadlines.
  *
  * hiredis 0.14 has no command timeouts and, when Redis stalls, would leave
- * a request waiting forever. This layer gives every command a deadline: its
- * callback is called exactly once, with the reply, or with NULL and a
- * message when the deadline passes, the connection drops, or Redis is not
- * reachable right now (then on the next loop turn, never from inside the
- * call). A missed deadline drops the connection, and the layer reconnects
- * by itself with backoff, loading the Lua scripts again each time.
+ * a request waiting forever. This layer watches the connection: when
+ * commands wait and Redis sends nothing back for REDIS_TIMEOUT_MS, it drops
+ * the connection and reconnects by itself with backoff, loading the Lua
+ * scripts again each time. A command's callback is called exactly once,
+ * with the reply, or with NULL and a message when the connection drops or
+ * Redis is not reachable right now (then on the next loop turn, never from
+ * inside the call).
  *
  * Lua scripts are registered at creation and run by index with EVALSHA. */
 #ifndef USHER_STORE_REDIS_H

@@ -69,11 +69,12 @@ export class Redis {
       { encoding: 'utf8', timeout: 5000 }).replace(/\n$/, '');
   }
   // Every key with its type and value, for "this request changed nothing".
-  // The scaler's lease and the stage event stream belong to a background
-  // duty, not to any request, so they are left out.
+  // The scaler's lease, its bookkeeping of each stage (replication, mode)
+  // and the stage event stream belong to a background duty, not to any
+  // request, so they are left out.
   snapshot() {
     const keys = this.raw('--scan').split('\n').filter(Boolean)
-      .filter((k) => !/scaler:|stage_events$/.test(k)).sort();
+      .filter((k) => !/scaler:|stage_events$|stage_state$|stage_mode$/.test(k)).sort();
     const snap = {};
     for (const k of keys) {
       const type = this.raw('TYPE', k);
