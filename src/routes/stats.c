@@ -17,16 +17,7 @@
 #include "util/clock.h"
 
 #define FIRST_STAGE 3                /* stats.lua: total, publisher, master */
-#define PER_STAGE 5                  /* arn, count, info, mode, state */
-
-/* "source" for the master stage, else the scaler's record of it. */
-static json_t *replication_of(const char *arn, const char *master, json_t *state)
-{
-    if (master && strcmp(arn, master) == 0)
-        return json_string("source");
-    json_t *r = json_object_get(state, "replication");
-    return r ? json_incref(r) : json_string("none");
-}
+#define PER_STAGE 6                  /* arn, count, info, mode, state, replication */
 
 json_t *stage_entries(redisReply *reply, bool list_shape)
 {
@@ -34,9 +25,9 @@ json_t *stage_entries(redisReply *reply, bool list_shape)
     const char *master = reply_str(reply, 2);
     for (size_t i = FIRST_STAGE; i + PER_STAGE <= reply->elements; i += PER_STAGE) {
         const char *arn = reply_str(reply, i);
-        const char *info_text = reply_str(reply, i + 2), *state_text = reply_str(reply, i + 4);
+        const char *info_text = reply_str(reply, i + 2);
         json_t *info = info_text ? json_loads(info_text, 0, NULL) : NULL;
-        json_t *state = state_text ? json_loads(state_text, 0, NULL) : NULL;
+        bool is_master = master && arn && strcmp(arn, master) == 0;
         json_int_t count = (json_int_t)reply_int(reply, i + 1);
         json_t *entry = list_shape
             ? json_pack("{s:s, s:O?, s:I, s:O?, s:O?}", "stageArn", arn ? arn : "",
@@ -48,10 +39,11 @@ json_t *stage_entries(redisReply *reply, bool list_shape)
                         "autoScaled", json_object_get(info, "autoScaled"),
                         "createdAt", json_object_get(info, "createdAt"));
         json_object_set_new(entry, "mode", json_string(reply_str(reply, i + 3)));
-        json_object_set_new(entry, "replication", replication_of(arn ? arn : "", master, state));
-        json_object_set_new(entry, "isMasterStage", json_boolean(master && arn && strcmp(arn, master) == 0));
+        /* The master is where the publisher's video comes from. */
+        json_object_set_new(entry, "replication",
+                            json_string(is_master ? "source" : reply_str(reply, i + 5)));
+        json_object_set_new(entry, "isMasterStage", json_boolean(is_master));
         json_decref(info);
-        json_decref(state);
         json_array_append_new(stages, entry);
     }
     return stages;

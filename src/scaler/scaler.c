@@ -27,8 +27,8 @@
 /* A start not answered by then (its scaler died) is tried again. */
 #define REPLICATION_PENDING_MS 10000
 #define REPLICATIONS_PER_SOURCE 5    /* IVS: at most 5 per publisher */
-#define STATS_FIRST_STAGE 3          /* stats.lua: 3 header fields, 5 per stage */
-#define STATS_PER_STAGE 5
+#define STATS_FIRST_STAGE 3          /* stats.lua: 3 header fields, 6 per stage */
+#define STATS_PER_STAGE 6
 
 struct scaler {
     struct app *app;
