@@ -1,1 +1,18 @@
-# bench.mk — `make bench` (see BENCHMARKS.md).
+# bench.mk — `make bench` (see BENCHMARKS.md): starts its own redis-server
+# and usher (the release build, build/usher) on free loopback ports, runs
+# every scenario with wrk plus the in-run references (redis-benchmark,
+# openssl speed), and rewrites the generated block of BENCHMARKS.md.
+# Not part of `make test`. Settings: BENCH_SECONDS (10 s per scenario) and
+# the others listed at the top of bench/bench.py.
+BENCH_PYTHON ?= python3
+
+.PHONY: bench bench-deps
+bench: bench-deps build/usher
+	$(BENCH_PYTHON) bench/bench.py
+
+# wrk, redis-benchmark and openssl: installed by scripts/deps.sh when
+# missing (as root; otherwise it prints the apt-get line to run).
+bench-deps:
+	@for t in wrk redis-server redis-benchmark openssl; do \
+	  command -v $$t >/dev/null 2>&1 || { WITH_BENCH=1 sh scripts/deps.sh; exit $$?; }; \
+	done
