@@ -22,8 +22,9 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 .PHONY: all run test unit e2e deps clean
 all: build/usher
 
+# Copied then renamed, so a running build/usher is replaced, not written into.
 build/usher: $(REL)/usher
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 # Lua scripts are compiled into the binary as one generated C file.
 build/gen/lua_scripts.c: $(LUA) scripts/embed-lua.sh
