@@ -80,10 +80,14 @@ static void leave_done(void *arg, redisReply *reply, const char *error)
     struct request *rq = arg;
     if (answer_store_failure(rq, reply, error))
         return;
-    bool was_seated = reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
-    respond_ok(rq, 200, json_pack("{s:s, s:s, s:b, s:b}", "userId", body_str(rq, "userId"),
-                                  "stageArn", body_str(rq, "stageArn"), "viewerLeft", 1,
-                                  "wasSeated", was_seated));
+    const char *freed = reply->type == REDIS_REPLY_STRING ? reply->str : "";
+    json_t *data = json_pack("{s:s, s:s, s:b, s:b}", "userId", body_str(rq, "userId"),
+                             "stageArn", body_str(rq, "stageArn"), "viewerLeft", 1,
+                             "wasSeated", freed[0] != '\0');
+    /* A viewer moved off a draining stage may name the stage it left. */
+    if (freed[0] && strcmp(freed, body_str(rq, "stageArn")) != 0)
+        json_object_set_new(data, "seatStageArn", json_string(freed));
+    respond_ok(rq, 200, data);
 }
 
 void route_viewer_leave(struct request *rq)

@@ -434,6 +434,21 @@ describe('usher HTTP API', () => {
       assert.deepEqual(byId, { [master]: 1, [extra]: 2 });
       noProblems();
     });
+
+    // A user holds one seat: a leave naming another stage (say, the one the
+    // scaler moved the viewer from) still frees it, and says where it was.
+    it('a leave naming another stage frees the seat the user holds', async () => {
+      ok(await usher.post('/api/token/viewer', { userId: 'dave', stageArn: extra }));
+      assert.equal(count(extra), 3);
+      const d = ok(await usher.post('/api/viewer/leave', { userId: 'dave', stageArn: master }));
+      assert.equal(d.wasSeated, true);
+      assert.equal(d.seatStageArn, extra);
+      assert.equal(count(extra), 2);
+      assert.equal(count(master), 1);
+      assert.equal(total(), 3);
+      assert.equal(hbField(extra, 'dave'), null);
+      noProblems();
+    });
   });
 
   describe('stage management', () => {
