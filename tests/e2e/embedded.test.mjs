@@ -1,0 +1,62 @@
+// embedded.test.mjs — the zero-set-up default of ./run.sh: REDIS_EMBEDDED
+// makes usher start its own redis-server on a unix socket in DATA_DIR,
+// with its append-only file there, and stop it on the way out.
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { USHER_BIN, freePort, sleep } from './harness.mjs';
+
+// pids of redis-server processes whose command line names the socket.
+function redisFor(socket) {
+  try {
+    return execFileSync('pgrep', ['-f', `redis-server.*${socket}`], { encoding: 'utf8' })
+      .split('\n').filter(Boolean);
+  } catch { return []; }
+}
+
+describe('embedded redis-server', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'usher-embedded-'));
+  const socket = join(dataDir, 'redis.sock');
+  let proc;
+  after(() => {
+    if (proc && proc.exitCode === null) proc.kill('SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('starts, serves, persists to DATA_DIR and stops with usher', async () => {
+    const port = await freePort();
+    let log = '';
+    proc = spawn(USHER_BIN, [], {
+      env: { PATH: process.env.PATH, REDIS_EMBEDDED: 'true', DATA_DIR: dataDir, API_HOST: '127.0.0.1',
+        API_PORT: String(port), SKIP_AUTH: 'true', AUTO_SCALE_ENABLED: 'false', SIGNER_PRECOMPUTE: '8',
+        ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1' },
+      stdio: ['ignore', 'pipe', 'pipe'] });
+    proc.stdout.on('data', (d) => { log += d; });
+    proc.stderr.on('data', (d) => { log += d; });
+    const exited = new Promise((r) => proc.once('exit', (code) => r(code)));
+
+    let healthy = false;
+    for (let i = 0; i < 100 && !healthy; i++) {
+      await sleep(100);
+      try { healthy = (await fetch(`http://127.0.0.1:${port}/health`)).status === 200; } catch { /* not yet */ }
+    }
+    assert.ok(healthy, `usher became healthy on its own redis\n${log}`);
+    assert.ok(existsSync(socket), 'the socket is in DATA_DIR');
+    assert.equal(redisFor(socket).length, 1, 'one redis-server of its own');
+
+    const post = (path, body) => fetch(`http://127.0.0.1:${port}${path}`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    assert.equal((await post('/api/token/publisher', { userId: 'host' })).status, 200);
+    const seat = await (await post('/api/token/viewer', { userId: 'v1' })).json();
+    assert.equal(seat.data.currentViewers, 1);
+    assert.ok(existsSync(join(dataDir, 'appendonlydir')), 'append-only files in DATA_DIR');
+
+    proc.kill('SIGTERM');
+    assert.equal(await exited, 0, log);
+    assert.doesNotMatch(log, /ERROR: (Address|Leak)Sanitizer|runtime error:/);
+    assert.deepEqual(redisFor(socket), [], 'its redis-server stopped with it');
+  });
+});
