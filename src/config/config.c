@@ -121,7 +121,7 @@ static const struct setting SETTINGS[] = {
         "prefix of every Redis key (1-64 characters, no spaces)"),
     ROW("Redis", "REDIS_TIMEOUT_MS", "800",
         T_LONG(redis_timeout_ms, 50, 10000, MILLIS),
-        "deadline of one Redis command"),
+        "how long Redis may stay silent with commands waiting before the connection is dropped and remade"),
     ROW("Redis", "REDIS_EMBEDDED", "false", T_BOOL(redis_embedded),
         "start and use our own redis-server"),
     ROW("Redis", "DATA_DIR", "./data", T_STRING(data_dir, NULL),

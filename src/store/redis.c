@@ -2,9 +2,9 @@
  *
  * Life of the connection: connect → (AUTH) → SELECT → SCRIPT LOAD × n →
  * PING; the PING's answer makes it ready. Those hand-shake commands are
- * pipelined right after the connect call and carry deadlines like any
- * other, which is also how a connect that hangs (a stopped Redis still
- * completes TCP hand-shakes from its backlog) gets noticed. Any failure
+ * pipelined right after the connect call and watched like any other, which
+ * is also how a connect that hangs (a stopped Redis still completes TCP
+ * hand-shakes from its backlog) gets noticed. Any failure
  * frees the context and arms the reconnect timer; the backoff doubles from
  * 100 ms to 2 s.
  *
