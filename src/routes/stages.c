@@ -67,7 +67,7 @@ static void master_done(void *arg, redisReply *reply, const char *error)
 {
     struct request *rq = arg;
     if (!answer_store_failure(rq, reply, error))
-        answer_one_stage(rq, reply, reply_str(reply, 2), true);
+        answer_one_stage(rq, reply, reply_str(reply, STATS_MASTER), true);
 }
 
 static bool param_is_arn(struct request *rq)

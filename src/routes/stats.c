@@ -16,19 +16,17 @@
 #include "store/store.h"
 #include "util/clock.h"
 
-#define FIRST_STAGE 3                /* stats.lua: total, publisher, master */
-#define PER_STAGE 6                  /* arn, count, info, mode, state, replication */
 
 json_t *stage_entries(redisReply *reply, bool list_shape)
 {
     json_t *stages = json_array();
-    const char *master = reply_str(reply, 2);
-    for (size_t i = FIRST_STAGE; i + PER_STAGE <= reply->elements; i += PER_STAGE) {
-        const char *arn = reply_str(reply, i);
-        const char *info_text = reply_str(reply, i + 2);
+    const char *master = reply_str(reply, STATS_MASTER);
+    for (size_t i = STATS_FIRST_STAGE; i + STATS_PER_STAGE <= reply->elements; i += STATS_PER_STAGE) {
+        const char *arn = reply_str(reply, i + STATS_ARN);
+        const char *info_text = reply_str(reply, i + STATS_INFO);
         json_t *info = info_text ? json_loads(info_text, 0, NULL) : NULL;
         bool is_master = master && arn && strcmp(arn, master) == 0;
-        json_int_t count = (json_int_t)reply_int(reply, i + 1);
+        json_int_t count = (json_int_t)reply_int(reply, i + STATS_VIEWERS);
         json_t *entry = list_shape
             ? json_pack("{s:s, s:O?, s:I, s:O?, s:O?}", "stageArn", arn ? arn : "",
                         "name", json_object_get(info, "name"), "viewerCount", count,
@@ -38,10 +36,10 @@ json_t *stage_entries(redisReply *reply, bool list_shape)
                         "viewerCount", count, "info", "name", json_object_get(info, "name"),
                         "autoScaled", json_object_get(info, "autoScaled"),
                         "createdAt", json_object_get(info, "createdAt"));
-        json_object_set_new(entry, "mode", json_string(reply_str(reply, i + 3)));
+        json_object_set_new(entry, "mode", json_string(reply_str(reply, i + STATS_MODE)));
         /* The master is where the publisher's video comes from. */
         json_object_set_new(entry, "replication",
-                            json_string(is_master ? "source" : reply_str(reply, i + 5)));
+                            json_string(is_master ? "source" : reply_str(reply, i + STATS_REPLICATION)));
         json_object_set_new(entry, "isMasterStage", json_boolean(is_master));
         json_decref(info);
         json_array_append_new(stages, entry);
@@ -68,12 +66,12 @@ json_t *stage_spare(json_t *stages, long capacity)
 static char *stats_text(redisReply *reply)
 {
     json_t *stages = stage_entries(reply, false);
-    const char *status = reply_str(reply, 1);
+    const char *status = reply_str(reply, STATS_PUBLISHER);
     char now[32];
     clock_iso8601(clock_now_ms(), now, sizeof now);
     /* SPEC §2 fixes these five fields exactly; more goes in the stages. */
     json_t *data = json_pack("{s:I, s:I, s:b, s:o, s:s}",
-                             "totalViewers", (json_int_t)reply_int(reply, 0),
+                             "totalViewers", (json_int_t)reply_int(reply, STATS_TOTAL),
                              "activeStages", (json_int_t)json_array_size(stages),
                              "isPublisherLive", status && strcmp(status, "live") == 0,
                              "stages", stages, "timestamp", now);

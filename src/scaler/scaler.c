@@ -27,8 +27,6 @@
 /* A start not answered by then (its scaler died) is tried again. */
 #define REPLICATION_PENDING_MS 10000
 #define REPLICATIONS_PER_SOURCE 5    /* IVS: at most 5 per publisher */
-#define STATS_FIRST_STAGE 3          /* stats.lua: 3 header fields, 6 per stage */
-#define STATS_PER_STAGE 6
 
 struct scaler {
     struct app *app;
@@ -194,17 +192,17 @@ static size_t read_view(redisReply *reply, const char *master, struct stage_view
     size_t n = 0;
     for (size_t i = STATS_FIRST_STAGE; i + STATS_PER_STAGE <= reply->elements && n < max;
          i += STATS_PER_STAGE, n++) {
-        const char *info = reply_str(reply, i + 2), *state = reply_str(reply, i + 4);
+        const char *info = reply_str(reply, i + STATS_INFO), *state = reply_str(reply, i + STATS_STATE);
         infos[n] = info && info[0] ? json_loads(info, 0, NULL) : NULL;
         states[n] = state && state[0] ? json_loads(state, 0, NULL) : NULL;
         if (!states[n])
             states[n] = json_object();
         views[n] = (struct stage_view){
-            .arn = reply_str(reply, i),
-            .viewers = (long)reply_int(reply, i + 1),
-            .master = strcmp(reply_str(reply, i), master) == 0,
+            .arn = reply_str(reply, i + STATS_ARN),
+            .viewers = (long)reply_int(reply, i + STATS_VIEWERS),
+            .master = strcmp(reply_str(reply, i + STATS_ARN), master) == 0,
             .auto_scaled = json_is_true(json_object_get(infos[n], "autoScaled")),
-            .mode = mode_of(reply_str(reply, i + 3)),
+            .mode = mode_of(reply_str(reply, i + STATS_MODE)),
             .replication = replication_of(states[n]),
             .retry_at_ms = json_integer_value(json_object_get(states[n], "retryAt")),
             .draining_since_ms = json_integer_value(json_object_get(states[n], "drainingSince")),
@@ -290,8 +288,8 @@ static void viewed(void *arg, redisReply *reply, const char *error)
         tick_end(s);
         return;
     }
-    const char *master = reply_str(reply, 2);
-    const char *status = reply_str(reply, 1);
+    const char *master = reply_str(reply, STATS_MASTER);
+    const char *status = reply_str(reply, STATS_PUBLISHER);
     size_t max = reply->elements / STATS_PER_STAGE + 1;
     struct stage_view *views = calloc(max, sizeof *views);
     json_t **infos = calloc(max, sizeof *infos), **states = calloc(max, sizeof *states);

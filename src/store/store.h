@@ -42,6 +42,15 @@ enum store_refusal {
     REFUSAL_OTHER        /* an error that is no refusal: a bug or Redis trouble */
 };
 
+/* Where things are in the reply of stats.lua (SCRIPT_STATS): a header,
+ * then STATS_PER_STAGE fields for each stage, oldest first. Its readers
+ * (the stats routes, the scaler) index it with these names. */
+enum stats_reply { STATS_TOTAL, STATS_PUBLISHER, STATS_MASTER, STATS_FIRST_STAGE };
+enum stats_stage_field {
+    STATS_ARN, STATS_VIEWERS, STATS_INFO, STATS_MODE, STATS_STATE, STATS_REPLICATION,
+    STATS_PER_STAGE
+};
+
 #define STAGE_KEY_TTL_S 3600
 #define PUBLISHER_STATUS_TTL_S 86400
 
