@@ -164,6 +164,20 @@ Usher.agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
 export const enc = (arn) => encodeURIComponent(arn);
 
+// What most test groups start from: a Redis, a usher in front of it (env
+// as for Usher.start), and the publisher live.
+export async function startLive(env = {}) {
+  const redis = await Redis.start();
+  const usher = await Usher.start(redis, env);
+  const pub = await usher.post('/api/token/publisher', { userId: 'publisher-1' });
+  if (pub.status !== 200) {
+    await usher.close();
+    await redis.close();
+    throw new Error(`publisher token: ${pub.status} ${JSON.stringify(pub.body)}`);
+  }
+  return { redis, usher };
+}
+
 // Checks every SPEC §3 invariant from the outside; returns a list of
 // violations (empty when all hold) and the per-stage counts.
 export function checkInvariants(redis, { capacity } = {}) {

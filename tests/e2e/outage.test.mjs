@@ -15,7 +15,7 @@ import http from 'node:http';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis, Usher, freePort, sleep, checkInvariants } from './harness.mjs';
+import { Redis, Usher, freePort, sleep, checkInvariants, startLive } from './harness.mjs';
 
 const ENV = { AUTO_SCALE_ENABLED: 'false', MAX_VIEWERS_PER_STAGE: '1000' };
 const BOUND_MS = 1000;       // SPEC §1: answered within 1 s
@@ -185,10 +185,7 @@ describe('usher started while Redis is down', () => {
 describe('SIGTERM with requests in flight', () => {
   let redis; let usher;
   before(async () => {
-    redis = await Redis.start();
-    usher = await Usher.start(redis, ENV);
-    const pub = await usher.post('/api/token/publisher', { userId: 'publisher-1' });
-    assert.equal(pub.status, 200, short(pub));
+    ({ redis, usher } = await startLive(ENV));
   });
   after(async () => {
     await usher?.close();

@@ -27,7 +27,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import http from 'node:http';
-import { Redis, Usher, PREFIX, sleep, checkInvariants } from './harness.mjs';
+import { Redis, Usher, PREFIX, sleep, checkInvariants, startLive } from './harness.mjs';
 
 const C = 20;
 const MAX_STAGES = 25;
@@ -539,10 +539,7 @@ describe('auto-scaling: DRAIN_TIMEOUT', () => {
   const viewers = new Map();
 
   before(async () => {
-    redis = await Redis.start();
-    usher = await Usher.start(redis, DENV);
-    const pub = await usher.post('/api/token/publisher', { userId: 'publisher-1' });
-    assert.equal(pub.status, 200, short(pub));
+    ({ redis, usher } = await startLive(DENV));
   });
 
   after(async () => {
@@ -623,10 +620,7 @@ describe('auto-scaling: replication with failures and back-off', () => {
   let redis; let usher;
 
   before(async () => {
-    redis = await Redis.start();
-    usher = await Usher.start(redis, RENV);
-    const pub = await usher.post('/api/token/publisher', { userId: 'publisher-1' });
-    assert.equal(pub.status, 200, short(pub));
+    ({ redis, usher } = await startLive(RENV));
   });
 
   after(async () => {
