@@ -6,7 +6,7 @@
 #   make simulator  the live-event simulator (tools/tools.mk)
 
 CC      ?= cc
-PKGS    := libevent libevent_pthreads hiredis jansson openssl
+PKGS    := libevent libevent_pthreads hiredis jansson openssl libcurl
 CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
