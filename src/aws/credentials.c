@@ -206,10 +206,12 @@ static void fetch_done(struct aws_creds *cc, struct aws_credentials *got, const 
         cc->refresh_at = now + RETRY_FAILED_MS;
         log_warn("aws credentials: %s", error);
     }
-    if (usable(cc, now))
+    /* Fresh credentials are handed out even inside the margin: they are
+     * the newest there are. */
+    if (cc->have && (cc->cur.expires_ms == 0 || now < cc->cur.expires_ms))
         answer_waiters(cc, NULL);
     else
-        answer_waiters(cc, error ? error : "credentials expire too soon");
+        answer_waiters(cc, error ? error : "the credentials fetched have expired");
 }
 
 /* ------------------------------------------------------------------------
