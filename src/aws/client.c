@@ -292,20 +292,28 @@ int aws_call(struct aws_client *c, const char *operation, const json_t *body,
  * The client
  * --------------------------------------------------------------------- */
 
-/* Splits scheme://authority[/prefix] into origin, host and prefix (no
- * trailing '/'); returns -1 when url is not http(s) or has odd characters. */
-static int parse_endpoint(struct aws_client *c, const char *url)
+const char *aws_endpoint_check(const char *url)
 {
+    static const char bad[] = "is not an http(s)://host[:port][/path] URL";
     const char *auth = strncmp(url, "https://", 8) == 0 ? url + 8
                        : strncmp(url, "http://", 7) == 0 ? url + 7 : NULL;
     if (!auth)
-        return -1;
-    size_t alen = strcspn(auth, "/?#");
+        return bad;
     for (const char *p = url; *p; p++)
         if ((unsigned char)*p <= ' ' || *p == 0x7f)
-            return -1;
+            return bad;
+    size_t alen = strcspn(auth, "/?#");
     if (alen == 0 || auth[alen] == '?' || auth[alen] == '#' || memchr(auth, '@', alen))
-        return -1;
+        return bad;
+    return NULL;
+}
+
+/* Splits a checked scheme://authority[/prefix] into origin, host and
+ * prefix (no trailing '/'); -1 when out of memory. */
+static int parse_endpoint(struct aws_client *c, const char *url)
+{
+    const char *auth = strstr(url, "://") + 3;
+    size_t alen = strcspn(auth, "/");
     c->origin = strndup(url, (size_t)(auth - url) + alen);
     c->host = strndup(auth, alen);
     c->prefix = strdup(auth + alen);
@@ -327,16 +335,20 @@ static int client_fail(struct aws_client *c, char *err, size_t errlen, const cha
 static int setup(struct aws_client *c, const struct aws_client_settings *s, char *err,
                  size_t errlen)
 {
-    char url[512];
+    char url[512], what[700];
     if (!s->region || !*s->region)
         return client_fail(c, err, errlen, "AWS_REGION is empty");
     if (s->endpoint_url && *s->endpoint_url)
         snprintf(url, sizeof url, "%s", s->endpoint_url);
     else
         snprintf(url, sizeof url, "https://ivsrealtime.%s.amazonaws.com", s->region);
+    const char *bad = aws_endpoint_check(url);
+    if (bad) {
+        snprintf(what, sizeof what, "AWS_ENDPOINT_URL: %s %s", url, bad);
+        return client_fail(c, err, errlen, what);
+    }
     if (!(c->region = strdup(s->region)) || parse_endpoint(c, url) < 0)
-        return client_fail(c, err, errlen,
-                           "AWS_ENDPOINT_URL: not an http(s)://host[:port][/path] URL");
+        return client_fail(c, err, errlen, "out of memory");
     c->stats = calloc(aws_op_count(), sizeof *c->stats);
     c->http = aws_http_new(c->base);
     c->local = aws_local_limiter_new(c->base, NULL, NULL);

@@ -47,6 +47,10 @@ struct aws_result {
 
 typedef void (*aws_call_fn)(void *arg, const struct aws_result *r);
 
+/* What is wrong with an AWS_ENDPOINT_URL value, or NULL when it is an
+ * http(s)://host[:port][/path] URL without user info, query or fragment. */
+const char *aws_endpoint_check(const char *url);
+
 /* Returns NULL with the reason in err (bad endpoint, no credential source
  * could be set up, out of memory). */
 struct aws_client *aws_client_new(struct event_base *base,

@@ -25,6 +25,8 @@
  * value was given. */
 #include "config/config.h"
 
+#include "aws/client.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -131,6 +133,9 @@ static const struct setting SETTINGS[] = {
         "where stages live: local (simulated) or aws (Amazon IVS)"),
     ROW("Stages", "AWS_REGION", "ap-northeast-1",
         T_STRING(aws_region, check_region), "AWS region"),
+    ROW("Stages", "AWS_ENDPOINT_URL", "", T_STRING(aws_endpoint_url, aws_endpoint_check),
+        "IVS control-plane endpoint, http(s)://host[:port][/path]; empty = "
+        "https://ivsrealtime.AWS_REGION.amazonaws.com"),
     ROW("Stages", "AWS_ACCESS_KEY_ID", "", T_STRING(aws_access_key_id, NULL),
         "AWS access key; needed with STAGE_PROVIDER=aws"),
     ROW("Stages", "AWS_SECRET_ACCESS_KEY", "",

@@ -42,6 +42,7 @@ struct config {
     /* IVS / stages */
     char *stage_provider;            /* STAGE_PROVIDER: local|aws */
     char *aws_region;                /* AWS_REGION, ap-northeast-1 */
+    char *aws_endpoint_url;          /* AWS_ENDPOINT_URL, empty = IVS's regional endpoint */
     char *aws_access_key_id;         /* AWS_ACCESS_KEY_ID */
     char *aws_secret_access_key;     /* AWS_SECRET_ACCESS_KEY */
     char *aws_session_token;         /* AWS_SESSION_TOKEN */
