@@ -21,6 +21,7 @@
 
 #define DEFAULT_TIMEOUT_MS 10000
 #define SIGNING_NAME "ivs"      /* not "ivsrealtime": ../shared/aws/README.md */
+#define RECENT_S 60             /* the window of aws_client_recent */
 
 struct call {
     struct aws_client *c;
@@ -34,6 +35,11 @@ struct call {
     struct call *prev, *next;
 };
 
+struct recent_slot {
+    int64_t second;             /* unix s this slot counts; slot = second % RECENT_S */
+    uint64_t throttles, errors;
+};
+
 struct aws_client {
     struct event_base *base;
     struct aws_http *http;
@@ -43,6 +49,7 @@ struct aws_client {
     long timeout_ms;
     struct aws_op_stats *stats;
     struct aws_client_last last;
+    struct recent_slot recent[RECENT_S];
     struct call *calls;
     bool closing;
     uint64_t rng;               /* xorshift state for backoff jitter */
@@ -167,12 +174,39 @@ static void answer(struct call *k, const struct aws_http_response *res, struct a
     json_decref(body);
 }
 
+/* Counts a failed attempt in the current second's slot. */
+static void count_recent(struct aws_client *c, enum aws_error e)
+{
+    int64_t sec = clock_now_ms() / 1000;
+    struct recent_slot *slot = &c->recent[sec % RECENT_S];
+    if (slot->second != sec)
+        slot->second = sec, slot->throttles = 0, slot->errors = 0;
+    if (e == AWS_ERR_THROTTLED)
+        slot->throttles++;
+    else
+        slot->errors++;
+}
+
+struct aws_client_recent aws_client_recent(const struct aws_client *c, int64_t now_ms)
+{
+    struct aws_client_recent r = {0, 0};
+    int64_t now = now_ms / 1000;
+    for (int i = 0; i < RECENT_S; i++)
+        if (c->recent[i].second > now - RECENT_S && c->recent[i].second <= now) {
+            r.throttles += c->recent[i].throttles;
+            r.errors += c->recent[i].errors;
+        }
+    return r;
+}
+
 static void on_response(void *arg, const struct aws_http_response *res)
 {
     struct call *k = arg;
     struct aws_client *c = k->c;
     struct aws_verdict v = aws_classify(res->status, res->error_type, res->error != NULL,
                                         res->timed_out);
+    if (v.error != AWS_OK)
+        count_recent(c, v.error);
     if (v.retry && !c->closing) {
         int64_t delay = aws_backoff_ms(k->attempts, next_random(c));
         if (aws_retry_allowed(k->attempts, mono_ms() - k->started_ms, delay)) {

@@ -88,11 +88,20 @@ struct aws_client_last {
 };
 struct aws_client_last aws_client_last(const struct aws_client *c);
 
+/* Attempts in the last 60 s (by whole seconds of the wall clock) that IVS
+ * throttled, and that failed otherwise (5xx, network, timeout, or a 4xx);
+ * now_ms is unix ms. */
+struct aws_client_recent {
+    uint64_t throttles;
+    uint64_t errors;
+};
+struct aws_client_recent aws_client_recent(const struct aws_client *c, int64_t now_ms);
+
 const char *aws_client_region(const struct aws_client *c);
 const char *aws_client_credentials_source(const struct aws_client *c);
 
 /* Ends every call still running (done hears AWS_ERR_TRANSPORT "client
- * closed"), then frees. NULL is fine. */
+ * closed"), then frees. NULL is fine. Not from inside a done callback. */
 void aws_client_free(struct aws_client *c);
 
 #endif

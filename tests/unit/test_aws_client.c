@@ -294,6 +294,11 @@ static void test_throttle_and_5xx_retried(void **state)
     assert_int_equal(o.attempts, 4);
     assert_int_equal(srv.ivs_calls, 4);
     assert_int_equal(aws_client_op_stats(c, (size_t)aws_op_index("GetStage"))->retries, 3);
+    struct aws_client_recent recent = aws_client_recent(c, clock_now_ms());
+    assert_int_equal(recent.throttles, 2);
+    assert_int_equal(recent.errors, 1);
+    recent = aws_client_recent(c, clock_now_ms() + 61 * 1000);
+    assert_int_equal(recent.throttles + recent.errors, 0);
     aws_client_free(c);
 }
 
