@@ -18,7 +18,7 @@
  *      is parsed by kind and checked against the row's limits.
  *   3. Rules that tie settings together: REDIS_URL overrides the separate
  *      Redis settings, old-style scale thresholds are converted to ratios,
- *      and the AWS provider needs credentials.
+ *      and the AWS provider's keys come in pairs.
  *
  * The first bad value stops loading with a message that starts with the
  * setting's environment name, so an operator can find it whichever way the
@@ -137,10 +137,10 @@ static const struct setting SETTINGS[] = {
         "IVS control-plane endpoint, http(s)://host[:port][/path]; empty = "
         "https://ivsrealtime.AWS_REGION.amazonaws.com"),
     ROW("Stages", "AWS_ACCESS_KEY_ID", "", T_STRING(aws_access_key_id, NULL),
-        "AWS access key; needed with STAGE_PROVIDER=aws"),
+        "AWS access key; empty = container or instance credentials"),
     ROW("Stages", "AWS_SECRET_ACCESS_KEY", "",
         T_STRING(aws_secret_access_key, NULL),
-        "AWS secret key; needed with STAGE_PROVIDER=aws"),
+        "AWS secret key, set with AWS_ACCESS_KEY_ID"),
     ROW("Stages", "AWS_SESSION_TOKEN", "", T_STRING(aws_session_token, NULL),
         "AWS session token, for temporary credentials"),
     ROW("Stages", "AWS_ACCOUNT_ID", "123456789012",
@@ -703,15 +703,18 @@ static int convert_thresholds(struct config *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* Neither key means the rest of the credential chain (container endpoint,
+ * instance metadata: aws/credentials.h); one without the other is a
+ * mistake. */
 static int check_aws(const struct config *cfg, char *err, size_t errlen)
 {
     if (strcmp(cfg->stage_provider, "aws") != 0)
         return 0;
     bool no_id = !*cfg->aws_access_key_id, no_secret = !*cfg->aws_secret_access_key;
-    if (no_id || no_secret)
-        return fail(err, errlen, "STAGE_PROVIDER=aws needs %s%s%s",
-                    no_id ? "AWS_ACCESS_KEY_ID" : "", no_id && no_secret ? " and " : "",
-                    no_secret ? "AWS_SECRET_ACCESS_KEY" : "");
+    if (no_id != no_secret)
+        return fail(err, errlen, "STAGE_PROVIDER=aws: %s is set without %s",
+                    no_id ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID",
+                    no_id ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY");
     return 0;
 }
 
