@@ -57,8 +57,8 @@ struct aws_http *aws_http_new(struct event_base *base);
 int aws_http_send(struct aws_http *h, const struct aws_http_request *req,
                    aws_http_done_fn done, void *arg);
 
-/* Ends every request still running, calling its done with an error, then
- * frees h. NULL is fine. */
+/* Ends every request still running, calling its done with "client
+ * closed", then frees h. NULL is fine. Not from inside a done callback. */
 void aws_http_free(struct aws_http *h);
 
 #endif
