@@ -74,6 +74,7 @@ async function openBrowser(size) {
   let allowed = [];
   const watch = (page) => {
     page.on('console', (m) => {
+      if (process.env.DASH_DEBUG) console.log(`[${m.type()}] ${m.text()}`);
       if (m.type() === 'error' && !allowed.some((re) => re.test(m.text()))) errors.push(`console: ${m.text()}`);
     });
     page.on('pageerror', (e) => errors.push(`page: ${e.message}`));

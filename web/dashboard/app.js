@@ -46,7 +46,8 @@ export function createSseParser(onEvent, lastId = '', onRetry = () => {}) {
 
   return {
     feed(text) {
-      if (!started && text !== '') {
+      if (text === '') return;
+      if (!started) {
         started = true;
         if (text[0] === '\uFEFF') text = text.slice(1);
       }
@@ -153,7 +154,7 @@ function applyEvent(model, event) {
 
 const $ = (id) => document.getElementById(id);
 const numberFormat = new Intl.NumberFormat();
-const clock = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+const clock = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -263,6 +264,14 @@ function renderHealth(stats) {
   box.replaceChildren(...rows);
 }
 
+// An event's detail is free text, or a stage ARN (replication's source),
+// shown by the stage's name; a detail that only repeats the name is left out.
+function eventDetail(model, e) {
+  const detail = String(e.detail ?? '');
+  if (detail.startsWith('arn:')) return `from ${stageName(model, detail)}`;
+  return detail === stageName(model, e.stageArn) ? '' : detail;
+}
+
 function renderEvents(model) {
   const items = [...model.events.values()].map((e) => {
     const li = el('li', 'event');
@@ -271,7 +280,8 @@ function renderEvents(model) {
       el('span', 'badge event-type', String(e.type ?? 'event')),
       el('span', 'event-stage', stageName(model, e.stageArn)));
     li.querySelector('.event-type').dataset.type = String(e.type);
-    if (e.detail) li.append(el('span', 'event-detail', String(e.detail)));
+    const detail = eventDetail(model, e);
+    if (detail) li.append(el('span', 'event-detail', detail));
     return li;
   });
   $('events').replaceChildren(...items);
@@ -308,7 +318,7 @@ function renderChart(history, now) {
     parts.push(svg('line', { class: 'grid', x1: pad.l, x2: w - pad.r, y1: y(v), y2: y(v) }),
       svg('text', { class: 'axis', x: pad.l - 6, y: y(v) + 4, 'text-anchor': 'end' }, numberFormat.format(v)));
   }
-  for (let m = 60; m >= 0; m -= 15) {
+  for (let m = 60; m >= 0; m -= iw < 360 ? 30 : 15) {
     parts.push(svg('text', { class: 'axis', x: x(now - m * 60000), y: h - 6,
       'text-anchor': m === 60 ? 'start' : m === 0 ? 'end' : 'middle' }, m ? `−${m} min` : 'now'));
   }
@@ -316,8 +326,10 @@ function renderChart(history, now) {
     let d = `M${x(history[0].at)},${y(history[0].viewers)}`;
     for (const p of history.slice(1)) d += `H${x(p.at)}V${y(p.viewers)}`;
     d += `H${x(now)}`;
+    const last = history[history.length - 1].viewers;
     parts.push(svg('path', { class: 'area', d: `${d}V${y(0)}H${x(history[0].at)}Z` }),
-      svg('path', { class: 'line', d }));
+      svg('path', { class: 'line', d }),
+      svg('circle', { class: 'now', cx: x(now), cy: y(last), r: 4 }));
   }
   chart.setAttribute('viewBox', `0 0 ${w} ${h}`);
   chart.replaceChildren(...parts);
