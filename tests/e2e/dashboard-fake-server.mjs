@@ -59,7 +59,7 @@ export class FakeStats {
       stages: this.stages,
       timestamp: new Date().toISOString(),
       capacityPerStage: this.capacityPerStage,
-      health: { redis: { status: 'ok', latencyMs: 0.4 }, ivs: { provider: 'local', region: 'ap-northeast-1' } },
+      health: { redis: { status: 'up', latencyMs: 0.412 }, ivs: { provider: 'local', region: 'ap-northeast-1' } },
     };
   }
 

@@ -240,16 +240,17 @@ function healthRow(name, ok, text) {
   return row;
 }
 
-// Redis and the stage provider; any further provider fields (lastCall, ...)
-// are shown as they come.
+// Redis and the stage provider, as "services" of GET /health; any further
+// provider fields (lastCall, ...) are shown as they come.
 function renderHealth(stats) {
   const box = $('health');
   const redis = stats.health?.redis, ivs = stats.health?.ivs;
   if (!redis && !ivs) return box.replaceChildren(el('p', 'muted', 'Not reported by this server.'));
   const rows = [];
   if (redis) {
-    const latency = typeof redis.latencyMs === 'number' ? ` · ${redis.latencyMs} ms` : '';
-    rows.push(healthRow('Redis', redis.status === 'ok' || redis.status === 'healthy', `${redis.status ?? '?'}${latency}`));
+    const latency = typeof redis.latencyMs === 'number' ? ` · ${redis.latencyMs.toFixed(1)} ms` : '';
+    const error = redis.error ? ` · ${redis.error}` : '';
+    rows.push(healthRow('Redis', redis.status === 'up', `${redis.status ?? '?'}${latency}${error}`));
   }
   if (ivs) {
     const failed = ivs.lastCall && /fail|error|throttl|quota/i.test(JSON.stringify(ivs.lastCall));
