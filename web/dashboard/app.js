@@ -83,24 +83,31 @@ async function readStream(key, lastId, on) {
   if (key) headers['X-API-Key'] = key;
   if (lastId) headers['Last-Event-ID'] = lastId;
   const abort = new AbortController();
+  let watchdog;
+  const arm = () => {
+    clearTimeout(watchdog);
+    watchdog = setTimeout(() => abort.abort(), STALE_MS);
+  };
   let res;
   try {
+    arm();
     res = await fetch(STREAM_URL, { headers, cache: 'no-store', signal: abort.signal });
   } catch {
+    clearTimeout(watchdog);
     return { status: 0, received: false };
   }
   if (!res.ok || !(res.headers.get('Content-Type') || '').startsWith('text/event-stream')) {
+    clearTimeout(watchdog);
     res.body?.cancel().catch(() => {});
     return { status: res.status, received: false };
   }
   on.live();
-  let received = false, watchdog;
+  let received = false;
   const parser = createSseParser((event) => { received = true; on.event(event); }, lastId, on.retry);
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   try {
     for (;;) {
-      clearTimeout(watchdog);
-      watchdog = setTimeout(() => abort.abort(), STALE_MS);
+      arm();
       const { value, done } = await reader.read();
       if (done) break;
       parser.feed(value);
