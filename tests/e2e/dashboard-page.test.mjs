@@ -7,8 +7,11 @@
 // causes on purpose (a refused key, a stopped server), which are named.
 //
 // The server is a "target" (see fakeTarget): today the test-only fake in
-// dashboard-fake-server.mjs; pointing the test at the real usher means
-// writing one more target with the same members.
+// dashboard-fake-server.mjs. Pointing the tests at the real usher is one
+// more target with the same members and one more dashboardTests() call: with
+// harness.mjs, url = usher.base, key = its API_KEY, total() from GET
+// /api/stats, join() = POST /api/token/viewer (the answer names the stage),
+// restart() = usher.stop() then usher.restart() (Redis keeps the counts).
 //
 // Screenshots: build/screenshots/dashboard-{laptop,phone}.png.
 import { test } from 'node:test';
@@ -32,14 +35,16 @@ const SIZES = {
 // stageCount() → the stages it must list,
 // join() → {stageId, viewers, total} after one viewer joined,
 // restart() → stops the server, changes the count while it is down where it
-// can, starts it again; stop()}.
+// can, starts it again; stop(); optionally streamRequests() → [{lastEventId}]
+// of the stream requests the server saw}.
 async function fakeTarget() {
   const stats = new FakeStats();
-  let fake = await startFakeUsher({ stats });
+  const options = { stats, pingMs: 300 };   // pings between the events, which the page must pass over
+  let fake = await startFakeUsher(options);
   return {
     get url() { return fake.url; },
     key: 'test-key',
-    fake: () => fake,
+    streamRequests: () => fake.requests,
     total: async () => stats.data().totalViewers,
     stageCount: async () => stats.stages.length,
     join: async (i = 0) => {
@@ -51,7 +56,7 @@ async function fakeTarget() {
       await fake.stop();
       stats.join(1, 5);               // five viewers join while the page is cut off
       await new Promise((r) => setTimeout(r, 1000));
-      fake = await startFakeUsher({ stats, port });
+      fake = await startFakeUsher({ ...options, port });
     },
     stop: () => fake.stop(),
   };
@@ -118,81 +123,85 @@ async function checkJoin(page, target) {
   assert.equal(await page.getAttribute(`${row} .bar`, 'aria-valuenow'), String(joined.viewers));
 }
 
-test('dashboard page in Chromium', async (t) => {
-  mkdirSync(SHOTS, { recursive: true });
-  const target = await fakeTarget();
-  t.after(() => target.stop());
+function dashboardTests(name, makeTarget) {
+  test(name, async (t) => {
+    mkdirSync(SHOTS, { recursive: true });
+    const target = await makeTarget();
+    t.after(() => target.stop());
 
-  await t.test('the page carries no API key', async () => {
-    for (const path of ['/dashboard', '/dashboard/app.js', '/dashboard/style.css']) {
-      const res = await fetch(target.url + path);
-      assert.equal(res.status, 200, path);
-      assert.ok(!(await res.text()).includes(target.key), path);
-    }
-  });
-
-  await t.test('laptop: live numbers, a join, a restart', async () => {
-    const b = await openBrowser('laptop');
-    try {
-      await openDashboard(b.page, target);
-      assert.equal(await b.page.locator('#stages li').count(), await target.stageCount());
-      assert.equal(await b.page.textContent('#publisher'), 'Publisher live');
-      assert.ok(await b.page.locator('#stages li .master:visible').count() === 1, 'one master');
-      assert.ok(await b.page.locator('#events li').count() >= 3, 'stage events listed');
-      await checkJoin(b.page, target);
-
-      b.allow([/ERR_CONNECTION_REFUSED|ERR_INCOMPLETE_CHUNKED_ENCODING|ERR_CONNECTION_RESET|ERR_EMPTY_RESPONSE/]);
-      await target.restart();
-      await b.page.waitForFunction(() => document.body.dataset.conn === 'live', null, { timeout: RECONNECT_MS });
-      await shows(b.page, '#total', fmt(await target.total()));
-      b.allow([]);
-      await checkJoin(b.page, target);
-      if (target.fake) {
-        const resumed = target.fake().requests.at(-1);
-        assert.match(resumed.lastEventId, /^\d+-\d+$/, 'the reconnect sent Last-Event-ID');
+    await t.test('the page carries no API key', async () => {
+      for (const path of ['/dashboard', '/dashboard/app.js', '/dashboard/style.css']) {
+        const res = await fetch(target.url + path);
+        assert.equal(res.status, 200, path);
+        assert.ok(!(await res.text()).includes(target.key), path);
       }
+    });
 
-      await b.page.reload();              // the key is kept for this tab
-      await shows(b.page, '#total', fmt(await target.total()), 5000);
-      assert.ok(await b.page.locator('#key-panel').isHidden());
-      await b.page.waitForTimeout(500);   // let the bars finish their transition
-      await b.page.screenshot({ path: `${SHOTS}/dashboard-laptop.png` });
-      assert.deepEqual(b.errors, []);
-    } finally {
-      await b.close();
-    }
-  });
+    await t.test('laptop: live numbers, a join, a restart', async () => {
+      const b = await openBrowser('laptop');
+      try {
+        await openDashboard(b.page, target);
+        assert.equal(await b.page.locator('#stages li').count(), await target.stageCount());
+        assert.equal(await b.page.textContent('#publisher'), 'Publisher live');
+        assert.ok(await b.page.locator('#stages li .master:visible').count() === 1, 'one master');
+        assert.ok(await b.page.locator('#events li').count() >= 3, 'stage events listed');
+        await checkJoin(b.page, target);
 
-  await t.test('phone: live numbers and a join', async () => {
-    const b = await openBrowser('phone');
-    try {
-      await openDashboard(b.page, target);
-      await checkJoin(b.page, target);
-      const overflow = await b.page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
-      assert.ok(overflow <= 0, `the page is ${overflow}px wider than the phone`);
-      await b.page.waitForTimeout(500);
-      await b.page.screenshot({ path: `${SHOTS}/dashboard-phone.png`, fullPage: true });
-      assert.deepEqual(b.errors, []);
-    } finally {
-      await b.close();
-    }
-  });
+        b.allow([/ERR_CONNECTION_REFUSED|ERR_INCOMPLETE_CHUNKED_ENCODING|ERR_CONNECTION_RESET|ERR_EMPTY_RESPONSE/]);
+        await target.restart();
+        await b.page.waitForFunction(() => document.body.dataset.conn === 'live', null, { timeout: RECONNECT_MS });
+        await shows(b.page, '#total', fmt(await target.total()));
+        b.allow([]);
+        await checkJoin(b.page, target);
+        if (target.streamRequests) {
+          const resumed = target.streamRequests().at(-1);
+          assert.match(resumed.lastEventId, /^\d+-\d+$/, 'the reconnect sent Last-Event-ID');
+        }
 
-  await t.test('a refused key brings the form back', async () => {
-    const b = await openBrowser('laptop');
-    try {
-      b.allow([/status of 401/]);
-      await b.page.goto(`${target.url}/dashboard`);
-      await enterKey(b.page, 'not-the-key');
-      await b.page.locator('#key-message').waitFor({ state: 'visible', timeout: 5000 });
-      assert.match(await b.page.textContent('#key-message'), /refused/);
-      assert.equal(await b.page.evaluate(() => sessionStorage.getItem('usher.apiKey')), null);
-      b.allow([]);
-      await enterKey(b.page, target.key);
-      await shows(b.page, '#total', fmt(await target.total()), 5000);
-      assert.deepEqual(b.errors, []);
-    } finally {
-      await b.close();
-    }
+        await b.page.reload();              // the key is kept for this tab
+        await shows(b.page, '#total', fmt(await target.total()), 5000);
+        assert.ok(await b.page.locator('#key-panel').isHidden());
+        await b.page.waitForTimeout(500);   // let the bars finish their transition
+        await b.page.screenshot({ path: `${SHOTS}/dashboard-laptop.png` });
+        assert.deepEqual(b.errors, []);
+      } finally {
+        await b.close();
+      }
+    });
+
+    await t.test('phone: live numbers and a join', async () => {
+      const b = await openBrowser('phone');
+      try {
+        await openDashboard(b.page, target);
+        await checkJoin(b.page, target);
+        const overflow = await b.page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+        assert.ok(overflow <= 0, `the page is ${overflow}px wider than the phone`);
+        await b.page.waitForTimeout(500);
+        await b.page.screenshot({ path: `${SHOTS}/dashboard-phone.png`, fullPage: true });
+        assert.deepEqual(b.errors, []);
+      } finally {
+        await b.close();
+      }
+    });
+
+    await t.test('a refused key brings the form back', async () => {
+      const b = await openBrowser('laptop');
+      try {
+        b.allow([/status of 401/]);
+        await b.page.goto(`${target.url}/dashboard`);
+        await enterKey(b.page, 'not-the-key');
+        await b.page.locator('#key-message').waitFor({ state: 'visible', timeout: 5000 });
+        assert.match(await b.page.textContent('#key-message'), /refused/);
+        assert.equal(await b.page.evaluate(() => sessionStorage.getItem('usher.apiKey')), null);
+        b.allow([]);
+        await enterKey(b.page, target.key);
+        await shows(b.page, '#total', fmt(await target.total()), 5000);
+        assert.deepEqual(b.errors, []);
+      } finally {
+        await b.close();
+      }
+    });
   });
-});
+}
+
+dashboardTests('dashboard page in Chromium, against the fake server', fakeTarget);
