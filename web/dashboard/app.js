@@ -119,7 +119,7 @@ async function readStream(key, lastId, on) {
 
 /* ---- what the page remembers ------------------------------------------- */
 
-function newModel() {
+export function newModel() {
   return { stats: null, history: [], events: new Map(), lastId: '', retryMs: 500 };
 }
 
@@ -136,7 +136,10 @@ function compareIds(a, b) {
   return bm - am || (bs || 0) - (as || 0);
 }
 
-function applyEvent(model, event) {
+// Takes one event of the stream into the model; returns whether the page
+// must be drawn again. An event that is not a JSON object, of an unknown
+// type, or a stage event already seen changes nothing.
+export function applyEvent(model, event) {
   let body;
   try {
     body = JSON.parse(event.data);
@@ -144,7 +147,8 @@ function applyEvent(model, event) {
     console.warn('dashboard: an event that is not JSON was skipped');
     return false;
   }
-  if (event.type === 'stats' && body && typeof body === 'object') {
+  if (!body || typeof body !== 'object') return false;
+  if (event.type === 'stats') {
     model.stats = body;
     addSample(model.history, Date.now(), Number(body.totalViewers) || 0);
   } else if (event.type === 'stage' && event.id && !model.events.has(event.id)) {
@@ -192,7 +196,7 @@ function renderSummary(stats) {
 function renderStages(stats) {
   const list = $('stages');
   const capacity = Number(stats.capacityPerStage) || 0;
-  const stages = Array.isArray(stats.stages) ? [...stats.stages] : [];
+  const stages = Array.isArray(stats.stages) ? stats.stages.filter((s) => s && typeof s === 'object') : [];
   stages.sort((a, b) => (b.isMasterStage === true) - (a.isMasterStage === true) ||
     String(a.info?.createdAt).localeCompare(String(b.info?.createdAt)));
   const scale = capacity || Math.max(1, ...stages.map((s) => Number(s.viewerCount) || 0));

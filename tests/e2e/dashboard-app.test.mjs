@@ -1,5 +1,5 @@
-// dashboard-sse.test.mjs — unit tests of the dashboard's own Server-Sent
-// Events parser and reconnect delay (web/dashboard/app.js), in Node without
+// dashboard-app.test.mjs — unit tests of the dashboard's own Server-Sent
+// Events parser, reconnect delay and event intake (web/dashboard/app.js), in Node without
 // a browser. app.js is a browser module (no package.json marks it ESM for
 // Node), so it is imported from a data: URL; it starts the page only where
 // there is a document.
@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 
 const source = readFileSync(new URL('../../web/dashboard/app.js', import.meta.url), 'utf8');
-const { createSseParser, reconnectDelay } =
+const { createSseParser, reconnectDelay, newModel, applyEvent } =
   await import(`data:text/javascript;base64,${Buffer.from(source).toString('base64')}`);
 
 // Feeds the chunks in order; returns the events and retry values seen.
@@ -79,4 +79,37 @@ test('reconnect delay doubles to a cap, with spread below it', () => {
     [500, 1000, 2000, 4000, 8000, 15000, 15000, 15000]);
   assert.equal(reconnectDelay(0, 500, bottom), 375);
   assert.equal(reconnectDelay(3, 2000, top), 15000);
+});
+
+test('events that are not JSON objects, or unknown, change nothing', (t) => {
+  t.mock.method(console, 'warn', () => {});
+  const model = newModel();
+  for (const [type, data] of [['stats', '{"totalViewers":'], ['stats', 'null'], ['stats', '7'],
+    ['stage', '"x"'], ['other', '{}'], ['stage', '{}']]) {
+    assert.equal(applyEvent(model, { type, data, id: '' }), false, `${type} ${data}`);
+  }
+  assert.equal(model.stats, null);
+  assert.equal(model.events.size, 0);
+  assert.equal(model.history.length, 0);
+});
+
+test('stage events: newest first by stream id, repeats dropped, 50 kept', () => {
+  const model = newModel();
+  const stage = (ms, seq) => ({ type: 'stage', id: `${ms}-${seq}`, data: JSON.stringify({ type: 'drain', n: `${ms}-${seq}` }) });
+  assert.equal(applyEvent(model, stage(1000, 2)), true);
+  assert.equal(applyEvent(model, stage(1000, 10)), true);
+  assert.equal(applyEvent(model, stage(999, 5)), true);
+  assert.equal(applyEvent(model, stage(1000, 2)), false, 'a repeat after a resume');
+  assert.deepEqual([...model.events.keys()], ['1000-10', '1000-2', '999-5']);
+  for (let i = 0; i < 60; i++) applyEvent(model, stage(2000 + i, 0));
+  assert.equal(model.events.size, 50);
+  assert.equal([...model.events.keys()][0], '2059-0');
+  assert.equal([...model.events.keys()].at(-1), '2010-0');
+});
+
+test('a stats event becomes the shown data and a chart sample', () => {
+  const model = newModel();
+  assert.equal(applyEvent(model, { type: 'stats', id: '', data: '{"totalViewers":12,"stages":[]}' }), true);
+  assert.equal(model.stats.totalViewers, 12);
+  assert.deepEqual(model.history.map((p) => p.viewers), [12]);
 });
