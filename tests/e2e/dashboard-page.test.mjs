@@ -1,7 +1,7 @@
 // dashboard-page.test.mjs — the dashboard in a real browser: Debian's
 // headless Chromium, driven by npm playwright-core (no browser download),
 // loads /dashboard at a laptop and a phone size, is given the API key, and
-// must show the live numbers, follow a viewer joining, come back by itself
+// must show the live numbers, follow a viewer joining and leaving, come back by itself
 // after the server restarts, and ask again for a refused key. Any console
 // error or page error fails the test, except the network errors a test step
 // causes on purpose (a refused key, a stopped server), which are named.
@@ -11,6 +11,7 @@
 // more target with the same members and one more dashboardTests() call: with
 // harness.mjs, url = usher.base, key = its API_KEY, total() from GET
 // /api/stats, join() = POST /api/token/viewer (the answer names the stage),
+// leave() = POST /api/viewer/leave,
 // restart() = usher.stop() then usher.restart() (Redis keeps the counts).
 //
 // Screenshots: build/screenshots/dashboard-{laptop,phone}.png.
@@ -33,7 +34,8 @@ const SIZES = {
 
 // A target: {url, key, total() → the total viewers the page must show,
 // stageCount() → the stages it must list,
-// join() → {stageId, viewers, total} after one viewer joined,
+// join() → {stageId, viewers, total} after one viewer joined, leave() the
+// same after one left,
 // restart() → stops the server, changes the count while it is down where it
 // can, starts it again; stop(); optionally streamRequests() → [{lastEventId}]
 // of the stream requests the server saw}.
@@ -49,6 +51,10 @@ async function fakeTarget() {
     stageCount: async () => stats.stages.length,
     join: async (i = 0) => {
       const total = stats.join(i);
+      return { stageId: stats.stages[i].stageId, viewers: stats.stages[i].viewerCount, total };
+    },
+    leave: async (i = 0) => {
+      const total = stats.join(i, -1);
       return { stageId: stats.stages[i].stageId, viewers: stats.stages[i].viewerCount, total };
     },
     restart: async () => {
@@ -114,13 +120,14 @@ async function openDashboard(page, target) {
   assert.equal(await page.textContent('#conn-text'), 'Live');
 }
 
-async function checkJoin(page, target) {
-  const joined = await target.join();
-  await shows(page, '#total', fmt(joined.total));
-  const row = `#stages li[data-stage="${joined.stageId}"]`;
-  await page.waitForFunction(([r, n]) => document.querySelector(`${r} .stage-count`)?.textContent.startsWith(n),
-    [row, fmt(joined.viewers)], { timeout: UPDATE_MS });
-  assert.equal(await page.getAttribute(`${row} .bar`, 'aria-valuenow'), String(joined.viewers));
+// Checks that a change ({stageId, viewers, total}: the answer of join() or
+// leave()) reaches the big number and the stage's bar within UPDATE_MS.
+async function checkChange(page, change) {
+  await shows(page, '#total', fmt(change.total));
+  const row = `#stages li[data-stage="${change.stageId}"]`;
+  await page.waitForFunction(([r, n]) => document.querySelector(`${r} .stage-count`)?.textContent.split(' / ')[0] === n,
+    [row, fmt(change.viewers)], { timeout: UPDATE_MS });
+  assert.equal(await page.getAttribute(`${row} .bar`, 'aria-valuenow'), String(change.viewers));
 }
 
 function dashboardTests(name, makeTarget) {
@@ -137,7 +144,7 @@ function dashboardTests(name, makeTarget) {
       }
     });
 
-    await t.test('laptop: live numbers, a join, a restart', async () => {
+    await t.test('laptop: live numbers, a join, a leave, a restart', async () => {
       const b = await openBrowser('laptop');
       try {
         await openDashboard(b.page, target);
@@ -145,14 +152,16 @@ function dashboardTests(name, makeTarget) {
         assert.equal(await b.page.textContent('#publisher'), 'Publisher live');
         assert.ok(await b.page.locator('#stages li .master:visible').count() === 1, 'one master');
         assert.ok(await b.page.locator('#events li').count() >= 3, 'stage events listed');
-        await checkJoin(b.page, target);
+        await checkChange(b.page, await target.join());
+        await checkChange(b.page, await target.leave());
+        await checkChange(b.page, await target.join());
 
         b.allow([/ERR_CONNECTION_REFUSED|ERR_INCOMPLETE_CHUNKED_ENCODING|ERR_CONNECTION_RESET|ERR_EMPTY_RESPONSE/]);
         await target.restart();
         await b.page.waitForFunction(() => document.body.dataset.conn === 'live', null, { timeout: RECONNECT_MS });
         await shows(b.page, '#total', fmt(await target.total()));
         b.allow([]);
-        await checkJoin(b.page, target);
+        await checkChange(b.page, await target.join());
         if (target.streamRequests) {
           const resumed = target.streamRequests().at(-1);
           assert.match(resumed.lastEventId, /^\d+-\d+$/, 'the reconnect sent Last-Event-ID');
@@ -173,7 +182,7 @@ function dashboardTests(name, makeTarget) {
       const b = await openBrowser('phone');
       try {
         await openDashboard(b.page, target);
-        await checkJoin(b.page, target);
+        await checkChange(b.page, await target.join());
         const overflow = await b.page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
         assert.ok(overflow <= 0, `the page is ${overflow}px wider than the phone`);
         await b.page.waitForTimeout(500);
