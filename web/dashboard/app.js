@@ -165,7 +165,8 @@ export function applyEvent(model, event) {
 
 const $ = (id) => document.getElementById(id);
 const numberFormat = new Intl.NumberFormat();
-const clock = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+const clock = (ms) =>
+  new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -417,7 +418,7 @@ async function run(model) {
     }
     if (result.received) attempt = 0;
     const delay = reconnectDelay(attempt++, model.retryMs);
-    const why = result.status ? `HTTP ${result.status}` : 'no connection';
+    const why = result.status === 200 ? 'stream ended' : result.status ? `HTTP ${result.status}` : 'no connection';
     setConnection('reconnecting', `${why}, retry in ${Math.ceil(delay / 1000)} s`);
     await sleep(delay);
   }
