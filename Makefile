@@ -19,7 +19,7 @@ REL     := build/release
 DBG     := build/asan
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all run test unit e2e deps clean
+.PHONY: all run test unit e2e deps test-deps clean
 all: build/usher
 
 # Copied then renamed, so a running build/usher is replaced, not written into.
@@ -50,6 +50,9 @@ $(DBG)/tests/unit/%: tests/unit/%.c $(APP_SRC:%.c=$(DBG)/%.o) $(DBG)/build/gen/l
 deps:
 	@sh scripts/deps.sh
 
+test-deps:
+	@sh scripts/deps.sh test
+
 run: deps build/usher
 	sh scripts/run.sh
 
@@ -63,7 +66,7 @@ E2E_SERIAL := $(shell node --help 2>/dev/null | grep -q -- --test-concurrency &&
 e2e: $(DBG)/usher
 	USHER_BIN=$(DBG)/usher node --test $(E2E_SERIAL) tests/e2e/
 
-test: deps
+test: test-deps
 	$(MAKE) unit
 	$(MAKE) e2e
 

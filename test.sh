@@ -4,5 +4,5 @@
 # Installs missing Debian packages first when run as root.
 set -e
 cd "$(dirname "$0")"
-sh scripts/deps.sh
+sh scripts/deps.sh test
 make test
