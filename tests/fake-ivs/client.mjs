@@ -7,11 +7,12 @@ import { sign } from './sigv4.mjs';
 // Calls `operation` with `input` on the fake at `url`. opts: {creds:
 // {accessKeyId, secretAccessKey, sessionToken?}, region, service ('ivs'),
 // time (Date: the signing time), tamper(headers) (changes the [name, value]
-// list after signing), rawBody (a string sent instead of JSON)}.
+// list after signing), rawBody (a string signed and sent instead of JSON),
+// sendBody (a string sent instead of the signed body)}.
 // Resolves {status, code (x-amzn-ErrorType before ':'), body (parsed JSON),
 // headers}; rejects when the connection ends without an answer.
 export function ivsCall(url, operation, input, opts) {
-  const { creds, region, service = 'ivs', time = new Date(), tamper, rawBody } = opts;
+  const { creds, region, service = 'ivs', time = new Date(), tamper, rawBody, sendBody } = opts;
   const u = new URL(url);
   const body = rawBody ?? JSON.stringify(input ?? {});
   const path = `/${operation}`;
@@ -19,9 +20,10 @@ export function ivsCall(url, operation, input, opts) {
   const signed = sign({ method: 'POST', rawPath: path, rawQuery: '', headers, body }, creds, { region, service, time });
   headers = [...headers, ...signed.headers];
   if (tamper) headers = tamper(headers);
+  const sent = sendBody ?? body;
   return new Promise((resolve, reject) => {
     const req = http.request({ host: u.hostname, port: u.port, method: 'POST', path,
-      headers: [...headers.flat(), 'Content-Length', String(Buffer.byteLength(body))], agent: false }, (res) => {
+      headers: [...headers.flat(), 'Content-Length', String(Buffer.byteLength(sent))], agent: false }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {
@@ -34,7 +36,7 @@ export function ivsCall(url, operation, input, opts) {
       res.on('error', reject);
     });
     req.on('error', reject);
-    req.end(body);
+    req.end(sent);
   });
 }
 
