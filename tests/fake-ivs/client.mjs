@@ -23,7 +23,7 @@ export function ivsCall(url, operation, input, opts) {
   const sent = sendBody ?? body;
   return new Promise((resolve, reject) => {
     const req = http.request({ host: u.hostname, port: u.port, method: 'POST', path,
-      headers: [...headers.flat(), 'Content-Length', String(Buffer.byteLength(sent))], agent: false }, (res) => {
+      headers: Object.fromEntries([...headers, ['Content-Length', String(Buffer.byteLength(sent))]]), agent: false }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {
