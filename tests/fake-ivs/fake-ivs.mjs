@@ -41,7 +41,7 @@ export const ERROR_STATUS = {
   InternalServerException: 500, TooManyRequestsException: 429, ThrottlingException: 429,
   InvalidSignatureException: 403, UnrecognizedClientException: 403, IncompleteSignatureException: 403,
   MissingAuthenticationTokenException: 403, UnknownOperationException: 404, NotImplemented: 501,
-  ServiceUnavailableException: 503,
+  ServiceUnavailableException: 503, ExpiredTokenException: 403,
 };
 
 export class IvsError extends Error {
@@ -83,6 +83,10 @@ export class FakeIvs {
     this.maxSkewMs = opts.maxSkewMs ?? 5 * 60 * 1000;
     this.sessionLingerMs = opts.sessionLingerMs ?? 0;
     this.clockOffsetMs = 0;
+    this.credentialTtlMs = opts.credentialTtlMs ?? 60 * 60 * 1000;
+    this.containerAuthToken = opts.containerAuthToken || 'fake-container-auth-token';
+    this.imdsRole = 'usher-role';
+    this.imdsTokens = new Map();
     this.api = loadModel(opts.modelPath);
     this.credentials = new Map();
     this.addCredentials({
@@ -131,12 +135,48 @@ export class FakeIvs {
     this.calls = [];
     this.faults = [];
     this.windows = new Map();
+    this.credentialFetches = [];
   }
 
   // ---- credentials, rates, clock --------------------------------------------
 
-  addCredentials({ accessKeyId, secretAccessKey, sessionToken }) {
-    this.credentials.set(accessKeyId, { accessKeyId, secretAccessKey, sessionToken });
+  // Accepts one more credential set; `expiresAt` (ms) makes it temporary:
+  // after it, calls signed with it get 403 ExpiredTokenException.
+  addCredentials({ accessKeyId, secretAccessKey, sessionToken, expiresAt }) {
+    this.credentials.set(accessKeyId, { accessKeyId, secretAccessKey, sessionToken, expiresAt });
+  }
+  #lookup(accessKeyId) {
+    const c = this.credentials.get(accessKeyId);
+    if (c?.expiresAt !== undefined && this.now() >= c.expiresAt)
+      throw new SigV4Error('ExpiredTokenException', `The security token included in the request is expired (${accessKeyId})`);
+    return c;
+  }
+  // New temporary credentials, accepted from now until they expire in
+  // `ttlMs` (default this.credentialTtlMs): {accessKeyId, secretAccessKey,
+  // sessionToken, expiresAt}. The credential endpoints below hand these out.
+  issueTemporaryCredentials({ ttlMs = this.credentialTtlMs } = {}) {
+    const c = { accessKeyId: 'ASIA' + randomId(16, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'), secretAccessKey: randomId(40),
+      sessionToken: randomId(64), expiresAt: this.now() + ttlMs };
+    this.addCredentials(c);
+    return { ...c };
+  }
+  // The environment that points an AWS client (usher) at this fake with the
+  // first configured credentials: AWS_ENDPOINT_URL, AWS_REGION,
+  // AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and, when
+  // configured, AWS_SESSION_TOKEN.
+  env() {
+    const c = this.credentials.values().next().value;
+    const e = { AWS_ENDPOINT_URL: this.url, AWS_REGION: this.region, AWS_DEFAULT_REGION: this.region };
+    if (c) Object.assign(e, { AWS_ACCESS_KEY_ID: c.accessKeyId, AWS_SECRET_ACCESS_KEY: c.secretAccessKey });
+    if (c?.sessionToken) e.AWS_SESSION_TOKEN = c.sessionToken;
+    return e;
+  }
+  // The environment for the container credentials route instead of keys:
+  // AWS_CONTAINER_CREDENTIALS_FULL_URI (+ AWS_CONTAINER_AUTHORIZATION_TOKEN).
+  containerEnv() {
+    return { AWS_ENDPOINT_URL: this.url, AWS_REGION: this.region, AWS_DEFAULT_REGION: this.region,
+      AWS_CONTAINER_CREDENTIALS_FULL_URI: `${this.url}/_fake/container-credentials`,
+      AWS_CONTAINER_AUTHORIZATION_TOKEN: this.containerAuthToken };
   }
   removeCredentials(accessKeyId) { this.credentials.delete(accessKeyId); }
   // Replaces all accepted credentials by this one set.
@@ -273,6 +313,7 @@ export class FakeIvs {
     const q = req.url.indexOf('?');
     const rawPath = q < 0 ? req.url : req.url.slice(0, q);
     if (rawPath.startsWith('/_fake/')) return this.#control(req, res, rawPath);
+    if (rawPath.startsWith('/latest/')) return this.#imds(req, res, rawPath);
     const operation = rawPath.slice(1);
     const entry = { operation, time: Date.now(), status: 0 };
     this.calls.push(entry);
@@ -281,7 +322,7 @@ export class FakeIvs {
       const headers = [];
       for (let i = 0; i < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i], req.rawHeaders[i + 1]]);
       entry.accessKeyId = verify({ method: req.method, rawPath, rawQuery: q < 0 ? '' : req.url.slice(q + 1), headers, body },
-        { region: this.region, service: 'ivs', lookup: (id) => this.credentials.get(id), now: this.now(), maxSkewMs: this.maxSkewMs });
+        { region: this.region, service: 'ivs', lookup: (id) => this.#lookup(id), now: this.now(), maxSkewMs: this.maxSkewMs });
       if (req.method !== 'POST' || !this.api.hasOperation(operation))
         throw new IvsError('UnknownOperationException', `no operation ${req.method} ${rawPath}`);
       this.#rateLimit(operation);
@@ -316,10 +357,50 @@ export class FakeIvs {
   }
 
   // GET /_fake/state: the snapshot as JSON, for a human with curl.
+  // GET /_fake/container-credentials: the ECS container credentials endpoint
+  // (Authorization: containerAuthToken), new temporary credentials each call.
   #control(req, res, path) {
-    if (req.method === 'GET' && path === '/_fake/state') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.snapshot(), null, 2));
-    } else res.writeHead(404).end();
+    const json = (status, v) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(v, null, 2));
+    if (req.method === 'GET' && path === '/_fake/state') return json(200, this.snapshot());
+    if (req.method === 'GET' && path === '/_fake/container-credentials') {
+      const rec = { source: 'container', time: Date.now() };
+      this.credentialFetches.push(rec);
+      if (req.headers.authorization !== this.containerAuthToken) return json(401, { message: 'bad authorization token' });
+      const c = this.issueTemporaryCredentials();
+      rec.accessKeyId = c.accessKeyId;
+      return json(200, { AccessKeyId: c.accessKeyId, SecretAccessKey: c.secretAccessKey, Token: c.sessionToken,
+        Expiration: iso(c.expiresAt), RoleArn: `arn:aws:iam::${this.accountId}:role/${this.imdsRole}` });
+    }
+    res.writeHead(404).end();
+  }
+
+  // EC2 instance metadata, IMDSv2 only (AWS_EC2_METADATA_SERVICE_ENDPOINT =
+  // this.url): PUT /latest/api/token (X-aws-ec2-metadata-token-ttl-seconds)
+  // gives a session token; GET /latest/meta-data/iam/security-credentials/
+  // with it names the role, and .../{role} gives temporary credentials.
+  #imds(req, res, path) {
+    const text = (status, v) => res.writeHead(status, { 'content-type': 'text/plain' }).end(v);
+    if (req.method === 'PUT' && path === '/latest/api/token') {
+      const ttl = Number(req.headers['x-aws-ec2-metadata-token-ttl-seconds']);
+      if (!Number.isInteger(ttl) || ttl < 1 || ttl > 21600) return text(400, 'bad token ttl');
+      const token = randomId(44);
+      this.imdsTokens.set(token, Date.now() + ttl * 1000);
+      return text(200, token);
+    }
+    const base = '/latest/meta-data/iam/security-credentials/';
+    if (req.method !== 'GET' || !path.startsWith(base)) return text(404, 'not found');
+    const rec = { source: 'imds', time: Date.now() };
+    this.credentialFetches.push(rec);
+    const exp = this.imdsTokens.get(req.headers['x-aws-ec2-metadata-token']);
+    if (!exp || Date.now() >= exp) return text(401, 'IMDSv2 session token missing or expired');
+    const role = path.slice(base.length);
+    if (role === '') return text(200, this.imdsRole);
+    if (role !== this.imdsRole) return text(404, 'no such role');
+    const c = this.issueTemporaryCredentials();
+    rec.accessKeyId = c.accessKeyId;
+    return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ Code: 'Success',
+      LastUpdated: iso(this.now()), Type: 'AWS-HMAC', AccessKeyId: c.accessKeyId, SecretAccessKey: c.secretAccessKey,
+      Token: c.sessionToken, Expiration: iso(c.expiresAt) }));
   }
 
   // Sliding one-second window per class (or per operation), shared by every

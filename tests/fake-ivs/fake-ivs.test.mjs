@@ -374,3 +374,55 @@ describe('fake IVS signatures', () => {
     try { fails(await call('ListStages', {}), 403, 'InvalidSignatureException'); } finally { fake.setClockOffset(0); }
   });
 });
+
+describe('fake IVS credential sources', () => {
+  let fake;
+  before(async () => { fake = await start({ ...CREDS, rates: FAST }); });
+  after(() => fake.close());
+
+  const get = async (path, headers = {}, method = 'GET') => {
+    const r = await fetch(fake.url + path, { method, headers });
+    return { status: r.status, text: await r.text() };
+  };
+
+  test('env() points a client at the fake', () => {
+    assert.deepEqual(fake.env(), { AWS_ENDPOINT_URL: fake.url, AWS_REGION: 'us-east-1', AWS_DEFAULT_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: CREDS.accessKeyId, AWS_SECRET_ACCESS_KEY: CREDS.secretAccessKey });
+  });
+
+  test('container credentials: fetched with the authorization token, accepted until they expire', async () => {
+    const env = fake.containerEnv();
+    const url = new URL(env.AWS_CONTAINER_CREDENTIALS_FULL_URI);
+    assert.equal((await get(url.pathname)).status, 401);
+    const r = await get(url.pathname, { Authorization: env.AWS_CONTAINER_AUTHORIZATION_TOKEN });
+    assert.equal(r.status, 200);
+    const c = JSON.parse(r.text);
+    assert.ok(Date.parse(c.Expiration) > Date.now() + 30 * 60 * 1000);
+    const creds = { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.Token };
+    ok(await ivsCall(fake.url, 'ListStages', {}, { creds, region: fake.region }), 'signed with container credentials');
+    fails(await ivsCall(fake.url, 'ListStages', {}, { creds: { ...creds, sessionToken: undefined }, region: fake.region }),
+      403, 'UnrecognizedClientException');
+    assert.deepEqual(fake.credentialFetches.map((f) => f.source), ['container', 'container']);
+    assert.equal(fake.credentialFetches[1].accessKeyId, c.AccessKeyId);
+
+    const short = fake.issueTemporaryCredentials({ ttlMs: 100 });
+    ok(await ivsCall(fake.url, 'ListStages', {}, { creds: short, region: fake.region }), 'before expiry');
+    await new Promise((r2) => setTimeout(r2, 150));
+    fails(await ivsCall(fake.url, 'ListStages', {}, { creds: short, region: fake.region }), 403, 'ExpiredTokenException');
+  });
+
+  test('IMDSv2: a session token, the role, its credentials', async () => {
+    assert.equal((await get('/latest/meta-data/iam/security-credentials/')).status, 401);
+    assert.equal((await get('/latest/api/token', {}, 'PUT')).status, 400);
+    const token = (await get('/latest/api/token', { 'X-aws-ec2-metadata-token-ttl-seconds': '60' }, 'PUT')).text;
+    const h = { 'X-aws-ec2-metadata-token': token };
+    const role = await get('/latest/meta-data/iam/security-credentials/', h);
+    assert.equal(role.status, 200);
+    assert.equal((await get('/latest/meta-data/iam/security-credentials/other-role', h)).status, 404);
+    const r = await get(`/latest/meta-data/iam/security-credentials/${role.text}`, h);
+    const c = JSON.parse(r.text);
+    assert.equal(c.Code, 'Success');
+    ok(await ivsCall(fake.url, 'ListStages', {}, { creds: { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey,
+      sessionToken: c.Token }, region: fake.region }), 'signed with IMDS credentials');
+  });
+});
