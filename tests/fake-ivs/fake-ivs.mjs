@@ -234,6 +234,17 @@ export class FakeIvs {
   }
   // The call log: [{operation, time (ms), status, code?, accessKeyId?, input?, dropped?}].
   callsOf(operation) { return this.calls.filter((c) => c.operation === operation); }
+  // Resolves with the calls of `operation` once `count` of them (with `status`
+  // if given) are logged; rejects after `timeoutMs`.
+  async waitForCall(operation, { count = 1, status, timeoutMs = 5000 } = {}) {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const seen = this.callsOf(operation).filter((c) => c.status !== 0 && (status === undefined || c.status === status));
+      if (seen.length >= count) return seen;
+      if (Date.now() > until) throw new Error(`fake IVS: ${count} ${operation} call(s)${status ? ` answered ${status}` : ''} not seen in ${timeoutMs} ms (saw ${seen.length})`);
+      await sleep(20);
+    }
+  }
   snapshot() {
     return {
       stages: this.stages().map((s) => ({ ...s, sessions: this.sessions(s.arn), participants: this.participants(s.arn) })),

@@ -269,6 +269,8 @@ describe('fake IVS operations', () => {
     assert.equal(g.status, 404);
     assert.equal(g.code, 'ResourceNotFoundException');
     assert.equal(fake.callsOf('GetStage').length, 1);
+    assert.equal((await fake.waitForCall('GetStage', { status: 404 })).length, 1);
+    await assert.rejects(fake.waitForCall('GetStage', { count: 2, timeoutMs: 100 }));
   });
 });
 
