@@ -325,14 +325,17 @@ describe('fake IVS faults', () => {
   });
 
   test('delay holds the answer', async () => {
-    fake.delay('ListStages', 300);
+    fake.delay('ListStages', 1000);
     const t0 = Date.now();
-    ok(await call('ListStages', {}), 'delayed');
-    assert.ok(Date.now() - t0 >= 290);
+    const pending = call('ListStages', {});
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(fake.callsOf('ListStages')[0].status, 0, 'still in flight');
+    ok(await pending, 'delayed');
+    assert.ok(Date.now() - t0 >= 990);
     fake.delay('ListStages', 0);
     const t1 = Date.now();
     ok(await call('ListStages', {}), 'not delayed');
-    assert.ok(Date.now() - t1 < 250);
+    assert.ok(Date.now() - t1 < 900);
   });
 });
 
