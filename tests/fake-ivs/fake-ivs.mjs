@@ -495,9 +495,12 @@ export class FakeIvs {
     for (const r of stopping) {
       const dest = this.stagesByArn.get(r.destinationStageArn);
       const replica = dest?.activeSession?.participants.get(r.participantId);
-      if (replica && replica.state === 'CONNECTED' && replica.replicationType === 'REPLICA') {
-        replica.state = 'DISCONNECTED'; replica.publishing = false; replica.replicationState = 'STOPPED';
-        this.#endSessionIfEmpty(dest);
+      if (replica && replica.replicationType === 'REPLICA') {
+        replica.replicationState = 'STOPPED';
+        if (replica.state === 'CONNECTED') {
+          replica.state = 'DISCONNECTED'; replica.publishing = false;
+          this.#endSessionIfEmpty(dest);
+        }
       }
       const src = this.stagesByArn.get(r.sourceStageArn);
       const source = src?.activeSession?.participants.get(r.participantId);

@@ -28,7 +28,7 @@ export function uriEncode(str, keepSlash = false) {
 }
 
 function safeDecode(s) {
-  try { return decodeURIComponent(s.replace(/\+/g, '%20')); } catch { return s; }
+  try { return decodeURIComponent(s); } catch { return s; }
 }
 
 // The canonical URI of a raw request path (as sent, still percent-encoded):

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sign, verify, SigV4Error } from './sigv4.mjs';
+import { sign, verify, SigV4Error, canonicalPath, canonicalQuery, canonicalHeaderMap } from './sigv4.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const VECTORS = resolve(here, '../../../shared/vectors/sigv4');
@@ -81,3 +81,28 @@ for (const name of cases) {
     refuses(received, { ...opts, lookup: () => ({ ...creds, sessionToken: 'other-token' }) }, 'UnrecognizedClientException');
   });
 }
+
+// Rules of the AWS SigV4 documentation the six cases above do not reach.
+test('canonical path: dot segments and empty segments go, segments are encoded again', () => {
+  assert.equal(canonicalPath('/'), '/');
+  assert.equal(canonicalPath('/CreateStage'), '/CreateStage');
+  assert.equal(canonicalPath('/a/./b/../c'), '/a/c');
+  assert.equal(canonicalPath('//a//b'), '/a/b');
+  assert.equal(canonicalPath('/a b'), '/a%20b');
+  assert.equal(canonicalPath('/a%20b'), '/a%2520b');
+  assert.equal(canonicalPath('/a/'), '/a/');
+});
+
+test('canonical query: decoded, encoded, sorted by name then value', () => {
+  assert.equal(canonicalQuery(''), '');
+  assert.equal(canonicalQuery('b=2&a=1'), 'a=1&b=2');
+  assert.equal(canonicalQuery('a=2&a=1'), 'a=1&a=2');
+  assert.equal(canonicalQuery('k=a%20b&e'), 'e=&k=a%20b');
+  assert.equal(canonicalQuery('k=%2F~_.-'), 'k=%2F~_.-');
+});
+
+test('canonical headers: lower-case names, values trimmed, runs of spaces collapsed, repeats joined', () => {
+  const m = canonicalHeaderMap([['My-Header1', '  a   b  c '], ['X-Rep', 'one'], ['x-rep', 'two']]);
+  assert.equal(m.get('my-header1'), 'a b c');
+  assert.equal(m.get('x-rep'), 'one,two');
+});
