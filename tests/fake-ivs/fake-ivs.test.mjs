@@ -5,6 +5,7 @@
 import { test, describe, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
+import { execFile, spawnSync } from 'node:child_process';
 import { start } from './fake-ivs.mjs';
 import { clientFor, ivsCall } from './client.mjs';
 
@@ -429,5 +430,28 @@ describe('fake IVS credential sources', () => {
     assert.equal(c.Code, 'Success');
     ok(await ivsCall(fake.url, 'ListStages', {}, { creds: { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey,
       sessionToken: c.Token }, region: fake.region }), 'signed with IMDS credentials');
+  });
+});
+
+// libcurl's own SigV4 (CURLOPT_AWS_SIGV4, the route usher's C client may
+// take), through the curl tool: the fake must accept what libcurl signs and
+// refuse it signed for the wrong service. Skipped, saying so, without curl.
+const CURL = spawnSync('curl', ['--version'], { encoding: 'utf8' });
+const hasCurlSigv4 = CURL.status === 0 && spawnSync('curl', ['--help', 'all'], { encoding: 'utf8' }).stdout.includes('--aws-sigv4');
+describe('fake IVS and libcurl SigV4', { skip: !hasCurlSigv4 && 'the curl tool with --aws-sigv4 is not installed' }, () => {
+  let fake;
+  const temp = { accessKeyId: 'ASIACURL', secretAccessKey: 'curl-secret', sessionToken: 'curl-token' };
+  before(async () => { fake = await start({ ...temp, region: 'eu-central-1', rates: FAST }); });
+  after(() => fake.close());
+  const curl = (service, op, body) => new Promise((resolve) => execFile('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}',
+    '--aws-sigv4', `aws:amz:eu-central-1:${service}`, '--user', `${temp.accessKeyId}:${temp.secretAccessKey}`,
+    '-H', `x-amz-security-token: ${temp.sessionToken}`, '-H', 'Content-Type: application/json',
+    '-d', JSON.stringify(body), `${fake.url}/${op}`], { encoding: 'utf8' }, (e, out) => resolve(e ? String(e) : out)));
+
+  test('curl --aws-sigv4 aws:amz:REGION:ivs is accepted; service ivsrealtime is refused', async () => {
+    assert.equal(await curl('ivs', 'CreateStage', { name: 'by-curl', tags: { via: 'libcurl' } }), '200');
+    assert.deepEqual(fake.stages().map((x) => x.tags), [{ via: 'libcurl' }]);
+    assert.equal(await curl('ivsrealtime', 'ListStages', {}), '403');
+    assert.equal(fake.calls.at(-1).code, 'InvalidSignatureException');
   });
 });
