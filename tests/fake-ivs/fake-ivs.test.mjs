@@ -297,6 +297,37 @@ describe('fake IVS call rates', () => {
   });
 });
 
+test('rateScope operation: each operation has its own window', async () => {
+  const fake = await start({ ...CREDS, rateScope: 'operation' });
+  try {
+    const call = clientFor(fake, CREDS);
+    const stage = fake.createStage({ name: 'x' });
+    const gets = await Promise.all(Array.from({ length: 6 }, () => call('GetStage', { arn: stage.arn })));
+    const lists = await Promise.all(Array.from({ length: 5 }, () => call('ListStages', {})));
+    assert.deepEqual(gets.map((r) => r.status).sort(), [200, 200, 200, 200, 200, 429]);
+    assert.ok(lists.every((r) => r.status === 200));
+    fake.setRate('GetStage', 1000);
+    ok(await call('GetStage', { arn: stage.arn }), 'raised rate');
+  } finally { await fake.close(); }
+});
+
+test('sessionLingerMs keeps an empty session open that long', async () => {
+  const fake = await start({ ...CREDS, sessionLingerMs: 200 });
+  try {
+    const stage = fake.createStage({ name: 'x' });
+    fake.connectParticipant(stage.arn, { participantId: 'a' });
+    const first = fake.stage(stage.arn).activeSessionId;
+    fake.disconnectParticipant(stage.arn, 'a');
+    assert.equal(fake.stage(stage.arn).activeSessionId, first);
+    fake.connectParticipant(stage.arn, { participantId: 'b' });
+    assert.equal(fake.stage(stage.arn).activeSessionId, first, 'a join within the linger keeps the session');
+    fake.disconnectParticipant(stage.arn, 'b');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(fake.stage(stage.arn).activeSessionId, undefined);
+    assert.equal(typeof fake.sessions(stage.arn)[0].endTime, 'string');
+  } finally { await fake.close(); }
+});
+
 describe('fake IVS faults', () => {
   let fake; let call;
   before(async () => { fake = await start({ ...CREDS, rates: FAST }); call = clientFor(fake, CREDS); });
