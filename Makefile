@@ -64,7 +64,7 @@ unit: $(UNIT_TESTS)
 # flag and runs files one at a time on a machine of two cores anyway.
 E2E_SERIAL := $(shell node --help 2>/dev/null | grep -q -- --test-concurrency && echo --test-concurrency=1)
 e2e: $(DBG)/usher
-	USHER_BIN=$(DBG)/usher node --test $(E2E_SERIAL) tests/e2e/
+	USHER_BIN=$(DBG)/usher node --test $(E2E_SERIAL) tests/e2e/ tests/fake-ivs/
 
 test: test-deps
 	$(MAKE) unit
