@@ -81,6 +81,22 @@ bool valid_participant_id(const char *s)
     return all_of(s, 1, PARTICIPANT_ID_MAX, "-");
 }
 
+bool valid_stage_tags(const json_t *tags)
+{
+    const char *key;
+    json_t *value;
+    if (!json_is_object(tags) || json_object_size(tags) > STAGE_TAGS_MAX)
+        return false;
+    json_object_foreach((json_t *)tags, key, value) {
+        size_t klen = strlen(key);
+        if (klen < 1 || klen > STAGE_TAG_KEY_MAX || !json_is_string(value) ||
+            json_string_length(value) > STAGE_TAG_VALUE_MAX ||
+            strlen(json_string_value(value)) != json_string_length(value))
+            return false;
+    }
+    return true;
+}
+
 bool check_user_id(const char *s, size_t len) { return valid_user_id(s, len); }
 
 bool check_stage_arn(const char *s, size_t len)

@@ -15,7 +15,6 @@
 #include "http/fields.h"
 #include "http/request.h"
 #include "ivs/provider.h"
-#include "store/store.h"
 #include "tokens/jwt.h"
 #include "tokens/keypair.h"
 #include "tokens/signer.h"
@@ -87,11 +86,13 @@ static void issue_token(struct request *rq, json_t *data, const char *user_id,
 
 /* ---- publisher --------------------------------------------------------- */
 
-static void publisher_marked_live(void *arg, redisReply *reply, const char *error)
+static void publisher_marked_live(void *arg, enum store_error err, const char *detail)
 {
     struct request *rq = arg;
-    if (answer_store_failure(rq, reply, error))
+    if (err != STORE_OK) {
+        respond_store_error(rq, err, detail);
         return;
+    }
     char participant_id[PARTICIPANT_ID_LEN + 1];
     if (participant_id_new(participant_id) != 0) {
         respond_error(rq, 500, "TOKEN_GENERATION_FAILED", "no random participant id", NULL);
@@ -114,26 +115,23 @@ void route_publisher_token(struct request *rq)
         respond_unavailable(rq, "the master stage is not known yet");
         return;
     }
-    char key[128], ttl[16];
-    store_key(rq->app->store, key, sizeof key, "publisher:status", NULL);
-    snprintf(ttl, sizeof ttl, "%d", PUBLISHER_STATUS_TTL_S);
-    const char *argv[] = {"SET", key, "live", "EX", ttl};
-    redis_command(rq->app->store->redis, publisher_marked_live, rq, 5, argv, NULL);
+    store_publisher_set(rq->app->store, true, publisher_marked_live, rq);
 }
 
 /* ---- viewer ------------------------------------------------------------ */
 
-static void viewer_seated(void *arg, redisReply *reply, const char *error)
+static void viewer_seated(void *arg, enum store_error err, const char *detail, const struct seat *seat)
 {
     struct request *rq = arg;
-    if (answer_store_failure(rq, reply, error) || answer_seat_refusal(rq, reply))
+    if (err != STORE_OK) {
+        respond_store_error(rq, err, detail);
         return;
-    const char *moved_from = reply_str(reply, 4);
-    json_t *data = json_pack("{s:I, s:b}", "currentViewers", (json_int_t)reply_int(reply, 2),
-                             "isNewViewer", reply_int(reply, 3) == 1);
-    if (moved_from && moved_from[0])
-        json_object_set_new(data, "movedFrom", json_string(moved_from));
-    issue_viewer_token(rq, data, body_str(rq, "userId"), reply_str(reply, 0), reply_str(reply, 1));
+    }
+    json_t *data = json_pack("{s:I, s:b}", "currentViewers", (json_int_t)seat->stage_viewers,
+                             "isNewViewer", seat->is_new);
+    if (seat->moved_from[0])
+        json_object_set_new(data, "movedFrom", json_string(seat->moved_from));
+    issue_viewer_token(rq, data, body_str(rq, "userId"), seat->stage_arn, seat->participant_id);
 }
 
 void issue_viewer_token(struct request *rq, json_t *data, const char *user_id,
@@ -153,15 +151,15 @@ void route_viewer_token(struct request *rq)
         return;
     }
     json_decref(bad);
-    char participant_id[PARTICIPANT_ID_LEN + 1], now[24], capacity[24];
+    char participant_id[PARTICIPANT_ID_LEN + 1];
     if (participant_id_new(participant_id) != 0) {
         respond_error(rq, 500, "TOKEN_GENERATION_FAILED", "no random participant id", NULL);
         return;
     }
-    snprintf(now, sizeof now, "%lld", (long long)clock_now_ms());
-    snprintf(capacity, sizeof capacity, "%ld", rq->app->cfg->max_viewers_per_stage);
-    const char *argv[] = {user_id, wanted ? wanted : "", participant_id, now, capacity, "join"};
-    store_run(rq->app->store, SCRIPT_SEAT, viewer_seated, rq, 6, argv);
+    const struct seat_request q = {.user_id = user_id, .stage_arn = wanted,
+                                   .participant_id = participant_id, .now_ms = clock_now_ms(),
+                                   .capacity = rq->app->cfg->max_viewers_per_stage};
+    store_seat(rq->app->store, &q, viewer_seated, rq);
 }
 
 /* ---- public key ---------------------------------------------------------- */
