@@ -110,11 +110,11 @@ static void record(struct stage_job *j, const char *arn)
     char created_iso[32];
     clock_iso8601(now, created_iso, sizeof created_iso);
     j->arn = strdup(arn);
-    j->info = stage_info_new(arn, j->spec.name, j->spec.auto_scaled, created_iso, j->spec.parent,
-                             j->spec.tags);
+    j->info = stage_info_new(arn, j->spec.name, j->spec.auto_scaled, created_iso, j->spec.parent);
     char *info = j->info ? json_dumps(j->info, JSON_COMPACT) : NULL;
-    if (!j->arn || !info) {
-        free(info);
+    char *tags = j->spec.tags ? json_dumps(j->spec.tags, JSON_COMPACT) : NULL;
+    if (!j->arn || !info || (j->spec.tags && !tags)) {
+        free(info), free(tags);
         job_end(j, STORE_FAILED, "out of memory");
         return;
     }
@@ -124,10 +124,10 @@ static void record(struct stage_job *j, const char *arn)
         .arn = arn, .info_json = info, .created_ms = now, .max_stages = app->cfg->max_stages,
         .master = j->master, .lease_holder = j->spec.lease_holder,
         .mode = j->spec.auto_scaled ? MODE_WAITING : MODE_OPEN,
-        .state = j->spec.auto_scaled ? &pending : NULL,
+        .state = j->spec.auto_scaled ? &pending : NULL, .tags_json = tags,
     };
     store_stage_add(app->store, &r, recorded, j);
-    free(info);
+    free(info), free(tags);
 }
 
 static void provided(void *arg, const char *arn, const char *error)

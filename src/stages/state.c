@@ -69,14 +69,12 @@ void stage_state_parse(const char *json, struct stage_state *out)
 }
 
 json_t *stage_info_new(const char *arn, const char *name, bool auto_scaled,
-                       const char *created_at, const char *parent, json_t *tags)
+                       const char *created_at, const char *parent)
 {
     json_t *doc = json_pack("{s:s, s:s, s:b, s:s}", "name", name, "arn", arn,
                             "autoScaled", auto_scaled, "createdAt", created_at);
     if (doc && parent)
         json_object_set_new(doc, "parentStage", json_string(parent));
-    if (doc && json_is_object(tags) && json_object_size(tags))
-        json_object_set_new(doc, "tags", json_deep_copy(tags));
     return doc;
 }
 
@@ -94,7 +92,6 @@ void stage_info_parse(const char *json, struct stage_info *out)
     out->created_at = json_string_value(json_object_get(doc, "createdAt"));
     out->parent = json_string_value(json_object_get(doc, "parentStage"));
     out->auto_scaled = json_is_true(json_object_get(doc, "autoScaled"));
-    out->tags = json_is_object(json_object_get(doc, "tags")) ? json_object_get(doc, "tags") : NULL;
 }
 
 void stage_info_clear(struct stage_info *info)

@@ -45,19 +45,18 @@ char *stage_state_json(const struct stage_state *st);
 void stage_state_parse(const char *json, struct stage_state *out);
 
 /* A stage's record (`stage_info`, and `stage:{arn}` of SPEC §3):
- * {name, arn, autoScaled, createdAt (ISO 8601)[, parentStage][, tags]}.
- * The strings point into doc, which the record owns. */
+ * {name, arn, autoScaled, createdAt (ISO 8601)[, parentStage]}. Its tags
+ * live beside it (`stage_tags`), as SPEC §3 fixes this layout. The strings
+ * point into doc, which the record owns. */
 struct stage_info {
     json_t *doc;
     const char *arn, *name, *created_at, *parent;   /* parent NULL when none */
     bool auto_scaled;
-    json_t *tags;                    /* borrowed from doc; NULL when none */
 };
 
-/* A new record; tags (an object or NULL) is copied. Returns the JSON
- * object (a new reference), NULL when out of memory. */
+/* A new record: the JSON object (a new reference), NULL when out of memory. */
 json_t *stage_info_new(const char *arn, const char *name, bool auto_scaled,
-                       const char *created_at, const char *parent, json_t *tags);
+                       const char *created_at, const char *parent);
 /* Fills *out from JSON text (empty fields when NULL, "" or bad); free with
  * stage_info_clear. */
 void stage_info_parse(const char *json, struct stage_info *out);

@@ -122,6 +122,31 @@ enum store_error decode_joined(const redisReply *reply, long long *out)
     return err;
 }
 
+enum store_error decode_live(const redisReply *reply, long long *out)
+{
+    const char *status;
+    enum store_error err = decode_text(reply, &status);
+    if (err == STORE_OK)
+        *out = strcmp(status, "live") == 0;
+    return err;
+}
+
+enum store_error decode_updated(const redisReply *reply)
+{
+    long long n;
+    enum store_error err = decode_number(reply, &n);
+    return err == STORE_OK && n != 1 ? STORE_NO_STAGE : err;
+}
+
+enum store_error decode_stage_info(const redisReply *reply, struct stage_info *out)
+{
+    const char *text;
+    enum store_error err = decode_text(reply, &text);
+    if (err == STORE_OK)
+        stage_info_parse(text, out);
+    return err == STORE_OK && !out->doc ? STORE_FAILED : err;
+}
+
 enum store_error decode_lease(const redisReply *reply, struct lease *out)
 {
     long long held, epoch;

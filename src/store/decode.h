@@ -27,6 +27,12 @@ enum store_error decode_text(const redisReply *reply, const char **out);
 enum store_error decode_number(const redisReply *reply, long long *out);
 /* A seat record's joinedAt (ms); nil or a record without one is STORE_NO_SEAT. */
 enum store_error decode_joined(const redisReply *reply, long long *out);
+/* publisher:status: *out 1 when "live", else 0 (nil, "offline"). */
+enum store_error decode_live(const redisReply *reply, long long *out);
+/* stage_update's 1, or 0 (the stage is gone: STORE_NO_STAGE). */
+enum store_error decode_updated(const redisReply *reply);
+/* A stage record's JSON text into *out (free with stage_info_clear). */
+enum store_error decode_stage_info(const redisReply *reply, struct stage_info *out);
 enum store_error decode_lease(const redisReply *reply, struct lease *out);
 enum store_error decode_stage_removed(const redisReply *reply, struct stage_removed *out);
 

@@ -23,7 +23,7 @@ enum function {
     FN_STAGE_UPDATE, FN_STAGE_REMOVE, FN_STAGE_RENAME, FN_STAGE_RENEW, FN_LEASE, FN_COUNT
 };
 
-enum { MAX_KEYS = 7, MAX_ARGS = 12 };
+enum { MAX_KEYS = 8, MAX_ARGS = 12 };
 
 /* Each function's name and the fixed keys it touches, without the prefix. */
 static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[FN_COUNT] = {
@@ -35,11 +35,11 @@ static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[
     [FN_STATS] = {"usher_stats", {"total_viewers", "publisher:status", "master_stage", "stages",
                                   "stage_info", "stage_mode", "stage_state"}},
     [FN_STAGE_ADD] = {"usher_stage_add", {"scaler:lease", "master_stage", "stages", "stage_info",
-                                          "stage_mode", "stage_state"}},
+                                          "stage_mode", "stage_state", "stage_tags"}},
     [FN_STAGE_UPDATE] = {"usher_stage_update", {"scaler:lease", "stages", "stage_mode", "stage_state"}},
     [FN_STAGE_REMOVE] = {"usher_stage_remove", {"scaler:lease", "master_stage", "stages",
                                                 "total_viewers", "stage_info", "stage_mode",
-                                                "stage_state"}},
+                                                "stage_state", "stage_tags"}},
     [FN_STAGE_RENAME] = {"usher_stage_rename", {"stages", "stage_info"}},
     [FN_STAGE_RENEW] = {"usher_stage_renew", {"stages", "stage_info"}},
     [FN_LEASE] = {"usher_lease", {"scaler:lease", "scaler:epoch"}},
@@ -52,8 +52,31 @@ struct store {
     size_t nkeys[FN_COUNT];
 };
 
+/* What a kind of answer needs: its decoder (into a union answer), how it
+ * is handed to the caller's typed callback, and how it is freed. */
+union answer {
+    struct seat seat;
+    struct heartbeat heartbeat;
+    const char *text;
+    long long number;
+    struct viewer_list list;
+    struct stats_view stats;
+    struct lease lease;
+    struct stage_removed removed;
+    struct stage_info info;
+    struct stage_events events;
+};
+struct call;
+struct answer_kind {
+    enum store_error (*decode)(const redisReply *reply, union answer *out);  /* NULL: none */
+    void (*deliver)(const struct call *c, enum store_error err, const char *detail,
+                    const union answer *a);                      /* a NULL unless STORE_OK */
+    void (*clear)(union answer *a);                              /* NULL: nothing to free */
+};
+
 /* An operation waiting for its reply: the caller's typed callback. */
 struct call {
+    const struct answer_kind *kind;
     void (*fn)(void);
     void *arg;
 };
@@ -117,34 +140,103 @@ bool store_ready(const struct store *s) { return redis_is_ready(s->redis); }
 
 const char *store_last_error(const struct store *s) { return redis_last_error(s->redis); }
 
+/* ---- answers -------------------------------------------------------------- */
+
+static enum store_error dec_seat(const redisReply *r, union answer *a) { return decode_seat(r, &a->seat); }
+static enum store_error dec_heartbeat(const redisReply *r, union answer *a) { return decode_heartbeat(r, &a->heartbeat); }
+static enum store_error dec_text(const redisReply *r, union answer *a) { return decode_text(r, &a->text); }
+static enum store_error dec_number(const redisReply *r, union answer *a) { return decode_number(r, &a->number); }
+static enum store_error dec_joined(const redisReply *r, union answer *a) { return decode_joined(r, &a->number); }
+static enum store_error dec_live(const redisReply *r, union answer *a) { return decode_live(r, &a->number); }
+static enum store_error dec_updated(const redisReply *r, union answer *a) { (void)a; return decode_updated(r); }
+static enum store_error dec_list(const redisReply *r, union answer *a) { return decode_viewer_list(r, &a->list); }
+static enum store_error dec_stats(const redisReply *r, union answer *a) { return decode_stats(r, &a->stats); }
+static enum store_error dec_lease(const redisReply *r, union answer *a) { return decode_lease(r, &a->lease); }
+static enum store_error dec_removed(const redisReply *r, union answer *a) { return decode_stage_removed(r, &a->removed); }
+static enum store_error dec_info(const redisReply *r, union answer *a) { return decode_stage_info(r, &a->info); }
+static enum store_error dec_events(const redisReply *r, union answer *a) { return decode_events(r, &a->events); }
+
+static void clear_list(union answer *a) { viewer_list_clear(&a->list); }
+static void clear_stats(union answer *a) { stats_view_clear(&a->stats); }
+static void clear_info(union answer *a) { stage_info_clear(&a->info); }
+static void clear_events(union answer *a) { stage_events_clear(&a->events); }
+
+#define GIVE(type, field) ((type)c->fn)(c->arg, err, detail, a ? &a->field : NULL)
+static void give_done(const struct call *c, enum store_error err, const char *detail, const union answer *a)
+{
+    (void)a;
+    ((store_done_fn)c->fn)(c->arg, err, detail);
+}
+static void give_number(const struct call *c, enum store_error err, const char *detail, const union answer *a)
+{
+    ((store_number_fn)c->fn)(c->arg, err, detail, a ? a->number : 0);
+}
+static void give_text(const struct call *c, enum store_error err, const char *detail, const union answer *a)
+{
+    ((store_text_fn)c->fn)(c->arg, err, detail, a ? a->text : NULL);
+}
+static void give_seat(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_seat_fn, seat); }
+static void give_heartbeat(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_heartbeat_fn, heartbeat); }
+static void give_list(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_viewer_list_fn, list); }
+static void give_stats(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_stats_fn, stats); }
+static void give_lease(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_lease_fn, lease); }
+static void give_removed(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_removed_fn, removed); }
+static void give_info(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_info_fn, info); }
+static void give_events(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_events_fn, events); }
+#undef GIVE
+
+static const struct answer_kind
+    DONE = {NULL, give_done, NULL},           UPDATED = {dec_updated, give_done, NULL},
+    NUMBER = {dec_number, give_number, NULL}, JOINED = {dec_joined, give_number, NULL},
+    LIVE = {dec_live, give_number, NULL},     TEXT = {dec_text, give_text, NULL},
+    SEAT = {dec_seat, give_seat, NULL},       HEARTBEAT = {dec_heartbeat, give_heartbeat, NULL},
+    LIST = {dec_list, give_list, clear_list}, STATS = {dec_stats, give_stats, clear_stats},
+    LEASE = {dec_lease, give_lease, NULL},    REMOVED = {dec_removed, give_removed, NULL},
+    INFO = {dec_info, give_info, clear_info}, EVENTS = {dec_events, give_events, clear_events};
+
+/* Every reply comes here: Redis trouble, a refusal, or an answer to decode. */
+static void on_reply(void *p, redisReply *reply, const char *error)
+{
+    struct call c = *(struct call *)p;
+    free(p);
+    union answer a;
+    memset(&a, 0, sizeof a);
+    const char *detail = error ? error : reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "";
+    enum store_error err = error || !reply ? STORE_UNAVAILABLE : decode_error(reply);
+    if (err == STORE_OK && c.kind->decode)
+        err = c.kind->decode(reply, &a);
+    if (err != STORE_OK && !detail[0])
+        detail = err == STORE_FAILED ? "unexpected reply from redis" : "refused";
+    c.kind->deliver(&c, err, detail, err == STORE_OK ? &a : NULL);
+    if (c.kind->clear)
+        c.kind->clear(&a);
+}
+
 /* ---- sending ------------------------------------------------------------ */
 
-static struct call *call_new(void (*fn)(void), void *arg)
+/* A call for fn; NULL (and fn already answered) when out of memory. With
+ * no memory there is no way to answer later, so that answer comes at once. */
+static struct call *call_new(const struct answer_kind *kind, void (*fn)(void), void *arg)
 {
     struct call *c = malloc(sizeof *c);
-    if (c)
-        *c = (struct call){fn, arg};
-    return c;
+    if (c) {
+        *c = (struct call){kind, fn, arg};
+        return c;
+    }
+    struct call failed = {kind, fn, arg};
+    kind->deliver(&failed, STORE_FAILED, "out of memory", NULL);
+    return NULL;
 }
-
-/* Takes the call apart (freeing it) and says how the reply went: Redis
- * trouble, a refusal or unexpected error, or STORE_OK. */
-static enum store_error reply_error(struct call *c, const redisReply *reply, const char *error,
-                                    const char **detail, void **arg)
-{
-    *arg = c->arg;
-    free(c);
-    *detail = error ? error : reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "";
-    return error || !reply ? STORE_UNAVAILABLE : decode_error(reply);
-}
+#define CALL(kind, fn) call_new(&(kind), (void (*)(void))(fn), arg)
 
 /* FCALL function f with its fixed keys and ARGV = prefix, args. */
-static void fcall(struct store *s, enum function f, redis_reply_fn on_reply, struct call *c,
-                  int argc, const char **args)
+static void fcall(struct store *s, enum function f, struct call *c, int argc, const char **args)
 {
     const char *av[3 + MAX_KEYS + 1 + MAX_ARGS];
     char numkeys[8];
     int n = 0;
+    if (!c)
+        return;
     snprintf(numkeys, sizeof numkeys, "%zu", s->nkeys[f]);
     av[n++] = "FCALL";
     av[n++] = functions[f].name;
@@ -157,270 +249,111 @@ static void fcall(struct store *s, enum function f, redis_reply_fn on_reply, str
     redis_command(s->redis, on_reply, c, n, av, NULL);
 }
 
-/* A plain command on one key, prefix + name; extra arguments follow it. */
+/* A plain command on one key, prefix + name + suffix (suffix may be NULL);
+ * args follow the key. */
 static void command(struct store *s, const char *verb, const char *name, const char *suffix,
-                    redis_reply_fn on_reply, struct call *c, int argc, const char **args)
+                    struct call *c, int argc, const char **args)
 {
     char key[512];
-    const char *av[2 + 12];
+    const char *av[2 + MAX_ARGS];
+    if (!c)
+        return;
     snprintf(key, sizeof key, "%s%s%s", s->prefix, name, suffix ? suffix : "");
     av[0] = verb;
     av[1] = key;
-    for (int i = 0; i < argc && i < 12; i++)
+    for (int i = 0; i < argc && i < MAX_ARGS; i++)
         av[2 + i] = args[i];
-    redis_command(s->redis, on_reply, c, 2 + (argc < 12 ? argc : 12), av, NULL);
+    redis_command(s->redis, on_reply, c, 2 + (argc < MAX_ARGS ? argc : MAX_ARGS), av, NULL);
 }
-
-/* A call could not be made (out of memory): say so through fn's kind.
- * The callback must not run inside the caller's call; with no memory for
- * the call there is no way to defer it, so these are answered at once. */
-#define NO_MEMORY(fn, ...) fn(arg, STORE_FAILED, "out of memory", __VA_ARGS__)
 
 static void lltoa(long long v, char *out, size_t len) { snprintf(out, len, "%lld", v); }
 
 /* ---- viewers ------------------------------------------------------------ */
 
-static void seat_reply(void *p, redisReply *reply, const char *error)
-{
-    store_seat_fn fn = (store_seat_fn)((struct call *)p)->fn;
-    void *arg;
-    const char *detail;
-    struct seat seat;
-    enum store_error err = reply_error(p, reply, error, &detail, &arg);
-    if (err == STORE_OK)
-        err = decode_seat(reply, &seat);
-    fn(arg, err, detail, err == STORE_OK ? &seat : NULL);
-}
-
 void store_seat(struct store *s, const struct seat_request *q, store_seat_fn fn, void *arg)
 {
-    struct call *c = call_new((void (*)(void))fn, arg);
-    if (!c) {
-        NO_MEMORY(fn, NULL);
-        return;
-    }
     char now[24], capacity[24];
     lltoa(q->now_ms, now, sizeof now);
     lltoa(q->capacity, capacity, sizeof capacity);
     const char *args[] = {q->user_id, q->stage_arn ? q->stage_arn : "", q->participant_id,
                           now, capacity, q->rejoin ? "rejoin" : "join"};
-    fcall(s, FN_SEAT, seat_reply, c, 6, args);
-}
-
-static void heartbeat_reply(void *p, redisReply *reply, const char *error)
-{
-    store_heartbeat_fn fn = (store_heartbeat_fn)((struct call *)p)->fn;
-    void *arg;
-    const char *detail;
-    struct heartbeat hb;
-    enum store_error err = reply_error(p, reply, error, &detail, &arg);
-    if (err == STORE_OK)
-        err = decode_heartbeat(reply, &hb);
-    fn(arg, err, detail, err == STORE_OK ? &hb : NULL);
+    fcall(s, FN_SEAT, CALL(SEAT, fn), 6, args);
 }
 
 void store_heartbeat(struct store *s, const char *user_id, const char *stage_arn,
                      int64_t now_ms, long capacity, store_heartbeat_fn fn, void *arg)
 {
-    struct call *c = call_new((void (*)(void))fn, arg);
-    if (!c) {
-        NO_MEMORY(fn, NULL);
-        return;
-    }
     char now[24], cap[24];
     lltoa(now_ms, now, sizeof now);
     lltoa(capacity, cap, sizeof cap);
     const char *args[] = {user_id, stage_arn, now, cap};
-    fcall(s, FN_HEARTBEAT, heartbeat_reply, c, 4, args);
-}
-
-static void text_reply(void *p, redisReply *reply, const char *error)
-{
-    store_text_fn fn = (store_text_fn)((struct call *)p)->fn;
-    void *arg;
-    const char *detail, *text = NULL;
-    enum store_error err = reply_error(p, reply, error, &detail, &arg);
-    if (err == STORE_OK)
-        err = decode_text(reply, &text);
-    fn(arg, err, detail, err == STORE_OK ? text : NULL);
-}
-
-static void number_reply(void *p, redisReply *reply, const char *error)
-{
-    store_number_fn fn = (store_number_fn)((struct call *)p)->fn;
-    void *arg;
-    const char *detail;
-    long long n = 0;
-    enum store_error err = reply_error(p, reply, error, &detail, &arg);
-    if (err == STORE_OK)
-        err = decode_number(reply, &n);
-    fn(arg, err, detail, n);
-}
-
-static void done_reply(void *p, redisReply *reply, const char *error)
-{
-    store_done_fn fn = (store_done_fn)((struct call *)p)->fn;
-    void *arg;
-    const char *detail;
-    enum store_error err = reply_error(p, reply, error, &detail, &arg);
-    fn(arg, err, detail);
+    fcall(s, FN_HEARTBEAT, CALL(HEARTBEAT, fn), 4, args);
 }
 
 void store_leave(struct store *s, const char *user_id, const char *stage_arn,
                  store_text_fn fn, void *arg)
 {
-    struct call *c = call_new((void (*)(void))fn, arg);
-    if (!c) {
-        NO_MEMORY(fn, NULL);
-        return;
-    }
     const char *args[] = {user_id, stage_arn};
-    fcall(s, FN_LEAVE, text_reply, c, 2, args);
+    fcall(s, FN_LEAVE, CALL(TEXT, fn), 2, args);
 }
 
 void store_sweep(struct store *s, int64_t cutoff_ms, long limit, store_number_fn fn, void *arg)
 {
-    struct call *c = call_new((void (*)(void))fn, arg);
-    if (!c) {
-        NO_MEMORY(fn, 0);
-        return;
-    }
     char cutoff[24], max[24];
     lltoa(cutoff_ms, cutoff, sizeof cutoff);
     lltoa(limit, max, sizeof max);
     const char *args[] = {cutoff, max};
-    fcall(s, FN_SWEEP, number_reply, c, 2, args);
-}
-
-static void viewer_list_reply(void *p, redisReply *reply, const char *error)
-{
-    store_viewer_list_fn fn = (store_viewer_list_fn)((struct call *)p)->fn;
-    void *arg;
-    const char *detail;
-    struct viewer_list list = {0};
-    enum store_error err = reply_error(p, reply, error, &detail, &arg);
-    if (err == STORE_OK)
-        err = decode_viewer_list(reply, &list);
-    fn(arg, err, detail, err == STORE_OK ? &list : NULL);
-    viewer_list_clear(&list);
+    fcall(s, FN_SWEEP, CALL(NUMBER, fn), 2, args);
 }
 
 void store_viewer_list(struct store *s, const char *stage_arn, int64_t active_after_ms,
                        long max, store_viewer_list_fn fn, void *arg)
 {
-    struct call *c = call_new((void (*)(void))fn, arg);
-    if (!c) {
-        NO_MEMORY(fn, NULL);
-        return;
-    }
     char cutoff[24], most[24];
     lltoa(active_after_ms, cutoff, sizeof cutoff);
     lltoa(max, most, sizeof most);
     const char *args[] = {stage_arn, cutoff, most};
-    fcall(s, FN_VIEWER_LIST, viewer_list_reply, c, 3, args);
-}
-
-static void joined_reply(void *p, redisReply *reply, const char *error)
-{
-    store_number_fn fn = (store_number_fn)((struct call *)p)->fn;
-    void *arg;
-    const char *detail;
-    long long joined = 0;
-    enum store_error err = reply_error(p, reply, error, &detail, &arg);
-    if (err == STORE_OK)
-        err = decode_joined(reply, &joined);
-    fn(arg, err, detail, joined);
+    fcall(s, FN_VIEWER_LIST, CALL(LIST, fn), 3, args);
 }
 
 void store_seat_joined(struct store *s, const char *user_id, const char *stage_arn,
                        store_number_fn fn, void *arg)
 {
-    struct call *c = call_new((void (*)(void))fn, arg);
-    if (!c) {
-        NO_MEMORY(fn, 0);
-        return;
-    }
-    command(s, "HGET", "viewer:heartbeat:", stage_arn, joined_reply, c, 1, &user_id);
+    command(s, "HGET", "viewer:heartbeat:", stage_arn, CALL(JOINED, fn), 1, &user_id);
 }
 
 void store_total_viewers(struct store *s, store_number_fn fn, void *arg)
 {
-    struct call *c = call_new((void (*)(void))fn, arg);
-    if (!c) {
-        NO_MEMORY(fn, 0);
-        return;
-    }
-    command(s, "GET", "total_viewers", NULL, number_reply, c, 0, NULL);
+    command(s, "GET", "total_viewers", NULL, CALL(NUMBER, fn), 0, NULL);
 }
 
 /* ---- publisher ------------------------------------------------------------ */
 
 void store_publisher_set(struct store *s, bool live, store_done_fn fn, void *arg)
 {
-    struct call *c = call_new((void (*)(void))fn, arg);
-    if (!c) {
-        fn(arg, STORE_FAILED, "out of memory");
-        return;
-    }
     char ttl[16];
     lltoa(PUBLISHER_STATUS_TTL_S, ttl, sizeof ttl);
     const char *args[] = {live ? "live" : "offline", "EX", ttl};
-    command(s, "SET", "publisher:status", NULL, done_reply, c, 3, args);
-}
-
-static void publisher_reply(void *p, redisReply *reply, const char *error)
-{
-    store_number_fn fn = (store_number_fn)((struct call *)p)->fn;
-    void *arg;
-    const char *detail, *status = NULL;
-    enum store_error err = reply_error(p, reply, error, &detail, &arg);
-    if (err == STORE_OK)
-        err = decode_text(reply, &status);
-    fn(arg, err, detail, err == STORE_OK && strcmp(status, "live") == 0);
+    command(s, "SET", "publisher:status", NULL, CALL(DONE, fn), 3, args);
 }
 
 void store_publisher_get(struct store *s, store_number_fn fn, void *arg)
 {
-    struct call *c = call_new((void (*)(void))fn, arg);
-    if (!c) {
-        NO_MEMORY(fn, 0);
-        return;
-    }
-    command(s, "GET", "publisher:status", NULL, publisher_reply, c, 0, NULL);
+    command(s, "GET", "publisher:status", NULL, CALL(LIVE, fn), 0, NULL);
 }
 
 /* ---- stages --------------------------------------------------------------- */
 
-static void stats_reply(void *p, redisReply *reply, const char *error)
-{
-    store_stats_fn fn = (store_stats_fn)((struct call *)p)->fn;
-    void *arg;
-    const char *detail;
-    struct stats_view view = {0};
-    enum store_error err = reply_error(p, reply, error, &detail, &arg);
-    if (err == STORE_OK)
-        err = decode_stats(reply, &view);
-    fn(arg, err, detail, err == STORE_OK ? &view : NULL);
-    stats_view_clear(&view);
-}
-
 void store_stats(struct store *s, store_stats_fn fn, void *arg)
 {
-    struct call *c = call_new((void (*)(void))fn, arg);
-    if (!c) {
-        NO_MEMORY(fn, NULL);
-        return;
-    }
-    fcall(s, FN_STATS, stats_reply, c, 0, NULL);
+    fcall(s, FN_STATS, CALL(STATS, fn), 0, NULL);
 }
 
 void store_stage_add(struct store *s, const struct stage_record *r, store_text_fn fn, void *arg)
 {
-    struct call *c = call_new((void (*)(void))fn, arg);
     char *state = r->state ? stage_state_json(r->state) : NULL;
-    if (!c || (r->state && !state)) {
-        free(c), free(state);
-        NO_MEMORY(fn, NULL);
+    if (r->state && !state) {
+        fn(arg, STORE_FAILED, "out of memory", NULL);
         return;
     }
     char created[24], ttl[16], max[24], master[4];
@@ -430,141 +363,62 @@ void store_stage_add(struct store *s, const struct stage_record *r, store_text_f
     lltoa(r->master == MASTER_NONE ? 0 : r->master == MASTER_UNLESS_ONE ? 1 : 2, master, sizeof master);
     const char *args[] = {r->arn, r->info_json, created, ttl, max, master,
                           r->lease_holder ? r->lease_holder : "", stage_mode_name(r->mode),
-                          state ? state : ""};
-    fcall(s, FN_STAGE_ADD, text_reply, c, 9, args);
+                          state ? state : "", r->tags_json ? r->tags_json : ""};
+    fcall(s, FN_STAGE_ADD, CALL(TEXT, fn), 10, args);
     free(state);
-}
-
-/* stage_update answers 0 when the stage is gone. */
-static void updated_reply(void *p, redisReply *reply, const char *error)
-{
-    store_done_fn fn = (store_done_fn)((struct call *)p)->fn;
-    void *arg;
-    const char *detail;
-    long long n = 0;
-    enum store_error err = reply_error(p, reply, error, &detail, &arg);
-    if (err == STORE_OK)
-        err = decode_number(reply, &n);
-    fn(arg, err == STORE_OK && n != 1 ? STORE_NO_STAGE : err, detail);
 }
 
 void store_stage_update(struct store *s, const char *lease_holder, const char *stage_arn,
                         enum stage_mode mode, const struct stage_state *state,
                         store_done_fn fn, void *arg)
 {
-    struct call *c = call_new((void (*)(void))fn, arg);
     char *json = stage_state_json(state);
-    if (!c || !json) {
-        free(c), free(json);
+    if (!json) {
         fn(arg, STORE_FAILED, "out of memory");
         return;
     }
     const char *args[] = {lease_holder, stage_arn, stage_mode_name(mode), json};
-    fcall(s, FN_STAGE_UPDATE, updated_reply, c, 4, args);
+    fcall(s, FN_STAGE_UPDATE, CALL(UPDATED, fn), 4, args);
     free(json);
-}
-
-static void removed_reply(void *p, redisReply *reply, const char *error)
-{
-    store_removed_fn fn = (store_removed_fn)((struct call *)p)->fn;
-    void *arg;
-    const char *detail;
-    struct stage_removed removed;
-    enum store_error err = reply_error(p, reply, error, &detail, &arg);
-    if (err == STORE_OK)
-        err = decode_stage_removed(reply, &removed);
-    fn(arg, err, detail, err == STORE_OK ? &removed : NULL);
 }
 
 void store_stage_remove(struct store *s, const char *stage_arn, const char *lease_holder,
                         store_removed_fn fn, void *arg)
 {
-    struct call *c = call_new((void (*)(void))fn, arg);
-    if (!c) {
-        NO_MEMORY(fn, NULL);
-        return;
-    }
     const char *args[] = {stage_arn, lease_holder ? lease_holder : ""};
-    fcall(s, FN_STAGE_REMOVE, removed_reply, c, 2, args);
-}
-
-static void renamed_reply(void *p, redisReply *reply, const char *error)
-{
-    store_info_fn fn = (store_info_fn)((struct call *)p)->fn;
-    void *arg;
-    const char *detail, *text = NULL;
-    struct stage_info info = {0};
-    enum store_error err = reply_error(p, reply, error, &detail, &arg);
-    if (err == STORE_OK)
-        err = decode_text(reply, &text);
-    if (err == STORE_OK)
-        stage_info_parse(text, &info);
-    fn(arg, err, detail, err == STORE_OK ? &info : NULL);
-    stage_info_clear(&info);
+    fcall(s, FN_STAGE_REMOVE, CALL(REMOVED, fn), 2, args);
 }
 
 void store_stage_rename(struct store *s, const char *stage_arn, const char *name,
                         store_info_fn fn, void *arg)
 {
-    struct call *c = call_new((void (*)(void))fn, arg);
-    if (!c) {
-        NO_MEMORY(fn, NULL);
-        return;
-    }
     char ttl[16];
     lltoa(STAGE_KEY_TTL_S, ttl, sizeof ttl);
     const char *args[] = {stage_arn, name, ttl};
-    fcall(s, FN_STAGE_RENAME, renamed_reply, c, 3, args);
+    fcall(s, FN_STAGE_RENAME, CALL(INFO, fn), 3, args);
 }
 
 void store_stage_renew(struct store *s, store_number_fn fn, void *arg)
 {
-    struct call *c = call_new((void (*)(void))fn, arg);
-    if (!c) {
-        NO_MEMORY(fn, 0);
-        return;
-    }
     char ttl[16];
     lltoa(STAGE_KEY_TTL_S, ttl, sizeof ttl);
     const char *args[] = {ttl};
-    fcall(s, FN_STAGE_RENEW, number_reply, c, 1, args);
+    fcall(s, FN_STAGE_RENEW, CALL(NUMBER, fn), 1, args);
 }
 
 void store_master_get(struct store *s, store_text_fn fn, void *arg)
 {
-    struct call *c = call_new((void (*)(void))fn, arg);
-    if (!c) {
-        NO_MEMORY(fn, NULL);
-        return;
-    }
-    command(s, "GET", "master_stage", NULL, text_reply, c, 0, NULL);
+    command(s, "GET", "master_stage", NULL, CALL(TEXT, fn), 0, NULL);
 }
 
 /* ---- scaler lease ------------------------------------------------------- */
 
-static void lease_reply(void *p, redisReply *reply, const char *error)
-{
-    store_lease_fn fn = (store_lease_fn)((struct call *)p)->fn;
-    void *arg;
-    const char *detail;
-    struct lease lease;
-    enum store_error err = reply_error(p, reply, error, &detail, &arg);
-    if (err == STORE_OK)
-        err = decode_lease(reply, &lease);
-    fn(arg, err, detail, err == STORE_OK ? &lease : NULL);
-}
-
 void store_lease(struct store *s, const char *holder, long ttl_ms, store_lease_fn fn, void *arg)
 {
-    struct call *c = call_new((void (*)(void))fn, arg);
-    if (!c) {
-        NO_MEMORY(fn, NULL);
-        return;
-    }
     char ttl[24];
     lltoa(ttl_ms, ttl, sizeof ttl);
     const char *args[] = {holder, ttl};
-    fcall(s, FN_LEASE, lease_reply, c, 2, args);
+    fcall(s, FN_LEASE, CALL(LEASE, fn), 2, args);
 }
 
 /* ---- stage events ------------------------------------------------------- */
@@ -572,53 +426,27 @@ void store_lease(struct store *s, const char *holder, long ttl_ms, store_lease_f
 void store_events_append(struct store *s, const struct stage_event *e, long kept,
                          store_done_fn fn, void *arg)
 {
-    struct call *c = call_new((void (*)(void))fn, arg);
-    if (!c) {
-        fn(arg, STORE_FAILED, "out of memory");
-        return;
-    }
     char most[24];
     lltoa(kept, most, sizeof most);
     const char *args[] = {"MAXLEN", "~", most, "*", "type", e->type, "stageArn", e->stage_arn,
                           "detail", e->detail ? e->detail : "", "at", e->at};
-    command(s, "XADD", "stage_events", NULL, done_reply, c, 12, args);
-}
-
-static void events_reply(void *p, redisReply *reply, const char *error)
-{
-    store_events_fn fn = (store_events_fn)((struct call *)p)->fn;
-    void *arg;
-    const char *detail;
-    struct stage_events events = {0};
-    enum store_error err = reply_error(p, reply, error, &detail, &arg);
-    if (err == STORE_OK)
-        err = decode_events(reply, &events);
-    fn(arg, err, detail, err == STORE_OK ? &events : NULL);
-    stage_events_clear(&events);
+    command(s, "XADD", "stage_events", NULL, CALL(DONE, fn), 12, args);
 }
 
 void store_events_read(struct store *s, long limit, store_events_fn fn, void *arg)
 {
-    struct call *c = call_new((void (*)(void))fn, arg);
-    if (!c) {
-        NO_MEMORY(fn, NULL);
-        return;
-    }
     char count[24];
     lltoa(limit, count, sizeof count);
     const char *args[] = {"+", "-", "COUNT", count};
-    command(s, "XREVRANGE", "stage_events", NULL, events_reply, c, 4, args);
+    command(s, "XREVRANGE", "stage_events", NULL, CALL(EVENTS, fn), 4, args);
 }
 
 /* ---- health --------------------------------------------------------------- */
 
 void store_ping(struct store *s, store_done_fn fn, void *arg)
 {
-    struct call *c = call_new((void (*)(void))fn, arg);
-    if (!c) {
-        fn(arg, STORE_FAILED, "out of memory");
-        return;
-    }
+    struct call *c = CALL(DONE, fn);
     const char *av[] = {"PING"};
-    redis_command(s->redis, done_reply, c, 1, av, NULL);
+    if (c)
+        redis_command(s->redis, on_reply, c, 1, av, NULL);
 }

@@ -165,6 +165,7 @@ struct stage_record {
     const char *lease_holder;        /* NULL: not a scaler action */
     enum stage_mode mode;
     const struct stage_state *state; /* NULL: none */
+    const char *tags_json;           /* the stage's tags as a JSON object, NULL: none */
 };
 /* Records a stage the provider made. text: the master ARN when asked for
  * one (the one recorded first, with MASTER_UNLESS_ONE), else the ARN.

@@ -281,13 +281,15 @@ end
 --       master: "0" an ordinary stage; "1" the master unless one exists
 --       (then that one is returned and nothing is added); "2" the master
 --       whatever was there (MASTER_STAGE_ARN), lease holder ("" when no
---       lease is needed), mode, scaler state JSON ("" for none).
--- KEYS: scaler:lease, master_stage, stages, stage_info, stage_mode, stage_state.
+--       lease is needed), mode, scaler state JSON ("" for none), tags JSON
+--       ("" for none; kept in `stage_tags`, as SPEC §3 fixes stage:{arn}).
+-- KEYS: scaler:lease, master_stage, stages, stage_info, stage_mode,
+-- stage_state, stage_tags.
 -- Returns the master ARN when asked to set it, else the ARN added.
 local function stage_add(keys, args)
   local c = context(keys, args)
   local arn, info, created, ttl, max = args[2], args[3], args[4], args[5], tonumber(args[6])
-  local master, holder, mode, state = args[7], args[8], args[9], args[10]
+  local master, holder, mode, state, tags = args[7], args[8], args[9], args[10], args[11]
   fence(c, holder)
   if master == '1' then
     local existing = redis.call('GET', key(c, 'master_stage'))
@@ -302,6 +304,7 @@ local function stage_add(keys, args)
     redis.call('SET', stage_key(c, 'viewers:', arn), 0, 'NX')
     if mode ~= OPEN then redis.call('HSET', key(c, 'stage_mode'), arn, mode) end
     if state ~= '' then redis.call('HSET', key(c, 'stage_state'), arn, state) end
+    if tags ~= '' then redis.call('HSET', key(c, 'stage_tags'), arn, tags) end
   end
   stage_info_key_set(c, arn, redis.call('HGET', key(c, 'stage_info'), arn), ttl)
   if master ~= '0' then
@@ -342,7 +345,7 @@ end
 -- ARGV: prefix, arn, lease holder ("" for an operator's DELETE, refused
 -- while viewers remain).
 -- KEYS: scaler:lease, master_stage, stages, total_viewers, stage_info,
--- stage_mode, stage_state.
+-- stage_mode, stage_state, stage_tags.
 -- Returns {viewers unseated, parentStage or ""}.
 local function stage_remove(keys, args)
   local c = context(keys, args)
@@ -360,7 +363,7 @@ local function stage_remove(keys, args)
   redis.call('DECRBY', key(c, 'total_viewers'), seated)
   redis.call('DEL', stage_key(c, 'viewer:heartbeat:', arn), stage_key(c, 'viewer:expiry:', arn),
              stage_key(c, 'viewers:', arn), stage_key(c, 'stage:', arn))
-  for _, hash in ipairs({'stage_info', 'stage_mode', 'stage_state'}) do
+  for _, hash in ipairs({'stage_info', 'stage_mode', 'stage_state', 'stage_tags'}) do
     redis.call('HDEL', key(c, hash), arn)
   end
   redis.call('ZREM', key(c, 'stages'), arn)
