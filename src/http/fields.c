@@ -55,27 +55,6 @@ static bool all_of(const char *s, size_t min, size_t max, const char *extra)
     return n >= min;
 }
 
-bool valid_stage_arn(const char *s)
-{
-    static const char head[] = "arn:aws:ivs:";
-    if (strlen(s) > STAGE_ARN_MAX || strncmp(s, head, sizeof head - 1) != 0)
-        return false;
-    const char *region = s + sizeof head - 1;
-    const char *colon = strchr(region, ':');
-    if (!colon || colon == region)
-        return false;
-    for (const char *p = region; p < colon; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
-            return false;
-    const char *account = colon + 1;
-    for (int i = 0; i < 12; i++)
-        if (account[i] < '0' || account[i] > '9')
-            return false;
-    if (strncmp(account + 12, ":stage/", 7) != 0)
-        return false;
-    return all_of(account + 19, 1, 64, NULL);
-}
-
 bool valid_participant_id(const char *s)
 {
     return all_of(s, 1, PARTICIPANT_ID_MAX, "-");

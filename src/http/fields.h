@@ -8,14 +8,11 @@
 #include <stddef.h>
 #include <jansson.h>
 
-#define USER_ID_MAX 128
-#define STAGE_ARN_MAX 256
-#define PARTICIPANT_ID_MAX 64
+#include "ivs/ids.h"
 
 /* 1–128 bytes of valid UTF-8 without control characters (C0, DEL, C1). */
 bool valid_user_id(const char *s, size_t len);
-/* arn:aws:ivs:{region}:{12 digits}:stage/{1–64 of [A-Za-z0-9]} */
-bool valid_stage_arn(const char *s);
+/* valid_stage_arn: ivs/ids.h */
 /* 1–64 of [A-Za-z0-9-] */
 bool valid_participant_id(const char *s);
 /* IVS CreateStage `tags` (ivs-realtime-service-2.json, shapes Tags, TagKey,

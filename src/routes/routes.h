@@ -58,10 +58,10 @@ json_t *stage_entries(const struct stats_view *view, bool list_shape);
  * the free seats in open stages, "in use" once less than one stage's worth
  * is left (the scaler is then adding a stage). */
 json_t *stage_spare(json_t *stages, long capacity);
-/* Signs a viewer token for the seat and answers with data plus the token
- * fields (tokens.c). */
-void issue_viewer_token(struct request *rq, json_t *data, const char *user_id,
-                        const char *stage_arn, const char *participant_id);
+/* Has a viewer token issued for the seat and answers with data plus the
+ * token's fields (tokens.c; the issuing is tokens/issue.h). */
+void answer_with_viewer_token(struct request *rq, json_t *data, const char *user_id,
+                              const char *stage_arn, const char *participant_id);
 /* The body's userId/stageArn, already validated by the handler. */
 const char *body_str(struct request *rq, const char *name);
 

@@ -50,7 +50,7 @@ static void heartbeat_done(void *arg, enum store_error err, const char *detail,
         return;
     }
     json_object_set_new(data, "previousStageArn", json_string(body_str(rq, "stageArn")));
-    issue_viewer_token(rq, data, body_str(rq, "userId"), hb->stage_arn, hb->participant_id);
+    answer_with_viewer_token(rq, data, body_str(rq, "userId"), hb->stage_arn, hb->participant_id);
 }
 
 void route_viewer_heartbeat(struct request *rq)
