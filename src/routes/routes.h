@@ -54,10 +54,10 @@ void respond_store_error(struct request *rq, enum store_error err, const char *d
  * does ({stageArn, name, viewerCount, autoScaled, createdAt}); both with
  * mode, replication and isMasterStage. */
 json_t *stage_entries(const struct stats_view *view, bool list_shape);
-/* {spareSeats, capacityPerStage, spareInUse} for entries of either shape:
- * the free seats in open stages, "in use" once less than one stage's worth
- * is left (the scaler is then adding a stage). */
-json_t *stage_spare(json_t *stages, long capacity);
+/* {spareSeats, capacityPerStage, spareInUse}: the free seats in open
+ * stages, "in use" once less than one stage's worth is left (the scaler is
+ * then adding a stage). */
+json_t *stage_spare(const struct stats_view *view, long capacity);
 /* Has a viewer token issued for the seat and answers with data plus the
  * token's fields (tokens.c; the issuing is tokens/issue.h). */
 void answer_with_viewer_token(struct request *rq, json_t *data, const char *user_id,

@@ -27,7 +27,7 @@ static void list_done(void *arg, enum store_error err, const char *detail,
         return;
     }
     json_t *stages = stage_entries(view, true);
-    json_t *scaling = stage_spare(stages, rq->app->cfg->max_viewers_per_stage);
+    json_t *scaling = stage_spare(view, rq->app->cfg->max_viewers_per_stage);
     respond_ok(rq, 200, json_pack("{s:o, s:I, s:o}", "stages", stages,
                                   "totalStages", (json_int_t)json_array_size(stages),
                                   "scaling", scaling));

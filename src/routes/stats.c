@@ -45,15 +45,12 @@ json_t *stage_entries(const struct stats_view *view, bool list_shape)
 
 /* Free seats in open stages; "in use" once less than one stage's worth is
  * left, which is when the scaler is adding a stage. */
-json_t *stage_spare(json_t *stages, long capacity)
+json_t *stage_spare(const struct stats_view *view, long capacity)
 {
     long seats = 0;
-    size_t i;
-    json_t *stage;
-    json_array_foreach(stages, i, stage) {
-        if (strcmp(json_string_value(json_object_get(stage, "mode")), "open") == 0)
-            seats += capacity - (long)json_integer_value(json_object_get(stage, "viewerCount"));
-    }
+    for (size_t i = 0; i < view->count; i++)
+        if (view->stages[i].mode == MODE_OPEN)
+            seats += capacity - (long)view->stages[i].viewers;
     return json_pack("{s:I, s:I, s:b}", "spareSeats", (json_int_t)(seats > 0 ? seats : 0),
                      "capacityPerStage", (json_int_t)capacity, "spareInUse", seats < capacity);
 }
@@ -107,7 +104,7 @@ static void stages_done(void *arg, enum store_error err, const char *detail,
         return;
     }
     json_t *stages = stage_entries(view, false);
-    json_t *scaling = stage_spare(stages, rq->app->cfg->max_viewers_per_stage);
+    json_t *scaling = stage_spare(view, rq->app->cfg->max_viewers_per_stage);
     respond_ok(rq, 200, json_pack("{s:I, s:o, s:o}", "totalStages", (json_int_t)json_array_size(stages),
                                   "stages", stages, "scaling", scaling));
 }
