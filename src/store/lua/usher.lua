@@ -20,6 +20,8 @@
 -- STAGE_FULL, STAGE_LIMIT, NOT_LEADER, IS_MASTER, NOT_EMPTY); store.c turns
 -- them into enum store_error.
 
+-- Raise VERSION with every change to this file: a connecting usher replaces
+-- the library in Redis only when Redis holds an older one (store/redis.c).
 local VERSION = 1
 
 -- A stage's seating mode (stages/state.h names them in C). `stage_mode`
@@ -427,14 +429,17 @@ local function version() return VERSION end
 
 redis.register_function('usher_seat', seat)
 redis.register_function('usher_heartbeat', heartbeat)
-redis.register_function('usher_leave', leave)
-redis.register_function('usher_sweep', sweep)
 redis.register_function('usher_stage_add', stage_add)
 redis.register_function('usher_stage_update', stage_update)
-redis.register_function('usher_stage_remove', stage_remove)
 redis.register_function('usher_stage_rename', stage_rename)
 redis.register_function('usher_stage_renew', stage_renew)
 redis.register_function('usher_lease', lease)
+-- Those that only free seats and keys run even when Redis is out of
+-- memory (maxmemory reached), as they did as scripts: refusing them would
+-- keep the memory taken.
+redis.register_function{function_name = 'usher_leave', callback = leave, flags = {'allow-oom'}}
+redis.register_function{function_name = 'usher_sweep', callback = sweep, flags = {'allow-oom'}}
+redis.register_function{function_name = 'usher_stage_remove', callback = stage_remove, flags = {'allow-oom'}}
 -- Read-only functions may also run on replicas (FCALL_RO).
 redis.register_function{function_name = 'usher_stats', callback = stats, flags = {'no-writes'}}
 redis.register_function{function_name = 'usher_viewer_list', callback = viewer_list, flags = {'no-writes'}}
