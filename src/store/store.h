@@ -2,9 +2,10 @@
  *
  * One function per operation. Each takes C values, runs one atomic step in
  * Redis (a function of the library store/lua/usher.lua, or one command)
- * and calls back exactly once, on the loop and never from inside the call,
- * with one enum store_error and, when that is STORE_OK, the answer decoded
- * into a C struct. Strings in an answer belong to the store and are valid
+ * and calls back exactly once, on the loop and never from inside the call
+ * (only when memory for the call itself runs out is the STORE_FAILED
+ * answer given at once), with one enum store_error and, when that is
+ * STORE_OK, the answer decoded into a C struct. Strings in an answer belong to the store and are valid
  * only during the callback: copy what you keep. `detail` is a message for
  * logs and 503 answers (never NULL; "" on success).
  *
