@@ -12,7 +12,7 @@ CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc \
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 
 SRC     := $(shell find src -name '*.c' | sort)
-LUA     := $(sort $(wildcard src/store/lua/*.lua))
+LUA     := src/store/lua/usher.lua
 APP_SRC := $(filter-out src/main.c,$(SRC))
 
 REL     := build/release
@@ -26,8 +26,8 @@ all: build/usher
 build/usher: $(REL)/usher
 	cp $< $@.tmp && mv -f $@.tmp $@
 
-# Lua scripts are compiled into the binary as one generated C file.
-build/gen/lua_scripts.c: $(LUA) scripts/embed-lua.sh
+# The Redis function library is compiled into the binary as a generated C file.
+build/gen/lua_library.c: $(LUA) scripts/embed-lua.sh
 	@mkdir -p $(dir $@)
 	sh scripts/embed-lua.sh $(LUA) > $@
 
@@ -35,7 +35,7 @@ define variant
 $(1)/%.o: %.c
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS_BASE) $(2) -MMD -MP -c $$< -o $$@
-$(1)/usher: $$(SRC:%.c=$(1)/%.o) $(1)/build/gen/lua_scripts.o
+$(1)/usher: $$(SRC:%.c=$(1)/%.o) $(1)/build/gen/lua_library.o
 	$$(CC) $(2) -o $$@ $$^ $$(LDLIBS)
 -include $$(shell find $(1) -name '*.d' 2>/dev/null)
 endef
@@ -43,7 +43,7 @@ $(eval $(call variant,$(REL),-O2 -g))
 $(eval $(call variant,$(DBG),-O1 -g $(SAN)))
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(DBG)/tests/unit/%,$(wildcard tests/unit/test_*.c))
-$(DBG)/tests/unit/%: tests/unit/%.c $(APP_SRC:%.c=$(DBG)/%.o) $(DBG)/build/gen/lua_scripts.o
+$(DBG)/tests/unit/%: tests/unit/%.c $(APP_SRC:%.c=$(DBG)/%.o) $(DBG)/build/gen/lua_library.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -O1 -g $(SAN) -o $@ $^ $(LDLIBS) -lcmocka
 

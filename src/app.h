@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <event2/event.h>
 
-#include "http/fields.h"
+#include "ivs/ids.h"
 
 struct config;
 struct store;

@@ -165,7 +165,7 @@ static int run(struct config *cfg)
     app.http = http_server_new(&app, usher_routes, usher_route_count, err, sizeof err);
     app.sweeper = sweeper_new(&app);
     app.scaler = scaler_new(&app);
-    app.stats_batch = app.store ? read_batch_new(app.store, SCRIPT_STATS, free) : NULL;
+    app.stats_batch = app.store ? read_batch_new(app.store, free) : NULL;
     if (!app.signer || !app.provider || !app.store || !app.http || !app.sweeper || !app.scaler ||
         !app.stats_batch) {
         fprintf(stderr, "usher: %s\n", app.http ? "out of memory" : err);

@@ -36,6 +36,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ivs/ids.h"
+
 enum kind { K_STRING, K_INT, K_LONG, K_DOUBLE, K_BOOL, K_ENUM };
 
 struct setting {
@@ -76,7 +78,7 @@ struct setting {
 static const char *check_key_prefix(const char *v);
 static const char *check_region(const char *v);
 static const char *check_account_id(const char *v);
-static const char *check_stage_arn(const char *v);
+static const char *check_master_arn(const char *v);
 
 #define SECONDS "a number of seconds"
 #define MILLIS "a number of milliseconds"
@@ -147,7 +149,7 @@ static const struct setting SETTINGS[] = {
         T_STRING(aws_account_id, check_account_id),
         "account id (12 digits) in the ARNs of local stages"),
     ROW("Stages", "MASTER_STAGE_ARN", "",
-        T_STRING(master_stage_arn, check_stage_arn),
+        T_STRING(master_stage_arn, check_master_arn),
         "the publisher's stage, arn:aws:ivs:REGION:ACCOUNT:stage/ID; "
         "empty = create one"),
     ROW("Stages", "STAGE_NAME_PREFIX", "auto-stage",
@@ -223,7 +225,6 @@ static const struct setting SETTINGS[] = {
 
 #define DIGITS "0123456789"
 #define LOWER "abcdefghijklmnopqrstuvwxyz"
-#define ALNUM LOWER "ABCDEFGHIJKLMNOPQRSTUVWXYZ" DIGITS
 #define REGION_CHARS LOWER DIGITS "-"
 
 /* ------------------------------------------------------------------------
@@ -450,23 +451,9 @@ static const char *check_account_id(const char *v)
                : "is not an AWS account id (12 digits)";
 }
 
-static const char *check_stage_arn(const char *v)
+static const char *check_master_arn(const char *v)
 {
-    static const char bad[] =
-        "is not an IVS stage ARN (arn:aws:ivs:REGION:ACCOUNT:stage/ID)";
-    static const char head[] = "arn:aws:ivs:";
-    if (strncmp(v, head, sizeof head - 1) != 0)
-        return bad;
-    const char *p = v + sizeof head - 1;
-    size_t n = strspn(p, REGION_CHARS);
-    if (n == 0 || p[n] != ':')
-        return bad;
-    p += n + 1;
-    if (strspn(p, DIGITS) != 12 || strncmp(p + 12, ":stage/", 7) != 0)
-        return bad;
-    p += 12 + 7;
-    n = strspn(p, ALNUM);
-    return n >= 1 && n <= 64 && p[n] == '\0' ? NULL : bad;
+    return valid_stage_arn(v) ? NULL : "is not an IVS stage ARN (arn:aws:ivs:REGION:ACCOUNT:stage/ID)";
 }
 
 /* ------------------------------------------------------------------------

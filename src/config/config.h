@@ -26,7 +26,9 @@ struct config {
     long max_body_bytes;             /* MAX_BODY_BYTES, 16384 */
 
     /* Redis */
-    char *redis_url;                 /* REDIS_URL: redis://[:pw@]host[:port][/db] or unix:///path */
+    char *redis_url;                 /* REDIS_URL: redis://[user:pw@]host[:port][/db] or
+                                      * unix:///path.sock[?db=N&password=P]; wins over
+                                      * REDIS_HOST, PORT, PASSWORD and DB */
     char *redis_host;                /* REDIS_HOST, 127.0.0.1 */
     int redis_port;                  /* REDIS_PORT, 6379 */
     char *redis_password;            /* REDIS_PASSWORD */

@@ -55,30 +55,25 @@ static bool all_of(const char *s, size_t min, size_t max, const char *extra)
     return n >= min;
 }
 
-bool valid_stage_arn(const char *s)
-{
-    static const char head[] = "arn:aws:ivs:";
-    if (strlen(s) > STAGE_ARN_MAX || strncmp(s, head, sizeof head - 1) != 0)
-        return false;
-    const char *region = s + sizeof head - 1;
-    const char *colon = strchr(region, ':');
-    if (!colon || colon == region)
-        return false;
-    for (const char *p = region; p < colon; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
-            return false;
-    const char *account = colon + 1;
-    for (int i = 0; i < 12; i++)
-        if (account[i] < '0' || account[i] > '9')
-            return false;
-    if (strncmp(account + 12, ":stage/", 7) != 0)
-        return false;
-    return all_of(account + 19, 1, 64, NULL);
-}
-
 bool valid_participant_id(const char *s)
 {
     return all_of(s, 1, PARTICIPANT_ID_MAX, "-");
+}
+
+bool valid_stage_tags(const json_t *tags)
+{
+    const char *key;
+    json_t *value;
+    if (!json_is_object(tags) || json_object_size(tags) > STAGE_TAGS_MAX)
+        return false;
+    json_object_foreach((json_t *)tags, key, value) {
+        size_t klen = strlen(key);
+        if (klen < 1 || klen > STAGE_TAG_KEY_MAX || !json_is_string(value) ||
+            json_string_length(value) > STAGE_TAG_VALUE_MAX ||
+            strlen(json_string_value(value)) != json_string_length(value))
+            return false;
+    }
+    return true;
 }
 
 bool check_user_id(const char *s, size_t len) { return valid_user_id(s, len); }

@@ -8,16 +8,20 @@
 #include <stddef.h>
 #include <jansson.h>
 
-#define USER_ID_MAX 128
-#define STAGE_ARN_MAX 256
-#define PARTICIPANT_ID_MAX 64
+#include "ivs/ids.h"
 
 /* 1–128 bytes of valid UTF-8 without control characters (C0, DEL, C1). */
 bool valid_user_id(const char *s, size_t len);
-/* arn:aws:ivs:{region}:{12 digits}:stage/{1–64 of [A-Za-z0-9]} */
-bool valid_stage_arn(const char *s);
+/* valid_stage_arn: ivs/ids.h */
 /* 1–64 of [A-Za-z0-9-] */
 bool valid_participant_id(const char *s);
+/* IVS CreateStage `tags` (ivs-realtime-service-2.json, shapes Tags, TagKey,
+ * TagValue): an object of at most 50 string values, keys 1–128 and values
+ * 0–256 bytes, without NUL. */
+#define STAGE_TAGS_MAX 50
+#define STAGE_TAG_KEY_MAX 128
+#define STAGE_TAG_VALUE_MAX 256
+bool valid_stage_tags(const json_t *tags);
 
 typedef bool (*field_check_fn)(const char *value, size_t len);
 bool check_user_id(const char *s, size_t len);

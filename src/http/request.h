@@ -24,7 +24,7 @@ struct request {
     struct http_server *server;
     struct app *app;
     const char *method;             /* "GET", ... for logs */
-    char *path;                     /* decoded-free path, without the query */
+    char *path;                     /* the path as sent (still percent-encoded), no query */
     struct evkeyvalq query;
     json_t *body;                   /* parsed JSON object for POST/PUT, else NULL */
     const char *param;              /* the :param of the matched route, decoded */

@@ -334,7 +334,6 @@ static void on_request(struct evhttp_request *req, void *arg)
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     rq->path = strdup(path && path[0] ? path : "/");
     if (!rq->path) {
-        rq->path = NULL;
         evhttp_send_error(req, 500, NULL);
         request_free(rq);
         return;

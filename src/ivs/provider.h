@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <event2/event.h>
+#include <jansson.h>
 
 struct config;
 struct stage_provider;
@@ -23,7 +24,9 @@ typedef void (*provider_done_fn)(void *arg, const char *error);
 
 struct stage_provider_ops {
     const char *name;                /* "local", "aws" */
-    void (*create_stage)(struct stage_provider *p, const char *name,
+    /* tags: the stage's tags (a JSON object of strings, or NULL), for
+     * CreateStage's `tags`; the record in Redis keeps them too. */
+    void (*create_stage)(struct stage_provider *p, const char *name, const json_t *tags,
                          provider_stage_fn done, void *arg);
     void (*delete_stage)(struct stage_provider *p, const char *arn,
                          provider_done_fn done, void *arg);

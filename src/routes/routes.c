@@ -1,10 +1,9 @@
 /* routes.c — the route table, and what handlers share for answering
- * store failures. Exact paths come before the "/:" patterns that could
+ * store errors. Exact paths come before the "/:" patterns that could
  * swallow them (router.h). */
 #include "routes/routes.h"
 
 #include "http/request.h"
-#include "store/store.h"
 
 const struct route usher_routes[] = {
     {"GET", "/", route_root},
@@ -38,33 +37,37 @@ const struct route usher_routes[] = {
 };
 const size_t usher_route_count = sizeof usher_routes / sizeof *usher_routes;
 
-int answer_store_failure(struct request *rq, redisReply *reply, const char *error)
+void respond_store_error(struct request *rq, enum store_error err, const char *detail)
 {
-    if (error) {
-        respond_unavailable(rq, error);
-        return 1;
-    }
-    if (store_refusal(reply) == REFUSAL_OTHER) {
-        respond_error(rq, 500, "INTERNAL_ERROR", "the request could not be completed", NULL);
-        return 1;
-    }
-    return 0;
-}
-
-int answer_seat_refusal(struct request *rq, redisReply *reply)
-{
-    switch (store_refusal(reply)) {
-    case REFUSAL_NOT_LIVE:
+    switch (err) {
+    case STORE_UNAVAILABLE:
+        respond_unavailable(rq, detail);
+        return;
+    case STORE_NOT_LIVE:
         respond_error(rq, 404, "NOT_FOUND", "the publisher is not live", NULL);
-        return 1;
-    case REFUSAL_NO_STAGE:
+        return;
+    case STORE_NO_STAGE:
         respond_error(rq, 404, "NOT_FOUND", "no such stage", NULL);
-        return 1;
-    case REFUSAL_STAGE_FULL:
+        return;
+    case STORE_NO_SEAT:
+        respond_error(rq, 404, "NOT_FOUND", "this viewer holds no seat in that stage", NULL);
+        return;
+    case STORE_STAGE_FULL:
         respond_error(rq, 503, "STAGE_FULL", "no stage has room for another viewer", NULL);
-        return 1;
+        return;
+    case STORE_STAGE_LIMIT:
+        respond_error(rq, 503, "STAGE_LIMIT_REACHED", "MAX_STAGES stages exist already", NULL);
+        return;
+    case STORE_IS_MASTER:
+        respond_error(rq, 403, "FORBIDDEN", "the master stage cannot be deleted", NULL);
+        return;
+    case STORE_NOT_EMPTY:
+        respond_error(rq, 400, "VALIDATION_ERROR", "viewers are still seated in this stage",
+                      json_pack("{s:[s]}", "fields", "stageArn"));
+        return;
     default:
-        return 0;
+        respond_error(rq, 500, "INTERNAL_ERROR", "the request could not be completed", NULL);
+        return;
     }
 }
 

@@ -6,9 +6,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <jansson.h>
-#include <hiredis/hiredis.h>
 
 #include "http/router.h"
+#include "store/store.h"
 
 struct request;
 
@@ -45,23 +45,23 @@ void route_root(struct request *rq);
 
 /* Shared by the handlers. */
 
-/* Answers Redis trouble (503) or a script error nobody expected (500) and
- * returns 1; returns 0 when reply is a usable answer. */
-int answer_store_failure(struct request *rq, redisReply *reply, const char *error);
-/* Answers a seat.lua refusal (404/503) and returns 1; 0 if none. */
-int answer_seat_refusal(struct request *rq, redisReply *reply);
-/* The stages of a stats.lua reply, as /api/stats shows them
+/* Answers a store error that is not STORE_OK: Redis trouble (503 with
+ * Retry-After), a refusal (404, 403, 400 or 503, SPEC §2 codes), or an
+ * answer nobody expected (500). The one table from store errors to HTTP. */
+void respond_store_error(struct request *rq, enum store_error err, const char *detail);
+/* The stages of the stats view, as /api/stats shows them
  * ({stageId, viewerCount, info}) or, with list_shape, as /api/stage/list
- * does ({stageArn, name, viewerCount, autoScaled, createdAt}). */
-json_t *stage_entries(redisReply *reply, bool list_shape);
-/* {spareSeats, capacityPerStage, spareInUse} for entries of either shape:
- * the free seats in open stages, "in use" once less than one stage's worth
- * is left (the scaler is then adding a stage). */
-json_t *stage_spare(json_t *stages, long capacity);
-/* Signs a viewer token for the seat and answers with data plus the token
- * fields (tokens.c). */
-void issue_viewer_token(struct request *rq, json_t *data, const char *user_id,
-                        const char *stage_arn, const char *participant_id);
+ * does ({stageArn, name, viewerCount, autoScaled, createdAt}); both with
+ * mode, replication and isMasterStage. */
+json_t *stage_entries(const struct stats_view *view, bool list_shape);
+/* {spareSeats, capacityPerStage, spareInUse}: the free seats in open
+ * stages, "in use" once less than one stage's worth is left (the scaler is
+ * then adding a stage). */
+json_t *stage_spare(const struct stats_view *view, long capacity);
+/* Has a viewer token issued for the seat and answers with data plus the
+ * token's fields (tokens.c; the issuing is tokens/issue.h). */
+void answer_with_viewer_token(struct request *rq, json_t *data, const char *user_id,
+                              const char *stage_arn, const char *participant_id);
 /* The body's userId/stageArn, already validated by the handler. */
 const char *body_str(struct request *rq, const char *name);
 

@@ -9,7 +9,6 @@
 #include "config/config.h"
 #include "http/request.h"
 #include "ivs/provider.h"
-#include "store/store.h"
 #include "util/clock.h"
 
 struct health_check {
@@ -24,7 +23,7 @@ static void health_answer(struct request *rq, bool redis_up, double latency_ms)
     if (redis_up)
         json_object_set_new(redis, "latencyMs", json_real(latency_ms));
     else
-        json_object_set_new(redis, "error", json_string(redis_last_error(app->store->redis)));
+        json_object_set_new(redis, "error", json_string(store_last_error(app->store)));
     json_t *data = json_pack("{s:s, s:I, s:s, s:{s:o, s:{s:s, s:s}}}",
                              "status", redis_up ? "healthy" : "degraded",
                              "uptime", (json_int_t)((clock_now_ms() - app->started_ms) / 1000),
@@ -41,11 +40,11 @@ static void health_answer(struct request *rq, bool redis_up, double latency_ms)
                   json_pack("{s:o}", "health", data));
 }
 
-static void pong(void *arg, redisReply *reply, const char *error)
+static void pong(void *arg, enum store_error err, const char *detail)
 {
     struct health_check *hc = arg;
-    bool up = !error && reply && reply->type != REDIS_REPLY_ERROR;
-    health_answer(hc->rq, up, (double)(clock_mono_us() - hc->sent_us) / 1000.0);
+    (void)detail;
+    health_answer(hc->rq, err == STORE_OK, (double)(clock_mono_us() - hc->sent_us) / 1000.0);
     free(hc);
 }
 
@@ -58,8 +57,7 @@ void route_health(struct request *rq)
     }
     hc->rq = rq;
     hc->sent_us = clock_mono_us();
-    const char *argv[] = {"PING"};
-    redis_command(rq->app->store->redis, pong, hc, 1, argv, NULL);
+    store_ping(rq->app->store, pong, hc);
 }
 
 void route_root(struct request *rq)

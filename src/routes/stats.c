@@ -1,5 +1,5 @@
 /* stats.c — live statistics (SPEC §2 "Statistics"). /api/stats is one
- * script call, so it costs one Redis round trip whatever the number of
+ * store call (store_stats), so it costs one Redis round trip whatever the number of
  * stages, and its work in Redis grows with stages, never with viewers.
  * Besides the SPEC fields it shows each stage's seating mode and
  * replication, and the spare seats the scaler keeps ahead of demand. */
@@ -13,35 +13,31 @@
 #include "config/config.h"
 #include "http/request.h"
 #include "store/read_batch.h"
-#include "store/store.h"
 #include "util/clock.h"
 
 
-json_t *stage_entries(redisReply *reply, bool list_shape)
+/* JSON for a string that may be missing from a stage's record. */
+static json_t *text_or_null(const char *s) { return s ? json_string(s) : json_null(); }
+
+json_t *stage_entries(const struct stats_view *view, bool list_shape)
 {
     json_t *stages = json_array();
-    const char *master = reply_str(reply, STATS_MASTER);
-    for (size_t i = STATS_FIRST_STAGE; i + STATS_PER_STAGE <= reply->elements; i += STATS_PER_STAGE) {
-        const char *arn = reply_str(reply, i + STATS_ARN);
-        const char *info_text = reply_str(reply, i + STATS_INFO);
-        json_t *info = info_text ? json_loads(info_text, 0, NULL) : NULL;
-        bool is_master = master && arn && strcmp(arn, master) == 0;
-        json_int_t count = (json_int_t)reply_int(reply, i + STATS_VIEWERS);
+    for (size_t i = 0; i < view->count; i++) {
+        const struct stage_entry *e = &view->stages[i];
+        json_t *auto_scaled = e->info.doc ? json_boolean(e->info.auto_scaled) : json_null();
         json_t *entry = list_shape
-            ? json_pack("{s:s, s:O?, s:I, s:O?, s:O?}", "stageArn", arn ? arn : "",
-                        "name", json_object_get(info, "name"), "viewerCount", count,
-                        "autoScaled", json_object_get(info, "autoScaled"),
-                        "createdAt", json_object_get(info, "createdAt"))
-            : json_pack("{s:s, s:I, s:{s:O?, s:O?, s:O?}}", "stageId", arn ? arn : "",
-                        "viewerCount", count, "info", "name", json_object_get(info, "name"),
-                        "autoScaled", json_object_get(info, "autoScaled"),
-                        "createdAt", json_object_get(info, "createdAt"));
-        json_object_set_new(entry, "mode", json_string(reply_str(reply, i + STATS_MODE)));
+            ? json_pack("{s:s, s:o, s:I, s:o, s:o}", "stageArn", e->arn,
+                        "name", text_or_null(e->info.name), "viewerCount", (json_int_t)e->viewers,
+                        "autoScaled", auto_scaled, "createdAt", text_or_null(e->info.created_at))
+            : json_pack("{s:s, s:I, s:{s:o, s:o, s:o}}", "stageId", e->arn,
+                        "viewerCount", (json_int_t)e->viewers, "info",
+                        "name", text_or_null(e->info.name), "autoScaled", auto_scaled,
+                        "createdAt", text_or_null(e->info.created_at));
+        json_object_set_new(entry, "mode", json_string(stage_mode_name(e->mode)));
         /* The master is where the publisher's video comes from. */
         json_object_set_new(entry, "replication",
-                            json_string(is_master ? "source" : reply_str(reply, i + STATS_REPLICATION)));
-        json_object_set_new(entry, "isMasterStage", json_boolean(is_master));
-        json_decref(info);
+                            json_string(e->master ? "source" : replication_name(e->state.replication)));
+        json_object_set_new(entry, "isMasterStage", json_boolean(e->master));
         json_array_append_new(stages, entry);
     }
     return stages;
@@ -49,31 +45,27 @@ json_t *stage_entries(redisReply *reply, bool list_shape)
 
 /* Free seats in open stages; "in use" once less than one stage's worth is
  * left, which is when the scaler is adding a stage. */
-json_t *stage_spare(json_t *stages, long capacity)
+json_t *stage_spare(const struct stats_view *view, long capacity)
 {
     long seats = 0;
-    size_t i;
-    json_t *stage;
-    json_array_foreach(stages, i, stage) {
-        if (strcmp(json_string_value(json_object_get(stage, "mode")), "open") == 0)
-            seats += capacity - (long)json_integer_value(json_object_get(stage, "viewerCount"));
-    }
+    for (size_t i = 0; i < view->count; i++)
+        if (view->stages[i].mode == MODE_OPEN)
+            seats += capacity - (long)view->stages[i].viewers;
     return json_pack("{s:I, s:I, s:b}", "spareSeats", (json_int_t)(seats > 0 ? seats : 0),
                      "capacityPerStage", (json_int_t)capacity, "spareInUse", seats < capacity);
 }
 
 /* The data of /api/stats as compact JSON, made once per batch. */
-static char *stats_text(redisReply *reply)
+static char *stats_text(const struct stats_view *view)
 {
-    json_t *stages = stage_entries(reply, false);
-    const char *status = reply_str(reply, STATS_PUBLISHER);
+    json_t *stages = stage_entries(view, false);
     char now[32];
     clock_iso8601(clock_now_ms(), now, sizeof now);
     /* SPEC §2 fixes these five fields exactly; more goes in the stages. */
     json_t *data = json_pack("{s:I, s:I, s:b, s:o, s:s}",
-                             "totalViewers", (json_int_t)reply_int(reply, STATS_TOTAL),
+                             "totalViewers", (json_int_t)view->total_viewers,
                              "activeStages", (json_int_t)json_array_size(stages),
-                             "isPublisherLive", status && strcmp(status, "live") == 0,
+                             "isPublisherLive", view->publisher_live,
                              "stages", stages, "timestamp", now);
     char *text = json_dumps(data, JSON_COMPACT);
     json_decref(data);
@@ -82,13 +74,16 @@ static char *stats_text(redisReply *reply)
 
 /* Dashboards poll /api/stats in crowds: requests arriving together share
  * one Redis call and one JSON rendering (read_batch.h). */
-static void stats_done(void *arg, redisReply *reply, const char *error, void **memo)
+static void stats_done(void *arg, enum store_error err, const char *detail,
+                       const struct stats_view *view, void **memo)
 {
     struct request *rq = arg;
-    if (answer_store_failure(rq, reply, error))
+    if (err != STORE_OK) {
+        respond_store_error(rq, err, detail);
         return;
+    }
     if (!*memo)
-        *memo = stats_text(reply);
+        *memo = stats_text(view);
     if (*memo)
         respond_ok_text(rq, 200, *memo);
     else
@@ -100,35 +95,36 @@ void route_stats(struct request *rq)
     read_batch_call(rq->app->stats_batch, stats_done, rq);
 }
 
-static void stages_done(void *arg, redisReply *reply, const char *error)
+static void stages_done(void *arg, enum store_error err, const char *detail,
+                        const struct stats_view *view)
 {
     struct request *rq = arg;
-    if (answer_store_failure(rq, reply, error))
+    if (err != STORE_OK) {
+        respond_store_error(rq, err, detail);
         return;
-    json_t *stages = stage_entries(reply, false);
-    json_t *scaling = stage_spare(stages, rq->app->cfg->max_viewers_per_stage);
+    }
+    json_t *stages = stage_entries(view, false);
+    json_t *scaling = stage_spare(view, rq->app->cfg->max_viewers_per_stage);
     respond_ok(rq, 200, json_pack("{s:I, s:o, s:o}", "totalStages", (json_int_t)json_array_size(stages),
                                   "stages", stages, "scaling", scaling));
 }
 
 void route_stats_stages(struct request *rq)
 {
-    store_run(rq->app->store, SCRIPT_STATS, stages_done, rq, 0, NULL);
+    store_stats(rq->app->store, stages_done, rq);
 }
 
-static void viewers_done(void *arg, redisReply *reply, const char *error)
+static void viewers_done(void *arg, enum store_error err, const char *detail, long long total)
 {
     struct request *rq = arg;
-    if (answer_store_failure(rq, reply, error))
+    if (err != STORE_OK) {
+        respond_store_error(rq, err, detail);
         return;
-    long long total = reply->type == REDIS_REPLY_STRING ? strtoll(reply->str, NULL, 10) : 0;
+    }
     respond_ok(rq, 200, json_pack("{s:I}", "totalViewers", (json_int_t)total));
 }
 
 void route_stats_viewers(struct request *rq)
 {
-    char key[128];
-    store_key(rq->app->store, key, sizeof key, "total_viewers", NULL);
-    const char *argv[] = {"GET", key};
-    redis_command(rq->app->store->redis, viewers_done, rq, 2, argv, NULL);
+    store_total_viewers(rq->app->store, viewers_done, rq);
 }

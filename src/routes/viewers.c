@@ -1,6 +1,6 @@
 /* viewers.c — a seated viewer's life after its token: heartbeat, leave,
  * rejoin, and the read-only list and watch duration (SPEC §2 "Viewers").
- * Each change is one script (store/lua), so it is exact under any
+ * Each change is one atomic store step, so it is exact under any
  * concurrency. */
 #include "routes/routes.h"
 
@@ -11,7 +11,6 @@
 #include "config/config.h"
 #include "http/fields.h"
 #include "http/request.h"
-#include "store/store.h"
 #include "util/clock.h"
 
 #define LIST_MAX 1000
@@ -31,34 +30,27 @@ static const char *seat_fields(struct request *rq, const char **arn)
     return user;
 }
 
-static void now_text(char *out, size_t len)
-{
-    snprintf(out, len, "%lld", (long long)clock_now_ms());
-}
-
 /* ---- heartbeat ------------------------------------------------------------ */
 
-/* A heartbeat from a draining stage may come back moved (heartbeat.lua):
- * then the answer names the new stage and carries a token for it. */
-static void heartbeat_done(void *arg, redisReply *reply, const char *error)
+/* A heartbeat from a draining stage may come back moved: then the answer
+ * names the new stage and carries a token for it. */
+static void heartbeat_done(void *arg, enum store_error err, const char *detail,
+                           const struct heartbeat *hb)
 {
     struct request *rq = arg;
-    if (answer_store_failure(rq, reply, error))
-        return;
-    long long outcome = reply_int(reply, 0);
-    if (outcome == 0) {
-        respond_error(rq, 404, "NOT_FOUND", "this viewer holds no seat in that stage", NULL);
+    if (err != STORE_OK) {
+        respond_store_error(rq, err, detail);
         return;
     }
     json_t *data = json_pack("{s:s, s:s, s:b, s:b}", "userId", body_str(rq, "userId"),
                              "stageArn", body_str(rq, "stageArn"), "heartbeatUpdated", 1,
-                             "moved", outcome == 2);
-    if (outcome != 2) {
+                             "moved", hb->moved);
+    if (!hb->moved) {
         respond_ok(rq, 200, data);
         return;
     }
     json_object_set_new(data, "previousStageArn", json_string(body_str(rq, "stageArn")));
-    issue_viewer_token(rq, data, body_str(rq, "userId"), reply_str(reply, 1), reply_str(reply, 2));
+    answer_with_viewer_token(rq, data, body_str(rq, "userId"), hb->stage_arn, hb->participant_id);
 }
 
 void route_viewer_heartbeat(struct request *rq)
@@ -66,21 +58,19 @@ void route_viewer_heartbeat(struct request *rq)
     const char *arn, *user = seat_fields(rq, &arn);
     if (!user)
         return;
-    char now[24], capacity[24];
-    now_text(now, sizeof now);
-    snprintf(capacity, sizeof capacity, "%ld", rq->app->cfg->max_viewers_per_stage);
-    const char *argv[] = {user, arn, now, capacity};
-    store_run(rq->app->store, SCRIPT_HEARTBEAT, heartbeat_done, rq, 4, argv);
+    store_heartbeat(rq->app->store, user, arn, clock_now_ms(), rq->app->cfg->max_viewers_per_stage,
+                    heartbeat_done, rq);
 }
 
 /* ---- leave ------------------------------------------------------------- */
 
-static void leave_done(void *arg, redisReply *reply, const char *error)
+static void leave_done(void *arg, enum store_error err, const char *detail, const char *freed)
 {
     struct request *rq = arg;
-    if (answer_store_failure(rq, reply, error))
+    if (err != STORE_OK) {
+        respond_store_error(rq, err, detail);
         return;
-    const char *freed = reply->type == REDIS_REPLY_STRING ? reply->str : "";
+    }
     json_t *data = json_pack("{s:s, s:s, s:b, s:b}", "userId", body_str(rq, "userId"),
                              "stageArn", body_str(rq, "stageArn"), "viewerLeft", 1,
                              "wasSeated", freed[0] != '\0');
@@ -95,21 +85,22 @@ void route_viewer_leave(struct request *rq)
     const char *arn, *user = seat_fields(rq, &arn);
     if (!user)
         return;
-    const char *argv[] = {user, arn};
-    store_run(rq->app->store, SCRIPT_LEAVE, leave_done, rq, 2, argv);
+    store_leave(rq->app->store, user, arn, leave_done, rq);
 }
 
 /* ---- rejoin ------------------------------------------------------------ */
 
-static void rejoin_done(void *arg, redisReply *reply, const char *error)
+static void rejoin_done(void *arg, enum store_error err, const char *detail, const struct seat *seat)
 {
     struct request *rq = arg;
-    if (answer_store_failure(rq, reply, error) || answer_seat_refusal(rq, reply))
+    if (err != STORE_OK) {
+        respond_store_error(rq, err, detail);
         return;
+    }
     respond_ok(rq, 200, json_pack("{s:s, s:s, s:s, s:I, s:b}", "userId", body_str(rq, "userId"),
-                                  "stageArn", reply_str(reply, 0), "participantId", reply_str(reply, 1),
-                                  "currentViewers", (json_int_t)reply_int(reply, 2),
-                                  "isNewViewer", reply_int(reply, 3) == 1));
+                                  "stageArn", seat->stage_arn, "participantId", seat->participant_id,
+                                  "currentViewers", (json_int_t)seat->stage_viewers,
+                                  "isNewViewer", seat->is_new));
 }
 
 void route_viewer_rejoin(struct request *rq)
@@ -124,30 +115,28 @@ void route_viewer_rejoin(struct request *rq)
         return;
     }
     json_decref(bad);
-    char now[24], capacity[24];
-    now_text(now, sizeof now);
-    snprintf(capacity, sizeof capacity, "%ld", rq->app->cfg->max_viewers_per_stage);
-    const char *argv[] = {user, arn, pid, now, capacity, "rejoin"};
-    store_run(rq->app->store, SCRIPT_SEAT, rejoin_done, rq, 6, argv);
+    const struct seat_request q = {.user_id = user, .stage_arn = arn, .participant_id = pid,
+                                   .now_ms = clock_now_ms(), .rejoin = true,
+                                   .capacity = rq->app->cfg->max_viewers_per_stage};
+    store_seat(rq->app->store, &q, rejoin_done, rq);
 }
 
 /* ---- list ---------------------------------------------------------------- */
 
-static void list_done(void *arg, redisReply *reply, const char *error)
+static void list_done(void *arg, enum store_error err, const char *detail,
+                      const struct viewer_list *list)
 {
     struct request *rq = arg;
-    if (answer_store_failure(rq, reply, error))
-        return;
-    if (reply_int(reply, 0) != 1) {
-        respond_error(rq, 404, "NOT_FOUND", "no such stage", NULL);
+    if (err != STORE_OK) {
+        respond_store_error(rq, err, detail);
         return;
     }
     json_t *viewers = json_array();
-    for (size_t i = 3; i < reply->elements; i++)
-        json_array_append_new(viewers, json_string(reply_str(reply, i)));
+    for (size_t i = 0; i < list->count; i++)
+        json_array_append_new(viewers, json_string(list->user_ids[i]));
     respond_ok(rq, 200, json_pack("{s:s, s:I, s:I, s:o}", "stageArn", rq->param,
-                                  "totalViewers", (json_int_t)reply_int(reply, 1),
-                                  "activeViewers", (json_int_t)reply_int(reply, 2),
+                                  "totalViewers", (json_int_t)list->total,
+                                  "activeViewers", (json_int_t)list->active,
                                   "viewers", viewers));
 }
 
@@ -158,32 +147,23 @@ void route_viewer_list(struct request *rq)
                         json_pack("[s]", "stageArn"));
         return;
     }
-    char cutoff[24], max[16];
-    snprintf(cutoff, sizeof cutoff, "%lld",
-             (long long)(clock_now_ms() - rq->app->cfg->heartbeat_timeout * 1000));
-    snprintf(max, sizeof max, "%d", LIST_MAX);
-    const char *argv[] = {rq->param, cutoff, max};
-    store_run(rq->app->store, SCRIPT_VIEWER_LIST, list_done, rq, 3, argv);
+    store_viewer_list(rq->app->store, rq->param,
+                      clock_now_ms() - rq->app->cfg->heartbeat_timeout * 1000, LIST_MAX,
+                      list_done, rq);
 }
 
 /* ---- duration ------------------------------------------------------------ */
 
-static void duration_done(void *arg, redisReply *reply, const char *error)
+static void duration_done(void *arg, enum store_error err, const char *detail, long long joined_ms)
 {
     struct request *rq = arg;
-    if (answer_store_failure(rq, reply, error))
-        return;
-    json_t *record = reply->type == REDIS_REPLY_STRING ? json_loads(reply->str, 0, NULL) : NULL;
-    json_t *joined = json_object_get(record, "joinedAt");
-    if (!json_is_number(joined)) {
-        json_decref(record);
-        respond_error(rq, 404, "NOT_FOUND", "this viewer holds no seat in that stage", NULL);
+    if (err != STORE_OK) {
+        respond_store_error(rq, err, detail);
         return;
     }
-    long long secs = (clock_now_ms() - (long long)json_number_value(joined)) / 1000;
+    long long secs = (clock_now_ms() - joined_ms) / 1000;
     if (secs < 0)
         secs = 0;
-    json_decref(record);
     char formatted[32];
     snprintf(formatted, sizeof formatted, "%02lld:%02lld:%02lld", secs / 3600, secs / 60 % 60, secs % 60);
     respond_ok(rq, 200, json_pack("{s:s, s:s, s:I, s:s}", "userId", request_query(rq, "userId"),
@@ -206,8 +186,5 @@ void route_viewer_duration(struct request *rq)
         return;
     }
     json_decref(bad);
-    char key[STAGE_ARN_MAX + 128];
-    store_key(rq->app->store, key, sizeof key, "viewer:heartbeat:", arn);
-    const char *argv[] = {"HGET", key, user};
-    redis_command(rq->app->store->redis, duration_done, rq, 3, argv, NULL);
+    store_seat_joined(rq->app->store, user, arn, duration_done, rq);
 }

@@ -24,8 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum stage_mode { MODE_OPEN, MODE_WAITING, MODE_DRAINING };
-enum replication_state { REPL_NONE, REPL_PENDING, REPL_RUNNING, REPL_FAILED };
+#include "stages/state.h"
 
 struct stage_view {
     const char *arn;

@@ -1,8 +1,8 @@
 /* scaler.c — see scaler.h.
  *
- * One tick at a time: lease → view (stats.lua) → decide → act. Actions run
- * asynchronously and may outlive the tick; each holds copies of what it
- * needs. The scaler writes a stage's bookkeeping (the `stage_state` JSON:
+ * One tick at a time: lease → view (store_stats) → decide → act. Actions
+ * run asynchronously and may outlive the tick; each holds copies of what it
+ * needs. The scaler writes a stage's bookkeeping (struct stage_state:
  * replication state, attempts, next retry, drain start) only under the
  * lease, so its read-modify-write cannot race another scaler. */
 #include "scaler/scaler.h"
@@ -47,14 +47,13 @@ struct action_job {
     char *arn;
     char *parent;
     enum stage_mode mode;            /* the stage's mode when the tick saw it */
-    json_t *state;                   /* the stage's bookkeeping, to update */
+    struct stage_state state;        /* the stage's bookkeeping, to update */
 };
 
 static void job_free(struct action_job *j)
 {
     free(j->arn);
     free(j->parent);
-    json_decref(j->state);
     free(j);
 }
 
@@ -62,21 +61,19 @@ static void tick_end(struct scaler *s) { s->ticking = false; }
 
 /* ---- writing a stage's mode and bookkeeping ------------------------------- */
 
-static void update_done(void *arg, redisReply *reply, const char *error)
+static void update_done(void *arg, enum store_error err, const char *detail)
 {
     struct action_job *j = arg;
-    if (error || store_refusal(reply) != REFUSAL_NONE)
-        log_warn("scaler: updating %s: %s", j->arn, error ? error : reply->str);
+    /* A stage removed meanwhile needs no bookkeeping. */
+    if (err != STORE_OK && err != STORE_NO_STAGE)
+        log_warn("scaler: updating %s: %s", j->arn, detail);
     job_free(j);
 }
 
 /* Writes mode and j->state for j->arn, then frees j. */
-static void write_stage(struct action_job *j, const char *mode)
+static void write_stage(struct action_job *j, enum stage_mode mode)
 {
-    char *state = json_dumps(j->state, JSON_COMPACT);
-    const char *argv[] = {j->s->holder, j->arn, mode, state ? state : "{}"};
-    store_run(j->s->app->store, SCRIPT_STAGE_UPDATE, update_done, j, 4, argv);
-    free(state);
+    store_stage_update(j->s->app->store, j->s->holder, j->arn, mode, &j->state, update_done, j);
 }
 
 /* ---- replication ----------------------------------------------------------- */
@@ -86,26 +83,26 @@ static void replication_answered(void *arg, const char *error)
     struct action_job *j = arg;
     struct app *app = j->s->app;
     if (!error) {
-        json_object_set_new(j->state, "replication", json_string("running"));
-        json_object_del(j->state, "error");
-        json_object_del(j->state, "retryAt");
+        j->state.replication = REPL_RUNNING;
+        j->state.error[0] = '\0';
+        j->state.retry_at_ms = 0;
         stage_event(app, "replication_started", j->arn, j->parent);
-        write_stage(j, "open");
+        write_stage(j, MODE_OPEN);
         return;
     }
-    long attempts = (long)json_integer_value(json_object_get(j->state, "attempts")) + 1;
+    long attempts = j->state.attempts + 1;
     long wait = app->cfg->replication_retry_ms;
     for (long i = 1; i < attempts && wait < REPLICATION_RETRY_MAX_MS; i++)
         wait *= 2;
     if (wait > REPLICATION_RETRY_MAX_MS)
         wait = REPLICATION_RETRY_MAX_MS;
-    json_object_set_new(j->state, "replication", json_string("failed"));
-    json_object_set_new(j->state, "attempts", json_integer(attempts));
-    json_object_set_new(j->state, "retryAt", json_integer(clock_now_ms() + wait));
-    json_object_set_new(j->state, "error", json_string(error));
+    j->state.replication = REPL_FAILED;
+    j->state.attempts = attempts;
+    j->state.retry_at_ms = clock_now_ms() + wait;
+    snprintf(j->state.error, sizeof j->state.error, "%s", error);
     stage_event(app, "replication_failed", j->arn, error);
     /* An open stage (one an operator made) stays open; an added one waits. */
-    write_stage(j, j->mode == MODE_WAITING ? "waiting" : "open");
+    write_stage(j, j->mode == MODE_WAITING ? MODE_WAITING : MODE_OPEN);
 }
 
 static void start_replication(struct action_job *j)
@@ -116,21 +113,21 @@ static void start_replication(struct action_job *j)
 
 /* ---- creating, draining, removing -------------------------------------------- */
 
-static void created(void *arg, enum stage_outcome outcome, json_t *info, const char *error)
+static void created(void *arg, enum store_error err, json_t *info, const char *detail)
 {
     struct scaler *s = arg;
     s->creating--;
     s->last_change_ms = clock_now_ms();
-    if (outcome != STAGE_DONE)
-        log_warn("scaler: no stage added: %s", error ? error : "refused");
+    if (err != STORE_OK)
+        log_warn("scaler: no stage added: %s", detail);
     json_decref(info);
 }
 
-static void removed_done(void *arg, enum stage_outcome outcome, json_t *info, const char *error)
+static void removed_done(void *arg, enum store_error err, json_t *info, const char *detail)
 {
     char *arn = arg;
-    if (outcome != STAGE_DONE)
-        log_warn("scaler: removing %s: %s", arn, error ? error : "refused");
+    if (err != STORE_OK)
+        log_warn("scaler: removing %s: %s", arn, detail);
     json_decref(info);
     free(arn);
 }
@@ -168,68 +165,37 @@ static void create_stage(struct scaler *s, const struct stage_view *v, size_t n)
 
 /* ---- the tick ---------------------------------------------------------------- */
 
-static enum stage_mode mode_of(const char *text)
+/* Fills views from the stats view; returns how many. */
+static size_t read_view(const struct stats_view *sv, struct stage_view *views)
 {
-    if (text && strcmp(text, "waiting") == 0)
-        return MODE_WAITING;
-    return text && strcmp(text, "draining") == 0 ? MODE_DRAINING : MODE_OPEN;
-}
-
-static enum replication_state replication_of(json_t *state)
-{
-    const char *r = json_string_value(json_object_get(state, "replication"));
-    if (!r)
-        return REPL_NONE;
-    if (strcmp(r, "running") == 0)
-        return REPL_RUNNING;
-    return strcmp(r, "failed") == 0 ? REPL_FAILED : REPL_PENDING;
-}
-
-/* Fills views (and their parsed JSON in infos/states) from a stats.lua reply. */
-static size_t read_view(redisReply *reply, const char *master, struct stage_view *views,
-                        json_t **infos, json_t **states, size_t max)
-{
-    size_t n = 0;
-    for (size_t i = STATS_FIRST_STAGE; i + STATS_PER_STAGE <= reply->elements && n < max;
-         i += STATS_PER_STAGE, n++) {
-        const char *info = reply_str(reply, i + STATS_INFO), *state = reply_str(reply, i + STATS_STATE);
-        infos[n] = info && info[0] ? json_loads(info, 0, NULL) : NULL;
-        states[n] = state && state[0] ? json_loads(state, 0, NULL) : NULL;
-        if (!states[n])
-            states[n] = json_object();
-        views[n] = (struct stage_view){
-            .arn = reply_str(reply, i + STATS_ARN),
-            .viewers = (long)reply_int(reply, i + STATS_VIEWERS),
-            .master = strcmp(reply_str(reply, i + STATS_ARN), master) == 0,
-            .auto_scaled = json_is_true(json_object_get(infos[n], "autoScaled")),
-            .mode = mode_of(reply_str(reply, i + STATS_MODE)),
-            .replication = replication_of(states[n]),
-            .retry_at_ms = json_integer_value(json_object_get(states[n], "retryAt")),
-            .draining_since_ms = json_integer_value(json_object_get(states[n], "drainingSince")),
+    for (size_t i = 0; i < sv->count; i++) {
+        const struct stage_entry *e = &sv->stages[i];
+        views[i] = (struct stage_view){
+            .arn = e->arn, .viewers = (long)e->viewers, .master = e->master,
+            .auto_scaled = e->info.auto_scaled, .mode = e->mode,
+            .replication = e->state.replication, .retry_at_ms = e->state.retry_at_ms,
+            .draining_since_ms = e->state.draining_since_ms,
         };
     }
-    for (size_t i = 0; i < n; i++) {
-        const char *parent = json_string_value(json_object_get(infos[i], "parentStage"));
-        for (size_t k = 0; parent && k < n; k++)
-            if (strcmp(views[k].arn, parent) == 0)
+    for (size_t i = 0; i < sv->count; i++)
+        for (size_t k = 0; sv->stages[i].info.parent && k < sv->count; k++)
+            if (strcmp(views[k].arn, sv->stages[i].info.parent) == 0)
                 views[k].children++;
-    }
-    return n;
+    return sv->count;
 }
 
-static struct action_job *job_for(struct scaler *s, const struct stage_view *v, json_t *info,
-                                  json_t *state, const char *master)
+static struct action_job *job_for(struct scaler *s, const struct stage_entry *e,
+                                  const struct stage_state *state, const char *master)
 {
     struct action_job *j = calloc(1, sizeof *j);
-    const char *parent = json_string_value(json_object_get(info, "parentStage"));
     if (!j)
         return NULL;
     j->s = s;
-    j->mode = v->mode;
-    j->arn = strdup(v->arn);
-    j->parent = strdup(parent ? parent : master);
-    j->state = json_deep_copy(state);
-    if (!j->arn || !j->parent || !j->state) {
+    j->mode = e->mode;
+    j->arn = strdup(e->arn);
+    j->parent = strdup(e->info.parent ? e->info.parent : master);
+    j->state = *state;
+    if (!j->arn || !j->parent) {
         job_free(j);
         return NULL;
     }
@@ -237,7 +203,7 @@ static struct action_job *job_for(struct scaler *s, const struct stage_view *v, 
 }
 
 static void act(struct scaler *s, const struct scale_action *a, const struct stage_view *views,
-                size_t n, json_t **infos, json_t **states, const char *master)
+                size_t n, const struct stats_view *sv)
 {
     if (a->kind == ACT_CREATE) {
         create_stage(s, views, n);
@@ -250,29 +216,30 @@ static void act(struct scaler *s, const struct scale_action *a, const struct sta
             stage_remove(s->app, arn, s->holder, removed_done, arn);
         return;
     }
-    struct action_job *j = job_for(s, v, infos[a->stage], states[a->stage], master);
+    const struct stage_entry *e = &sv->stages[a->stage];
+    struct action_job *j = job_for(s, e, &e->state, sv->master_arn);
     if (!j)
         return;
     switch (a->kind) {
     case ACT_START_REPLICATION:
         /* Marked first, so the next tick does not start it twice. */
-        json_object_set_new(j->state, "replication", json_string("pending"));
-        json_object_set_new(j->state, "retryAt", json_integer(clock_now_ms() + REPLICATION_PENDING_MS));
+        j->state.replication = REPL_PENDING;
+        j->state.retry_at_ms = clock_now_ms() + REPLICATION_PENDING_MS;
         {
-            struct action_job *mark = job_for(s, v, infos[a->stage], j->state, master);
+            struct action_job *mark = job_for(s, e, &j->state, sv->master_arn);
             if (mark)
-                write_stage(mark, v->mode == MODE_WAITING ? "waiting" : "open");
+                write_stage(mark, v->mode == MODE_WAITING ? MODE_WAITING : MODE_OPEN);
         }
         start_replication(j);
         return;
     case ACT_OPEN:
-        write_stage(j, "open");
+        write_stage(j, MODE_OPEN);
         return;
     case ACT_DRAIN:
-        json_object_set_new(j->state, "drainingSince", json_integer(clock_now_ms()));
+        j->state.draining_since_ms = clock_now_ms();
         s->last_change_ms = clock_now_ms();
         stage_event(s->app, "drain", j->arn, NULL);
-        write_stage(j, "draining");
+        write_stage(j, MODE_DRAINING);
         return;
     default:
         job_free(j);
@@ -280,25 +247,18 @@ static void act(struct scaler *s, const struct scale_action *a, const struct sta
     }
 }
 
-static void viewed(void *arg, redisReply *reply, const char *error)
+static void viewed(void *arg, enum store_error err, const char *detail,
+                   const struct stats_view *sv)
 {
     struct scaler *s = arg;
     const struct config *cfg = s->app->cfg;
-    if (error || reply->type != REDIS_REPLY_ARRAY) {
+    (void)detail;
+    struct stage_view *views = err == STORE_OK ? calloc(sv->count + 1, sizeof *views) : NULL;
+    if (!views) {
         tick_end(s);
         return;
     }
-    const char *master = reply_str(reply, STATS_MASTER);
-    const char *status = reply_str(reply, STATS_PUBLISHER);
-    size_t max = reply->elements / STATS_PER_STAGE + 1;
-    struct stage_view *views = calloc(max, sizeof *views);
-    json_t **infos = calloc(max, sizeof *infos), **states = calloc(max, sizeof *states);
-    if (!views || !infos || !states) {
-        free(views), free(infos), free(states);
-        tick_end(s);
-        return;
-    }
-    size_t n = read_view(reply, master ? master : "", views, infos, states, max);
+    size_t n = read_view(sv, views);
 
     int64_t now = clock_now_ms();
     if (now - s->window_start_ms >= 1000) {
@@ -308,7 +268,7 @@ static void viewed(void *arg, redisReply *reply, const char *error)
     struct scale_input in = {
         .stages = views, .nstages = n, .capacity = cfg->max_viewers_per_stage,
         .up = cfg->scale_up_threshold, .down = cfg->scale_down_threshold,
-        .max_stages = cfg->max_stages, .publisher_live = status && strcmp(status, "live") == 0,
+        .max_stages = cfg->max_stages, .publisher_live = sv->publisher_live,
         .now_ms = now, .last_change_ms = s->last_change_ms,
         .cooldown_ms = cfg->scale_down_cooldown_s * 1000,
         .drain_timeout_ms = cfg->drain_timeout_s * 1000, .creating = s->creating,
@@ -322,43 +282,36 @@ static void viewed(void *arg, redisReply *reply, const char *error)
         bool scaling = actions[i].kind == ACT_CREATE || actions[i].kind == ACT_DRAIN ||
                        actions[i].kind == ACT_REMOVE;
         if (!scaling || cfg->auto_scale_enabled)
-            act(s, &actions[i], views, n, infos, states, master ? master : "");
+            act(s, &actions[i], views, n, sv);
     }
-    for (size_t i = 0; i < n; i++) {
-        json_decref(infos[i]);
-        json_decref(states[i]);
-    }
-    free(views), free(infos), free(states);
+    free(views);
     tick_end(s);
 }
 
-static void leased(void *arg, redisReply *reply, const char *error)
+static void leased(void *arg, enum store_error err, const char *detail, const struct lease *lease)
 {
     struct scaler *s = arg;
-    long long held = error ? 0 : reply_int(reply, 0);
+    (void)detail;
     bool was_leader = s->leader;
-    s->leader = held == 1 || held == 2;
+    s->leader = err == STORE_OK && lease->held;
     if (s->leader != was_leader)
         log_info("scaler: %s the lease (epoch %lld)", s->leader ? "took" : "lost",
-                 error ? 0 : reply_int(reply, 1));
+                 err == STORE_OK ? lease->epoch : 0);
     if (!s->leader || !s->app->master_arn[0]) {
         tick_end(s);
         return;
     }
-    store_run(s->app->store, SCRIPT_STATS, viewed, s, 0, NULL);
+    store_stats(s->app->store, viewed, s);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct scaler *s = arg;
-    if (s->ticking || !redis_is_ready(s->app->store->redis))
+    if (s->ticking || !store_ready(s->app->store))
         return;
     s->ticking = true;
-    char ttl[24];
-    snprintf(ttl, sizeof ttl, "%ld", s->app->cfg->scaler_lease_ms);
-    const char *argv[] = {s->holder, ttl};
-    store_run(s->app->store, SCRIPT_LEASE, leased, s, 2, argv);
+    store_lease(s->app->store, s->holder, s->app->cfg->scaler_lease_ms, leased, s);
 }
 
 struct release {
@@ -366,9 +319,9 @@ struct release {
     void *arg;
 };
 
-static void released(void *arg, redisReply *reply, const char *error)
+static void released(void *arg, enum store_error err, const char *detail, const struct lease *lease)
 {
-    (void)reply, (void)error;
+    (void)err, (void)detail, (void)lease;
     struct release *r = arg;
     r->done(r->arg);
     free(r);
@@ -385,8 +338,7 @@ void scaler_stop(struct scaler *s, void (*done)(void *arg), void *arg)
     r->done = done;
     r->arg = arg;
     s->leader = false;
-    const char *argv[] = {s->holder, "0"};
-    store_run(s->app->store, SCRIPT_LEASE, released, r, 2, argv);
+    store_lease(s->app->store, s->holder, 0, released, r);
 }
 
 struct scaler *scaler_new(struct app *app)

@@ -1,8 +1,8 @@
 /* scaler.h — opening and closing stages as the audience changes.
  *
  * Every usher process runs a scaler, but only the holder of the scaler
- * lease in Redis (lease.lua) acts: each SCALER_INTERVAL_MS it renews the
- * lease, reads the stages in one script call, asks the policy (policy.h)
+ * lease in Redis (store_lease) acts: each SCALER_INTERVAL_MS it renews the
+ * lease, reads the stages in one call (store_stats), asks the policy (policy.h)
  * what to do, and does it: create stages, start their replication, open
  * them, drain and remove them. Every change it writes is fenced by the
  * lease, so a process that lost it (stalled, partitioned) cannot act. If

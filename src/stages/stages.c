@@ -1,9 +1,9 @@
 /* stages.c — see stages.h.
  *
  * Creating is two asynchronous steps: the provider makes the stage, then
- * one script records it, checking MAX_STAGES (and the scaler's lease)
+ * one store step records it, checking MAX_STAGES (and the scaler's lease)
  * atomically. If the record is refused, the provider's stage is deleted
- * again. Removing runs the other way round: the script first, so no viewer
+ * again. Removing runs the other way round: the store first, so no viewer
  * is seated there any more, then replication stop and provider delete. */
 #include "stages/stages.h"
 
@@ -19,23 +19,20 @@
 #include "util/clock.h"
 #include "util/log.h"
 
-enum master_mode { NOT_MASTER, MASTER_UNLESS_ONE, MASTER_FORCED };
-
 struct stage_job {
     struct app *app;
     stage_done_fn done;
     void *arg;
     struct stage_spec spec;          /* strings owned by the job */
-    enum master_mode master;
+    enum master_choice master;
     json_t *info;
     char *arn;
-    char *parent_of_removed;
 };
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 static struct stage_job *job_new(struct app *app, const struct stage_spec *spec,
-                                 enum master_mode master, stage_done_fn done, void *arg)
+                                 enum master_choice master, stage_done_fn done, void *arg)
 {
     struct stage_job *j = calloc(1, sizeof *j);
     if (!j)
@@ -48,46 +45,32 @@ static struct stage_job *job_new(struct app *app, const struct stage_spec *spec,
     j->spec.name = dup_or_null(spec->name);
     j->spec.parent = dup_or_null(spec->parent);
     j->spec.lease_holder = dup_or_null(spec->lease_holder);
+    j->spec.tags = spec->tags ? json_deep_copy(spec->tags) : NULL;
     if ((spec->name && !j->spec.name) || (spec->parent && !j->spec.parent) ||
-        (spec->lease_holder && !j->spec.lease_holder)) {
+        (spec->lease_holder && !j->spec.lease_holder) || (spec->tags && !j->spec.tags)) {
         free((char *)j->spec.name), free((char *)j->spec.parent), free((char *)j->spec.lease_holder);
+        json_decref(j->spec.tags);
         free(j);
         goto oom;
     }
     return j;
 oom:
     if (done)
-        done(arg, STAGE_FAILED, NULL, "out of memory");
+        done(arg, STORE_FAILED, NULL, "out of memory");
     return NULL;
 }
 
-static void job_end(struct stage_job *j, enum stage_outcome outcome, const char *error)
+static void job_end(struct stage_job *j, enum store_error err, const char *detail)
 {
     if (j->done)
-        j->done(j->arg, outcome, outcome == STAGE_DONE && j->info ? json_incref(j->info) : NULL, error);
+        j->done(j->arg, err, err == STORE_OK && j->info ? json_incref(j->info) : NULL, detail);
     json_decref(j->info);
     free((char *)j->spec.name);
     free((char *)j->spec.parent);
     free((char *)j->spec.lease_holder);
+    json_decref(j->spec.tags);
     free(j->arn);
-    free(j->parent_of_removed);
     free(j);
-}
-
-/* Outcome for a store answer that is not a success; STAGE_DONE if it is. */
-static enum stage_outcome store_outcome(redisReply *reply, const char *error)
-{
-    if (error)
-        return STAGE_UNAVAILABLE;
-    switch (store_refusal(reply)) {
-    case REFUSAL_NONE: return STAGE_DONE;
-    case REFUSAL_STAGE_LIMIT: return STAGE_LIMIT;
-    case REFUSAL_NO_STAGE: return STAGE_NOT_FOUND;
-    case REFUSAL_IS_MASTER: return STAGE_IS_MASTER;
-    case REFUSAL_NOT_EMPTY: return STAGE_NOT_EMPTY;
-    case REFUSAL_NOT_LEADER: return STAGE_NOT_LEADER;
-    default: return STAGE_FAILED;
-    }
 }
 
 /* ---- create ------------------------------------------------------------ */
@@ -100,55 +83,51 @@ static void unused_stage_deleted(void *arg, const char *error)
     free(arn);
 }
 
-static void recorded(void *arg, redisReply *reply, const char *error)
+static void recorded(void *arg, enum store_error err, const char *detail, const char *arn)
 {
     struct stage_job *j = arg;
-    enum stage_outcome outcome = store_outcome(reply, error);
-    if (outcome != STAGE_DONE) {
+    if (err != STORE_OK) {
         /* Not recorded: nobody will ever seat anyone there, so give it back. */
-        if (j->master == NOT_MASTER && (outcome == STAGE_LIMIT || outcome == STAGE_NOT_LEADER))
+        if (j->master == MASTER_NONE && (err == STORE_STAGE_LIMIT || err == STORE_NOT_LEADER))
             j->app->provider->ops->delete_stage(j->app->provider, j->arn, unused_stage_deleted,
                                                 strdup(j->arn));
-        job_end(j, outcome, error ? error : reply->str);
+        job_end(j, err, detail);
         return;
     }
-    if (j->master != NOT_MASTER && reply->type == REDIS_REPLY_STRING) {
-        snprintf(j->app->master_arn, sizeof j->app->master_arn, "%s", reply->str);
+    if (j->master != MASTER_NONE) {
+        snprintf(j->app->master_arn, sizeof j->app->master_arn, "%s", arn);
         log_info("master stage: %s", j->app->master_arn);
-    } else if (j->master == NOT_MASTER) {
+    } else {
         stage_event(j->app, j->spec.auto_scaled ? "scale_up" : "created", j->arn, j->spec.name);
     }
-    job_end(j, STAGE_DONE, NULL);
+    job_end(j, STORE_OK, "");
 }
 
 static void record(struct stage_job *j, const char *arn)
 {
     struct app *app = j->app;
     int64_t now = clock_now_ms();
-    char created_iso[32], created_ms[24], ttl[16], max[16];
+    char created_iso[32];
     clock_iso8601(now, created_iso, sizeof created_iso);
-    snprintf(created_ms, sizeof created_ms, "%lld", (long long)now);
-    snprintf(ttl, sizeof ttl, "%d", STAGE_KEY_TTL_S);
-    snprintf(max, sizeof max, "%ld", app->cfg->max_stages);
     j->arn = strdup(arn);
-    j->info = json_pack("{s:s, s:s, s:b, s:s}", "name", j->spec.name, "arn", arn,
-                        "autoScaled", j->spec.auto_scaled, "createdAt", created_iso);
-    if (j->spec.parent)
-        json_object_set_new(j->info, "parentStage", json_string(j->spec.parent));
-    char *info = json_dumps(j->info, JSON_COMPACT);
-    if (!j->arn || !info) {
-        free(info);
-        job_end(j, STAGE_FAILED, "out of memory");
+    j->info = stage_info_new(arn, j->spec.name, j->spec.auto_scaled, created_iso, j->spec.parent);
+    char *info = j->info ? json_dumps(j->info, JSON_COMPACT) : NULL;
+    char *tags = j->spec.tags ? json_dumps(j->spec.tags, JSON_COMPACT) : NULL;
+    if (!j->arn || !info || (j->spec.tags && !tags)) {
+        free(info), free(tags);
+        job_end(j, STORE_FAILED, "out of memory");
         return;
     }
-    const char *mode = j->master == NOT_MASTER ? "0" : j->master == MASTER_FORCED ? "2" : "1";
     /* An added stage seats nobody until the publisher's video reaches it. */
-    const char *argv[] = {arn, info, created_ms, ttl, max, mode,
-                          j->spec.lease_holder ? j->spec.lease_holder : "",
-                          j->spec.auto_scaled ? "waiting" : "open",
-                          j->spec.auto_scaled ? "{\"replication\":\"pending\",\"attempts\":0}" : ""};
-    store_run(app->store, SCRIPT_STAGE_ADD, recorded, j, 9, argv);
-    free(info);
+    const struct stage_state pending = {.replication = REPL_PENDING};
+    const struct stage_record r = {
+        .arn = arn, .info_json = info, .created_ms = now, .max_stages = app->cfg->max_stages,
+        .master = j->master, .lease_holder = j->spec.lease_holder,
+        .mode = j->spec.auto_scaled ? MODE_WAITING : MODE_OPEN,
+        .state = j->spec.auto_scaled ? &pending : NULL, .tags_json = tags,
+    };
+    store_stage_add(app->store, &r, recorded, j);
+    free(info), free(tags);
 }
 
 static void provided(void *arg, const char *arn, const char *error)
@@ -156,7 +135,7 @@ static void provided(void *arg, const char *arn, const char *error)
     struct stage_job *j = arg;
     if (!arn) {
         log_error("stage provider could not create a stage: %s", error);
-        job_end(j, STAGE_FAILED, error);
+        job_end(j, STORE_FAILED, error);
         return;
     }
     record(j, arn);
@@ -165,9 +144,9 @@ static void provided(void *arg, const char *arn, const char *error)
 void stage_create(struct app *app, const struct stage_spec *spec,
                   stage_done_fn done, void *arg)
 {
-    struct stage_job *j = job_new(app, spec, NOT_MASTER, done, arg);
+    struct stage_job *j = job_new(app, spec, MASTER_NONE, done, arg);
     if (j)
-        app->provider->ops->create_stage(app->provider, spec->name, provided, j);
+        app->provider->ops->create_stage(app->provider, spec->name, spec->tags, provided, j);
 }
 
 /* ---- remove ------------------------------------------------------------ */
@@ -178,7 +157,7 @@ static void provider_deleted(void *arg, const char *error)
     if (error)
         log_warn("stage %s left Redis but the provider could not delete it: %s", j->arn, error);
     stage_event(j->app, "delete", j->arn, error);
-    job_end(j, STAGE_DONE, NULL);
+    job_end(j, STORE_OK, "");
 }
 
 static void replication_stopped(void *arg, const char *error)
@@ -189,24 +168,22 @@ static void replication_stopped(void *arg, const char *error)
     j->app->provider->ops->delete_stage(j->app->provider, j->arn, provider_deleted, j);
 }
 
-static void removed(void *arg, redisReply *reply, const char *error)
+static void removed(void *arg, enum store_error err, const char *detail,
+                    const struct stage_removed *r)
 {
     struct stage_job *j = arg;
-    enum stage_outcome outcome = store_outcome(reply, error);
-    if (outcome != STAGE_DONE) {
-        job_end(j, outcome, error ? error : reply->str);
+    if (err != STORE_OK) {
+        job_end(j, err, detail);
         return;
     }
-    long long unseated = reply_int(reply, 0);
-    const char *parent = reply_str(reply, 1);
-    if (unseated > 0) {
-        char detail[64];
-        snprintf(detail, sizeof detail, "%lld viewers unseated", unseated);
-        stage_event(j->app, "drain_timeout", j->arn, detail);
+    if (r->unseated > 0) {
+        char what[64];
+        snprintf(what, sizeof what, "%lld viewers unseated", r->unseated);
+        stage_event(j->app, "drain_timeout", j->arn, what);
     }
     struct stage_provider *p = j->app->provider;
-    if (parent && parent[0])
-        p->ops->stop_replication(p, parent, j->arn, replication_stopped, j);
+    if (r->parent[0])
+        p->ops->stop_replication(p, r->parent, j->arn, replication_stopped, j);
     else
         p->ops->delete_stage(p, j->arn, provider_deleted, j);
 }
@@ -215,32 +192,32 @@ void stage_remove(struct app *app, const char *arn, const char *lease_holder,
                   stage_done_fn done, void *arg)
 {
     struct stage_spec spec = {.lease_holder = lease_holder};
-    struct stage_job *j = job_new(app, &spec, NOT_MASTER, done, arg);
+    struct stage_job *j = job_new(app, &spec, MASTER_NONE, done, arg);
     if (!j)
         return;
     if (!(j->arn = strdup(arn))) {
-        job_end(j, STAGE_FAILED, "out of memory");
+        job_end(j, STORE_FAILED, "out of memory");
         return;
     }
-    const char *argv[] = {arn, lease_holder ? lease_holder : ""};
-    store_run(app->store, SCRIPT_STAGE_REMOVE, removed, j, 2, argv);
+    store_stage_remove(app->store, arn, lease_holder, removed, j);
 }
 
 /* ---- master ------------------------------------------------------------ */
 
-static void master_looked_up(void *arg, redisReply *reply, const char *error)
+static void master_looked_up(void *arg, enum store_error err, const char *detail, const char *arn)
 {
     struct app *app = arg;
-    if (error || !reply || reply->type == REDIS_REPLY_ERROR)
+    (void)detail;
+    if (err != STORE_OK)
         return;                     /* the next reconnect tries again */
-    if (reply->type == REDIS_REPLY_STRING) {
-        snprintf(app->master_arn, sizeof app->master_arn, "%s", reply->str);
+    if (arn[0]) {
+        snprintf(app->master_arn, sizeof app->master_arn, "%s", arn);
         return;
     }
     struct stage_spec spec = {.name = "master-stage"};
     struct stage_job *j = job_new(app, &spec, MASTER_UNLESS_ONE, NULL, NULL);
     if (j)
-        app->provider->ops->create_stage(app->provider, spec.name, provided, j);
+        app->provider->ops->create_stage(app->provider, spec.name, NULL, provided, j);
 }
 
 void stage_ensure_master(struct app *app)
@@ -252,8 +229,5 @@ void stage_ensure_master(struct app *app)
             record(j, app->cfg->master_stage_arn);
         return;
     }
-    char key[128];
-    store_key(app->store, key, sizeof key, "master_stage", NULL);
-    const char *argv[] = {"GET", key};
-    redis_command(app->store->redis, master_looked_up, app, 2, argv, NULL);
+    store_master_get(app->store, master_looked_up, app);
 }

@@ -1,6 +1,6 @@
 /* stages.h — the life of a stage: made by the provider and recorded in
- * Redis (stage_add.lua) so every usher process sees it; removed from Redis
- * in one script (stage_remove.lua), then its replication stopped and the
+ * Redis (store_stage_add) so every usher process sees it; removed from
+ * Redis in one step (store_stage_remove), then its replication stopped and the
  * provider's stage deleted. Used for the master stage at start, by the
  * stage routes and by the scaler. Changes are also written to the stage
  * event stream (events.h). */
@@ -10,29 +10,23 @@
 #include <stdbool.h>
 #include <jansson.h>
 
+#include "store/store.h"
+
 struct app;
 
-enum stage_outcome {
-    STAGE_DONE,
-    STAGE_LIMIT,                     /* MAX_STAGES reached */
-    STAGE_NOT_FOUND,
-    STAGE_IS_MASTER,                 /* the master stage is never removed */
-    STAGE_NOT_EMPTY,                 /* an operator cannot remove a stage with viewers */
-    STAGE_NOT_LEADER,                /* the scaler lost its lease */
-    STAGE_FAILED,
-    STAGE_UNAVAILABLE                /* Redis trouble */
-};
-
-/* info: for a creation, the stage's record {name, arn, autoScaled,
- * createdAt, parentStage?} (a new reference, NULL unless STAGE_DONE). */
-typedef void (*stage_done_fn)(void *arg, enum stage_outcome outcome,
-                              json_t *info, const char *error);
+/* err: the store's refusal (STAGE_LIMIT, NO_STAGE, IS_MASTER, NOT_EMPTY,
+ * NOT_LEADER), STORE_UNAVAILABLE, or STORE_FAILED when the provider failed;
+ * detail says why. info: for a creation, the stage's record
+ * (stages/state.h: name, arn, autoScaled, createdAt, parentStage?),
+ * a new reference, NULL unless STORE_OK. */
+typedef void (*stage_done_fn)(void *arg, enum store_error err, json_t *info, const char *detail);
 
 struct stage_spec {
     const char *name;
     bool auto_scaled;                /* added by the scaler: waits for replication */
     const char *parent;              /* the stage it will replicate from, or NULL */
     const char *lease_holder;        /* the scaler's lease, or NULL */
+    json_t *tags;                    /* an object of strings, or NULL; copied */
 };
 
 void stage_create(struct app *app, const struct stage_spec *spec,

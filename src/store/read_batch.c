@@ -16,13 +16,13 @@ struct waiters {
 
 struct read_batch {
     struct store *store;
-    enum store_script script;
     void (*memo_free)(void *memo);
     struct waiters sent, next;
     bool in_flight;
 };
 
-static void answered(void *arg, redisReply *reply, const char *error);
+static void answered(void *arg, enum store_error err, const char *detail,
+                     const struct stats_view *view);
 
 static void send_next(struct read_batch *b)
 {
@@ -30,15 +30,16 @@ static void send_next(struct read_batch *b)
     b->sent = b->next;
     b->next = (struct waiters){.items = sent.items, .cap = sent.cap};
     b->in_flight = true;
-    store_run(b->store, b->script, answered, b, 0, NULL);
+    store_stats(b->store, answered, b);
 }
 
-static void answered(void *arg, redisReply *reply, const char *error)
+static void answered(void *arg, enum store_error err, const char *detail,
+                     const struct stats_view *view)
 {
     struct read_batch *b = arg;
     void *memo = NULL;
     for (size_t i = 0; i < b->sent.count; i++)
-        b->sent.items[i].fn(b->sent.items[i].arg, reply, error, &memo);
+        b->sent.items[i].fn(b->sent.items[i].arg, err, detail, view, &memo);
     if (memo)
         b->memo_free(memo);
     b->sent.count = 0;
@@ -55,7 +56,7 @@ void read_batch_call(struct read_batch *b, read_batch_fn fn, void *arg)
         struct waiter *items = realloc(w->items, cap * sizeof *items);
         if (!items) {
             void *memo = NULL;
-            fn(arg, NULL, "out of memory", &memo);
+            fn(arg, STORE_FAILED, "out of memory", NULL, &memo);
             return;
         }
         w->items = items;
@@ -66,13 +67,11 @@ void read_batch_call(struct read_batch *b, read_batch_fn fn, void *arg)
         send_next(b);
 }
 
-struct read_batch *read_batch_new(struct store *store, enum store_script script,
-                                  void (*memo_free)(void *memo))
+struct read_batch *read_batch_new(struct store *store, void (*memo_free)(void *memo))
 {
     struct read_batch *b = calloc(1, sizeof *b);
     if (b) {
         b->store = store;
-        b->script = script;
         b->memo_free = memo_free;
     }
     return b;

@@ -1,7 +1,8 @@
 /* redis.c — see redis.h.
  *
- * Life of the connection: connect → (AUTH) → SELECT → SCRIPT LOAD × n →
- * PING; the PING's answer makes it ready. Those hand-shake commands are
+ * Life of the connection: connect → (AUTH) → SELECT → FCALL usher_version
+ * → (FUNCTION LOAD REPLACE when the library is missing or older) → PING;
+ * the PING's answer makes it ready. Those hand-shake commands are
  * pipelined right after the connect call and watched like any other, which
  * is also how a connect that hangs (a stopped Redis still completes TCP
  * hand-shakes from its backlog) gets noticed. Any failure
@@ -21,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <openssl/sha.h>
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 
@@ -39,9 +39,8 @@ struct redis {
     redisAsyncContext *ac;          /* NULL while disconnected */
     bool ready;
     bool closing;
-    char **shas;                    /* hex SHA-1 of each script */
-    const char *const *scripts;
-    size_t nscripts;
+    const char *library;            /* the function library's code */
+    long long version;              /* its version (usher_version) */
     redis_ready_fn on_ready;
     void *ready_arg;
     struct event *reconnect_timer;
@@ -81,14 +80,16 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         owner->in_flight--;
         owner->last_progress_us = clock_mono_us();
     }
-    /* Someone flushed the scripts (SCRIPT FLUSH): this request fails like
-     * any Redis trouble, and a fresh connection loads them again. */
-    bool scripts_lost = r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
-    p->fn(p->arg, scripts_lost ? NULL : reply,
-          scripts_lost ? "redis lost usher's scripts" : reply ? NULL : "redis connection lost");
+    /* Someone flushed the functions (FUNCTION FLUSH, or a failover to a
+     * replica without them): this request fails like any Redis trouble,
+     * and a fresh connection loads the library again. */
+    bool library_lost = owner->ready && r && r->type == REDIS_REPLY_ERROR &&
+                        strstr(r->str, "Function not found") != NULL;
+    p->fn(p->arg, library_lost ? NULL : reply,
+          library_lost ? "redis lost usher's functions" : reply ? NULL : "redis connection lost");
     free(p);
-    if (scripts_lost)
-        drop_connection(owner, "redis lost usher's scripts; reloading");
+    if (library_lost)
+        drop_connection(owner, "redis lost usher's functions; reloading");
 }
 
 /* Redis has had commands waiting and sent nothing back for the deadline:
@@ -147,26 +148,6 @@ void redis_command(struct redis *r, redis_reply_fn fn, void *arg, int argc,
                    const char **argv, const size_t *argvlen)
 {
     send_argv(r, false, fn, arg, argc, argv, argvlen);
-}
-
-void redis_eval(struct redis *r, size_t script, redis_reply_fn fn, void *arg,
-                int argc, const char **argv, const size_t *argvlen)
-{
-    enum { MAX_ARGS = 16 };
-    const char *av[MAX_ARGS + 3];
-    size_t lens[MAX_ARGS + 3];
-    if (script >= r->nscripts || argc > MAX_ARGS) {
-        fn(arg, NULL, "bad script call");
-        return;
-    }
-    av[0] = "EVALSHA", lens[0] = 7;
-    av[1] = r->shas[script], lens[1] = 40;
-    av[2] = "0", lens[2] = 1;
-    for (int i = 0; i < argc; i++) {
-        av[i + 3] = argv[i];
-        lens[i + 3] = argvlen ? argvlen[i] : strlen(argv[i]);
-    }
-    send_argv(r, false, fn, arg, argc + 3, av, lens);
 }
 
 /* ---- connection life --------------------------------------------------- */
@@ -261,6 +242,28 @@ static void ping_reply(void *arg, redisReply *reply, const char *error)
         r->on_ready(r->ready_arg);
 }
 
+/* The library Redis has is missing (an error), older, ours or newer: load
+ * ours unless it is ours or newer, then PING to become ready. A newer one
+ * is kept (a process of a newer usher loaded it), with a warning. */
+static void version_reply(void *arg, redisReply *reply, const char *error)
+{
+    struct redis *r = arg;
+    if (error)
+        return;                     /* the failure path has already run */
+    long long loaded = reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0;
+    if (loaded > r->version)
+        log_warn("redis: function library version %lld is newer than this usher's %lld; kept",
+                 loaded, r->version);
+    if (loaded < r->version) {
+        if (loaded > 0)
+            log_info("redis: replacing function library version %lld with %lld", loaded, r->version);
+        const char *load[] = {"FUNCTION", "LOAD", "REPLACE", r->library};
+        send_argv(r, true, handshake_reply, r, 4, load, NULL);
+    }
+    const char *ping[] = {"PING"};
+    send_argv(r, true, ping_reply, r, 1, ping, NULL);
+}
+
 static void send_handshake(struct redis *r)
 {
     const struct config *c = r->cfg;
@@ -273,12 +276,8 @@ static void send_handshake(struct redis *r)
     snprintf(db, sizeof db, "%d", c->redis_db);
     const char *sel[] = {"SELECT", db};
     send_argv(r, true, handshake_reply, r, 2, sel, NULL);
-    for (size_t i = 0; i < r->nscripts; i++) {
-        const char *av[] = {"SCRIPT", "LOAD", r->scripts[i]};
-        send_argv(r, true, handshake_reply, r, 3, av, NULL);
-    }
-    const char *ping[] = {"PING"};
-    send_argv(r, true, ping_reply, r, 1, ping, NULL);
+    const char *version[] = {"FCALL", "usher_version", "0"};
+    send_argv(r, true, version_reply, r, 3, version, NULL);
 }
 
 static void connect_now(struct redis *r)
@@ -303,19 +302,8 @@ static void connect_now(struct redis *r)
     send_handshake(r);
 }
 
-static char *sha1_hex(const char *text)
-{
-    unsigned char md[SHA_DIGEST_LENGTH];
-    SHA1((const unsigned char *)text, strlen(text), md);
-    char *hex = malloc(2 * SHA_DIGEST_LENGTH + 1);
-    if (hex)
-        for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
-            sprintf(hex + 2 * i, "%02x", md[i]);
-    return hex;
-}
-
 struct redis *redis_new(struct event_base *base, const struct config *cfg,
-                        const char *const *scripts, size_t nscripts,
+                        const char *library, long long version,
                         redis_ready_fn on_ready, void *ready_arg)
 {
     struct redis *r = calloc(1, sizeof *r);
@@ -323,19 +311,15 @@ struct redis *redis_new(struct event_base *base, const struct config *cfg,
         return NULL;
     r->base = base;
     r->cfg = cfg;
-    r->scripts = scripts;
-    r->nscripts = nscripts;
+    r->library = library;
+    r->version = version;
     r->on_ready = on_ready;
     r->ready_arg = ready_arg;
     r->backoff_ms = BACKOFF_MIN_MS;
     set_error(r, "connecting");
-    r->shas = calloc(nscripts, sizeof *r->shas);
     r->reconnect_timer = evtimer_new(base, reconnect_cb, r);
     r->watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, r);
-    for (size_t i = 0; r->shas && i < nscripts; i++)
-        if (!(r->shas[i] = sha1_hex(scripts[i])))
-            break;
-    if (!r->shas || !r->reconnect_timer || !r->watchdog || (nscripts && !r->shas[nscripts - 1])) {
+    if (!r->reconnect_timer || !r->watchdog) {
         redis_free(r);
         return NULL;
     }
@@ -359,9 +343,6 @@ void redis_free(struct redis *r)
         event_free(r->reconnect_timer);
     if (r->watchdog)
         event_free(r->watchdog);
-    for (size_t i = 0; r->shas && i < r->nscripts; i++)
-        free(r->shas[i]);
-    free(r->shas);
     free(r);
 }
 

@@ -3,13 +3,14 @@
  * hiredis 0.14 has no command timeouts and, when Redis stalls, would leave
  * a request waiting forever. This layer watches the connection: when
  * commands wait and Redis sends nothing back for REDIS_TIMEOUT_MS, it drops
- * the connection and reconnects by itself with backoff, loading the Lua
- * scripts again each time. A command's callback is called exactly once,
+ * the connection and reconnects by itself with backoff, loading usher's
+ * function library again each time when Redis lacks it or has an older
+ * one. A command's callback is called exactly once,
  * with the reply, or with NULL and a message when the connection drops or
  * Redis is not reachable right now (then on the next loop turn, never from
  * inside the call).
  *
- * Lua scripts are registered at creation and run by index with EVALSHA. */
+ * Used by store.c only: nothing outside src/store/ talks to Redis. */
 #ifndef USHER_STORE_REDIS_H
 #define USHER_STORE_REDIS_H
 
@@ -23,11 +24,11 @@ struct config;
 struct redis;
 
 typedef void (*redis_reply_fn)(void *arg, redisReply *reply, const char *error);
-/* Called each time the connection becomes ready (scripts loaded). */
+/* Called each time the connection becomes ready (library loaded). */
 typedef void (*redis_ready_fn)(void *arg);
 
 struct redis *redis_new(struct event_base *base, const struct config *cfg,
-                        const char *const *scripts, size_t nscripts,
+                        const char *library, long long version,
                         redis_ready_fn on_ready, void *ready_arg);
 void redis_free(struct redis *r);
 
@@ -37,8 +38,4 @@ const char *redis_last_error(const struct redis *r);
 
 void redis_command(struct redis *r, redis_reply_fn fn, void *arg, int argc,
                    const char **argv, const size_t *argvlen);
-/* EVALSHA of script number `script` with no KEYS and the given ARGV. */
-void redis_eval(struct redis *r, size_t script, redis_reply_fn fn, void *arg,
-                int argc, const char **argv, const size_t *argvlen);
-
 #endif

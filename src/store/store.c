@@ -1,5 +1,11 @@
-/* store.c — see store.h. The scripts' text comes from the generated
- * build/gen/lua_scripts.c (scripts/embed-lua.sh). */
+/* store.c — see store.h.
+ *
+ * Each operation is one FCALL of a function in store/lua/usher.lua (its
+ * code comes from the generated build/gen/lua_library.c, scripts/embed-lua.sh)
+ * or one plain command. A function's fixed keys (the table below) are
+ * declared as KEYS, prefixed here; its per-stage keys are derived from the
+ * prefix inside the library (usher.lua says why). Every reply is turned
+ * into its C answer by decode.c before the caller sees it. */
 #include "store/store.h"
 
 #include <stdio.h>
@@ -7,36 +13,114 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "store/decode.h"
+#include "store/redis.h"
 
-extern const char usher_lua_seat[], usher_lua_heartbeat[], usher_lua_leave[],
-    usher_lua_sweep[], usher_lua_stats[], usher_lua_stage_add[],
-    usher_lua_stage_renew[], usher_lua_viewer_list[], usher_lua_lease[],
-    usher_lua_stage_update[], usher_lua_stage_remove[], usher_lua_stage_rename[];
+extern const char usher_lua_library[];
 
-static const char *const scripts[SCRIPT_COUNT] = {
-    [SCRIPT_SEAT] = usher_lua_seat,
-    [SCRIPT_HEARTBEAT] = usher_lua_heartbeat,
-    [SCRIPT_LEAVE] = usher_lua_leave,
-    [SCRIPT_SWEEP] = usher_lua_sweep,
-    [SCRIPT_STATS] = usher_lua_stats,
-    [SCRIPT_STAGE_ADD] = usher_lua_stage_add,
-    [SCRIPT_STAGE_RENEW] = usher_lua_stage_renew,
-    [SCRIPT_VIEWER_LIST] = usher_lua_viewer_list,
-    [SCRIPT_LEASE] = usher_lua_lease,
-    [SCRIPT_STAGE_UPDATE] = usher_lua_stage_update,
-    [SCRIPT_STAGE_REMOVE] = usher_lua_stage_remove,
-    [SCRIPT_STAGE_RENAME] = usher_lua_stage_rename,
+enum function {
+    FN_SEAT, FN_HEARTBEAT, FN_LEAVE, FN_SWEEP, FN_VIEWER_LIST, FN_STATS, FN_STAGE_ADD,
+    FN_STAGE_UPDATE, FN_STAGE_REMOVE, FN_STAGE_RENAME, FN_STAGE_RENEW, FN_LEASE, FN_COUNT
 };
 
+enum { MAX_KEYS = 8, MAX_ARGS = 12 };
+
+/* Each function's name and the fixed keys it touches, without the prefix. */
+static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[FN_COUNT] = {
+    [FN_SEAT] = {"usher_seat", {"publisher:status", "stages", "stage_mode", "total_viewers"}},
+    [FN_HEARTBEAT] = {"usher_heartbeat", {"stages", "stage_mode"}},
+    [FN_LEAVE] = {"usher_leave", {"stages", "total_viewers"}},
+    [FN_SWEEP] = {"usher_sweep", {"stages", "total_viewers"}},
+    [FN_VIEWER_LIST] = {"usher_viewer_list", {"stages"}},
+    [FN_STATS] = {"usher_stats", {"total_viewers", "publisher:status", "master_stage", "stages",
+                                  "stage_info", "stage_mode", "stage_state"}},
+    [FN_STAGE_ADD] = {"usher_stage_add", {"scaler:lease", "master_stage", "stages", "stage_info",
+                                          "stage_mode", "stage_state", "stage_tags"}},
+    [FN_STAGE_UPDATE] = {"usher_stage_update", {"scaler:lease", "stages", "stage_mode", "stage_state"}},
+    [FN_STAGE_REMOVE] = {"usher_stage_remove", {"scaler:lease", "master_stage", "stages",
+                                                "total_viewers", "stage_info", "stage_mode",
+                                                "stage_state", "stage_tags"}},
+    [FN_STAGE_RENAME] = {"usher_stage_rename", {"stages", "stage_info"}},
+    [FN_STAGE_RENEW] = {"usher_stage_renew", {"stages", "stage_info"}},
+    [FN_LEASE] = {"usher_lease", {"scaler:lease", "scaler:epoch"}},
+};
+
+struct store {
+    struct redis *redis;
+    const char *prefix;
+    char *keys[FN_COUNT][MAX_KEYS];  /* the functions' fixed keys, prefixed */
+    size_t nkeys[FN_COUNT];
+};
+
+/* What a kind of answer needs: its decoder (into a union answer), how it
+ * is handed to the caller's typed callback, and how it is freed. */
+union answer {
+    struct seat seat;
+    struct heartbeat heartbeat;
+    const char *text;
+    long long number;
+    struct viewer_list list;
+    struct stats_view stats;
+    struct lease lease;
+    struct stage_removed removed;
+    struct stage_info info;
+    struct stage_events events;
+};
+struct call;
+struct answer_kind {
+    enum store_error (*decode)(const redisReply *reply, union answer *out);  /* NULL: none */
+    void (*deliver)(const struct call *c, enum store_error err, const char *detail,
+                    const union answer *a);                      /* a NULL unless STORE_OK */
+    void (*clear)(union answer *a);                              /* NULL: nothing to free */
+};
+
+/* An operation waiting for its reply: the caller's typed callback. */
+struct call {
+    const struct answer_kind *kind;
+    void (*fn)(void);
+    void *arg;
+};
+
+/* The library's version, from its `local VERSION = n` line. */
+static long long library_version(void)
+{
+    const char *at = strstr(usher_lua_library, "\nlocal VERSION = ");
+    return at ? strtoll(at + strlen("\nlocal VERSION = "), NULL, 10) : 0;
+}
+
+static void store_keys_free(struct store *s)
+{
+    for (size_t f = 0; f < FN_COUNT; f++)
+        for (size_t k = 0; k < MAX_KEYS; k++)
+            free(s->keys[f][k]);
+}
+
+static bool store_keys_make(struct store *s)
+{
+    for (size_t f = 0; f < FN_COUNT; f++)
+        for (size_t k = 0; k < MAX_KEYS && functions[f].keys[k]; k++) {
+            size_t len = strlen(s->prefix) + strlen(functions[f].keys[k]) + 1;
+            if (!(s->keys[f][k] = malloc(len)))
+                return false;
+            snprintf(s->keys[f][k], len, "%s%s", s->prefix, functions[f].keys[k]);
+            s->nkeys[f] = k + 1;
+        }
+    return true;
+}
+
 struct store *store_new(struct event_base *base, const struct config *cfg,
-                        redis_ready_fn on_ready, void *ready_arg)
+                        store_ready_fn on_ready, void *ready_arg)
 {
     struct store *s = calloc(1, sizeof *s);
-    if (!s)
+    long long version = library_version();
+    if (!s || version <= 0) {
+        free(s);
         return NULL;
+    }
     s->prefix = cfg->redis_key_prefix;
-    s->redis = redis_new(base, cfg, scripts, SCRIPT_COUNT, on_ready, ready_arg);
-    if (!s->redis) {
+    if (!store_keys_make(s) ||
+        !(s->redis = redis_new(base, cfg, usher_lua_library, version, on_ready, ready_arg))) {
+        store_keys_free(s);
         free(s);
         return NULL;
     }
@@ -48,66 +132,321 @@ void store_free(struct store *s)
     if (!s)
         return;
     redis_free(s->redis);
+    store_keys_free(s);
     free(s);
 }
 
-void store_run(struct store *s, enum store_script script, redis_reply_fn fn,
-               void *arg, int argc, const char **argv)
+bool store_ready(const struct store *s) { return redis_is_ready(s->redis); }
+
+const char *store_last_error(const struct store *s) { return redis_last_error(s->redis); }
+
+/* ---- answers -------------------------------------------------------------- */
+
+static enum store_error dec_seat(const redisReply *r, union answer *a) { return decode_seat(r, &a->seat); }
+static enum store_error dec_heartbeat(const redisReply *r, union answer *a) { return decode_heartbeat(r, &a->heartbeat); }
+static enum store_error dec_text(const redisReply *r, union answer *a) { return decode_text(r, &a->text); }
+static enum store_error dec_number(const redisReply *r, union answer *a) { return decode_number(r, &a->number); }
+static enum store_error dec_joined(const redisReply *r, union answer *a) { return decode_joined(r, &a->number); }
+static enum store_error dec_live(const redisReply *r, union answer *a) { return decode_live(r, &a->number); }
+static enum store_error dec_updated(const redisReply *r, union answer *a) { (void)a; return decode_updated(r); }
+static enum store_error dec_list(const redisReply *r, union answer *a) { return decode_viewer_list(r, &a->list); }
+static enum store_error dec_stats(const redisReply *r, union answer *a) { return decode_stats(r, &a->stats); }
+static enum store_error dec_lease(const redisReply *r, union answer *a) { return decode_lease(r, &a->lease); }
+static enum store_error dec_removed(const redisReply *r, union answer *a) { return decode_stage_removed(r, &a->removed); }
+static enum store_error dec_info(const redisReply *r, union answer *a) { return decode_stage_info(r, &a->info); }
+static enum store_error dec_events(const redisReply *r, union answer *a) { return decode_events(r, &a->events); }
+
+static void clear_list(union answer *a) { viewer_list_clear(&a->list); }
+static void clear_stats(union answer *a) { stats_view_clear(&a->stats); }
+static void clear_info(union answer *a) { stage_info_clear(&a->info); }
+static void clear_events(union answer *a) { stage_events_clear(&a->events); }
+
+#define GIVE(type, field) ((type)c->fn)(c->arg, err, detail, a ? &a->field : NULL)
+static void give_done(const struct call *c, enum store_error err, const char *detail, const union answer *a)
 {
-    enum { MAX_ARGS = 15 };
-    const char *av[MAX_ARGS + 1];
-    if (argc > MAX_ARGS) {
-        fn(arg, NULL, "too many script arguments");
+    (void)a;
+    ((store_done_fn)c->fn)(c->arg, err, detail);
+}
+static void give_number(const struct call *c, enum store_error err, const char *detail, const union answer *a)
+{
+    ((store_number_fn)c->fn)(c->arg, err, detail, a ? a->number : 0);
+}
+static void give_text(const struct call *c, enum store_error err, const char *detail, const union answer *a)
+{
+    ((store_text_fn)c->fn)(c->arg, err, detail, a ? a->text : NULL);
+}
+static void give_seat(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_seat_fn, seat); }
+static void give_heartbeat(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_heartbeat_fn, heartbeat); }
+static void give_list(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_viewer_list_fn, list); }
+static void give_stats(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_stats_fn, stats); }
+static void give_lease(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_lease_fn, lease); }
+static void give_removed(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_removed_fn, removed); }
+static void give_info(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_info_fn, info); }
+static void give_events(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_events_fn, events); }
+#undef GIVE
+
+static const struct answer_kind
+    DONE = {NULL, give_done, NULL},           UPDATED = {dec_updated, give_done, NULL},
+    NUMBER = {dec_number, give_number, NULL}, JOINED = {dec_joined, give_number, NULL},
+    LIVE = {dec_live, give_number, NULL},     TEXT = {dec_text, give_text, NULL},
+    SEAT = {dec_seat, give_seat, NULL},       HEARTBEAT = {dec_heartbeat, give_heartbeat, NULL},
+    LIST = {dec_list, give_list, clear_list}, STATS = {dec_stats, give_stats, clear_stats},
+    LEASE = {dec_lease, give_lease, NULL},    REMOVED = {dec_removed, give_removed, NULL},
+    INFO = {dec_info, give_info, clear_info}, EVENTS = {dec_events, give_events, clear_events};
+
+/* Every reply comes here: Redis trouble, a refusal, or an answer to decode. */
+static void on_reply(void *p, redisReply *reply, const char *error)
+{
+    struct call c = *(struct call *)p;
+    free(p);
+    union answer a;
+    memset(&a, 0, sizeof a);
+    const char *detail = error ? error : reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "";
+    enum store_error err = error || !reply ? STORE_UNAVAILABLE : decode_error(reply);
+    if (err == STORE_OK && c.kind->decode)
+        err = c.kind->decode(reply, &a);
+    if (err != STORE_OK && !detail[0])
+        detail = err == STORE_FAILED ? "unexpected reply from redis" : "refused";
+    c.kind->deliver(&c, err, detail, err == STORE_OK ? &a : NULL);
+    if (c.kind->clear)
+        c.kind->clear(&a);
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+/* A call for fn; NULL (and fn already answered) when out of memory. With
+ * no memory there is no way to answer later, so that answer comes at once. */
+static struct call *call_new(const struct answer_kind *kind, void (*fn)(void), void *arg)
+{
+    struct call *c = malloc(sizeof *c);
+    if (c) {
+        *c = (struct call){kind, fn, arg};
+        return c;
+    }
+    struct call failed = {kind, fn, arg};
+    kind->deliver(&failed, STORE_FAILED, "out of memory", NULL);
+    return NULL;
+}
+#define CALL(kind, fn) call_new(&(kind), (void (*)(void))(fn), arg)
+
+/* FCALL function f with its fixed keys and ARGV = prefix, args. */
+static void fcall(struct store *s, enum function f, struct call *c, int argc, const char **args)
+{
+    const char *av[3 + MAX_KEYS + 1 + MAX_ARGS];
+    char numkeys[8];
+    int n = 0;
+    if (!c)
+        return;
+    snprintf(numkeys, sizeof numkeys, "%zu", s->nkeys[f]);
+    av[n++] = "FCALL";
+    av[n++] = functions[f].name;
+    av[n++] = numkeys;
+    for (size_t k = 0; k < s->nkeys[f]; k++)
+        av[n++] = s->keys[f][k];
+    av[n++] = s->prefix;
+    for (int i = 0; i < argc && i < MAX_ARGS; i++)
+        av[n++] = args[i];
+    redis_command(s->redis, on_reply, c, n, av, NULL);
+}
+
+/* A plain command on one key, prefix + name + suffix (suffix may be NULL);
+ * args follow the key. */
+static void command(struct store *s, const char *verb, const char *name, const char *suffix,
+                    struct call *c, int argc, const char **args)
+{
+    char key[512];
+    const char *av[2 + MAX_ARGS];
+    if (!c)
+        return;
+    snprintf(key, sizeof key, "%s%s%s", s->prefix, name, suffix ? suffix : "");
+    av[0] = verb;
+    av[1] = key;
+    for (int i = 0; i < argc && i < MAX_ARGS; i++)
+        av[2 + i] = args[i];
+    redis_command(s->redis, on_reply, c, 2 + (argc < MAX_ARGS ? argc : MAX_ARGS), av, NULL);
+}
+
+static void lltoa(long long v, char *out, size_t len) { snprintf(out, len, "%lld", v); }
+
+/* ---- viewers ------------------------------------------------------------ */
+
+void store_seat(struct store *s, const struct seat_request *q, store_seat_fn fn, void *arg)
+{
+    char now[24], capacity[24];
+    lltoa(q->now_ms, now, sizeof now);
+    lltoa(q->capacity, capacity, sizeof capacity);
+    const char *args[] = {q->user_id, q->stage_arn ? q->stage_arn : "", q->participant_id,
+                          now, capacity, q->rejoin ? "rejoin" : "join"};
+    fcall(s, FN_SEAT, CALL(SEAT, fn), 6, args);
+}
+
+void store_heartbeat(struct store *s, const char *user_id, const char *stage_arn,
+                     int64_t now_ms, long capacity, store_heartbeat_fn fn, void *arg)
+{
+    char now[24], cap[24];
+    lltoa(now_ms, now, sizeof now);
+    lltoa(capacity, cap, sizeof cap);
+    const char *args[] = {user_id, stage_arn, now, cap};
+    fcall(s, FN_HEARTBEAT, CALL(HEARTBEAT, fn), 4, args);
+}
+
+void store_leave(struct store *s, const char *user_id, const char *stage_arn,
+                 store_text_fn fn, void *arg)
+{
+    const char *args[] = {user_id, stage_arn};
+    fcall(s, FN_LEAVE, CALL(TEXT, fn), 2, args);
+}
+
+void store_sweep(struct store *s, int64_t cutoff_ms, long limit, store_number_fn fn, void *arg)
+{
+    char cutoff[24], max[24];
+    lltoa(cutoff_ms, cutoff, sizeof cutoff);
+    lltoa(limit, max, sizeof max);
+    const char *args[] = {cutoff, max};
+    fcall(s, FN_SWEEP, CALL(NUMBER, fn), 2, args);
+}
+
+void store_viewer_list(struct store *s, const char *stage_arn, int64_t active_after_ms,
+                       long max, store_viewer_list_fn fn, void *arg)
+{
+    char cutoff[24], most[24];
+    lltoa(active_after_ms, cutoff, sizeof cutoff);
+    lltoa(max, most, sizeof most);
+    const char *args[] = {stage_arn, cutoff, most};
+    fcall(s, FN_VIEWER_LIST, CALL(LIST, fn), 3, args);
+}
+
+void store_seat_joined(struct store *s, const char *user_id, const char *stage_arn,
+                       store_number_fn fn, void *arg)
+{
+    command(s, "HGET", "viewer:heartbeat:", stage_arn, CALL(JOINED, fn), 1, &user_id);
+}
+
+void store_total_viewers(struct store *s, store_number_fn fn, void *arg)
+{
+    command(s, "GET", "total_viewers", NULL, CALL(NUMBER, fn), 0, NULL);
+}
+
+/* ---- publisher ------------------------------------------------------------ */
+
+void store_publisher_set(struct store *s, bool live, store_done_fn fn, void *arg)
+{
+    char ttl[16];
+    lltoa(PUBLISHER_STATUS_TTL_S, ttl, sizeof ttl);
+    const char *args[] = {live ? "live" : "offline", "EX", ttl};
+    command(s, "SET", "publisher:status", NULL, CALL(DONE, fn), 3, args);
+}
+
+void store_publisher_get(struct store *s, store_number_fn fn, void *arg)
+{
+    command(s, "GET", "publisher:status", NULL, CALL(LIVE, fn), 0, NULL);
+}
+
+/* ---- stages --------------------------------------------------------------- */
+
+void store_stats(struct store *s, store_stats_fn fn, void *arg)
+{
+    fcall(s, FN_STATS, CALL(STATS, fn), 0, NULL);
+}
+
+void store_stage_add(struct store *s, const struct stage_record *r, store_text_fn fn, void *arg)
+{
+    char *state = r->state ? stage_state_json(r->state) : NULL;
+    if (r->state && !state) {
+        fn(arg, STORE_FAILED, "out of memory", NULL);
         return;
     }
-    av[0] = s->prefix;
-    if (argc > 0)
-        memcpy(av + 1, argv, (size_t)argc * sizeof *argv);
-    redis_eval(s->redis, script, fn, arg, argc + 1, av, NULL);
+    char created[24], ttl[16], max[24], master[4];
+    lltoa(r->created_ms, created, sizeof created);
+    lltoa(STAGE_KEY_TTL_S, ttl, sizeof ttl);
+    lltoa(r->max_stages, max, sizeof max);
+    lltoa(r->master == MASTER_NONE ? 0 : r->master == MASTER_UNLESS_ONE ? 1 : 2, master, sizeof master);
+    const char *args[] = {r->arn, r->info_json, created, ttl, max, master,
+                          r->lease_holder ? r->lease_holder : "", stage_mode_name(r->mode),
+                          state ? state : "", r->tags_json ? r->tags_json : ""};
+    fcall(s, FN_STAGE_ADD, CALL(TEXT, fn), 10, args);
+    free(state);
 }
 
-size_t store_key(const struct store *s, char *out, size_t outlen,
-                 const char *name, const char *suffix)
+void store_stage_update(struct store *s, const char *lease_holder, const char *stage_arn,
+                        enum stage_mode mode, const struct stage_state *state,
+                        store_done_fn fn, void *arg)
 {
-    int n = snprintf(out, outlen, "%s%s%s", s->prefix, name, suffix ? suffix : "");
-    return n < 0 || (size_t)n >= outlen ? 0 : (size_t)n;
-}
-
-enum store_refusal store_refusal(const redisReply *reply)
-{
-    static const struct { const char *word; enum store_refusal refusal; } words[] = {
-        {"NOT_LIVE ", REFUSAL_NOT_LIVE},
-        {"NO_STAGE ", REFUSAL_NO_STAGE},
-        {"STAGE_FULL ", REFUSAL_STAGE_FULL},
-        {"STAGE_LIMIT ", REFUSAL_STAGE_LIMIT},
-        {"NOT_LEADER ", REFUSAL_NOT_LEADER},
-        {"IS_MASTER ", REFUSAL_IS_MASTER},
-        {"NOT_EMPTY ", REFUSAL_NOT_EMPTY},
-    };
-    if (!reply || reply->type != REDIS_REPLY_ERROR)
-        return REFUSAL_NONE;
-    for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
-        /* Redis may put "ERR " or the script location in front. */
-        if (strstr(reply->str, words[i].word))
-            return words[i].refusal;
+    char *json = stage_state_json(state);
+    if (!json) {
+        fn(arg, STORE_FAILED, "out of memory");
+        return;
     }
-    return REFUSAL_OTHER;
+    const char *args[] = {lease_holder, stage_arn, stage_mode_name(mode), json};
+    fcall(s, FN_STAGE_UPDATE, CALL(UPDATED, fn), 4, args);
+    free(json);
 }
 
-const char *reply_str(const redisReply *reply, size_t i)
+void store_stage_remove(struct store *s, const char *stage_arn, const char *lease_holder,
+                        store_removed_fn fn, void *arg)
 {
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || i >= reply->elements)
-        return NULL;
-    const redisReply *e = reply->element[i];
-    return e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS ? e->str : NULL;
+    const char *args[] = {stage_arn, lease_holder ? lease_holder : ""};
+    fcall(s, FN_STAGE_REMOVE, CALL(REMOVED, fn), 2, args);
 }
 
-long long reply_int(const redisReply *reply, size_t i)
+void store_stage_rename(struct store *s, const char *stage_arn, const char *name,
+                        store_info_fn fn, void *arg)
 {
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || i >= reply->elements)
-        return 0;
-    const redisReply *e = reply->element[i];
-    if (e->type == REDIS_REPLY_INTEGER)
-        return e->integer;
-    return e->type == REDIS_REPLY_STRING ? strtoll(e->str, NULL, 10) : 0;
+    char ttl[16];
+    lltoa(STAGE_KEY_TTL_S, ttl, sizeof ttl);
+    const char *args[] = {stage_arn, name, ttl};
+    fcall(s, FN_STAGE_RENAME, CALL(INFO, fn), 3, args);
+}
+
+void store_stage_renew(struct store *s, store_number_fn fn, void *arg)
+{
+    char ttl[16];
+    lltoa(STAGE_KEY_TTL_S, ttl, sizeof ttl);
+    const char *args[] = {ttl};
+    fcall(s, FN_STAGE_RENEW, CALL(NUMBER, fn), 1, args);
+}
+
+void store_master_get(struct store *s, store_text_fn fn, void *arg)
+{
+    command(s, "GET", "master_stage", NULL, CALL(TEXT, fn), 0, NULL);
+}
+
+/* ---- scaler lease ------------------------------------------------------- */
+
+void store_lease(struct store *s, const char *holder, long ttl_ms, store_lease_fn fn, void *arg)
+{
+    char ttl[24];
+    lltoa(ttl_ms, ttl, sizeof ttl);
+    const char *args[] = {holder, ttl};
+    fcall(s, FN_LEASE, CALL(LEASE, fn), 2, args);
+}
+
+/* ---- stage events ------------------------------------------------------- */
+
+void store_events_append(struct store *s, const struct stage_event *e, long kept,
+                         store_done_fn fn, void *arg)
+{
+    char most[24];
+    lltoa(kept, most, sizeof most);
+    const char *args[] = {"MAXLEN", "~", most, "*", "type", e->type, "stageArn", e->stage_arn,
+                          "detail", e->detail ? e->detail : "", "at", e->at};
+    command(s, "XADD", "stage_events", NULL, CALL(DONE, fn), 12, args);
+}
+
+void store_events_read(struct store *s, long limit, store_events_fn fn, void *arg)
+{
+    char count[24];
+    lltoa(limit, count, sizeof count);
+    const char *args[] = {"+", "-", "COUNT", count};
+    command(s, "XREVRANGE", "stage_events", NULL, CALL(EVENTS, fn), 4, args);
+}
+
+/* ---- health --------------------------------------------------------------- */
+
+void store_ping(struct store *s, store_done_fn fn, void *arg)
+{
+    struct call *c = CALL(DONE, fn);
+    const char *av[] = {"PING"};
+    if (c)
+        redis_command(s->redis, on_reply, c, 1, av, NULL);
 }

@@ -1,84 +1,239 @@
-/* store.h — usher's state in Redis: key names and the atomic scripts.
+/* store.h — usher's state in Redis, and the only way into it.
  *
- * Every change to viewer or stage state is one Lua script (src/store/lua/),
- * run atomically by Redis, so the SPEC §3 invariants hold whatever the
- * number of usher processes and wherever one is killed. This module names
- * the keys, owns the connection (redis.h) and runs the scripts with the key
- * prefix as their first argument. Replies are handed back as hiredis
- * replies; a script's refusal comes back as an error reply whose first word
- * is its code (store_refusal()). */
+ * One function per operation. Each takes C values, runs one atomic step in
+ * Redis (a function of the library store/lua/usher.lua, or one command)
+ * and calls back exactly once, on the loop and never from inside the call
+ * (only when memory for the call itself runs out is the STORE_FAILED
+ * answer given at once), with one enum store_error and, when that is
+ * STORE_OK, the answer decoded into a C struct. Strings in an answer belong to the store and are valid
+ * only during the callback: copy what you keep. `detail` is a message for
+ * logs and 503 answers (never NULL; "" on success).
+ *
+ * Key names and reply layouts live only here (store.c, decode.c) and in
+ * the library; README "Redis keys" lists the keys, SPEC §3 fixes some. */
 #ifndef USHER_STORE_STORE_H
 #define USHER_STORE_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
-#include "store/redis.h"
+#include <stdint.h>
+#include <event2/event.h>
 
-enum store_script {
-    SCRIPT_SEAT,
-    SCRIPT_HEARTBEAT,
-    SCRIPT_LEAVE,
-    SCRIPT_SWEEP,
-    SCRIPT_STATS,
-    SCRIPT_STAGE_ADD,
-    SCRIPT_STAGE_RENEW,
-    SCRIPT_VIEWER_LIST,
-    SCRIPT_LEASE,
-    SCRIPT_STAGE_UPDATE,
-    SCRIPT_STAGE_REMOVE,
-    SCRIPT_STAGE_RENAME,
-    SCRIPT_COUNT
+#include "stages/state.h"
+
+struct config;
+struct store;
+
+#define STAGE_KEY_TTL_S 3600          /* stage:{arn}, SPEC §3 */
+#define PUBLISHER_STATUS_TTL_S 86400  /* publisher:status, SPEC §3 */
+
+enum store_error {
+    STORE_OK,
+    STORE_UNAVAILABLE,   /* Redis unreachable, too slow, or lost our library:
+                          * the outcome is unknown, the step safe to retry */
+    STORE_NOT_LIVE,      /* a join while the publisher is not live */
+    STORE_NO_STAGE,      /* no such live stage */
+    STORE_NO_SEAT,       /* the user holds no seat in that stage */
+    STORE_STAGE_FULL,    /* no room in the stage asked for, or in any */
+    STORE_STAGE_LIMIT,   /* MAX_STAGES stages exist */
+    STORE_NOT_LEADER,    /* a scaler write without the lease */
+    STORE_IS_MASTER,     /* the master stage is never removed */
+    STORE_NOT_EMPTY,     /* an operator cannot remove a stage with viewers */
+    STORE_FAILED         /* an answer of an unexpected shape: a bug */
 };
 
-/* What a script refused, from the first word of its error reply. */
-enum store_refusal {
-    REFUSAL_NONE,        /* not an error reply */
-    REFUSAL_NOT_LIVE,
-    REFUSAL_NO_STAGE,
-    REFUSAL_STAGE_FULL,
-    REFUSAL_STAGE_LIMIT,
-    REFUSAL_NOT_LEADER,
-    REFUSAL_IS_MASTER,
-    REFUSAL_NOT_EMPTY,
-    REFUSAL_OTHER        /* an error that is no refusal: a bug or Redis trouble */
-};
-
-/* Where things are in the reply of stats.lua (SCRIPT_STATS): a header,
- * then STATS_PER_STAGE fields for each stage, oldest first. Its readers
- * (the stats routes, the scaler) index it with these names. */
-enum stats_reply { STATS_TOTAL, STATS_PUBLISHER, STATS_MASTER, STATS_FIRST_STAGE };
-enum stats_stage_field {
-    STATS_ARN, STATS_VIEWERS, STATS_INFO, STATS_MODE, STATS_STATE, STATS_REPLICATION,
-    STATS_PER_STAGE
-};
-
-#define STAGE_KEY_TTL_S 3600
-#define PUBLISHER_STATUS_TTL_S 86400
-
-struct store {
-    struct redis *redis;
-    const char *prefix;
-};
+/* Called each time the connection becomes ready (library loaded). */
+typedef void (*store_ready_fn)(void *arg);
 
 struct store *store_new(struct event_base *base, const struct config *cfg,
-                        redis_ready_fn on_ready, void *ready_arg);
+                        store_ready_fn on_ready, void *ready_arg);
+/* Waiting callbacks are called now, with STORE_UNAVAILABLE. */
 void store_free(struct store *s);
+bool store_ready(const struct store *s);
+/* Why the store is not ready ("" when it is), for logs and /health. */
+const char *store_last_error(const struct store *s);
 
-/* Runs a script; ARGV[1] is the prefix, then argv[0..argc). */
-void store_run(struct store *s, enum store_script script, redis_reply_fn fn,
-               void *arg, int argc, const char **argv);
+/* ---- answers ------------------------------------------------------------ */
 
-/* Writes prefix + name + suffix (suffix may be NULL) into out. Returns the
- * length, or 0 when it does not fit. */
-size_t store_key(const struct store *s, char *out, size_t outlen,
-                 const char *name, const char *suffix);
+typedef void (*store_done_fn)(void *arg, enum store_error err, const char *detail);
+/* n: a count, a time or a flag, as each operation says. */
+typedef void (*store_number_fn)(void *arg, enum store_error err, const char *detail, long long n);
+/* text: an ARN ("" when none), as each operation says. */
+typedef void (*store_text_fn)(void *arg, enum store_error err, const char *detail, const char *text);
 
-enum store_refusal store_refusal(const redisReply *reply);
+/* ---- viewers ------------------------------------------------------------ */
 
+struct seat_request {
+    const char *user_id;
+    const char *stage_arn;           /* NULL: the least-loaded open stage with room */
+    const char *participant_id;      /* for a new seat (and for a rejoin, always) */
+    int64_t now_ms;
+    long capacity;                   /* MAX_VIEWERS_PER_STAGE */
+    bool rejoin;                     /* no live publisher needed; keeps the given id */
+};
+struct seat {
+    const char *stage_arn;
+    const char *participant_id;
+    long long stage_viewers;         /* in that stage, after this seat */
+    bool is_new;                     /* the user held no seat before */
+    const char *moved_from;          /* the stage left, "" when none */
+};
+typedef void (*store_seat_fn)(void *arg, enum store_error err, const char *detail,
+                              const struct seat *seat);
+/* Seats a viewer (join, same-seat refresh, move, rejoin). Errors:
+ * NOT_LIVE (join only), NO_STAGE, STAGE_FULL. */
+void store_seat(struct store *s, const struct seat_request *q, store_seat_fn fn, void *arg);
 
+struct heartbeat {
+    bool moved;                      /* off a draining stage, to stage_arn */
+    const char *stage_arn;           /* the new stage when moved, else NULL */
+    const char *participant_id;      /* when moved */
+};
+typedef void (*store_heartbeat_fn)(void *arg, enum store_error err, const char *detail,
+                                   const struct heartbeat *hb);
+/* Error NO_SEAT when the user holds no seat in that stage. */
+void store_heartbeat(struct store *s, const char *user_id, const char *stage_arn,
+                     int64_t now_ms, long capacity, store_heartbeat_fn fn, void *arg);
 
-/* Element i of an array reply as text (NULL if absent or not text), and as
- * a number (integers, or text holding one; 0 otherwise). */
-const char *reply_str(const redisReply *reply, size_t i);
-long long reply_int(const redisReply *reply, size_t i);
+/* text: the stage whose seat was freed, "" when none was (a leave repeated). */
+void store_leave(struct store *s, const char *user_id, const char *stage_arn,
+                 store_text_fn fn, void *arg);
+
+/* Removes at most `limit` viewers whose last heartbeat is at or before
+ * cutoff_ms; n: how many. Call again while n == limit. */
+void store_sweep(struct store *s, int64_t cutoff_ms, long limit, store_number_fn fn, void *arg);
+
+struct viewer_list {
+    long long total;                 /* seated */
+    long long active;                /* heartbeat after the cutoff */
+    size_t count;
+    const char *const *user_ids;     /* most recent heartbeat first */
+};
+typedef void (*store_viewer_list_fn)(void *arg, enum store_error err, const char *detail,
+                                     const struct viewer_list *list);
+/* At most max user ids of a stage; active counts heartbeats after
+ * active_after_ms. Error NO_STAGE. */
+void store_viewer_list(struct store *s, const char *stage_arn, int64_t active_after_ms,
+                       long max, store_viewer_list_fn fn, void *arg);
+
+/* n: when the user's seat in that stage was taken (ms). Error NO_SEAT. */
+void store_seat_joined(struct store *s, const char *user_id, const char *stage_arn,
+                       store_number_fn fn, void *arg);
+
+/* n: total_viewers. */
+void store_total_viewers(struct store *s, store_number_fn fn, void *arg);
+
+/* ---- publisher ------------------------------------------------------------ */
+
+/* Writes publisher:status ("live"/"offline", a day's TTL). */
+void store_publisher_set(struct store *s, bool live, store_done_fn fn, void *arg);
+/* n: 1 when live, else 0. */
+void store_publisher_get(struct store *s, store_number_fn fn, void *arg);
+
+/* ---- stages --------------------------------------------------------------- */
+
+struct stage_entry {
+    const char *arn;
+    long long viewers;
+    bool master;
+    enum stage_mode mode;
+    struct stage_info info;          /* fields NULL when the record is missing */
+    struct stage_state state;
+};
+struct stats_view {
+    long long total_viewers;
+    bool publisher_live;
+    const char *master_arn;          /* "" when none */
+    size_t count;
+    struct stage_entry *stages;      /* oldest first */
+};
+typedef void (*store_stats_fn)(void *arg, enum store_error err, const char *detail,
+                               const struct stats_view *view);
+/* Everything /api/stats shows and the scaler decides from, in one call. */
+void store_stats(struct store *s, store_stats_fn fn, void *arg);
+
+enum master_choice {
+    MASTER_NONE,                     /* an ordinary stage */
+    MASTER_UNLESS_ONE,               /* the master, unless one is recorded */
+    MASTER_FORCED                    /* the master, whatever was (MASTER_STAGE_ARN) */
+};
+struct stage_record {
+    const char *arn;
+    const char *info_json;           /* the stage's record (state.h) */
+    int64_t created_ms;
+    long max_stages;
+    enum master_choice master;
+    const char *lease_holder;        /* NULL: not a scaler action */
+    enum stage_mode mode;
+    const struct stage_state *state; /* NULL: none */
+    const char *tags_json;           /* the stage's tags as a JSON object, NULL: none */
+};
+/* Records a stage the provider made. text: the master ARN when asked for
+ * one (the one recorded first, with MASTER_UNLESS_ONE), else the ARN.
+ * Errors: STAGE_LIMIT, NOT_LEADER. */
+void store_stage_add(struct store *s, const struct stage_record *r, store_text_fn fn, void *arg);
+
+/* The scaler writes a stage's mode and bookkeeping, under its lease. A
+ * draining stage stays draining (its drain start kept). Errors:
+ * NOT_LEADER, NO_STAGE (gone meanwhile). */
+void store_stage_update(struct store *s, const char *lease_holder, const char *stage_arn,
+                        enum stage_mode mode, const struct stage_state *state,
+                        store_done_fn fn, void *arg);
+
+struct stage_removed {
+    long long unseated;              /* viewers who lost their seats */
+    const char *parent;              /* the stage it replicated from, "" when none */
+};
+typedef void (*store_removed_fn)(void *arg, enum store_error err, const char *detail,
+                                 const struct stage_removed *removed);
+/* Removes a stage and all its keys. Without a lease holder (an operator)
+ * a stage with viewers is refused. Errors: NO_STAGE, IS_MASTER,
+ * NOT_EMPTY, NOT_LEADER. */
+void store_stage_remove(struct store *s, const char *stage_arn, const char *lease_holder,
+                        store_removed_fn fn, void *arg);
+
+typedef void (*store_info_fn)(void *arg, enum store_error err, const char *detail,
+                              const struct stage_info *info);
+/* Renames a stage; answers its record. Error NO_STAGE. */
+void store_stage_rename(struct store *s, const char *stage_arn, const char *name,
+                        store_info_fn fn, void *arg);
+
+/* Renews every live stage's stage:{arn} key; n: how many. */
+void store_stage_renew(struct store *s, store_number_fn fn, void *arg);
+
+/* text: the master stage's ARN, "" when none is recorded. */
+void store_master_get(struct store *s, store_text_fn fn, void *arg);
+
+/* ---- scaler lease ------------------------------------------------------- */
+
+struct lease {
+    bool held;                       /* by the caller, after this call */
+    bool taken;                      /* newly, by this call */
+    long long epoch;                 /* how many times it changed hands */
+};
+typedef void (*store_lease_fn)(void *arg, enum store_error err, const char *detail,
+                               const struct lease *lease);
+/* Takes or renews the lease for ttl_ms; ttl_ms 0 gives it up. */
+void store_lease(struct store *s, const char *holder, long ttl_ms, store_lease_fn fn, void *arg);
+
+/* ---- stage events ------------------------------------------------------- */
+
+struct stage_event {
+    const char *id, *type, *stage_arn, *detail, *at;
+};
+struct stage_events {
+    size_t count;
+    const struct stage_event *items; /* newest first */
+};
+typedef void (*store_events_fn)(void *arg, enum store_error err, const char *detail,
+                                const struct stage_events *events);
+/* Appends to the capped stream stage_events (about `kept` entries kept). */
+void store_events_append(struct store *s, const struct stage_event *e, long kept,
+                         store_done_fn fn, void *arg);
+void store_events_read(struct store *s, long limit, store_events_fn fn, void *arg);
+
+/* ---- health --------------------------------------------------------------- */
+
+void store_ping(struct store *s, store_done_fn fn, void *arg);
 
 #endif

@@ -1,12 +1,11 @@
 /* sweeper.c — see sweeper.h.
  *
- * A sweep removes at most BATCH viewers per script call, so Redis is never
+ * A sweep removes at most BATCH viewers per store call, so Redis is never
  * held for long (about a millisecond per thousand viewers); while a call
  * comes back full, the next one follows at once. One sweep is in flight at
  * a time per process. */
 #include "sweeper/sweeper.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "app.h"
@@ -28,16 +27,16 @@ struct sweeper {
 
 static void sweep_batch(struct sweeper *s);
 
-static void batch_done(void *arg, redisReply *reply, const char *error)
+static void batch_done(void *arg, enum store_error err, const char *detail, long long removed)
 {
     struct sweeper *s = arg;
-    if (error || reply->type != REDIS_REPLY_INTEGER) {
-        log_warn("sweep: %s", error ? error : reply->type == REDIS_REPLY_ERROR ? reply->str : "odd reply");
+    if (err != STORE_OK) {
+        log_warn("sweep: %s", detail);
         s->sweeping = false;
         return;
     }
-    s->removed += reply->integer;
-    if (reply->integer >= BATCH) {
+    s->removed += removed;
+    if (removed >= BATCH) {
         sweep_batch(s);
         return;
     }
@@ -48,42 +47,35 @@ static void batch_done(void *arg, redisReply *reply, const char *error)
 
 static void sweep_batch(struct sweeper *s)
 {
-    char cutoff[24], batch[16];
-    snprintf(cutoff, sizeof cutoff, "%lld",
-             (long long)(clock_now_ms() - s->app->cfg->heartbeat_timeout * 1000));
-    snprintf(batch, sizeof batch, "%d", BATCH);
-    const char *argv[] = {cutoff, batch};
-    store_run(s->app->store, SCRIPT_SWEEP, batch_done, s, 2, argv);
+    store_sweep(s->app->store, clock_now_ms() - s->app->cfg->heartbeat_timeout * 1000, BATCH,
+                batch_done, s);
 }
 
 static void on_sweep_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct sweeper *s = arg;
-    if (s->sweeping || !redis_is_ready(s->app->store->redis))
+    if (s->sweeping || !store_ready(s->app->store))
         return;
     s->sweeping = true;
     s->removed = 0;
     sweep_batch(s);
 }
 
-static void renewed(void *arg, redisReply *reply, const char *error)
+static void renewed(void *arg, enum store_error err, const char *detail, long long renewed)
 {
-    (void)arg;
-    if (error || reply->type == REDIS_REPLY_ERROR)
-        log_warn("stage renewal: %s", error ? error : reply->str);
+    (void)arg, (void)renewed;
+    if (err != STORE_OK)
+        log_warn("stage renewal: %s", detail);
 }
 
 static void on_renew_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct sweeper *s = arg;
-    if (!redis_is_ready(s->app->store->redis))
+    if (!store_ready(s->app->store))
         return;
-    char ttl[16];
-    snprintf(ttl, sizeof ttl, "%d", STAGE_KEY_TTL_S);
-    const char *argv[] = {ttl};
-    store_run(s->app->store, SCRIPT_STAGE_RENEW, renewed, s, 1, argv);
+    store_stage_renew(s->app->store, renewed, s);
 }
 
 struct sweeper *sweeper_new(struct app *app)

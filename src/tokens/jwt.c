@@ -14,10 +14,10 @@
 
 #include <openssl/rand.h>
 
+#include "ivs/ids.h"
+
 #define MAX_TOKEN_SECONDS (14 * 24 * 3600)
 #define MAX_ATTRIBUTES_BYTES 1024
-#define MAX_JTI_CHARS 64
-#define MAX_USER_ID_CHARS 128
 
 static const char b64url_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -66,7 +66,7 @@ static bool is_set(const char *s) { return s && *s; }
 static bool jti_ok(const char *jti)
 {
     size_t len = strlen(jti);
-    return len <= MAX_JTI_CHARS &&
+    return len <= PARTICIPANT_ID_MAX &&
            strspn(jti, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                        "0123456789-") == len;
 }
@@ -77,7 +77,7 @@ static bool user_id_ok(const char *user_id)
     size_t chars = 0;
     for (const unsigned char *p = (const unsigned char *)user_id; *p; p++)
         chars += (*p & 0xC0) != 0x80;
-    return chars <= MAX_USER_ID_CHARS;
+    return chars <= USER_ID_MAX;
 }
 
 /* IVS caps attributes at 1 KB of JSON and only takes string values;

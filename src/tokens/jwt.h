@@ -12,7 +12,10 @@
 #include <stdint.h>
 #include <jansson.h>
 
-#define JWT_ES384_SIG_LEN 96        /* r || s, 48 bytes each (RFC 7518 §3.4) */
+/* One P-384 coordinate or scalar: 48 bytes, big-endian (RFC 7518 §3.4 for
+ * r and s, RFC 7518 §6.2.1 for a JWK's x and y). */
+#define ES384_COORD_LEN 48
+#define JWT_ES384_SIG_LEN (2 * ES384_COORD_LEN)   /* r || s */
 /* jti: hex characters, 80 random bits. Kept short because every seated
  * viewer's Redis record holds it, which then fits the
  * 96-byte allocation class instead of 112 (20 characters: a 91-byte

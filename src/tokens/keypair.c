@@ -26,7 +26,6 @@
 
 #include "tokens/jwt.h"
 
-#define EC_COORD_LEN 48             /* one P-384 coordinate */
 
 struct token_key {
     EVP_PKEY *pkey;
@@ -246,16 +245,16 @@ static int coordinate_b64(EVP_PKEY *pkey, const char *param, char *out,
                           size_t outlen)
 {
     BIGNUM *bn = NULL;
-    unsigned char raw[EC_COORD_LEN];
+    unsigned char raw[ES384_COORD_LEN];
     int ok = EVP_PKEY_get_bn_param(pkey, param, &bn) &&
-             BN_bn2binpad(bn, raw, sizeof raw) == EC_COORD_LEN;
+             BN_bn2binpad(bn, raw, sizeof raw) == ES384_COORD_LEN;
     BN_free(bn);
     return ok && base64url_encode(raw, sizeof raw, out, outlen) > 0 ? 0 : -1;
 }
 
 static json_t *jwks_json(EVP_PKEY *pkey, const char *kid)
 {
-    char x[EC_COORD_LEN / 3 * 4 + 1], y[sizeof x];
+    char x[ES384_COORD_LEN / 3 * 4 + 1], y[sizeof x];
     if (coordinate_b64(pkey, OSSL_PKEY_PARAM_EC_PUB_X, x, sizeof x) != 0 ||
         coordinate_b64(pkey, OSSL_PKEY_PARAM_EC_PUB_Y, y, sizeof y) != 0)
         return NULL;

@@ -17,8 +17,6 @@
 #include <openssl/err.h>
 #include <openssl/sha.h>
 
-#define COORD_LEN (JWT_ES384_SIG_LEN / 2)
-
 struct nonce {
     BIGNUM *kinv;                   /* k⁻¹ mod n */
     BIGNUM *r;                      /* (k·G).x mod n */
@@ -128,8 +126,8 @@ int presign_sign(struct presign *p, const char *input,
     }
     const BIGNUM *r, *s;
     ECDSA_SIG_get0(sig, &r, &s);
-    int ok = BN_bn2binpad(r, raw, COORD_LEN) == COORD_LEN &&
-             BN_bn2binpad(s, raw + COORD_LEN, COORD_LEN) == COORD_LEN;
+    int ok = BN_bn2binpad(r, raw, ES384_COORD_LEN) == ES384_COORD_LEN &&
+             BN_bn2binpad(s, raw + ES384_COORD_LEN, ES384_COORD_LEN) == ES384_COORD_LEN;
     ECDSA_SIG_free(sig);
     return ok ? 0 : -1;
 }

@@ -22,12 +22,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-
 #include "tokens/jwt.h"
 #include "tokens/presign.h"
 #include "util/log.h"
-
-#define EC_COORD_LEN (JWT_ES384_SIG_LEN / 2)
 
 struct job {
     struct job *next;

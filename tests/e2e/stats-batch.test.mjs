@@ -6,9 +6,9 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis, Usher } from './harness.mjs';
 
-// EVALSHA calls Redis has served so far (commandstats).
-function evalshaCalls(redis) {
-  const line = redis.raw('INFO', 'commandstats').split('\n').find((l) => l.startsWith('cmdstat_evalsha:'));
+// Function calls (FCALL) Redis has served so far (commandstats).
+function fcallCalls(redis) {
+  const line = redis.raw('INFO', 'commandstats').split('\n').find((l) => l.startsWith('cmdstat_fcall:'));
   return line ? Number(/calls=(\d+)/.exec(line)[1]) : 0;
 }
 
@@ -25,9 +25,9 @@ describe('GET /api/stats batching', () => {
     for (let i = 0; i < 5; i++) {
       assert.equal((await usher.post('/api/token/viewer', { userId: `v${i}` })).status, 200);
     }
-    const before = evalshaCalls(redis);
+    const before = fcallCalls(redis);
     const answers = await Promise.all(Array.from({ length: 200 }, () => usher.get('/api/stats')));
-    const calls = evalshaCalls(redis) - before;
+    const calls = fcallCalls(redis) - before;
     for (const a of answers) {
       assert.equal(a.status, 200);
       assert.equal(a.body.data.totalViewers, 5);

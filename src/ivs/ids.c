@@ -1,0 +1,30 @@
+/* ids.c — see ids.h. */
+#include "ivs/ids.h"
+
+#include <string.h>
+
+#define ACCOUNT_DIGITS 12
+
+static bool is_alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+bool valid_stage_arn(const char *s)
+{
+    static const char head[] = "arn:aws:ivs:", stage[] = ":stage/";
+    if (strlen(s) > STAGE_ARN_MAX || strncmp(s, head, sizeof head - 1) != 0)
+        return false;
+    const char *p = s + sizeof head - 1;
+    size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789-");
+    if (n == 0 || p[n] != ':')
+        return false;
+    p += n + 1;
+    if (strspn(p, "0123456789") != ACCOUNT_DIGITS ||
+        strncmp(p + ACCOUNT_DIGITS, stage, sizeof stage - 1) != 0)
+        return false;
+    p += ACCOUNT_DIGITS + sizeof stage - 1;
+    for (n = 0; is_alnum(p[n]); n++)
+        ;
+    return n >= 1 && n <= STAGE_ID_MAX && p[n] == '\0';
+}

@@ -1,0 +1,446 @@
+#!lua name=usher
+-- usher.lua — every change usher makes to viewer and stage state, as one
+-- Redis function library (FUNCTION LOAD, Redis 7). Each function runs
+-- atomically, so the SPEC §3 counts stay exact whatever the number of
+-- usher processes and wherever one is killed. store.c loads this library
+-- when a connection is made, replacing an older one (usher_version).
+--
+-- Keys. ARGV[1] of every function is REDIS_KEY_PREFIX. The fixed keys a
+-- function touches (total_viewers, stages, stage_mode, scaler:lease, ...)
+-- are declared by the caller as KEYS, and read here by name (key()). The
+-- per-stage keys (viewers:{arn}, viewer:heartbeat:{arn},
+-- viewer:expiry:{arn}, stage:{arn}) are derived from the prefix, because
+-- which stages a call touches is found inside the call (the least-loaded
+-- stage, the stage a user sits in, the stages a sweep visits): declaring
+-- them would take a round trip first and lose the atomicity. On Redis
+-- Cluster all of a deployment's keys must therefore hash to one slot: put a
+-- hash tag in the prefix (REDIS_KEY_PREFIX="{usher}:prod:"); README "Redis".
+--
+-- Refusals are errors whose first word is their code (NOT_LIVE, NO_STAGE,
+-- STAGE_FULL, STAGE_LIMIT, NOT_LEADER, IS_MASTER, NOT_EMPTY); store.c turns
+-- them into enum store_error.
+
+-- Raise VERSION with every change to this file: a connecting usher replaces
+-- the library in Redis only when Redis holds an older one (store/redis.c).
+local VERSION = 1
+
+-- A stage's seating mode (stages/state.h names them in C). `stage_mode`
+-- holds only waiting and draining: no field means open.
+local OPEN, DRAINING = 'open', 'draining'
+
+local function refuse(code, text) error({err = code .. ' ' .. text}) end
+
+-- ---- keys --------------------------------------------------------------
+
+-- The call's context: the prefix and its declared fixed keys by name.
+local function context(keys, args)
+  local P = args[1]
+  local declared = {}
+  for _, k in ipairs(keys) do declared[string.sub(k, #P + 1)] = k end
+  return {P = P, declared = declared}
+end
+
+local function key(c, name)
+  return c.declared[name] or error('usher: key not declared by the caller: ' .. name)
+end
+
+local function stage_key(c, name, arn) return c.P .. name .. arn end
+
+-- ---- stages --------------------------------------------------------------
+
+local function live_stages(c) return redis.call('ZRANGE', key(c, 'stages'), 0, -1) end
+
+local function is_stage(c, arn) return redis.call('ZSCORE', key(c, 'stages'), arn) ~= false end
+
+local function count(c, arn) return tonumber(redis.call('GET', stage_key(c, 'viewers:', arn)) or '0') end
+
+local function mode_of(c, arn) return redis.call('HGET', key(c, 'stage_mode'), arn) or OPEN end
+
+-- The open stage with room and the fewest viewers, other than `except`;
+-- ZRANGE gives the oldest first, and a strict < keeps the oldest among equals.
+local function least_loaded(c, capacity, except)
+  local target, best
+  for _, arn in ipairs(live_stages(c)) do
+    local n = count(c, arn)
+    if arn ~= except and n < capacity and mode_of(c, arn) == OPEN and (best == nil or n < best) then
+      target, best = arn, n
+    end
+  end
+  return target
+end
+
+-- Fencing: a scaler action (holder ~= '') runs only while its lease holds.
+local function fence(c, holder)
+  if holder ~= '' and redis.call('GET', key(c, 'scaler:lease')) ~= holder then
+    refuse('NOT_LEADER', 'the scaler lease is held elsewhere')
+  end
+end
+
+-- ---- seats ----------------------------------------------------------------
+
+local function put_seat(c, arn, user, record, now)
+  redis.call('HSET', stage_key(c, 'viewer:heartbeat:', arn), user, record)
+  redis.call('ZADD', stage_key(c, 'viewer:expiry:', arn), now, user)
+end
+
+-- Removes the seats of `users` in stage `arn` (those really there) and
+-- returns how many; total_viewers is the caller's (a move keeps it).
+local function drop_seats(c, arn, users)
+  local n = redis.call('HDEL', stage_key(c, 'viewer:heartbeat:', arn), unpack(users))
+  redis.call('ZREM', stage_key(c, 'viewer:expiry:', arn), unpack(users))
+  if n > 0 then redis.call('DECRBY', stage_key(c, 'viewers:', arn), n) end
+  return n
+end
+
+-- A seat lost for good: a leave, an expiry.
+local function unseat(c, arn, users)
+  local n = drop_seats(c, arn, users)
+  if n > 0 then redis.call('DECRBY', key(c, 'total_viewers'), n) end
+  return n
+end
+
+local function move_seat(c, from, to, user, record, now)
+  drop_seats(c, from, {user})
+  put_seat(c, to, user, record, now)
+  return redis.call('INCR', stage_key(c, 'viewers:', to))
+end
+
+-- A seat record is {"timestamp":ms,"participantId":"…","joinedAt":ms}.
+-- Records we wrote match the patterns; others (older tools) are decoded.
+local function record_new(pid, joined, now)
+  return '{"timestamp":' .. now .. ',"participantId":"' .. pid .. '","joinedAt":' .. joined .. '}'
+end
+
+local function record_fields(rec, now)
+  local pid, joined = string.match(rec, '^{"timestamp":%d+,"participantId":"([A-Za-z0-9-]*)","joinedAt":(%d+)}$')
+  if pid then return pid, joined end
+  local doc = cjson.decode(rec)
+  return tostring(doc.participantId or ''), string.format('%d', tonumber(doc.joinedAt) or tonumber(now))
+end
+
+local function record_touched(rec, now)
+  local pid, joined = record_fields(rec, now)
+  return record_new(pid, joined, now), pid
+end
+
+-- The stage where `user` sits and its record: one seat at most.
+local function find_seat(c, user)
+  for _, arn in ipairs(live_stages(c)) do
+    local rec = redis.call('HGET', stage_key(c, 'viewer:heartbeat:', arn), user)
+    if rec then return arn, rec end
+  end
+end
+
+-- ---- viewer functions --------------------------------------------------
+
+-- seat: join, same-seat refresh, move, rejoin.
+-- ARGV: prefix, userId, wanted stage ARN ("" = least-loaded with room),
+--       participantId for a new seat, now (ms), capacity,
+--       "join" (needs a live publisher) or "rejoin" (keeps the given id).
+-- KEYS: publisher:status, stages, stage_mode, total_viewers.
+-- Returns {stageArn, participantId, viewersInStage, isNew (0/1), movedFrom or ""}.
+-- Only open stages take new seats; from a draining stage a viewer asking
+-- again is moved to an open one with room, else keeps its seat.
+local function seat(keys, args)
+  local c = context(keys, args)
+  local user, wanted, new_pid, now, capacity, how =
+    args[2], args[3], args[4], args[5], tonumber(args[6]), args[7]
+  if how == 'join' and redis.call('GET', key(c, 'publisher:status')) ~= 'live' then
+    refuse('NOT_LIVE', 'the publisher is not live')
+  end
+  local current, rec = find_seat(c, user)
+  local target
+  if wanted ~= '' then
+    if not is_stage(c, wanted) then refuse('NO_STAGE', 'no such stage') end
+    target = wanted
+    if current ~= target and (count(c, target) >= capacity or mode_of(c, target) ~= OPEN) then
+      refuse('STAGE_FULL', 'the stage is full')
+    end
+  elseif current and mode_of(c, current) == OPEN then
+    target = current
+  else
+    target = least_loaded(c, capacity, nil) or current
+    if not target then refuse('STAGE_FULL', 'no stage has room') end
+  end
+  if current == target then
+    local pid, joined = record_fields(rec, now)
+    if how == 'rejoin' then pid = new_pid end
+    put_seat(c, target, user, record_new(pid, joined, now), now)
+    return {target, pid, count(c, target), 0, ''}
+  end
+  local record = record_new(new_pid, now, now)
+  if current then
+    return {target, new_pid, move_seat(c, current, target, user, record, now), 0, current}
+  end
+  redis.call('INCR', key(c, 'total_viewers'))
+  put_seat(c, target, user, record, now)
+  return {target, new_pid, redis.call('INCR', stage_key(c, 'viewers:', target)), 1, ''}
+end
+
+-- heartbeat: a seated viewer says it is still there.
+-- ARGV: prefix, userId, stage ARN, now (ms), capacity.
+-- KEYS: stages, stage_mode.
+-- Returns {1} for a plain heartbeat, {0} when the user holds no seat in
+-- that stage, or {2, newArn, participantId} when the stage is draining and
+-- the viewer was moved to an open stage with room.
+local function heartbeat(keys, args)
+  local c = context(keys, args)
+  local user, arn, now, capacity = args[2], args[3], args[4], tonumber(args[5])
+  local rec = redis.call('HGET', stage_key(c, 'viewer:heartbeat:', arn), user)
+  if not rec then return {0} end
+  local record, pid = record_touched(rec, now)
+  if mode_of(c, arn) == DRAINING then
+    local target = least_loaded(c, capacity, arn)
+    if target then
+      move_seat(c, arn, target, user, record, now)
+      return {2, target, pid}
+    end
+  end
+  put_seat(c, arn, user, record, now)
+  return {1}
+end
+
+-- leave: a viewer gives up its seat; a second leave changes nothing. A
+-- viewer the scaler moved may name its old stage: then its one seat is
+-- looked for in the other stages.
+-- ARGV: prefix, userId, stage ARN. KEYS: stages, total_viewers.
+-- Returns the ARN of the stage whose seat was freed, or "".
+local function leave(keys, args)
+  local c = context(keys, args)
+  local user, named = args[2], args[3]
+  if unseat(c, named, {user}) > 0 then return named end
+  for _, arn in ipairs(live_stages(c)) do
+    if arn ~= named and unseat(c, arn, {user}) > 0 then return arn end
+  end
+  return ''
+end
+
+-- sweep: viewers whose last heartbeat is older than the cutoff lose their
+-- seats. The expiry index is sorted by heartbeat, so the cost is that of
+-- the expired; `limit` bounds one call (the caller calls again while a
+-- call returns `limit`).
+-- ARGV: prefix, cutoff (ms), limit. KEYS: stages, total_viewers.
+-- Returns the number removed.
+local function sweep(keys, args)
+  local c = context(keys, args)
+  local cutoff, limit = args[2], tonumber(args[3])
+  local removed = 0
+  for _, arn in ipairs(live_stages(c)) do
+    local gone = redis.call('ZRANGEBYSCORE', stage_key(c, 'viewer:expiry:', arn), '-inf', cutoff,
+                            'LIMIT', 0, limit - removed)
+    if #gone > 0 then
+      unseat(c, arn, gone)
+      removed = removed + #gone
+      if removed >= limit then break end
+    end
+  end
+  return removed
+end
+
+-- viewer_list: who is seated in a stage, most recent heartbeat first.
+-- ARGV: prefix, arn, active cutoff (ms), max ids. KEYS: stages.
+-- Returns {exists (0/1), totalViewers, activeViewers, userId...}.
+local function viewer_list(keys, args)
+  local c = context(keys, args)
+  local arn, cutoff, max = args[2], args[3], tonumber(args[4])
+  if not is_stage(c, arn) then return {0, 0, 0} end
+  local index = stage_key(c, 'viewer:expiry:', arn)
+  local out = {1, count(c, arn), redis.call('ZCOUNT', index, '(' .. cutoff, '+inf')}
+  for _, user in ipairs(redis.call('ZREVRANGE', index, 0, max - 1)) do out[#out + 1] = user end
+  return out
+end
+
+-- stats: everything /api/stats shows and the scaler decides from.
+-- ARGV: prefix. KEYS: total_viewers, publisher:status, master_stage,
+-- stages, stage_info, stage_mode, stage_state.
+-- Returns {totalViewers, publisherStatus, masterArn or "", then per stage,
+-- oldest first: arn, viewerCount, info JSON or "", mode, state JSON or ""}.
+local function stats(keys, args)
+  local c = context(keys, args)
+  local out = {redis.call('GET', key(c, 'total_viewers')) or '0',
+               redis.call('GET', key(c, 'publisher:status')) or 'offline',
+               redis.call('GET', key(c, 'master_stage')) or ''}
+  for _, arn in ipairs(live_stages(c)) do
+    out[#out + 1] = arn
+    out[#out + 1] = tostring(count(c, arn))
+    out[#out + 1] = redis.call('HGET', key(c, 'stage_info'), arn) or ''
+    out[#out + 1] = mode_of(c, arn)
+    out[#out + 1] = redis.call('HGET', key(c, 'stage_state'), arn) or ''
+  end
+  return out
+end
+
+-- ---- stage functions ------------------------------------------------------
+
+local function stage_info_key_set(c, arn, info, ttl)
+  redis.call('SET', stage_key(c, 'stage:', arn), info, 'EX', ttl)
+end
+
+-- stage_add: record a stage the provider has created. Its JSON lives
+-- without expiry in `stage_info`, the source `stage:{arn}` (SPEC TTL) is
+-- renewed from.
+-- ARGV: prefix, arn, info JSON, createdAt (ms), ttl (s), max stages,
+--       master: "0" an ordinary stage; "1" the master unless one exists
+--       (then that one is returned and nothing is added); "2" the master
+--       whatever was there (MASTER_STAGE_ARN), lease holder ("" when no
+--       lease is needed), mode, scaler state JSON ("" for none), tags JSON
+--       ("" for none; kept in `stage_tags`, as SPEC §3 fixes stage:{arn}).
+-- KEYS: scaler:lease, master_stage, stages, stage_info, stage_mode,
+-- stage_state, stage_tags.
+-- Returns the master ARN when asked to set it, else the ARN added.
+local function stage_add(keys, args)
+  local c = context(keys, args)
+  local arn, info, created, ttl, max = args[2], args[3], args[4], args[5], tonumber(args[6])
+  local master, holder, mode, state, tags = args[7], args[8], args[9], args[10], args[11]
+  fence(c, holder)
+  if master == '1' then
+    local existing = redis.call('GET', key(c, 'master_stage'))
+    if existing and is_stage(c, existing) then return existing end
+  end
+  if not is_stage(c, arn) then
+    if redis.call('ZCARD', key(c, 'stages')) >= max then
+      refuse('STAGE_LIMIT', 'no more stages allowed')
+    end
+    redis.call('ZADD', key(c, 'stages'), created, arn)
+    redis.call('HSET', key(c, 'stage_info'), arn, info)
+    redis.call('SET', stage_key(c, 'viewers:', arn), 0, 'NX')
+    if mode ~= OPEN then redis.call('HSET', key(c, 'stage_mode'), arn, mode) end
+    if state ~= '' then redis.call('HSET', key(c, 'stage_state'), arn, state) end
+    if tags ~= '' then redis.call('HSET', key(c, 'stage_tags'), arn, tags) end
+  end
+  stage_info_key_set(c, arn, redis.call('HGET', key(c, 'stage_info'), arn), ttl)
+  if master ~= '0' then
+    redis.call('SET', key(c, 'master_stage'), arn)
+    redis.call('HDEL', key(c, 'stage_mode'), arn)
+  end
+  return arn
+end
+
+-- stage_update: the scaler changes a stage's mode and its bookkeeping,
+-- under the lease. Draining is final: a late answer that would open the
+-- stage again only updates the bookkeeping, and keeps the drain's start.
+-- ARGV: prefix, lease holder, arn, mode, scaler state JSON.
+-- KEYS: scaler:lease, stages, stage_mode, stage_state.
+-- Returns 1, or 0 when the stage is gone.
+local function stage_update(keys, args)
+  local c = context(keys, args)
+  local holder, arn, mode, state = args[2], args[3], args[4], args[5]
+  fence(c, holder)
+  if not is_stage(c, arn) then return 0 end
+  if mode ~= DRAINING and mode_of(c, arn) == DRAINING then
+    local old = cjson.decode(redis.call('HGET', key(c, 'stage_state'), arn) or '{}')
+    local new = cjson.decode(state)
+    new.drainingSince = old.drainingSince
+    mode, state = DRAINING, cjson.encode(new)
+  end
+  if mode == OPEN then
+    redis.call('HDEL', key(c, 'stage_mode'), arn)
+  else
+    redis.call('HSET', key(c, 'stage_mode'), arn, mode)
+  end
+  redis.call('HSET', key(c, 'stage_state'), arn, state)
+  return 1
+end
+
+-- stage_remove: a stage ends, and everything it kept in Redis with it;
+-- viewers still seated lose their seats with the bookkeeping of a leave.
+-- ARGV: prefix, arn, lease holder ("" for an operator's DELETE, refused
+-- while viewers remain).
+-- KEYS: scaler:lease, master_stage, stages, total_viewers, stage_info,
+-- stage_mode, stage_state, stage_tags.
+-- Returns {viewers unseated, parentStage or ""}.
+local function stage_remove(keys, args)
+  local c = context(keys, args)
+  local arn, holder = args[2], args[3]
+  fence(c, holder)
+  if not is_stage(c, arn) then refuse('NO_STAGE', 'no such stage') end
+  if redis.call('GET', key(c, 'master_stage')) == arn then
+    refuse('IS_MASTER', 'the master stage is never removed')
+  end
+  local seated = redis.call('HLEN', stage_key(c, 'viewer:heartbeat:', arn))
+  if holder == '' and seated > 0 then refuse('NOT_EMPTY', 'viewers are still seated there') end
+  local info = redis.call('HGET', key(c, 'stage_info'), arn)
+  local parent = info and cjson.decode(info).parentStage or ''
+  if type(parent) ~= 'string' then parent = '' end
+  redis.call('DECRBY', key(c, 'total_viewers'), seated)
+  redis.call('DEL', stage_key(c, 'viewer:heartbeat:', arn), stage_key(c, 'viewer:expiry:', arn),
+             stage_key(c, 'viewers:', arn), stage_key(c, 'stage:', arn))
+  for _, hash in ipairs({'stage_info', 'stage_mode', 'stage_state', 'stage_tags'}) do
+    redis.call('HDEL', key(c, hash), arn)
+  end
+  redis.call('ZREM', key(c, 'stages'), arn)
+  return {seated, parent}
+end
+
+-- stage_rename: a new name in `stage_info` and `stage:{arn}` (TTL afresh).
+-- ARGV: prefix, arn, name, ttl (s). KEYS: stages, stage_info.
+-- Returns the stage JSON.
+local function stage_rename(keys, args)
+  local c = context(keys, args)
+  local arn, name, ttl = args[2], args[3], args[4]
+  local info = redis.call('HGET', key(c, 'stage_info'), arn)
+  if not info or not is_stage(c, arn) then refuse('NO_STAGE', 'no such stage') end
+  local doc = cjson.decode(info)
+  doc.name = name
+  info = cjson.encode(doc)
+  redis.call('HSET', key(c, 'stage_info'), arn, info)
+  stage_info_key_set(c, arn, info, ttl)
+  return info
+end
+
+-- stage_renew: keep every live stage's `stage:{arn}` alive (SPEC §3), from
+-- `stage_info`, so a key that expired while no usher ran comes back.
+-- ARGV: prefix, ttl (s). KEYS: stages, stage_info. Returns the count.
+local function stage_renew(keys, args)
+  local c = context(keys, args)
+  local stages = live_stages(c)
+  for _, arn in ipairs(stages) do
+    local info = redis.call('HGET', key(c, 'stage_info'), arn)
+    if info then stage_info_key_set(c, arn, info, args[2]) end
+  end
+  return #stages
+end
+
+-- lease: the scaler lease, one process at a time; every scaler write is
+-- fenced by it (fence()). ARGV: prefix, holder id, ttl (ms); ttl "0" gives
+-- the lease up. KEYS: scaler:lease, scaler:epoch.
+-- Returns {1, epoch} renewed, {2, epoch} newly taken, {0, epoch} held by
+-- another or given up.
+local function lease(keys, args)
+  local c = context(keys, args)
+  local holder, ttl = args[2], args[3]
+  local k = key(c, 'scaler:lease')
+  local current = redis.call('GET', k)
+  local function epoch() return tonumber(redis.call('GET', key(c, 'scaler:epoch')) or '0') end
+  if ttl == '0' then
+    if current == holder then redis.call('DEL', k) end
+    return {0, epoch()}
+  end
+  if current == holder then
+    redis.call('PEXPIRE', k, ttl)
+    return {1, epoch()}
+  end
+  if current then return {0, epoch()} end
+  redis.call('SET', k, holder, 'PX', ttl)
+  return {2, redis.call('INCR', key(c, 'scaler:epoch'))}
+end
+
+local function version() return VERSION end
+
+redis.register_function('usher_seat', seat)
+redis.register_function('usher_heartbeat', heartbeat)
+redis.register_function('usher_stage_add', stage_add)
+redis.register_function('usher_stage_update', stage_update)
+redis.register_function('usher_stage_rename', stage_rename)
+redis.register_function('usher_stage_renew', stage_renew)
+redis.register_function('usher_lease', lease)
+-- Those that only free seats and keys run even when Redis is out of
+-- memory (maxmemory reached), as they did as scripts: refusing them would
+-- keep the memory taken.
+redis.register_function{function_name = 'usher_leave', callback = leave, flags = {'allow-oom'}}
+redis.register_function{function_name = 'usher_sweep', callback = sweep, flags = {'allow-oom'}}
+redis.register_function{function_name = 'usher_stage_remove', callback = stage_remove, flags = {'allow-oom'}}
+-- Read-only functions may also run on replicas (FCALL_RO).
+redis.register_function{function_name = 'usher_stats', callback = stats, flags = {'no-writes'}}
+redis.register_function{function_name = 'usher_viewer_list', callback = viewer_list, flags = {'no-writes'}}
+redis.register_function{function_name = 'usher_version', callback = version, flags = {'no-writes'}}

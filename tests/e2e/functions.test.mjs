@@ -1,0 +1,148 @@
+// functions.test.mjs — usher's Redis function library (src/store/lua/usher.lua)
+// and key layout:
+//  (a) a hash-tagged REDIS_KEY_PREFIX ("{usher}:test:", as Redis Cluster
+//      needs): join, heartbeat, stats and leave work, and every key usher
+//      writes carries the prefix and hashes to one cluster slot;
+//  (b) FUNCTION FLUSH under a running usher: it notices, loads the library
+//      again and serves, without a restart;
+//  (c) an older library version in Redis is replaced at connect.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { Redis, Usher, sleep } from './harness.mjs';
+
+const TAGGED = '{usher}:test:';
+// The library's own version, as usher reads it from the same file.
+const VERSION = /\nlocal VERSION = (\d+)/.exec(
+  readFileSync(new URL('../../src/store/lua/usher.lua', import.meta.url), 'utf8'))[1];
+const short = (r) => `${r.status} ${JSON.stringify(r.body).slice(0, 300)}`;
+
+// Redis Cluster's key slot: CRC16 (XMODEM) of the hash tag, or of the key.
+function keySlot(key) {
+  const open = key.indexOf('{');
+  const close = open >= 0 ? key.indexOf('}', open + 1) : -1;
+  const part = close > open + 1 ? key.slice(open + 1, close) : key;
+  let crc = 0;
+  for (const byte of Buffer.from(part)) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
+}
+
+async function until(check, ms, what) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > end) assert.fail(`timed out: ${what}`);
+    await sleep(100);
+  }
+}
+
+describe('hash-tagged key prefix', () => {
+  let redis, usher;
+  before(async () => {
+    redis = await Redis.start();
+    usher = await Usher.start(redis, { REDIS_KEY_PREFIX: TAGGED });
+  });
+  after(async () => { await usher?.close(); await redis?.close(); });
+
+  it('join, heartbeat, stats and leave; every key in one slot', async () => {
+    assert.equal((await usher.post('/api/token/publisher', { userId: 'host' })).status, 200);
+    const join = await usher.post('/api/token/viewer', { userId: 'v1' });
+    assert.equal(join.status, 200, short(join));
+    const arn = join.body.data.stageArn;
+    const hb = await usher.post('/api/viewer/heartbeat', { userId: 'v1', stageArn: arn });
+    assert.equal(hb.status, 200, short(hb));
+    assert.equal(hb.body.data.heartbeatUpdated, true);
+    const stats = await usher.get('/api/stats');
+    assert.equal(stats.body.data.totalViewers, 1);
+    assert.equal(stats.body.data.isPublisherLive, true);
+    assert.equal(Number(redis.raw('GET', `${TAGGED}viewers:${arn}`)), 1);
+    assert.ok(redis.raw('HGET', `${TAGGED}viewer:heartbeat:${arn}`, 'v1').includes('participantId'));
+
+    const keys = redis.raw('--scan').split('\n').filter(Boolean);
+    assert.ok(keys.length >= 8, keys.join(' '));
+    for (const k of keys) assert.ok(k.startsWith(TAGGED), `${k} outside the prefix`);
+    assert.deepEqual([...new Set(keys.map(keySlot))], [keySlot(TAGGED)]);
+
+    const leave = await usher.post('/api/viewer/leave', { userId: 'v1', stageArn: arn });
+    assert.equal(leave.body.data.wasSeated, true);
+    assert.equal(Number(redis.raw('GET', `${TAGGED}total_viewers`)), 0);
+    assert.equal((await usher.get('/api/stats')).body.data.totalViewers, 0);
+  });
+});
+
+describe('the function library in Redis', () => {
+  let redis, usher;
+  before(async () => {
+    redis = await Redis.start();
+    usher = await Usher.start(redis);
+    assert.equal((await usher.post('/api/token/publisher', { userId: 'host' })).status, 200);
+  });
+  after(async () => { await usher?.close(); await redis?.close(); });
+
+  it('is loaded at connect, as one library "usher"', () => {
+    assert.match(redis.raw('FUNCTION', 'LIST', 'LIBRARYNAME', 'usher'), /usher_seat/);
+    assert.equal(redis.raw('FCALL', 'usher_version', 0), VERSION);
+  });
+
+  it('FUNCTION FLUSH: usher loads it again and serves without a restart', async () => {
+    redis.raw('FUNCTION', 'FLUSH');
+    assert.equal(redis.raw('FUNCTION', 'LIST'), '');
+    const joined = await until(async () => {
+      const r = await usher.post('/api/token/viewer', { userId: 'after-flush' });
+      return r.status === 200 && r;
+    }, 8000, 'a join after FUNCTION FLUSH');
+    assert.equal(joined.body.data.isNewViewer, true);
+    assert.match(redis.raw('FUNCTION', 'LIST', 'LIBRARYNAME', 'usher'), /usher_heartbeat/);
+  });
+
+  it('an older version is replaced', async () => {
+    const old = "#!lua name=usher\nredis.register_function{function_name='usher_version', "
+      + "callback=function() return 0 end, flags={'no-writes'}}\n";
+    redis.raw('FUNCTION', 'LOAD', 'REPLACE', old);
+    assert.equal(redis.raw('FCALL', 'usher_version', 0), '0');
+    const joined = await until(async () => {
+      const r = await usher.post('/api/token/viewer', { userId: 'after-old' });
+      return r.status === 200 && r;
+    }, 8000, 'a join after an old library was loaded');
+    assert.equal(joined.body.data.isNewViewer, true);
+    assert.equal(redis.raw('FCALL', 'usher_version', 0), VERSION);
+    assert.equal((await usher.get('/api/stats')).body.data.totalViewers, 2);
+  });
+});
+
+describe('stage tags', () => {
+  let redis, usher;
+  before(async () => {
+    redis = await Redis.start();
+    usher = await Usher.start(redis);
+  });
+  after(async () => { await usher?.close(); await redis?.close(); });
+
+  it('POST /api/stage keeps tags in stage_tags, not in the SPEC stage:{arn} record', async () => {
+    const r = await usher.post('/api/stage', { name: 'tagged', tags: { team: 'ops', event: 'finale' } });
+    assert.equal(r.status, 201, short(r));
+    const arn = r.body.data.stage.stageArn;
+    assert.deepEqual(JSON.parse(redis.raw('HGET', 'ivs:test:stage_tags', arn)), { team: 'ops', event: 'finale' });
+    assert.deepEqual(Object.keys(JSON.parse(redis.raw('GET', `ivs:test:stage:${arn}`))).sort(),
+      ['arn', 'autoScaled', 'createdAt', 'name']);
+    const del = await usher.request('DELETE', `/api/stage/${encodeURIComponent(arn)}`);
+    assert.equal(del.status, 200, short(del));
+    assert.equal(redis.raw('HGET', 'ivs:test:stage_tags', arn), '');
+  });
+
+  it('tags IVS would refuse are a 400 that changes nothing', async () => {
+    const many = Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, 'v']));
+    const before = redis.raw('ZCARD', 'ivs:test:stages');
+    for (const tags of [{ n: 1 }, { k: null }, many, { ['x'.repeat(129)]: 'v' }, { k: 'v'.repeat(257) }, ['a'], 'x']) {
+      const r = await usher.post('/api/stage', { name: 'bad-tags', tags });
+      assert.equal(r.status, 400, `${JSON.stringify(tags).slice(0, 60)}: ${short(r)}`);
+      assert.deepEqual(r.body.error.details.fields, ['tags']);
+    }
+    assert.equal(redis.raw('ZCARD', 'ivs:test:stages'), before);
+    assert.equal(redis.raw('HLEN', 'ivs:test:stage_tags'), '0');
+  });
+});
