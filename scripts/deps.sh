@@ -3,7 +3,7 @@
 # they are missing. As root it runs apt-get; otherwise it prints the line
 # to run and fails.
 set -e
-PKGS="build-essential pkg-config libevent-dev libhiredis-dev libjansson-dev libssl-dev libcmocka-dev redis-server nodejs"
+PKGS="build-essential pkg-config libevent-dev libhiredis-dev libjansson-dev libssl-dev libcmocka-dev libhttp-parser-dev redis-server nodejs"
 [ "${WITH_BENCH:-}" = 1 ] && PKGS="$PKGS wrk openssl"
 missing=""
 for p in $PKGS; do

@@ -103,6 +103,12 @@ static const struct setting SETTINGS[] = {
     ROW("HTTP", "MAX_BODY_BYTES", "16384",
         T_LONG(max_body_bytes, 1024, 1048576, "a size in bytes"),
         "largest request body accepted"),
+    ROW("HTTP", "HTTP_READ_TIMEOUT_MS", "10000",
+        T_LONG(http_read_timeout_ms, 100, 600000, MILLIS),
+        "time a client has to send a request's head, and then its body; past it 408 and close"),
+    ROW("HTTP", "HTTP_IDLE_TIMEOUT_MS", "30000",
+        T_LONG(http_idle_timeout_ms, 100, 3600000, MILLIS),
+        "a keep-alive connection without a request, or an answer the client does not read, is closed after this"),
 
     ROW("Redis", "REDIS_URL", "", T_STRING(redis_url, NULL),
         "redis://[[user]:password@]host[:port][/db] or "
