@@ -108,6 +108,13 @@ struct http_listener {
 static void conn_parse(struct http_conn *c);
 static int conn_flush(struct http_conn *c);
 
+/* Deadlines are on the monotonic clock: a step of the wall clock neither
+ * cuts connections nor keeps them. */
+static int64_t mono_ms(void)
+{
+    return clock_mono_us() / 1000;
+}
+
 /* ---- buffers ------------------------------------------------------------ */
 
 /* Appends n bytes unless the length would pass limit. 0, or -1. */
@@ -182,7 +189,7 @@ static void begin_linger(struct http_conn *c)
     }
     shutdown(c->fd, SHUT_WR);
     c->lingering = true;
-    c->deadline_ms = clock_now_ms() + LINGER_MS;
+    c->deadline_ms = mono_ms() + LINGER_MS;
     read_on(c, true);
 }
 
@@ -262,7 +269,7 @@ static int on_message_begin(http_parser *p)
 {
     struct http_conn *c = p->data;
     c->state = C_READING;
-    c->deadline_ms = clock_now_ms() + c->l->limits.read_timeout_ms;
+    c->deadline_ms = mono_ms() + c->l->limits.read_timeout_ms;
     c->head.len = c->body.len = c->extra.len = 0;
     c->nhdr = c->url_len = 0;
     c->hstate = H_NONE;
@@ -387,7 +394,7 @@ static int on_headers_complete(http_parser *p)
         return fail(c, 413, "PAYLOAD_TOO_LARGE", c->l->too_large);
     if (expect_continue(c) != 0)
         return -1;
-    c->deadline_ms = clock_now_ms() + c->l->limits.read_timeout_ms;
+    c->deadline_ms = mono_ms() + c->l->limits.read_timeout_ms;
     return 0;
 }
 
@@ -506,7 +513,7 @@ void http_conn_reply(struct http_conn *c, int status, const char *type,
     if (status != 204 && c->parser.method != HTTP_HEAD)
         buf_add(&c->out, body, len, SIZE_MAX / 2);
     c->state = c->close_after ? C_CLOSING : C_IDLE;
-    c->deadline_ms = c->close_after ? 0 : clock_now_ms() + c->l->limits.idle_timeout_ms;
+    c->deadline_ms = c->close_after ? 0 : mono_ms() + c->l->limits.idle_timeout_ms;
     if (!c->in_parse)
         conn_parse(c);
 }
@@ -526,7 +533,7 @@ static int conn_flush(struct http_conn *c)
             continue;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             if (sent_any || !c->writing)
-                c->write_deadline_ms = clock_now_ms() + c->l->limits.idle_timeout_ms;
+                c->write_deadline_ms = mono_ms() + c->l->limits.idle_timeout_ms;
             if (!c->writing)
                 event_add(c->wev, NULL);
             c->writing = true;
@@ -641,7 +648,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct http_listener *l = arg;
-    int64_t now = clock_now_ms();
+    int64_t now = mono_ms();
     struct http_conn *next;
     for (struct http_conn *c = TAILQ_FIRST(&l->conns); c; c = next) {
         next = TAILQ_NEXT(c, link);
@@ -686,7 +693,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->state = C_IDLE;
-    c->deadline_ms = clock_now_ms() + l->limits.idle_timeout_ms;
+    c->deadline_ms = mono_ms() + l->limits.idle_timeout_ms;
     read_on(c, true);
 }
 
