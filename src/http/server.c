@@ -9,10 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/queue.h>
-#include <sys/socket.h>
 #include <event2/http.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -20,6 +17,8 @@
 #include "app.h"
 #include "config/config.h"
 #include "http/conn.h"
+#include "http/fields.h"
+#include "http/proxy.h"
 #include "http/ratelimit.h"
 #include "http/request.h"
 #include "util/clock.h"
@@ -33,7 +32,9 @@ struct http_server {
     struct http_listener *listener;
     const struct route *routes;
     size_t nroutes;
-    struct ratelimit *ratelimit;
+    struct ratelimit *ratelimit;        /* per client address */
+    struct ratelimit *user_ratelimit;   /* token requests per user id */
+    struct trust_proxy trust;
     unsigned char key_digest[SHA256_DIGEST_LENGTH];
     char *origins[MAX_ORIGINS];
     size_t norigins;
@@ -200,8 +201,20 @@ static bool authenticate(struct http_server *s, struct request *rq, const char *
     return false;
 }
 
+/* What the limits count is what costs: a seated viewer's heartbeat and
+ * leave are cheap and many (an audience behind one NAT or one load
+ * balancer sends them by the thousand), so no limit refuses them. */
+static bool counted(const char *path)
+{
+    return strcmp(path, "/api/viewer/heartbeat") != 0 && strcmp(path, "/api/viewer/leave") != 0;
+}
+
+/* Per client address. True when the request may go on; otherwise it has
+ * been answered 429. */
 static bool within_rate(struct http_server *s, struct request *rq)
 {
+    if (!counted(rq->path))
+        return true;
     struct ratelimit_verdict v;
     ratelimit_hit(s->ratelimit, rq->client_ip, clock_now_ms(), &v);
     if (v.limit <= 0)
@@ -217,6 +230,27 @@ static bool within_rate(struct http_server *s, struct request *rq)
         return true;
     request_add_header(rq, "Retry-After", num);
     respond_error(rq, 429, "TOO_MANY_REQUESTS", "too many requests, slow down", NULL);
+    return false;
+}
+
+/* Token requests are also counted per user id, wherever they come from.
+ * Ids that are not valid are not counted (their request is refused as 400);
+ * so the table's keys stay short. */
+static bool within_user_rate(struct http_server *s, struct request *rq)
+{
+    json_t *user = json_object_get(rq->body, "userId");
+    if (strncmp(rq->path, "/api/token/", 11) != 0 || !json_is_string(user) ||
+        !valid_user_id(json_string_value(user), json_string_length(user)))
+        return true;
+    struct ratelimit_verdict v;
+    ratelimit_hit(s->user_ratelimit, json_string_value(user), clock_now_ms(), &v);
+    if (v.allowed)
+        return true;
+    char num[24];
+    snprintf(num, sizeof num, "%ld", v.reset_s);
+    request_add_header(rq, "Retry-After", num);
+    respond_error(rq, 429, "TOO_MANY_REQUESTS", "too many token requests for this userId, slow down",
+                  NULL);
     return false;
 }
 
@@ -267,16 +301,12 @@ static bool decode_param(struct request *rq, const struct route *route,
 }
 
 /* peer: the socket's address (conn.c put it in client_ip); client_ip
- * becomes X-Forwarded-For's first entry when proxies are trusted. */
+ * becomes the address TRUST_PROXY picks from X-Forwarded-For. */
 static void client_address(struct http_server *s, struct request *rq, char *peer, size_t peerlen)
 {
     snprintf(peer, peerlen, "%s", rq->client_ip);
-    const char *xff = s->app->cfg->trust_proxy ? request_header(rq, "X-Forwarded-For") : NULL;
-    if (xff) {
-        size_t n = strcspn(xff, ", ");
-        if (n > 0 && n < sizeof rq->client_ip)
-            snprintf(rq->client_ip, sizeof rq->client_ip, "%.*s", (int)n, xff);
-    }
+    trust_proxy_client(&s->trust, peer, request_header(rq, "X-Forwarded-For"), rq->client_ip,
+                       sizeof rq->client_ip);
 }
 
 static bool needs_guard(const char *path)
@@ -325,7 +355,7 @@ static void on_request(void *arg, struct request *rq)
     if (!admit(s, rq, peer, &route, &param, &param_len))
         return;
     bool has_body = strcmp(rq->method, "POST") == 0 || strcmp(rq->method, "PUT") == 0;
-    if (has_body && !read_body(s, rq))
+    if (has_body && (!read_body(s, rq) || !within_user_rate(s, rq)))
         return;
     if (!decode_param(rq, route, param, param_len))
         return;
@@ -363,9 +393,16 @@ struct http_server *http_server_new(struct app *app, const struct route *routes,
     s->routes = routes;
     s->nroutes = nroutes;
     s->ratelimit = ratelimit_new(cfg->rate_limit_window_ms, cfg->rate_limit_max_requests);
+    s->user_ratelimit = ratelimit_new(cfg->rate_limit_window_ms, cfg->rate_limit_max_requests);
+    const char *bad = trust_proxy_parse(cfg->trust_proxy, &s->trust);
+    if (bad) {
+        snprintf(err, errlen, "TRUST_PROXY %s", bad);
+        http_server_free(s);
+        return NULL;
+    }
     SHA256((const unsigned char *)cfg->api_secret_key, strlen(cfg->api_secret_key), s->key_digest);
     parse_origins(s, cfg->cors_origins);
-    if (!s->ratelimit) {
+    if (!s->ratelimit || !s->user_ratelimit) {
         snprintf(err, errlen, "out of memory");
         http_server_free(s);
         return NULL;
@@ -398,6 +435,7 @@ void http_server_free(struct http_server *s)
         return;
     http_listener_free(s->listener);
     ratelimit_free(s->ratelimit);
+    ratelimit_free(s->user_ratelimit);
     for (size_t i = 0; i < s->norigins; i++)
         free(s->origins[i]);
     free(s);
