@@ -6,6 +6,10 @@
  *            within read_timeout_ms, else 408 and close.
  *   BUSY     dispatched; the parser is paused so that bytes of the next
  *            pipelined request wait in the read window until this answer.
+ *   STREAM   answered with a head and an open-ended body (http_conn_stream_*);
+ *            what the client sends is dropped, its leaving ends the stream.
+ *   TAKEN    the socket was handed over (http_conn_takeover); freed as soon
+ *            as conn_parse() no longer holds it.
  *   CLOSING  the last answer is being written; then the write side is shut
  *            and what the client still sends is read and dropped for up to
  *            LINGER_MS (closing at once would reset the connection and
@@ -34,10 +38,10 @@
 #include "util/clock.h"
 #include "util/log.h"
 
-#define IN_CAP 8192                 /* the read window; a request may span many reads */
+#define IN_CAP HTTP_TAKEOVER_MAX    /* the read window; a request may span many reads */
 #define MAX_HEAD_BYTES (32 * 1024)  /* request line and headers */
 #define MAX_HEADERS 64
-#define HTTP_OUT_HIGH (64 * 1024)   /* queued answer bytes that stop reading further requests */
+#define HTTP_OUT_HIGH HTTP_STREAM_MAX_QUEUED  /* queued answer bytes that stop reading further requests */
 #define LINGER_MS 2000
 #define SWEEP_MS 250
 
@@ -50,7 +54,7 @@ struct header {
     size_t name, value;             /* offsets of NUL-terminated strings in head */
 };
 
-enum conn_state { C_IDLE, C_READING, C_BUSY, C_CLOSING };
+enum conn_state { C_IDLE, C_READING, C_BUSY, C_CLOSING, C_STREAM, C_TAKEN };
 enum hstate { H_NONE, H_FIELD, H_VALUE };
 
 struct http_conn {
@@ -81,6 +85,8 @@ struct http_conn {
     struct buf extra;               /* headers of the answer in the making */
     struct buf out;
     size_t out_sent;
+    void (*on_stream_close)(void *);    /* STREAM: called once if it ends otherwise */
+    void *stream_arg;
     int fail_status;                /* set by a parser callback that refuses */
     const char *fail_code, *fail_msg;
     char peer[64];
@@ -107,6 +113,7 @@ struct http_listener {
 
 static void conn_parse(struct http_conn *c);
 static int conn_flush(struct http_conn *c);
+static void conn_settle(struct http_conn *c);
 
 /* Deadlines are on the monotonic clock: a step of the wall clock neither
  * cuts connections nor keeps them. */
@@ -159,6 +166,11 @@ static void conn_free(struct http_conn *c)
  * (http_conn_reply), which is then dropped. */
 static void conn_close(struct http_conn *c)
 {
+    if (c->state == C_STREAM && c->on_stream_close) {
+        void (*cb)(void *) = c->on_stream_close;
+        c->on_stream_close = NULL;
+        cb(c->stream_arg);
+    }
     if (c->fd >= 0) {
         event_free(c->rev);
         event_free(c->wev);
@@ -487,7 +499,7 @@ static void write_head(struct http_conn *c, int status, const char *type, size_t
         snprintf(line, sizeof line, "Content-Type: %s\r\n", type);
         buf_str(&c->out, line);
     }
-    if (status != 204) {
+    if (status != 204 && len != SIZE_MAX) {
         snprintf(line, sizeof line, "Content-Length: %zu\r\n", len);
         buf_str(&c->out, line);
     }
@@ -516,6 +528,68 @@ void http_conn_reply(struct http_conn *c, int status, const char *type,
     c->deadline_ms = c->close_after ? 0 : mono_ms() + c->l->limits.idle_timeout_ms;
     if (!c->in_parse)
         conn_parse(c);
+}
+
+/* ---- streams and takeovers ------------------------------------------------- */
+
+struct http_conn *http_conn_stream_begin(struct http_conn *c, int status, const char *type,
+                                         void (*on_close)(void *), void *arg)
+{
+    c->l->inflight--;
+    if (c->fd < 0) {
+        conn_free(c);
+        return NULL;
+    }
+    c->close_after = true;
+    write_head(c, status, type, SIZE_MAX);
+    c->state = C_STREAM;
+    c->deadline_ms = 0;
+    c->on_stream_close = on_close;
+    c->stream_arg = arg;
+    /* Sent from the loop, so that on_close never runs inside this call. */
+    if (!c->in_parse && !c->writing) {
+        event_add(c->wev, NULL);
+        c->writing = true;
+        c->write_deadline_ms = mono_ms() + c->l->limits.idle_timeout_ms;
+    }
+    return c;
+}
+
+int http_conn_stream_write(struct http_conn *c, const char *data, size_t len)
+{
+    if (c->state != C_STREAM || c->out.len - c->out_sent + len > HTTP_OUT_HIGH)
+        return -1;
+    if (buf_add(&c->out, data, len, SIZE_MAX / 2) != 0)
+        return -1;
+    if (c->in_parse || c->writing)
+        return 0;
+    return conn_flush(c);
+}
+
+void http_conn_stream_end(struct http_conn *c)
+{
+    c->on_stream_close = NULL;
+    c->state = C_CLOSING;
+    if (!c->in_parse && !c->writing)
+        conn_settle(c);
+}
+
+evutil_socket_t http_conn_takeover(struct http_conn *c, char *rest, size_t *rest_len)
+{
+    evutil_socket_t fd = c->fd;
+    c->l->inflight--;
+    *rest_len = 0;
+    if (fd >= 0) {
+        *rest_len = c->in_len - c->in_off;
+        memcpy(rest, c->in + c->in_off, *rest_len);
+        event_free(c->rev);
+        event_free(c->wev);
+        c->fd = -1;
+    }
+    c->state = C_TAKEN;
+    if (!c->in_parse)
+        conn_free(c);
+    return fd;
 }
 
 /* ---- reading and writing ---------------------------------------------------- */
@@ -558,7 +632,7 @@ static bool window_full(const struct http_conn *c)
 /* After parsing or an answer: send, then read on, linger or close. */
 static void conn_settle(struct http_conn *c)
 {
-    if (conn_flush(c) != 0)
+    if (conn_flush(c) != 0 || c->state == C_STREAM)
         return;
     if (c->state == C_CLOSING) {
         if (c->writing)
@@ -591,6 +665,10 @@ static void conn_parse(struct http_conn *c)
         }
     }
     c->in_parse = false;
+    if (c->state == C_TAKEN) {
+        conn_free(c);
+        return;
+    }
     if (c->in_off == c->in_len)
         c->in_off = c->in_len = 0;
     conn_settle(c);
@@ -600,7 +678,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     struct http_conn *c = arg;
-    if (c->lingering) {
+    if (c->lingering || c->state == C_STREAM) {
         drain_discard(c);
         return;
     }
@@ -777,7 +855,8 @@ void http_listener_stop_accepting(struct http_listener *l)
     struct http_conn *next;
     for (struct http_conn *c = TAILQ_FIRST(&l->conns); c; c = next) {
         next = TAILQ_NEXT(c, link);
-        if (c->fd >= 0 && c->state == C_IDLE && c->in_off == c->in_len && !c->writing)
+        if (c->fd >= 0 && ((c->state == C_IDLE && c->in_off == c->in_len && !c->writing) ||
+                           c->state == C_STREAM))
             conn_close(c);
     }
 }

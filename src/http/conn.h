@@ -67,4 +67,33 @@ void http_conn_add_header(struct http_conn *c, const char *name, const char *val
 void http_conn_reply(struct http_conn *c, int status, const char *type,
                      const char *body, size_t len);
 
+/* Streams (Server-Sent Events and the like). Answers the request in flight
+ * with status, Content-Type and no length: the body is what
+ * http_conn_stream_write() queues until http_conn_stream_end() or the
+ * client leaves, and then the connection closes. The request no longer
+ * counts as in flight; a stop closes streams. on_close(arg) is called
+ * exactly once, from the event loop, when the stream ends any other way
+ * than by http_conn_stream_end() (client gone, a write stalled for
+ * idle_timeout_ms, usher stopping). Returns the stream, or NULL when the
+ * client had already gone (on_close is then not called). */
+struct http_conn *http_conn_stream_begin(struct http_conn *c, int status, const char *type,
+                                         void (*on_close)(void *), void *arg);
+/* Queues len bytes (copied). 0; -1 when they would take the bytes queued
+ * and not yet taken by the client past HTTP_STREAM_MAX_QUEUED (nothing is
+ * queued: the reader is slow, skip or end), or when the stream has ended
+ * (on_close may have run inside this call). */
+#define HTTP_STREAM_MAX_QUEUED (64 * 1024)
+int http_conn_stream_write(struct http_conn *c, const char *data, size_t len);
+/* Ends the stream once what is queued is sent; on_close is not called. */
+void http_conn_stream_end(struct http_conn *c);
+
+/* Hands the socket of the request in flight over (an Upgrade: websocket
+ * request, whose 101 the taker writes). Copies the bytes already read
+ * after the request's head to rest (room for HTTP_TAKEOVER_MAX bytes) and
+ * their count to *rest_len. Returns the socket, which the caller now owns
+ * and closes, or -1 when the client has gone. The request and connection
+ * are freed: the caller must not use them again. */
+#define HTTP_TAKEOVER_MAX 8192
+evutil_socket_t http_conn_takeover(struct http_conn *c, char *rest, size_t *rest_len);
+
 #endif

@@ -61,6 +61,23 @@ static void send_body(struct request *rq, int status, const char *body, size_t l
     http_conn_reply(rq->conn, status, body ? JSON_TYPE : NULL, body, len);
 }
 
+struct http_conn *http_stream_begin(struct request *rq, int status, const char *type,
+                                    void (*on_close)(void *), void *arg)
+{
+    log_info("%s %s %d (stream) %lldus", rq->method, rq->path, status,
+             (long long)(clock_mono_us() - rq->start_us));
+    request_clear(rq);
+    return http_conn_stream_begin(rq->conn, status, type, on_close, arg);
+}
+
+evutil_socket_t http_takeover(struct request *rq, char *rest, size_t *rest_len)
+{
+    log_info("%s %s (taken over) %lldus", rq->method, rq->path,
+             (long long)(clock_mono_us() - rq->start_us));
+    request_clear(rq);
+    return http_conn_takeover(rq->conn, rest, rest_len);
+}
+
 static void send_json(struct request *rq, int status, json_t *doc)
 {
     char when[32];
