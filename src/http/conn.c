@@ -389,7 +389,8 @@ static int expect_continue(struct http_conn *c)
         return 0;
     if (strcasecmp(expect, "100-continue") != 0)
         return fail(c, 417, "EXPECTATION_FAILED", "only Expect: 100-continue is understood");
-    if (wants_body(&c->parser) && c->parser.http_minor >= 1 && c->out.len == 0)
+    /* After any answers still queued, so the order holds. */
+    if (wants_body(&c->parser) && c->parser.http_minor >= 1)
         buf_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
     return 0;
 }
