@@ -22,6 +22,7 @@
 #include "config/config.h"
 #include "http/server.h"
 #include "ivs/provider.h"
+#include "live/live.h"
 #include "routes/routes.h"
 #include "scaler/scaler.h"
 #include "stages/stages.h"
@@ -102,7 +103,8 @@ static void take_down(struct app *app)
     flush_loop(app->base);
     signer_free(app->signer);       /* and so do signatures not yet made */
     flush_loop(app->base);
-    http_server_free(app->http);
+    http_server_free(app->http);     /* streams end: their subscriptions too */
+    live_free(app->live);
     read_batch_free(app->stats_batch);
     sweeper_free(app->sweeper);
     scaler_free(app->scaler);
@@ -166,8 +168,9 @@ static int run(struct config *cfg)
     app.sweeper = sweeper_new(&app);
     app.scaler = scaler_new(&app);
     app.stats_batch = app.store ? read_batch_new(app.store, free) : NULL;
+    app.live = live_new(&app);
     if (!app.signer || !app.provider || !app.store || !app.http || !app.sweeper || !app.scaler ||
-        !app.stats_batch) {
+        !app.stats_batch || !app.live) {
         fprintf(stderr, "usher: %s\n", app.http ? "out of memory" : err);
         goto out;
     }

@@ -222,6 +222,10 @@ static const struct setting SETTINGS[] = {
         "ECDSA nonces idle signer threads compute ahead, for bursts of joins "
         "(about 200 bytes each); 0 = none"),
 
+    ROW("Live", "STATS_PUSH_MS", "1000", T_LONG(stats_push_ms, 50, 60000, MILLIS),
+        "how often the live feed (/api/stats/stream, /ws) reads Redis, one read per process "
+        "whatever the number of clients; stats are pushed when they change"),
+
     ROW("Heartbeats", "HEARTBEAT_TIMEOUT", "60",
         T_LONG(heartbeat_timeout, 1, 86400, SECONDS),
         "a viewer silent this long loses the seat"),

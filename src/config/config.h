@@ -74,6 +74,9 @@ struct config {
     int signer_threads;              /* SIGNER_THREADS, 0 = number of cores */
     long signer_precompute;          /* SIGNER_PRECOMPUTE, 16384 nonces kept ready */
 
+    /* Live operations */
+    long stats_push_ms;              /* STATS_PUSH_MS, 1000: shortest gap between pushed stats */
+
     /* Heartbeats */
     long heartbeat_timeout;          /* HEARTBEAT_TIMEOUT, 60 s */
     long heartbeat_cleanup_interval; /* HEARTBEAT_CLEANUP_INTERVAL, 30 s */

@@ -575,6 +575,16 @@ void http_conn_stream_end(struct http_conn *c)
         conn_settle(c);
 }
 
+void http_conn_stream_abort(struct http_conn *c)
+{
+    if (c->in_parse) {
+        http_conn_stream_end(c);
+        return;
+    }
+    c->on_stream_close = NULL;
+    conn_close(c);
+}
+
 evutil_socket_t http_conn_takeover(struct http_conn *c, char *rest, size_t *rest_len)
 {
     evutil_socket_t fd = c->fd;

@@ -86,6 +86,9 @@ struct http_conn *http_conn_stream_begin(struct http_conn *c, int status, const 
 int http_conn_stream_write(struct http_conn *c, const char *data, size_t len);
 /* Ends the stream once what is queued is sent; on_close is not called. */
 void http_conn_stream_end(struct http_conn *c);
+/* Ends the stream now, dropping what is queued (a reader fallen too far
+ * behind); on_close is not called. */
+void http_conn_stream_abort(struct http_conn *c);
 
 /* Hands the socket of the request in flight over (an Upgrade: websocket
  * request, whose 101 the taker writes). Copies the bytes already read

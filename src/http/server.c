@@ -193,6 +193,38 @@ static bool is_loopback(const char *ip)
            strncmp(ip, "::ffff:127.", 11) == 0;
 }
 
+/* Streams a browser opens with EventSource or WebSocket, which cannot
+ * send an X-API-Key header: for them alone the key may come in the cookie
+ * usher_api_key (never in the query string, which access logs keep). Only
+ * GET routes that change nothing take it, so a cookie sent along by a
+ * cross-site request changes nothing either. */
+#define KEY_COOKIE "usher_api_key"
+static bool takes_key_cookie(const char *path)
+{
+    return strcmp(path, "/api/stats/stream") == 0 || strcmp(path, "/ws") == 0;
+}
+
+/* The value of cookie `name` in a Cookie header (RFC 6265 "a=b; c=d"),
+ * copied to out; false when absent or longer than outlen - 1. */
+static bool cookie_value(const char *header, const char *name, char *out, size_t outlen)
+{
+    size_t nlen = strlen(name);
+    for (const char *p = header; p && *p;) {
+        p += strspn(p, " \t");
+        size_t len = strcspn(p, ";");
+        if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            size_t vlen = len - nlen - 1;
+            if (vlen >= outlen)
+                return false;
+            memcpy(out, p + nlen + 1, vlen);
+            out[vlen] = '\0';
+            return true;
+        }
+        p += len + (p[len] == ';');
+    }
+    return false;
+}
+
 /* True when the request may go on; otherwise it has been answered. */
 static bool authenticate(struct http_server *s, struct request *rq, const char *peer)
 {
@@ -207,6 +239,10 @@ static bool authenticate(struct http_server *s, struct request *rq, const char *
         return false;
     }
     const char *given = request_header(rq, "X-API-Key");
+    char cookie[512];
+    if (!given && takes_key_cookie(rq->path) &&
+        cookie_value(request_header(rq, "Cookie"), KEY_COOKIE, cookie, sizeof cookie))
+        given = cookie;
     /* Comparing digests keeps the time independent of the key's length too. */
     unsigned char digest[SHA256_DIGEST_LENGTH];
     if (given)
@@ -328,7 +364,8 @@ static void client_address(struct http_server *s, struct request *rq, char *peer
 
 static bool needs_guard(const char *path)
 {
-    return strncmp(path, "/api/", 5) == 0 && strcmp(path, "/api/health") != 0;
+    return (strncmp(path, "/api/", 5) == 0 && strcmp(path, "/api/health") != 0) ||
+           strcmp(path, "/ws") == 0;
 }
 
 /* Route, authentication and rate limit; true when the route may run. */

@@ -26,6 +26,7 @@ const struct route usher_routes[] = {
     {"GET", "/api/stats", route_stats},
     {"GET", "/api/stats/viewers", route_stats_viewers},
     {"GET", "/api/stats/stages", route_stats_stages},
+    {"GET", "/api/stats/stream", route_stats_stream},
 
     {"GET", "/api/stage/list", route_stage_list},
     {"GET", "/api/stage/master/info", route_stage_master_info},

@@ -31,6 +31,7 @@ void route_viewer_duration(struct request *rq);
 void route_stats(struct request *rq);
 void route_stats_viewers(struct request *rq);
 void route_stats_stages(struct request *rq);
+void route_stats_stream(struct request *rq);
 
 void route_stage_list(struct request *rq);
 void route_stage_create(struct request *rq);
@@ -58,6 +59,15 @@ json_t *stage_entries(const struct stats_view *view, bool list_shape);
  * stages, "in use" once less than one stage's worth is left (the scaler is
  * then adding a stage). */
 json_t *stage_spare(const struct stats_view *view, long capacity);
+/* The data of GET /api/stats (SPEC §2) for the view, stamped `timestamp`. */
+json_t *stats_data(const struct stats_view *view, const char *timestamp);
+/* The `services` object of GET /health: {redis: {status, latencyMs |
+ * error}, ivs: {provider, region}}; latency_ms of the Redis call that
+ * found Redis up. */
+struct app;
+json_t *health_services(const struct app *app, bool redis_up, double latency_ms);
+/* One stage event as GET /api/stage/events lists it. */
+json_t *stage_event_json(const struct stage_event *e);
 /* Has a viewer token issued for the seat and answers with data plus the
  * token's fields (tokens.c; the issuing is tokens/issue.h). */
 void answer_with_viewer_token(struct request *rq, json_t *data, const char *user_id,

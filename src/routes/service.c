@@ -16,20 +16,25 @@ struct health_check {
     int64_t sent_us;
 };
 
-static void health_answer(struct request *rq, bool redis_up, double latency_ms)
+json_t *health_services(const struct app *app, bool redis_up, double latency_ms)
 {
-    const struct app *app = rq->app;
     json_t *redis = json_pack("{s:s}", "status", redis_up ? "up" : "down");
     if (redis_up)
         json_object_set_new(redis, "latencyMs", json_real(latency_ms));
     else
         json_object_set_new(redis, "error", json_string(store_last_error(app->store)));
-    json_t *data = json_pack("{s:s, s:I, s:s, s:{s:o, s:{s:s, s:s}}}",
+    return json_pack("{s:o, s:{s:s, s:s}}", "redis", redis, "ivs", "provider",
+                     app->provider->ops->name, "region", app->cfg->aws_region);
+}
+
+static void health_answer(struct request *rq, bool redis_up, double latency_ms)
+{
+    const struct app *app = rq->app;
+    json_t *data = json_pack("{s:s, s:I, s:s, s:o}",
                              "status", redis_up ? "healthy" : "degraded",
                              "uptime", (json_int_t)((clock_now_ms() - app->started_ms) / 1000),
-                             "version", USHER_VERSION, "services", "redis", redis,
-                             "ivs", "provider", app->provider->ops->name,
-                             "region", app->cfg->aws_region);
+                             "version", USHER_VERSION, "services",
+                             health_services(app, redis_up, latency_ms));
     if (redis_up) {
         respond_ok(rq, 200, data);
         return;

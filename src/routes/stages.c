@@ -192,6 +192,12 @@ void route_stage_delete(struct request *rq)
 
 /* ---- events ---------------------------------------------------------------- */
 
+json_t *stage_event_json(const struct stage_event *e)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", e->id, "type", e->type,
+                     "stageArn", e->stage_arn, "detail", e->detail, "at", e->at);
+}
+
 static void events_done(void *arg, enum store_error err, const char *detail,
                         const struct stage_events *list)
 {
@@ -201,12 +207,8 @@ static void events_done(void *arg, enum store_error err, const char *detail,
         return;
     }
     json_t *events = json_array();
-    for (size_t i = 0; i < list->count; i++) {
-        const struct stage_event *e = &list->items[i];
-        json_array_append_new(events, json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", e->id,
-                                                "type", e->type, "stageArn", e->stage_arn,
-                                                "detail", e->detail, "at", e->at));
-    }
+    for (size_t i = 0; i < list->count; i++)
+        json_array_append_new(events, stage_event_json(&list->items[i]));
     respond_ok(rq, 200, json_pack("{s:o}", "events", events));
 }
 

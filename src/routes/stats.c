@@ -55,18 +55,23 @@ json_t *stage_spare(const struct stats_view *view, long capacity)
                      "capacityPerStage", (json_int_t)capacity, "spareInUse", seats < capacity);
 }
 
+json_t *stats_data(const struct stats_view *view, const char *timestamp)
+{
+    json_t *stages = stage_entries(view, false);
+    /* SPEC §2 fixes these five fields exactly; more goes in the stages. */
+    return json_pack("{s:I, s:I, s:b, s:o, s:s}",
+                     "totalViewers", (json_int_t)view->total_viewers,
+                     "activeStages", (json_int_t)json_array_size(stages),
+                     "isPublisherLive", view->publisher_live,
+                     "stages", stages, "timestamp", timestamp);
+}
+
 /* The data of /api/stats as compact JSON, made once per batch. */
 static char *stats_text(const struct stats_view *view)
 {
-    json_t *stages = stage_entries(view, false);
     char now[32];
     clock_iso8601(clock_now_ms(), now, sizeof now);
-    /* SPEC §2 fixes these five fields exactly; more goes in the stages. */
-    json_t *data = json_pack("{s:I, s:I, s:b, s:o, s:s}",
-                             "totalViewers", (json_int_t)view->total_viewers,
-                             "activeStages", (json_int_t)json_array_size(stages),
-                             "isPublisherLive", view->publisher_live,
-                             "stages", stages, "timestamp", now);
+    json_t *data = stats_data(view, now);
     char *text = json_dumps(data, JSON_COMPACT);
     json_decref(data);
     return text;

@@ -441,6 +441,19 @@ void store_events_read(struct store *s, long limit, store_events_fn fn, void *ar
     command(s, "XREVRANGE", "stage_events", NULL, CALL(EVENTS, fn), 4, args);
 }
 
+void store_events_after(struct store *s, const char *after_id, long limit,
+                        store_events_fn fn, void *arg)
+{
+    char count[24], start[64];
+    lltoa(limit, count, sizeof count);
+    if (after_id[0])
+        snprintf(start, sizeof start, "(%s", after_id);
+    else
+        snprintf(start, sizeof start, "-");
+    const char *args[] = {start, "+", "COUNT", count};
+    command(s, "XRANGE", "stage_events", NULL, CALL(EVENTS, fn), 4, args);
+}
+
 /* ---- health --------------------------------------------------------------- */
 
 void store_ping(struct store *s, store_done_fn fn, void *arg)

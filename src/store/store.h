@@ -223,14 +223,19 @@ struct stage_event {
 };
 struct stage_events {
     size_t count;
-    const struct stage_event *items; /* newest first */
+    const struct stage_event *items; /* in the order the call says */
 };
 typedef void (*store_events_fn)(void *arg, enum store_error err, const char *detail,
                                 const struct stage_events *events);
 /* Appends to the capped stream stage_events (about `kept` entries kept). */
 void store_events_append(struct store *s, const struct stage_event *e, long kept,
                          store_done_fn fn, void *arg);
+/* The latest `limit` entries, newest first. */
 void store_events_read(struct store *s, long limit, store_events_fn fn, void *arg);
+/* At most `limit` entries after the stream id after_id ("<ms>-<seq>"; ""
+ * for the first), oldest first (XRANGE with an exclusive start). */
+void store_events_after(struct store *s, const char *after_id, long limit,
+                        store_events_fn fn, void *arg);
 
 /* ---- health --------------------------------------------------------------- */
 
