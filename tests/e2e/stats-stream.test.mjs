@@ -1,0 +1,245 @@
+// stats-stream.test.mjs — GET /api/stats/stream (Server-Sent Events) on the
+// real usher: the first event is the /api/stats data; a join is pushed within
+// STATS_PUSH_MS; stage events carry their stream id and a reconnect with
+// Last-Event-ID gets only what came after; 1,000 open streams cost Redis no
+// more calls than one (INFO commandstats); a client that never reads is
+// dropped and usher's memory stays bounded; the key is taken from the header
+// or the usher_api_key cookie, never from the query string.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { Redis, Usher, sleep } from './harness.mjs';
+import { openStream, isStats } from './sse.mjs';
+
+const PUSH_MS = 200;
+
+// How many times Redis has run each command (INFO commandstats).
+function commandCalls(redis) {
+  const calls = {};
+  for (const line of redis.raw('INFO', 'commandstats').split('\n')) {
+    const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line.trim());
+    if (m) calls[m[1]] = Number(m[2]);
+  }
+  return calls;
+}
+
+// Commands usher sent in ms milliseconds (INFO itself left out).
+async function callsDuring(redis, ms) {
+  const before = commandCalls(redis);
+  await sleep(ms);
+  const after = commandCalls(redis);
+  const diff = {};
+  for (const [cmd, n] of Object.entries(after)) {
+    if (cmd !== 'info') diff[cmd] = n - (before[cmd] || 0);
+  }
+  return diff;
+}
+const sum = (o) => Object.values(o).reduce((a, b) => a + b, 0);
+
+function rssKb(pid) {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+}
+
+const withoutTimestamp = ({ timestamp, ...rest }) => rest;
+
+describe('GET /api/stats/stream', () => {
+  let redis, usher;
+  before(async () => {
+    redis = await Redis.start();
+    usher = await Usher.start(redis, { STATS_PUSH_MS: String(PUSH_MS), MAX_STAGES: '200', LOG_LEVEL: 'info' });
+    assert.equal((await usher.post('/api/token/publisher', { userId: 'host' })).status, 200);
+  });
+  after(async () => { await usher?.close(); await redis?.close(); });
+
+  it('first event: the /api/stats data, with capacityPerStage and health', async () => {
+    const stats = (await usher.get('/api/stats')).body.data;
+    const s = await openStream(usher.port);
+    try {
+      assert.equal(s.status, 200);
+      assert.match(s.headers['content-type'], /^text\/event-stream/);
+      assert.equal(s.headers['cache-control'], 'no-store');
+      const first = await s.until(isStats);
+      assert.equal(first.id, undefined, 'stats events carry no id');
+      const { capacityPerStage, health, ...data } = first.data;
+      assert.deepEqual(withoutTimestamp(data), withoutTimestamp(stats));
+      assert.match(data.timestamp, /^\d{4}-\d\d-\d\dT/);
+      assert.equal(capacityPerStage, 50);
+      assert.equal(health.redis.status, 'up');
+      assert.equal(typeof health.redis.latencyMs, 'number');
+      assert.equal(health.ivs.provider, 'local');
+    } finally { s.close(); }
+  });
+
+  it('a join is pushed within STATS_PUSH_MS plus a margin', async () => {
+    const s = await openStream(usher.port);
+    try {
+      const first = await s.until(isStats);
+      const total = first.data.totalViewers;
+      const sent = Date.now();
+      assert.equal((await usher.post('/api/token/viewer', { userId: 'joiner-1' })).status, 200);
+      const next = await s.until((e) => isStats(e) && e.data.totalViewers === total + 1, PUSH_MS + 1000);
+      const took = Date.now() - sent;
+      assert.ok(took <= PUSH_MS + 1000, `pushed after ${took} ms`);
+      assert.equal(next.data.stages.reduce((n, st) => n + st.viewerCount, 0), total + 1);
+      // Nothing changes: no more stats events, only what was there.
+      const count = s.events.filter(isStats).length;
+      await sleep(PUSH_MS * 4);
+      assert.equal(s.events.filter(isStats).length, count, 'unchanged stats are not sent again');
+    } finally { s.close(); }
+  });
+
+  it('stage events carry the stream id; Last-Event-ID resumes after it', async () => {
+    for (const name of ['ev-a', 'ev-b', 'ev-c']) {
+      assert.equal((await usher.post('/api/stage', { name })).status, 201);
+    }
+    const s1 = await openStream(usher.port);
+    let ids;
+    try {
+      await s1.until(isStats);
+      const stage = s1.events.filter((e) => e.event === 'stage');
+      assert.ok(stage.length >= 3, 'the latest events on a fresh connect');
+      for (const e of stage) {
+        assert.match(e.id, /^\d+-\d+$/);
+        assert.equal(e.data.id, e.id);
+      }
+      ids = stage.map((e) => e.id);
+      assert.deepEqual(stage.slice(-3).map((e) => e.data.detail), ['ev-a', 'ev-b', 'ev-c']);
+      assert.deepEqual(stage.slice(-3).map((e) => e.data.type), ['created', 'created', 'created']);
+      // A new event while connected comes at once, with its id.
+      assert.equal((await usher.post('/api/stage', { name: 'ev-d' })).status, 201);
+      const d = await s1.until((e) => e.event === 'stage' && e.data.detail === 'ev-d', PUSH_MS + 1000);
+      ids.push(d.id);
+    } finally { s1.close(); }
+    const resumeAt = ids.at(-3);         // seen: up to ev-b
+    assert.equal((await usher.post('/api/stage', { name: 'ev-e' })).status, 201);  // while away
+    const s2 = await openStream(usher.port, { headers: { 'Last-Event-ID': resumeAt } });
+    try {
+      await s2.until(isStats);
+      await s2.until((e) => e.event === 'stage' && e.data.detail === 'ev-e', PUSH_MS + 1000);
+      const got = s2.events.filter((e) => e.event === 'stage').map((e) => e.data.detail);
+      assert.deepEqual(got, ['ev-c', 'ev-d', 'ev-e'], 'only the events after Last-Event-ID, in order');
+    } finally { s2.close(); }
+    const s3 = await openStream(usher.port, { headers: { 'Last-Event-ID': 'not-an-id' } });
+    try {
+      await s3.until(isStats);
+      assert.ok(s3.events.filter((e) => e.event === 'stage').length >= 5, 'a bad id is a fresh start');
+    } finally { s3.close(); }
+  });
+
+  it('1,000 open streams cost Redis no more calls than one', { timeout: 120000 }, async () => {
+    const one = await openStream(usher.port);
+    await one.until(isStats);
+    await sleep(PUSH_MS);
+    const alone = await callsDuring(redis, 3000);
+    const streams = [];
+    try {
+      for (let i = 0; i < 1000; i += 100) {
+        streams.push(...await Promise.all(Array.from({ length: 100 }, () => openStream(usher.port))));
+      }
+      await Promise.all(streams.map((s) => s.until(isStats, 20000)));
+      await sleep(PUSH_MS);
+      const crowd = await callsDuring(redis, 3000);
+      // Every read is one usher_stats FCALL and one XRANGE of the events.
+      assert.ok(alone.xrange >= 5, `the feed reads while subscribed: ${JSON.stringify(alone)}`);
+      assert.ok(crowd.xrange <= alone.xrange + 2, `XRANGE: ${alone.xrange} with 1 stream, ${crowd.xrange} with 1,001`);
+      assert.ok(sum(crowd) <= sum(alone) + 6, `all calls: ${JSON.stringify(alone)} vs ${JSON.stringify(crowd)}`);
+      // A change reaches all of them.
+      assert.equal((await usher.post('/api/token/viewer', { userId: 'crowd-1' })).status, 200);
+      const total = Number(redis.raw('GET', 'ivs:test:total_viewers'));
+      await Promise.all(streams.map((s) => s.until((e) => isStats(e) && e.data.totalViewers === total, 10000)));
+    } finally {
+      streams.forEach((s) => s.close());
+      one.close();
+    }
+    // Without subscribers the feed stops reading.
+    await sleep(PUSH_MS * 2);
+    const idle = await callsDuring(redis, 1500);
+    assert.equal(idle.xrange || 0, 0, `no reads without subscribers: ${JSON.stringify(idle)}`);
+  });
+});
+
+// Under ASan freed memory sits in a quarantine (256 MB by default), which
+// would hide what is being measured: this usher runs with a small one.
+describe('GET /api/stats/stream: a client that never reads', () => {
+  let redis, usher;
+  before(async () => {
+    redis = await Redis.start();
+    usher = await Usher.start(redis, { STATS_PUSH_MS: String(PUSH_MS), MAX_STAGES: '200', LOG_LEVEL: 'info',
+      ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0:quarantine_size_mb=4' });
+    assert.equal((await usher.post('/api/token/publisher', { userId: 'host' })).status, 200);
+  });
+  after(async () => { await usher?.close(); await redis?.close(); });
+
+  it('a client that never reads is dropped; memory stays bounded', { timeout: 120000 }, async (t) => {
+    // Big stats events: 150 stages, a viewer count that changes every push.
+    for (let i = 0; i < 150; i++) {
+      assert.equal((await usher.post('/api/stage', { name: `bulk-stage-name-that-is-long-${i}` })).status, 201);
+    }
+    const sock = net.connect(usher.port, '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    sock.pause();                         // never read
+    sock.write('GET /api/stats/stream HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
+    const reader = await openStream(usher.port);   // a reading client beside it
+    await reader.until(isStats);
+    const rssBefore = rssKb(usher.proc.pid);
+    let i = 0;
+    const started = Date.now();
+    while (!/client more than \d+ bytes behind is dropped/.test(usher.log)) {
+      assert.ok(Date.now() - started < 90000, 'the client that never reads was not dropped');
+      await usher.post('/api/token/viewer', { userId: `churn-${i++}` });
+      await sleep(PUSH_MS / 2);
+    }
+    const rssAtDrop = rssKb(usher.proc.pid);
+    const pushesToDrop = i;
+    // As many pushes again, with the client gone from the feed.
+    for (let n = 0; n < pushesToDrop; n++) {
+      await usher.post('/api/token/viewer', { userId: `churn-${i++}` });
+      await sleep(PUSH_MS / 2);
+    }
+    const rssAfter = rssKb(usher.proc.pid);
+    sock.destroy();
+    t.diagnostic(`dropped after ${pushesToDrop} pushes; RSS ${rssBefore} -> ${rssAtDrop} -> ${rssAfter} kB`);
+    assert.ok(rssAtDrop - rssBefore < 48 * 1024, `RSS grew by ${rssAtDrop - rssBefore} kB until the drop`);
+    assert.ok(rssAfter - rssAtDrop < 16 * 1024, `RSS grew by ${rssAfter - rssAtDrop} kB after it`);
+    // The reading client is still served.
+    const total = Number(redis.raw('GET', 'ivs:test:total_viewers'));
+    await reader.until((e) => isStats(e) && e.data.totalViewers === total, PUSH_MS + 2000);
+    reader.close();
+  });
+});
+
+describe('GET /api/stats/stream: the API key', () => {
+  let redis, usher;
+  before(async () => {
+    redis = await Redis.start();
+    usher = await Usher.start(redis, { SKIP_AUTH: 'false', API_SECRET_KEY: 'stream-key' });
+  });
+  after(async () => { await usher?.close(); await redis?.close(); });
+
+  it('from X-API-Key or the usher_api_key cookie, not from the query string', async () => {
+    const cases = [
+      [{}, '', 401],
+      [{ 'X-API-Key': 'wrong' }, '', 401],
+      [{}, '?apiKey=stream-key', 401],
+      [{}, '?api_key=stream-key&key=stream-key', 401],
+      [{ Cookie: 'usher_api_key=wrong' }, '', 401],
+      [{ 'X-API-Key': 'stream-key' }, '', 200],
+      [{ Cookie: 'usher_api_key=stream-key' }, '', 200],
+      [{ Cookie: 'theme=dark; usher_api_key=stream-key; other=1' }, '', 200],
+    ];
+    for (const [headers, query, status] of cases) {
+      const s = await openStream(usher.port, { path: `/api/stats/stream${query}`, headers });
+      assert.equal(s.status, status, `${JSON.stringify(headers)} ${query}`);
+      if (status === 200) await s.until(isStats);
+      else {
+        await new Promise((r) => (s.ended ? r() : setTimeout(r, 200)));
+        assert.match(s.body, /UNAUTHORIZED/);
+      }
+      s.close();
+    }
+    // The cookie opens only the streams, not the rest of /api/*.
+    const res = await usher.get('/api/stats', { headers: { Cookie: 'usher_api_key=stream-key' } });
+    assert.equal(res.status, 401);
+  });
+});
