@@ -8,11 +8,11 @@
 #                             driven by npm playwright-core, which downloads no
 #                             browser) and the tests' npm packages
 #                             (tests/package.json, when tests/node_modules is
-#                             missing)
+#                             missing or older than the lock file)
 # WITH_BENCH=1 adds wrk and openssl for `make bench`.
 set -e
 cd "$(dirname "$0")/.."
-PKGS="build-essential pkg-config libevent-dev libhiredis-dev libjansson-dev libssl-dev libcurl4-openssl-dev libhttp-parser-dev redis-server"
+PKGS="build-essential pkg-config libevent-dev libhiredis-dev libjansson-dev libssl-dev libcurl4-openssl-dev libhttp-parser-dev libwslay-dev redis-server"
 if [ "${1:-}" = test ]; then
   PKGS="$PKGS libcmocka-dev nodejs chromium"
   # Debian's nodejs comes without npm; other Node.js builds bring their own.
@@ -35,6 +35,7 @@ if [ -n "$missing" ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-if [ "${1:-}" = test ] && [ ! -d tests/node_modules ]; then
+if [ "${1:-}" = test ] && { [ ! -d tests/node_modules ] ||
+     [ tests/package-lock.json -nt tests/node_modules/.package-lock.json ]; }; then
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix tests --no-audit --no-fund
 fi

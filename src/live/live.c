@@ -127,7 +127,7 @@ static size_t backlog_start(const struct live *l, const struct live_sub *sub)
 static void welcome_one(struct live *l, struct live_sub *sub)
 {
     sub->fresh = false;
-    for (size_t i = backlog_start(l, sub); i < l->nevents && !sub->gone; i++)
+    for (size_t i = backlog_start(l, sub); sub->ops->event && i < l->nevents && !sub->gone; i++)
         sub->ops->event(sub->arg, l->events[i].id, l->events[i].json);
     if (!sub->gone)
         sub->ops->stats(sub->arg, &l->stats);
@@ -195,7 +195,7 @@ static void event_arrived(struct live *l, const struct stage_event *e)
     snprintf(l->last_id, sizeof l->last_id, "%s", e->id);
     if (l->primed) {
         struct live_sub *sub;
-        EACH_SUB(l, sub, sub->ops->event(sub->arg, k->id, k->json));
+        EACH_SUB(l, sub, if (sub->ops->event) sub->ops->event(sub->arg, k->id, k->json));
     }
 }
 

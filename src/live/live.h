@@ -33,7 +33,8 @@ struct live_stats {
  * subscription (no other). */
 struct live_sub_ops {
     void (*stats)(void *arg, const struct live_stats *stats);
-    /* id: the Redis stream id ("<ms>-<seq>"); json: stage_event_json(). */
+    /* id: the Redis stream id ("<ms>-<seq>"); json: stage_event_json().
+     * NULL: the subscriber takes no stage events. */
     void (*event)(void *arg, const char *id, const char *json);
     void (*ping)(void *arg);
     /* The feed is going away (usher stopping): the subscription is over,

@@ -8,6 +8,7 @@
 const struct route usher_routes[] = {
     {"GET", "/", route_root},
     {"GET", "/health", route_health},
+    {"GET", "/ws", route_ws},
     {"GET", "/api/health", route_health},
 
     {"POST", "/api/token/publisher", route_publisher_token},

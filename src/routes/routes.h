@@ -32,6 +32,7 @@ void route_stats(struct request *rq);
 void route_stats_viewers(struct request *rq);
 void route_stats_stages(struct request *rq);
 void route_stats_stream(struct request *rq);
+void route_ws(struct request *rq);
 
 void route_stage_list(struct request *rq);
 void route_stage_create(struct request *rq);
