@@ -13,6 +13,8 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lwslay 
 
 SRC     := $(shell find src -name '*.c' | sort)
 LUA     := src/store/lua/usher.lua
+DASHBOARD := web/dashboard/index.html web/dashboard/app.js web/dashboard/style.css
+GEN_OBJ := build/gen/lua_library.o build/gen/dashboard_files.o
 APP_SRC := $(filter-out src/main.c,$(SRC))
 
 REL     := build/release
@@ -31,11 +33,16 @@ build/gen/lua_library.c: $(LUA) scripts/embed-lua.sh
 	@mkdir -p $(dir $@)
 	sh scripts/embed-lua.sh $(LUA) > $@
 
+# So are the dashboard's files (web/dashboard), served at /dashboard.
+build/gen/dashboard_files.c: $(DASHBOARD) scripts/embed-files.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed-files.sh dashboard_files $(DASHBOARD) > $@
+
 define variant
 $(1)/%.o: %.c
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS_BASE) $(2) -MMD -MP -c $$< -o $$@
-$(1)/usher: $$(SRC:%.c=$(1)/%.o) $(1)/build/gen/lua_library.o
+$(1)/usher: $$(SRC:%.c=$(1)/%.o) $$(GEN_OBJ:%=$(1)/%)
 	$$(CC) $(2) -o $$@ $$^ $$(LDLIBS)
 -include $$(shell find $(1) -name '*.d' 2>/dev/null)
 endef
@@ -43,7 +50,7 @@ $(eval $(call variant,$(REL),-O2 -g))
 $(eval $(call variant,$(DBG),-O1 -g $(SAN)))
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(DBG)/tests/unit/%,$(wildcard tests/unit/test_*.c))
-$(DBG)/tests/unit/%: tests/unit/%.c $(APP_SRC:%.c=$(DBG)/%.o) $(DBG)/build/gen/lua_library.o
+$(DBG)/tests/unit/%: tests/unit/%.c $(APP_SRC:%.c=$(DBG)/%.o) $(GEN_OBJ:%=$(DBG)/%)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -O1 -g $(SAN) -o $@ $^ $(LDLIBS) -lcmocka
 

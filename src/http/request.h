@@ -43,6 +43,9 @@ void respond_error(struct request *rq, int status, const char *code,
                    const char *message, json_t *details);
 /* 400 VALIDATION_ERROR naming the fields in details.fields. */
 void respond_invalid(struct request *rq, const char *message, json_t *fields);
+/* An answer that is not JSON (a page, metrics): body of len bytes, copied,
+ * with Content-Type type. */
+void respond_raw(struct request *rq, int status, const char *type, const char *body, size_t len);
 /* 503 SERVICE_UNAVAILABLE with Retry-After, for Redis trouble. */
 void respond_unavailable(struct request *rq, const char *why);
 

@@ -52,13 +52,18 @@ static void request_clear(struct request *rq)
     rq->param_buf = NULL;
 }
 
-/* Logs, then sends body (len bytes; NULL for none) as the answer. */
-static void send_body(struct request *rq, int status, const char *body, size_t len)
+void respond_raw(struct request *rq, int status, const char *type, const char *body, size_t len)
 {
     log_info("%s %s %d %lldus", rq->method, rq->path, status,
              (long long)(clock_mono_us() - rq->start_us));
     request_clear(rq);
-    http_conn_reply(rq->conn, status, body ? JSON_TYPE : NULL, body, len);
+    http_conn_reply(rq->conn, status, body ? type : NULL, body, len);
+}
+
+/* Sends JSON body (len bytes; NULL for none) as the answer. */
+static void send_body(struct request *rq, int status, const char *body, size_t len)
+{
+    respond_raw(rq, status, JSON_TYPE, body, len);
 }
 
 struct http_conn *http_stream_begin(struct request *rq, int status, const char *type,

@@ -9,6 +9,9 @@ const struct route usher_routes[] = {
     {"GET", "/", route_root},
     {"GET", "/health", route_health},
     {"GET", "/ws", route_ws},
+    {"GET", "/dashboard", route_dashboard},
+    {"GET", "/dashboard/", route_dashboard},
+    {"GET", "/dashboard/:file", route_dashboard_file},
     {"GET", "/api/health", route_health},
 
     {"POST", "/api/token/publisher", route_publisher_token},

@@ -6,15 +6,12 @@
 // error or page error fails the test, except the network errors a test step
 // causes on purpose (a refused key, a stopped server), which are named.
 //
-// The server is a "target" (see fakeTarget): today the test-only fake in
-// dashboard-fake-server.mjs. Pointing the tests at the real usher is one
-// more target with the same members and one more dashboardTests() call: with
-// harness.mjs, url = usher.base, key = its API_KEY, total() from GET
-// /api/stats, join() = POST /api/token/viewer (the answer names the stage),
-// leave() = POST /api/viewer/leave,
-// restart() = usher.stop() then usher.restart() (Redis keeps the counts).
+// The server is a "target": fakeTarget, the test-only fake in
+// dashboard-fake-server.mjs, and usherTarget, the real usher (harness.mjs)
+// with an API_SECRET_KEY, serving the page from its binary.
 //
-// Screenshots: build/screenshots/dashboard-{laptop,phone}.png.
+// Screenshots: build/screenshots/dashboard-{laptop,phone}.png (usher's),
+// dashboard-fake-{laptop,phone}.png (the fake's).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
@@ -22,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { FakeStats, startFakeUsher } from './dashboard-fake-server.mjs';
+import { Redis, Usher } from './harness.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const SHOTS = 'build/screenshots';
@@ -65,6 +63,54 @@ async function fakeTarget() {
       fake = await startFakeUsher({ ...options, port });
     },
     stop: () => fake.stop(),
+  };
+}
+
+// The real usher: its own Redis, an API key, the publisher live and three
+// stages made by hand (so the page has stage events to list). Viewers join
+// and leave through the API; a restart is a graceful stop and a start on the
+// same port, Redis keeping the counts.
+async function usherTarget() {
+  const key = 'dash-key';
+  const redis = await Redis.start();
+  const usher = await Usher.start(redis, { SKIP_AUTH: 'false', API_SECRET_KEY: key, STATS_PUSH_MS: '300' });
+  const headers = { 'X-API-Key': key };
+  const call = async (method, path, body) => {
+    const res = await usher.request(method, path, { body, headers });
+    if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body.data;
+  };
+  await call('POST', '/api/token/publisher', { userId: 'host' });
+  for (const name of ['stage-a', 'stage-b', 'stage-c']) await call('POST', '/api/stage', { name });
+  const stats = () => call('GET', '/api/stats');
+  const seated = [];
+  let n = 0;
+  const change = async (stageArn) => {
+    const s = await stats();
+    return { stageId: stageArn, viewers: s.stages.find((st) => st.stageId === stageArn).viewerCount, total: s.totalViewers };
+  };
+  return {
+    url: usher.base,
+    key,
+    total: async () => (await stats()).totalViewers,
+    stageCount: async () => (await stats()).stages.length,
+    join: async () => {
+      const userId = `page-viewer-${n++}`;
+      const seat = await call('POST', '/api/token/viewer', { userId });
+      seated.push({ userId, stageArn: seat.stageArn });
+      return change(seat.stageArn);
+    },
+    leave: async () => {
+      const { userId, stageArn } = seated.pop();
+      await call('POST', '/api/viewer/leave', { userId, stageArn });
+      return change(stageArn);
+    },
+    restart: async () => {
+      await usher.stop();
+      await new Promise((r) => setTimeout(r, 1000));
+      await usher.restart();
+    },
+    stop: async () => { await usher.close(); await redis.close(); },
   };
 }
 
@@ -130,7 +176,7 @@ async function checkChange(page, change) {
   assert.equal(await page.getAttribute(`${row} .bar`, 'aria-valuenow'), String(change.viewers));
 }
 
-function dashboardTests(name, makeTarget) {
+function dashboardTests(name, makeTarget, shot = 'dashboard') {
   test(name, async (t) => {
     mkdirSync(SHOTS, { recursive: true });
     const target = await makeTarget();
@@ -171,7 +217,7 @@ function dashboardTests(name, makeTarget) {
         await shows(b.page, '#total', fmt(await target.total()), 5000);
         assert.ok(await b.page.locator('#key-panel').isHidden());
         await b.page.waitForTimeout(500);   // let the bars finish their transition
-        await b.page.screenshot({ path: `${SHOTS}/dashboard-laptop.png` });
+        await b.page.screenshot({ path: `${SHOTS}/${shot}-laptop.png` });
         assert.deepEqual(b.errors, []);
       } finally {
         await b.close();
@@ -186,7 +232,7 @@ function dashboardTests(name, makeTarget) {
         const overflow = await b.page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
         assert.ok(overflow <= 0, `the page is ${overflow}px wider than the phone`);
         await b.page.waitForTimeout(500);
-        await b.page.screenshot({ path: `${SHOTS}/dashboard-phone.png`, fullPage: true });
+        await b.page.screenshot({ path: `${SHOTS}/${shot}-phone.png`, fullPage: true });
         assert.deepEqual(b.errors, []);
       } finally {
         await b.close();
@@ -213,4 +259,5 @@ function dashboardTests(name, makeTarget) {
   });
 }
 
-dashboardTests('dashboard page in Chromium, against the fake server', fakeTarget);
+dashboardTests('dashboard page in Chromium, against the fake server', fakeTarget, 'dashboard-fake');
+dashboardTests('dashboard page in Chromium, against usher', usherTarget);
