@@ -23,6 +23,8 @@
 #include "http/server.h"
 #include "ivs/provider.h"
 #include "live/live.h"
+#include "metrics/metrics.h"
+#include "metrics/provider.h"
 #include "routes/routes.h"
 #include "scaler/scaler.h"
 #include "stages/stages.h"
@@ -49,6 +51,11 @@ struct shutdown {
 static void on_redis_ready(void *arg)
 {
     stage_ensure_master(arg);
+}
+
+static void redis_observed(void *arg, double seconds, bool error)
+{
+    metrics_redis(arg, seconds, error);
 }
 
 static void drain_check(evutil_socket_t fd, short what, void *arg)
@@ -111,6 +118,7 @@ static void take_down(struct app *app)
     if (app->provider)
         app->provider->ops->free(app->provider);
     token_key_free(app->key);
+    metrics_free(app->metrics);
 }
 
 static int key_path(const struct config *cfg, char *out, size_t len)
@@ -162,8 +170,11 @@ static int run(struct config *cfg)
         goto out;
     }
     app.signer = signer_new(app.base, app.key, cfg->signer_threads, (size_t)cfg->signer_precompute);
-    app.provider = local_provider_new(app.base, cfg);
+    app.metrics = metrics_new();
+    app.provider = app.metrics ? metered_provider_new(local_provider_new(app.base, cfg), app.metrics) : NULL;
     app.store = store_new(app.base, cfg, on_redis_ready, &app);
+    if (app.store && app.metrics)
+        store_observe(app.store, redis_observed, app.metrics);
     app.http = http_server_new(&app, usher_routes, usher_route_count, err, sizeof err);
     app.sweeper = sweeper_new(&app);
     app.scaler = scaler_new(&app);

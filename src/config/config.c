@@ -225,6 +225,8 @@ static const struct setting SETTINGS[] = {
     ROW("Live", "STATS_PUSH_MS", "1000", T_LONG(stats_push_ms, 50, 60000, MILLIS),
         "how often the live feed (/api/stats/stream, /ws) reads Redis, one read per process "
         "whatever the number of clients; stats are pushed when they change"),
+    ROW("Live", "METRICS_PUBLIC", "false", T_BOOL(metrics_public),
+        "serve GET /metrics without the API key (for a Prometheus on a private network)"),
 
     ROW("Heartbeats", "HEARTBEAT_TIMEOUT", "60",
         T_LONG(heartbeat_timeout, 1, 86400, SECONDS),

@@ -76,6 +76,7 @@ struct config {
 
     /* Live operations */
     long stats_push_ms;              /* STATS_PUSH_MS, 1000: shortest gap between pushed stats */
+    bool metrics_public;             /* METRICS_PUBLIC, false: /metrics without the API key */
 
     /* Heartbeats */
     long heartbeat_timeout;          /* HEARTBEAT_TIMEOUT, 60 s */

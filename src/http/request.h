@@ -28,6 +28,7 @@ struct request {
     struct evkeyvalq query;
     json_t *body;                   /* parsed JSON object for POST/PUT, else NULL */
     const char *param;              /* the :param of the matched route, decoded */
+    const char *route;              /* the matched route's pattern, NULL before or without one */
     char *param_buf;
     char client_ip[64];
     int64_t start_us;

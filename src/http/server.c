@@ -21,6 +21,7 @@
 #include "http/proxy.h"
 #include "http/ratelimit.h"
 #include "http/request.h"
+#include "metrics/metrics.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -52,10 +53,19 @@ static void request_clear(struct request *rq)
     rq->param_buf = NULL;
 }
 
+/* Logs the answer and counts it (metrics.h); conn.c's refusals of
+ * requests it cannot frame never reach usher (no app) and are only logged. */
+static void answered(struct request *rq, int status, const char *what)
+{
+    int64_t took_us = clock_mono_us() - rq->start_us;
+    log_info("%s %s %d%s %lldus", rq->method, rq->path, status, what, (long long)took_us);
+    if (rq->app)
+        metrics_http(rq->app->metrics, rq->route ? rq->route : "none", status, (double)took_us / 1e6);
+}
+
 void respond_raw(struct request *rq, int status, const char *type, const char *body, size_t len)
 {
-    log_info("%s %s %d %lldus", rq->method, rq->path, status,
-             (long long)(clock_mono_us() - rq->start_us));
+    answered(rq, status, "");
     request_clear(rq);
     http_conn_reply(rq->conn, status, body ? type : NULL, body, len);
 }
@@ -69,16 +79,14 @@ static void send_body(struct request *rq, int status, const char *body, size_t l
 struct http_conn *http_stream_begin(struct request *rq, int status, const char *type,
                                     void (*on_close)(void *), void *arg)
 {
-    log_info("%s %s %d (stream) %lldus", rq->method, rq->path, status,
-             (long long)(clock_mono_us() - rq->start_us));
+    answered(rq, status, " (stream)");
     request_clear(rq);
     return http_conn_stream_begin(rq->conn, status, type, on_close, arg);
 }
 
 evutil_socket_t http_takeover(struct request *rq, char *rest, size_t *rest_len)
 {
-    log_info("%s %s (taken over) %lldus", rq->method, rq->path,
-             (long long)(clock_mono_us() - rq->start_us));
+    answered(rq, 101, " (taken over)");
     request_clear(rq);
     return http_conn_takeover(rq->conn, rest, rest_len);
 }
@@ -367,10 +375,12 @@ static void client_address(struct http_server *s, struct request *rq, char *peer
                        sizeof rq->client_ip);
 }
 
-static bool needs_guard(const char *path)
+/* Under the API key: /api/ (but health), the WebSocket, and /metrics unless METRICS_PUBLIC. */
+static bool needs_guard(const struct http_server *s, const char *path)
 {
     return (strncmp(path, "/api/", 5) == 0 && strcmp(path, "/api/health") != 0) ||
-           strcmp(path, "/ws") == 0;
+           strcmp(path, "/ws") == 0 ||
+           (strcmp(path, "/metrics") == 0 && !s->app->cfg->metrics_public);
 }
 
 /* Route, authentication and rate limit; true when the route may run. */
@@ -390,9 +400,10 @@ static bool admit(struct http_server *s, struct request *rq, const char *peer,
         respond_error(rq, 405, "METHOD_NOT_ALLOWED", "this path does not take that method", NULL);
         return false;
     case ROUTE_FOUND:
+        rq->route = (*route)->pattern;
         break;
     }
-    return !needs_guard(rq->path) || (authenticate(s, rq, peer) && within_rate(s, rq));
+    return !needs_guard(s, rq->path) || (authenticate(s, rq, peer) && within_rate(s, rq));
 }
 
 static void on_request(void *arg, struct request *rq)

@@ -9,6 +9,7 @@ const struct route usher_routes[] = {
     {"GET", "/", route_root},
     {"GET", "/health", route_health},
     {"GET", "/ws", route_ws},
+    {"GET", "/metrics", route_metrics},
     {"GET", "/dashboard", route_dashboard},
     {"GET", "/dashboard/", route_dashboard},
     {"GET", "/dashboard/:file", route_dashboard_file},

@@ -34,6 +34,7 @@ void route_stats_stages(struct request *rq);
 void route_stats_stream(struct request *rq);
 void route_ws(struct request *rq);
 void route_dashboard(struct request *rq);
+void route_metrics(struct request *rq);
 void route_dashboard_file(struct request *rq);
 
 void route_stage_list(struct request *rq);

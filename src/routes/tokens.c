@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "http/fields.h"
 #include "http/request.h"
+#include "metrics/metrics.h"
 #include "tokens/issue.h"
 #include "tokens/jwt.h"
 #include "tokens/keypair.h"
@@ -116,6 +117,8 @@ static void viewer_seated(void *arg, enum store_error err, const char *detail, c
         respond_store_error(rq, err, detail);
         return;
     }
+    metrics_add(rq->app->metrics, METRIC_JOINS, seat->is_new);
+    metrics_add(rq->app->metrics, METRIC_MOVES, seat->moved_from[0] != '\0');
     json_t *data = json_pack("{s:I, s:b}", "currentViewers", (json_int_t)seat->stage_viewers,
                              "isNewViewer", seat->is_new);
     if (seat->moved_from[0])

@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "http/fields.h"
 #include "http/request.h"
+#include "metrics/metrics.h"
 #include "util/clock.h"
 
 #define LIST_MAX 1000
@@ -42,6 +43,7 @@ static void heartbeat_done(void *arg, enum store_error err, const char *detail,
         respond_store_error(rq, err, detail);
         return;
     }
+    metrics_add(rq->app->metrics, METRIC_MOVES, hb->moved);
     json_t *data = json_pack("{s:s, s:s, s:b, s:b}", "userId", body_str(rq, "userId"),
                              "stageArn", body_str(rq, "stageArn"), "heartbeatUpdated", 1,
                              "moved", hb->moved);
@@ -71,6 +73,7 @@ static void leave_done(void *arg, enum store_error err, const char *detail, cons
         respond_store_error(rq, err, detail);
         return;
     }
+    metrics_add(rq->app->metrics, METRIC_LEAVES, freed[0] != '\0');
     json_t *data = json_pack("{s:s, s:s, s:b, s:b}", "userId", body_str(rq, "userId"),
                              "stageArn", body_str(rq, "stageArn"), "viewerLeft", 1,
                              "wasSeated", freed[0] != '\0');
@@ -97,6 +100,8 @@ static void rejoin_done(void *arg, enum store_error err, const char *detail, con
         respond_store_error(rq, err, detail);
         return;
     }
+    metrics_add(rq->app->metrics, METRIC_JOINS, seat->is_new);
+    metrics_add(rq->app->metrics, METRIC_MOVES, seat->moved_from[0] != '\0');
     respond_ok(rq, 200, json_pack("{s:s, s:s, s:s, s:I, s:b}", "userId", body_str(rq, "userId"),
                                   "stageArn", seat->stage_arn, "participantId", seat->participant_id,
                                   "currentViewers", (json_int_t)seat->stage_viewers,

@@ -370,3 +370,5 @@ void scaler_free(struct scaler *s)
     event_free(s->timer);
     free(s);
 }
+
+bool scaler_is_leader(const struct scaler *s) { return s->leader; }

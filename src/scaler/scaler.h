@@ -22,5 +22,7 @@ struct scaler *scaler_new(struct app *app);
  * settled (on the loop, exactly once). */
 void scaler_stop(struct scaler *s, void (*done)(void *arg), void *arg);
 void scaler_free(struct scaler *s);
+/* True while this process holds the scaler lease (as of its last renewal). */
+bool scaler_is_leader(const struct scaler *s);
 
 #endif

@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "store/decode.h"
 #include "store/redis.h"
+#include "util/clock.h"
 
 extern const char usher_lua_library[];
 
@@ -50,6 +51,8 @@ struct store {
     const char *prefix;
     char *keys[FN_COUNT][MAX_KEYS];  /* the functions' fixed keys, prefixed */
     size_t nkeys[FN_COUNT];
+    store_observe_fn observe;
+    void *observe_arg;
 };
 
 /* What a kind of answer needs: its decoder (into a union answer), how it
@@ -79,6 +82,8 @@ struct call {
     const struct answer_kind *kind;
     void (*fn)(void);
     void *arg;
+    struct store *store;
+    int64_t sent_us;
 };
 
 /* The library's version, from its `local VERSION = n` line. */
@@ -137,6 +142,12 @@ void store_free(struct store *s)
 }
 
 bool store_ready(const struct store *s) { return redis_is_ready(s->redis); }
+
+void store_observe(struct store *s, store_observe_fn fn, void *arg)
+{
+    s->observe = fn;
+    s->observe_arg = arg;
+}
 
 const char *store_last_error(const struct store *s) { return redis_last_error(s->redis); }
 
@@ -207,6 +218,9 @@ static void on_reply(void *p, redisReply *reply, const char *error)
         err = c.kind->decode(reply, &a);
     if (err != STORE_OK && !detail[0])
         detail = err == STORE_FAILED ? "unexpected reply from redis" : "refused";
+    if (c.store->observe)
+        c.store->observe(c.store->observe_arg, (double)(clock_mono_us() - c.sent_us) / 1e6,
+                         err == STORE_UNAVAILABLE || err == STORE_FAILED);
     c.kind->deliver(&c, err, detail, err == STORE_OK ? &a : NULL);
     if (c.kind->clear)
         c.kind->clear(&a);
@@ -216,18 +230,19 @@ static void on_reply(void *p, redisReply *reply, const char *error)
 
 /* A call for fn; NULL (and fn already answered) when out of memory. With
  * no memory there is no way to answer later, so that answer comes at once. */
-static struct call *call_new(const struct answer_kind *kind, void (*fn)(void), void *arg)
+static struct call *call_new(struct store *s, const struct answer_kind *kind, void (*fn)(void),
+                             void *arg)
 {
     struct call *c = malloc(sizeof *c);
     if (c) {
-        *c = (struct call){kind, fn, arg};
+        *c = (struct call){kind, fn, arg, s, clock_mono_us()};
         return c;
     }
-    struct call failed = {kind, fn, arg};
+    struct call failed = {kind, fn, arg, s, 0};
     kind->deliver(&failed, STORE_FAILED, "out of memory", NULL);
     return NULL;
 }
-#define CALL(kind, fn) call_new(&(kind), (void (*)(void))(fn), arg)
+#define CALL(kind, fn) call_new(s, &(kind), (void (*)(void))(fn), arg)
 
 /* FCALL function f with its fixed keys and ARGV = prefix, args. */
 static void fcall(struct store *s, enum function f, struct call *c, int argc, const char **args)

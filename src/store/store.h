@@ -52,6 +52,11 @@ void store_free(struct store *s);
 bool store_ready(const struct store *s);
 /* Why the store is not ready ("" when it is), for logs and /health. */
 const char *store_last_error(const struct store *s);
+/* fn(arg, seconds, error) is called for every call's answer, before its
+ * callback: the round trip, and whether Redis failed (unreachable, too
+ * slow, an unexpected reply; a refusal is no failure). For metrics. */
+typedef void (*store_observe_fn)(void *arg, double seconds, bool error);
+void store_observe(struct store *s, store_observe_fn fn, void *arg);
 
 /* ---- answers ------------------------------------------------------------ */
 

@@ -10,6 +10,7 @@
 
 #include "app.h"
 #include "config/config.h"
+#include "metrics/metrics.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -36,6 +37,7 @@ static void batch_done(void *arg, enum store_error err, const char *detail, long
         return;
     }
     s->removed += removed;
+    metrics_add(s->app->metrics, METRIC_EXPIRIES, removed);
     if (removed >= BATCH) {
         sweep_batch(s);
         return;

@@ -37,6 +37,7 @@ struct job {
 
 struct job_list {
     struct job *head, *tail;
+    size_t n;
 };
 
 struct signer {
@@ -55,6 +56,7 @@ struct signer {
 static void list_push(struct job_list *list, struct job *job)
 {
     job->next = NULL;
+    list->n++;
     if (list->tail)
         list->tail->next = job;
     else
@@ -66,6 +68,7 @@ static struct job *list_pop(struct job_list *list)
 {
     struct job *job = list->head;
     if (job) {
+        list->n--;
         list->head = job->next;
         if (!list->head)
             list->tail = NULL;
@@ -78,6 +81,7 @@ static struct job *list_take(struct job_list *list)
 {
     struct job *head = list->head;
     list->head = list->tail = NULL;
+    list->n = 0;
     return head;
 }
 
@@ -283,4 +287,12 @@ void signer_free(struct signer *s)
     fail_all(list_take(&s->done));
     fail_all(list_take(&s->todo));
     release(s);
+}
+
+struct signer_gauges signer_gauges(struct signer *s)
+{
+    pthread_mutex_lock(&s->lock);
+    size_t queued = s->todo.n;
+    pthread_mutex_unlock(&s->lock);
+    return (struct signer_gauges){queued, s->presign ? presign_ready(s->presign) : 0};
 }

@@ -29,6 +29,14 @@ struct signer *signer_new(struct event_base *base, const struct token_key *key,
 void signer_sign(struct signer *signer, char *signing_input,
                  signer_done_fn done, void *arg);
 
+/* Signing jobs waiting for a worker, and ECDSA nonces computed ahead and
+ * not yet used (presign.h), now. */
+struct signer_gauges {
+    size_t queued;
+    size_t precomputed;
+};
+struct signer_gauges signer_gauges(struct signer *signer);
+
 /* Stops the workers; every job not yet delivered (signed or not) gets its
  * callback here, with token NULL and error "signer stopped". Those
  * callbacks must not call signer_sign; call signer_free from the loop
