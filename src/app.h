@@ -20,6 +20,7 @@ struct scaler;
 struct read_batch;
 struct live;
 struct metrics;
+struct webhooks;
 
 #define USHER_VERSION "0.1.0"
 
@@ -36,6 +37,7 @@ struct app {
     struct read_batch *stats_batch;  /* GET /api/stats callers share calls */
     struct live *live;               /* the live feed: /api/stats/stream, /ws */
     struct metrics *metrics;         /* this process's counters, GET /metrics */
+    struct webhooks *webhooks;       /* NULL without WEBHOOK_URLS */
     int64_t started_ms;
     /* The master stage, as Redis has it; empty until Redis has been reached
      * (it is looked up again after every reconnect). */

@@ -34,6 +34,7 @@
 #include "sweeper/sweeper.h"
 #include "tokens/keypair.h"
 #include "tokens/signer.h"
+#include "webhooks/webhooks.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -108,6 +109,7 @@ static void take_down(struct app *app)
     store_free(app->store);         /* Redis callbacks still due run now, with an error */
     app->store = NULL;
     flush_loop(app->base);
+    webhooks_free(app->webhooks);   /* after the store: its claims were answered */
     signer_free(app->signer);       /* and so do signatures not yet made */
     flush_loop(app->base);
     http_server_free(app->http);     /* streams end: their subscriptions too */
@@ -180,8 +182,10 @@ static int run(struct config *cfg)
     app.scaler = scaler_new(&app);
     app.stats_batch = app.store ? read_batch_new(app.store, free) : NULL;
     app.live = live_new(&app);
+    int webhooks_failed = 0;
+    app.webhooks = webhooks_new(&app, &webhooks_failed);
     if (!app.signer || !app.provider || !app.store || !app.http || !app.sweeper || !app.scaler ||
-        !app.stats_batch || !app.live) {
+        !app.stats_batch || !app.live || webhooks_failed) {
         fprintf(stderr, "usher: %s\n", app.http ? "out of memory" : err);
         goto out;
     }

@@ -18,7 +18,7 @@
  *      is parsed by kind and checked against the row's limits.
  *   3. Rules that tie settings together: REDIS_URL overrides the separate
  *      Redis settings, old-style scale thresholds are converted to ratios,
- *      and the AWS provider's keys come in pairs.
+ *      the AWS provider's keys come in pairs, and webhook URLs need a secret.
  *
  * The first bad value stops loading with a message that starts with the
  * setting's environment name, so an operator can find it whichever way the
@@ -38,6 +38,7 @@
 
 #include "ivs/ids.h"
 #include "http/proxy.h"
+#include "webhooks/webhooks.h"
 
 enum kind { K_STRING, K_INT, K_LONG, K_DOUBLE, K_BOOL, K_ENUM };
 
@@ -227,6 +228,18 @@ static const struct setting SETTINGS[] = {
         "whatever the number of clients; stats are pushed when they change"),
     ROW("Live", "METRICS_PUBLIC", "false", T_BOOL(metrics_public),
         "serve GET /metrics without the API key (for a Prometheus on a private network)"),
+    ROW("Live", "WEBHOOK_URLS", "", T_STRING(webhook_urls, webhook_urls_check),
+        "comma list of http(s) URLs that get a signed POST for each stage and audience event; "
+        "empty = none"),
+    ROW("Live", "WEBHOOK_SECRET", "", T_STRING(webhook_secret, NULL),
+        "key of the X-Usher-Signature HMAC-SHA256 over each webhook body; needed with WEBHOOK_URLS"),
+    ROW("Live", "WEBHOOK_VIEWER_THRESHOLDS", "",
+        T_STRING(webhook_viewer_thresholds, webhook_thresholds_check),
+        "comma list of viewer counts: crossing one (up or down) is a webhook event"),
+    ROW("Live", "WEBHOOK_RETRY_MS", "1000", T_LONG(webhook_retry_ms, 10, 600000, MILLIS),
+        "first wait before a failed webhook is sent again; doubles, up to 60 s"),
+    ROW("Live", "WEBHOOK_MAX_ATTEMPTS", "8", T_LONG(webhook_max_attempts, 1, 20, "a count"),
+        "tries per event and URL before it is given up"),
 
     ROW("Heartbeats", "HEARTBEAT_TIMEOUT", "60",
         T_LONG(heartbeat_timeout, 1, 86400, SECONDS),
@@ -714,6 +727,14 @@ static int convert_thresholds(struct config *cfg, char *err, size_t errlen)
 /* Neither key means the rest of the credential chain (container endpoint,
  * instance metadata: aws/credentials.h); one without the other is a
  * mistake. */
+/* Unsigned webhooks could be sent by anyone to the receiver. */
+static int check_webhooks(const struct config *cfg, char *err, size_t errlen)
+{
+    if (*cfg->webhook_urls && !*cfg->webhook_secret)
+        return fail(err, errlen, "WEBHOOK_URLS is set without WEBHOOK_SECRET");
+    return 0;
+}
+
 static int check_aws(const struct config *cfg, char *err, size_t errlen)
 {
     if (strcmp(cfg->stage_provider, "aws") != 0)
@@ -855,6 +876,8 @@ int config_load(struct config *cfg, int argc, char **argv, char **envp,
             return -1;
     }
     if (apply_redis_url(cfg, err, errlen) < 0 || convert_thresholds(cfg, err, errlen) < 0)
+        return -1;
+    if (check_webhooks(cfg, err, errlen) < 0)
         return -1;
     return check_aws(cfg, err, errlen);
 }

@@ -77,6 +77,11 @@ struct config {
     /* Live operations */
     long stats_push_ms;              /* STATS_PUSH_MS, 1000: shortest gap between pushed stats */
     bool metrics_public;             /* METRICS_PUBLIC, false: /metrics without the API key */
+    char *webhook_urls;              /* WEBHOOK_URLS, comma list of http(s) URLs; empty = none */
+    char *webhook_secret;            /* WEBHOOK_SECRET: the HMAC-SHA256 key of X-Usher-Signature */
+    char *webhook_viewer_thresholds; /* WEBHOOK_VIEWER_THRESHOLDS, comma list of viewer counts */
+    long webhook_retry_ms;           /* WEBHOOK_RETRY_MS, 1000: first wait before a retry (doubling) */
+    long webhook_max_attempts;       /* WEBHOOK_MAX_ATTEMPTS, 8: tries per event and URL */
 
     /* Heartbeats */
     long heartbeat_timeout;          /* HEARTBEAT_TIMEOUT, 60 s */

@@ -7,16 +7,19 @@
 
 #include "app.h"
 #include "http/request.h"
+#include "stages/events.h"
 
-static void status_written(void *arg, enum store_error err, const char *detail)
+static void status_written(void *arg, enum store_error err, const char *detail,
+                           const char *previous)
 {
     struct request *rq = arg;
     if (err != STORE_OK) {
         respond_store_error(rq, err, detail);
         return;
     }
-    respond_ok(rq, 200, json_pack("{s:b, s:s}", "isPublisherLive",
-                                  strcmp(body_str(rq, "status"), "live") == 0,
+    bool live = strcmp(body_str(rq, "status"), "live") == 0;
+    stage_event_publisher(rq->app, live, previous);
+    respond_ok(rq, 200, json_pack("{s:b, s:s}", "isPublisherLive", live,
                                   "status", body_str(rq, "status")));
 }
 

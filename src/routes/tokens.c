@@ -14,6 +14,7 @@
 #include "http/fields.h"
 #include "http/request.h"
 #include "metrics/metrics.h"
+#include "stages/events.h"
 #include "tokens/issue.h"
 #include "tokens/jwt.h"
 #include "tokens/keypair.h"
@@ -76,13 +77,15 @@ static void answer_with_token(struct request *rq, json_t *data, const char *user
 
 /* ---- publisher --------------------------------------------------------- */
 
-static void publisher_marked_live(void *arg, enum store_error err, const char *detail)
+static void publisher_marked_live(void *arg, enum store_error err, const char *detail,
+                                  const char *previous)
 {
     struct request *rq = arg;
     if (err != STORE_OK) {
         respond_store_error(rq, err, detail);
         return;
     }
+    stage_event_publisher(rq->app, true, previous);
     char participant_id[PARTICIPANT_ID_LEN + 1];
     if (participant_id_new(participant_id) != 0) {
         respond_error(rq, 500, "TOKEN_GENERATION_FAILED", "no random participant id", NULL);

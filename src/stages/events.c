@@ -1,6 +1,8 @@
 /* events.c — see events.h. */
 #include "stages/events.h"
 
+#include <string.h>
+
 #include "app.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -20,4 +22,10 @@ void stage_event(struct app *app, const char *type, const char *arn, const char 
     clock_iso8601(clock_now_ms(), at, sizeof at);
     struct stage_event event = {.type = type, .stage_arn = arn, .detail = detail, .at = at};
     store_events_append(app->store, &event, EVENTS_KEPT, appended, NULL);
+}
+
+void stage_event_publisher(struct app *app, bool live, const char *previous)
+{
+    if (live != (strcmp(previous, "live") == 0))
+        stage_event(app, live ? "publisher_live" : "publisher_offline", app->master_arn, NULL);
 }

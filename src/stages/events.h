@@ -10,8 +10,14 @@
 
 struct app;
 
+#include <stdbool.h>
+
 /* type: "scale_up", "drain", "delete", "replication_started", ...;
  * detail may be NULL. */
 void stage_event(struct app *app, const char *type, const char *arn, const char *detail);
+/* After publisher:status was written (live or not) over `previous` ("live",
+ * "offline", "" when none): records publisher_live or publisher_offline,
+ * on the master stage, when the status changed. */
+void stage_event_publisher(struct app *app, bool live, const char *previous);
 
 #endif

@@ -21,7 +21,8 @@ extern const char usher_lua_library[];
 
 enum function {
     FN_SEAT, FN_HEARTBEAT, FN_LEAVE, FN_SWEEP, FN_VIEWER_LIST, FN_STATS, FN_STAGE_ADD,
-    FN_STAGE_UPDATE, FN_STAGE_REMOVE, FN_STAGE_RENAME, FN_STAGE_RENEW, FN_LEASE, FN_COUNT
+    FN_STAGE_UPDATE, FN_STAGE_REMOVE, FN_STAGE_RENAME, FN_STAGE_RENEW, FN_LEASE, FN_WEBHOOK_CLAIM,
+    FN_COUNT
 };
 
 enum { MAX_KEYS = 8, MAX_ARGS = 12 };
@@ -44,6 +45,7 @@ static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[
     [FN_STAGE_RENAME] = {"usher_stage_rename", {"stages", "stage_info"}},
     [FN_STAGE_RENEW] = {"usher_stage_renew", {"stages", "stage_info"}},
     [FN_LEASE] = {"usher_lease", {"scaler:lease", "scaler:epoch"}},
+    [FN_WEBHOOK_CLAIM] = {"usher_webhook_claim", {"webhook:sequence"}},
 };
 
 struct store {
@@ -344,12 +346,12 @@ void store_total_viewers(struct store *s, store_number_fn fn, void *arg)
 
 /* ---- publisher ------------------------------------------------------------ */
 
-void store_publisher_set(struct store *s, bool live, store_done_fn fn, void *arg)
+void store_publisher_set(struct store *s, bool live, store_text_fn fn, void *arg)
 {
     char ttl[16];
     lltoa(PUBLISHER_STATUS_TTL_S, ttl, sizeof ttl);
-    const char *args[] = {live ? "live" : "offline", "EX", ttl};
-    command(s, "SET", "publisher:status", NULL, CALL(DONE, fn), 3, args);
+    const char *args[] = {live ? "live" : "offline", "EX", ttl, "GET"};
+    command(s, "SET", "publisher:status", NULL, CALL(TEXT, fn), 4, args);
 }
 
 void store_publisher_get(struct store *s, store_number_fn fn, void *arg)
@@ -467,6 +469,17 @@ void store_events_after(struct store *s, const char *after_id, long limit,
         snprintf(start, sizeof start, "-");
     const char *args[] = {start, "+", "COUNT", count};
     command(s, "XRANGE", "stage_events", NULL, CALL(EVENTS, fn), 4, args);
+}
+
+/* ---- webhooks ------------------------------------------------------------ */
+
+void store_webhook_claim(struct store *s, const char *event_id, long ttl_s, store_number_fn fn,
+                         void *arg)
+{
+    char ttl[24];
+    lltoa(ttl_s, ttl, sizeof ttl);
+    const char *args[] = {event_id, ttl};
+    fcall(s, FN_WEBHOOK_CLAIM, CALL(NUMBER, fn), 2, args);
 }
 
 /* ---- health --------------------------------------------------------------- */

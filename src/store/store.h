@@ -130,8 +130,9 @@ void store_total_viewers(struct store *s, store_number_fn fn, void *arg);
 
 /* ---- publisher ------------------------------------------------------------ */
 
-/* Writes publisher:status ("live"/"offline", a day's TTL). */
-void store_publisher_set(struct store *s, bool live, store_done_fn fn, void *arg);
+/* Writes publisher:status ("live"/"offline", a day's TTL). text: the
+ * status it replaced, "" when none (SET ... GET). */
+void store_publisher_set(struct store *s, bool live, store_text_fn fn, void *arg);
 /* n: 1 when live, else 0. */
 void store_publisher_get(struct store *s, store_number_fn fn, void *arg);
 
@@ -241,6 +242,14 @@ void store_events_read(struct store *s, long limit, store_events_fn fn, void *ar
  * for the first), oldest first (XRANGE with an exclusive start). */
 void store_events_after(struct store *s, const char *after_id, long limit,
                         store_events_fn fn, void *arg);
+
+/* ---- webhooks ------------------------------------------------------------ */
+
+/* Claims stage event event_id for delivery, for ttl_s seconds. n: its
+ * sequence number (1, 2, ... across all processes) when this call claimed
+ * it, 0 when another had. */
+void store_webhook_claim(struct store *s, const char *event_id, long ttl_s, store_number_fn fn,
+                         void *arg);
 
 /* ---- health --------------------------------------------------------------- */
 

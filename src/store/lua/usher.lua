@@ -22,7 +22,7 @@
 
 -- Raise VERSION with every change to this file: a connecting usher replaces
 -- the library in Redis only when Redis holds an older one (store/redis.c).
-local VERSION = 1
+local VERSION = 2
 
 -- A stage's seating mode (stages/state.h names them in C). `stage_mode`
 -- holds only waiting and draining: no field means open.
@@ -425,6 +425,19 @@ local function lease(keys, args)
   return {2, redis.call('INCR', key(c, 'scaler:epoch'))}
 end
 
+-- ---- webhooks --------------------------------------------------------------
+
+-- Claims a stage event for webhook delivery: the first caller for an id gets
+-- the next number of webhook:sequence, every later one 0, so each event is
+-- sent by one usher process at most. The claim (webhook:claim:{id}) lasts
+-- ARGV[3] seconds, longer than any process takes to see the event.
+local function webhook_claim(keys, args)
+  local c = context(keys, args)
+  local claimed = redis.call('SET', c.P .. 'webhook:claim:' .. args[2], '1', 'NX', 'EX', tonumber(args[3]))
+  if not claimed then return 0 end
+  return redis.call('INCR', key(c, 'webhook:sequence'))
+end
+
 local function version() return VERSION end
 
 redis.register_function('usher_seat', seat)
@@ -434,6 +447,7 @@ redis.register_function('usher_stage_update', stage_update)
 redis.register_function('usher_stage_rename', stage_rename)
 redis.register_function('usher_stage_renew', stage_renew)
 redis.register_function('usher_lease', lease)
+redis.register_function('usher_webhook_claim', webhook_claim)
 -- Those that only free seats and keys run even when Redis is out of
 -- memory (maxmemory reached), as they did as scripts: refusing them would
 -- keep the memory taken.

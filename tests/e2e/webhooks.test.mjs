@@ -1,0 +1,197 @@
+// webhooks.test.mjs — WEBHOOK_URLS: receivers in the test check each POST's
+// X-Usher-Signature (HMAC-SHA256 of the body with WEBHOOK_SECRET, computed
+// here with node:crypto), its id and sequence, the order of events, the
+// retries after 500s (and the give-up after WEBHOOK_MAX_ATTEMPTS), and that
+// two usher processes on one Redis deliver each event once.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import http from 'node:http';
+import { Redis, Usher, USHER_BIN, sleep } from './harness.mjs';
+
+const SECRET = 'webhook-secret-1';
+
+// A receiver; fail(id, attempt) → true answers 500 to that attempt.
+async function receiver(fail = () => false) {
+  const r = { got: [], attempts: new Map() };
+  r.server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks);
+      const body = JSON.parse(raw.toString('utf8'));
+      const expected = `sha256=${createHmac('sha256', SECRET).update(raw).digest('hex')}`;
+      const given = String(req.headers['x-usher-signature'] || '');
+      const attempt = (r.attempts.get(body.id) || 0) + 1;
+      r.attempts.set(body.id, attempt);
+      r.got.push({ body, raw: raw.toString('utf8'), headers: req.headers, attempt, method: req.method,
+        signed: given.length === expected.length && timingSafeEqual(Buffer.from(given), Buffer.from(expected)) });
+      res.writeHead(fail(body.id, attempt) ? 500 : 200).end();
+    });
+  });
+  await new Promise((ok) => r.server.listen(0, '127.0.0.1', ok));
+  r.url = `http://127.0.0.1:${r.server.address().port}/hook`;
+  r.close = () => new Promise((ok) => r.server.close(ok));
+  r.delivered = () => r.got.filter((g) => !fail(g.body.id, g.attempt));
+  return r;
+}
+
+// what: a function giving the message, made when the time is up.
+async function until(check, ms, what) {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out: ${what()}`);
+    await sleep(50);
+  }
+}
+
+// Stream ids in order: <ms>-<seq>.
+const earlier = (a, b) => {
+  const [am, as] = a.split('-').map(BigInt), [bm, bs] = b.split('-').map(BigInt);
+  return am < bm || (am === bm && as < bs);
+};
+
+const env = (urls, more = {}) => ({
+  WEBHOOK_URLS: urls.join(', '), WEBHOOK_SECRET: SECRET, WEBHOOK_RETRY_MS: '100', ...more,
+});
+
+describe('webhooks', () => {
+  let redis, usher, hook;
+  before(async () => {
+    hook = await receiver();
+    redis = await Redis.start();
+    usher = await Usher.start(redis, env([hook.url], { WEBHOOK_VIEWER_THRESHOLDS: '2, 3' }));
+    await sleep(800);              // past the first poll: events from now on are sent
+  });
+  after(async () => { await usher?.close(); await redis?.close(); await hook?.close(); });
+
+  it('signed events with ids, sequence numbers and types, in order', async () => {
+    assert.equal((await usher.post('/api/token/publisher', { userId: 'host' })).status, 200);
+    assert.equal((await usher.post('/api/stage', { name: 'hook-a' })).status, 201);
+    await sleep(1500);             // the scaler takes its lease and starts the replication
+    const seats = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await usher.post('/api/token/viewer', { userId: `h${i}` });
+      seats.push({ userId: `h${i}`, stageArn: r.body.data.stageArn });
+      await sleep(400);            // one poll of the total per join
+    }
+    assert.equal((await usher.post('/api/viewer/leave', seats[2])).status, 200);
+    await sleep(400);
+    assert.equal((await usher.put('/api/publisher/status', { status: 'offline' })).status, 200);
+    assert.equal((await usher.put('/api/publisher/status', { status: 'offline' })).status, 200);  // no change
+
+    const want = ['publisher.live', 'stage.opened', 'replication.started', 'viewers.above',
+      'viewers.above', 'viewers.below', 'publisher.offline'];
+    await until(() => hook.got.length >= want.length, 10000, () => `events: ${JSON.stringify(hook.got.map((g) => g.body.type))}`);
+    await sleep(500);
+    const bodies = hook.got.map((g) => g.body);
+    assert.deepEqual(bodies.map((b) => b.type), want);
+    for (const g of hook.got) {
+      assert.ok(g.signed, `signature of ${g.raw}`);
+      assert.equal(g.method, 'POST');
+      assert.equal(g.headers['content-type'], 'application/json');
+      assert.equal(g.headers['x-usher-delivery'], g.body.id);
+      assert.equal(g.headers['x-usher-event'], g.body.type);
+      assert.match(g.body.id, /^\d+-\d+$/);
+      assert.match(g.body.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      assert.deepEqual(Object.keys(g.body).sort(), ['data', 'id', 'sequence', 'time', 'type']);
+    }
+    for (let i = 1; i < bodies.length; i++) {
+      assert.ok(earlier(bodies[i - 1].id, bodies[i].id), 'ids in stream order');
+      assert.equal(bodies[i].sequence, bodies[i - 1].sequence + 1, 'sequence numbers without gaps');
+    }
+    assert.equal(bodies[1].data.detail, 'hook-a');
+    assert.equal(bodies[1].data.event, 'created');
+    assert.deepEqual(bodies.filter((b) => b.type.startsWith('viewers.')).map((b) => [b.type, b.data.threshold]),
+      [['viewers.above', 2], ['viewers.above', 3], ['viewers.below', 3]]);
+    // The stream keeps them too, under the same ids.
+    const stream = redis.raw('XRANGE', 'ivs:test:stage_events', '-', '+');
+    for (const b of bodies) assert.ok(stream.includes(b.id), b.id);
+  });
+});
+
+describe('webhooks: retries', () => {
+  let redis, usher, flaky, down;
+  before(async () => {
+    flaky = await receiver((id, attempt) => attempt <= 2);   // 500, 500, then 200
+    down = await receiver(() => true);                         // always 500
+    redis = await Redis.start();
+    usher = await Usher.start(redis, env([flaky.url, down.url], { WEBHOOK_MAX_ATTEMPTS: '4' }));
+    await sleep(800);
+  });
+  after(async () => { await usher?.close(); await redis?.close(); await flaky?.close(); await down?.close(); });
+
+  it('a 500 is sent again with backoff; a URL always failing is given up and blocks no other', async () => {
+    assert.equal((await usher.post('/api/token/publisher', { userId: 'host' })).status, 200);
+    assert.equal((await usher.post('/api/stage', { name: 'retry-a' })).status, 201);
+    await until(() => flaky.delivered().length >= 3, 15000, () => `flaky: ${flaky.got.length} requests`);
+    await until(() => down.got.length >= 3 * 4, 20000, () => `down: ${down.got.length} requests`);
+    await sleep(1000);
+    const ids = [...new Set(flaky.got.map((g) => g.body.id))];
+    assert.equal(ids.length, 3, 'publisher.live, stage.opened, replication.started');
+    for (const id of ids) {
+      const tries = flaky.got.filter((g) => g.body.id === id);
+      assert.equal(tries.length, 3, `${id}: 500, 500, then 200`);
+      assert.ok(tries.every((t) => t.raw === tries[0].raw && t.signed), 'the same signed body each time');
+    }
+    // In order: an event's tries all come before the next event's.
+    const order = flaky.got.map((g) => g.body.id);
+    assert.deepEqual(order, ids.flatMap((id) => [id, id, id]));
+    for (const id of ids) assert.equal(down.attempts.get(id), 4, `WEBHOOK_MAX_ATTEMPTS tries of ${id}`);
+    assert.equal(down.got.length, 12);
+    assert.match(usher.log, /given up after 4 tries/);
+  });
+});
+
+describe('webhooks: two usher processes', () => {
+  let redis, a, b, hook;
+  before(async () => {
+    hook = await receiver();
+    redis = await Redis.start();
+    a = await Usher.start(redis, env([hook.url]));
+    b = await Usher.start(redis, env([hook.url]));
+    await sleep(800);
+  });
+  after(async () => { await a?.close(); await b?.close(); await redis?.close(); await hook?.close(); });
+
+  it('deliver each event once', async () => {
+    assert.equal((await a.post('/api/token/publisher', { userId: 'host' })).status, 200);
+    for (let i = 0; i < 6; i++) {
+      assert.equal((await (i % 2 ? a : b).post('/api/stage', { name: `pair-${i}` })).status, 201);
+    }
+    await sleep(2000);             // the lease holder starts the replications
+    assert.equal((await b.put('/api/publisher/status', { status: 'offline' })).status, 200);
+    await sleep(1000);
+    // What should go out: every stage event of a webhook type.
+    const kinds = ['publisher_live', 'publisher_offline', 'created', 'replication_started'];
+    const entries = redis.raw('XRANGE', 'ivs:test:stage_events', '-', '+').split('\n');
+    const expected = entries.filter((line, k) => /^\d+-\d+$/.test(line) && kinds.includes(entries[k + 2]));
+    assert.ok(expected.length >= 8, `${expected.length} events: publisher live/offline and 6 stages at least`);
+    await until(() => hook.got.length >= expected.length, 15000, () => `${hook.got.length} of ${expected.length} deliveries`);
+    await sleep(1500);             // time for any second delivery to show
+    const ids = hook.got.map((g) => g.body.id);
+    assert.deepEqual([...ids].sort(), [...expected].sort(), 'every event delivered');
+    assert.equal(new Set(ids).size, ids.length, 'no event delivered twice');
+    assert.deepEqual(hook.got.map((g) => g.body.sequence).sort((x, y) => x - y),
+      Array.from({ length: ids.length }, (_, i) => i + 1), 'one sequence number per event');
+    assert.ok(hook.got.every((g) => g.signed));
+  });
+});
+
+describe('webhooks: settings', () => {
+  it('WEBHOOK_URLS needs a secret; bad URLs and thresholds are refused at start', () => {
+    const cases = [
+      [{ WEBHOOK_URLS: 'http://127.0.0.1:9/x' }, /WEBHOOK_URLS is set without WEBHOOK_SECRET/],
+      [{ WEBHOOK_URLS: 'ftp://127.0.0.1/x', WEBHOOK_SECRET: 's' }, /WEBHOOK_URLS: .*not an http/],
+      [{ WEBHOOK_URLS: 'http://a b', WEBHOOK_SECRET: 's' }, /WEBHOOK_URLS: /],
+      [{ WEBHOOK_VIEWER_THRESHOLDS: '10, ten' }, /WEBHOOK_VIEWER_THRESHOLDS: .*viewer count/],
+      [{ WEBHOOK_VIEWER_THRESHOLDS: '0' }, /WEBHOOK_VIEWER_THRESHOLDS: /],
+    ];
+    for (const [vars, message] of cases) {
+      const run = spawnSync(USHER_BIN, [], { env: { PATH: process.env.PATH, ...vars }, encoding: 'utf8', timeout: 10000 });
+      assert.equal(run.status, 2, JSON.stringify(vars));
+      assert.match(run.stderr, message);
+    }
+  });
+});
