@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
 #include <event2/http.h>
 #include <openssl/crypto.h>
@@ -256,6 +257,11 @@ static bool authenticate(struct http_server *s, struct request *rq, const char *
     if (!given && takes_key_cookie(rq->path) &&
         cookie_value(request_header(rq, "Cookie"), KEY_COOKIE, cookie, sizeof cookie))
         given = cookie;
+    /* Prometheus sends credentials as "Authorization: Bearer <key>". */
+    const char *authorization = request_header(rq, "Authorization");
+    if (!given && strcmp(rq->path, "/metrics") == 0 && authorization &&
+        strncasecmp(authorization, "Bearer ", 7) == 0)
+        given = authorization + 7;
     /* Comparing digests keeps the time independent of the key's length too. */
     unsigned char digest[SHA256_DIGEST_LENGTH];
     if (given)

@@ -117,10 +117,13 @@ describe('GET /metrics: the API key', () => {
   });
   after(async () => { await usher?.close(); await open?.close(); await redis?.close(); });
 
-  it('needs X-API-Key, unless METRICS_PUBLIC=true', async () => {
+  it('needs X-API-Key or a Bearer key, unless METRICS_PUBLIC=true', async () => {
     assert.equal((await fetch(`${usher.base}/metrics`)).status, 401);
     assert.equal((await fetch(`${usher.base}/metrics`, { headers: { Cookie: 'usher_api_key=metrics-key' } })).status, 401);
     await scrape(usher, { 'X-API-Key': 'metrics-key' });
+    await scrape(usher, { Authorization: 'Bearer metrics-key' });       // as Prometheus sends it
+    assert.equal((await fetch(`${usher.base}/metrics`, { headers: { Authorization: 'Bearer nope' } })).status, 401);
+    assert.equal((await fetch(`${usher.base}/api/stats`, { headers: { Authorization: 'Bearer metrics-key' } })).status, 401);
     await scrape(open);
     // METRICS_PUBLIC opens /metrics only.
     assert.equal((await fetch(`${open.base}/api/stats`)).status, 401);
