@@ -287,7 +287,8 @@ describe('stage management API', () => {
     for (const e of events) {
       assert.equal(typeof e.id, 'string');
       assert.ok(['scale_up', 'created', 'drain', 'delete', 'drain_timeout',
-        'replication_started', 'replication_failed'].includes(e.type), `type ${e.type}`);
+        'replication_started', 'replication_failed', 'publisher_live', 'publisher_offline',
+        'viewers_above', 'viewers_below'].includes(e.type), `type ${e.type}`);
       assert.match(e.stageArn, /^arn:aws:ivs:/);
       assert.ok(!Number.isNaN(Date.parse(e.at)), `at ${e.at}`);
     }

@@ -2,8 +2,9 @@
 // subscribe → subscribed, then stats_update with the true counts (checked
 // against Redis), pushed when a viewer joins; ping → pong; bad messages
 // answered with an error and nothing changed; binary, oversized and
-// broken frames close the connection; a bad handshake is refused; the key
-// comes from X-API-Key or the usher_api_key cookie.
+// broken frames close the connection; a client that never reads is
+// dropped; a bad handshake is refused; the key comes from X-API-Key or the
+// usher_api_key cookie.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -58,7 +59,7 @@ describe('/ws', () => {
   let redis, usher;
   before(async () => {
     redis = await Redis.start();
-    usher = await Usher.start(redis, { STATS_PUSH_MS: String(PUSH_MS) });
+    usher = await Usher.start(redis, { STATS_PUSH_MS: String(PUSH_MS), LOG_LEVEL: 'info' });
     assert.equal((await usher.post('/api/token/publisher', { userId: 'host' })).status, 200);
     for (let i = 0; i < 3; i++) assert.equal((await usher.post('/api/token/viewer', { userId: `w${i}` })).status, 200);
   });
@@ -87,8 +88,11 @@ describe('/ws', () => {
       // A leave too.
       const arn = redis.raw('ZRANGE', `${PREFIX}stages`, 0, 0);
       assert.equal((await usher.post('/api/viewer/leave', { userId: 'w-new', stageArn: arn })).status, 200);
-      await until(c, (m) => isUpdate(m) && m.data.viewerCount === 3, PUSH_MS + 1000);
-      assert.equal(c.messages.filter(isUpdate).length, 3, 'one update per change');
+      const updates = () => c.messages.filter(isUpdate);
+      await until(c, () => updates().length === 3, PUSH_MS + 1000);
+      assert.equal(updates()[2].data.viewerCount, 3);
+      await new Promise((r) => setTimeout(r, PUSH_MS * 3));
+      assert.equal(updates().length, 3, 'one update per change, none without');
     } finally { c.ws.close(); }
   });
 
@@ -134,6 +138,30 @@ describe('/ws', () => {
     assert.match(got, /Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=\r\n/);
     sock.write(Buffer.from([0x81, 0x02, 0x68, 0x69]));   // "hi", not masked
     await ended;
+  });
+
+  it('a client that sends but never reads is dropped once 64 KiB of answers wait', async () => {
+    const sock = net.connect(usher.port, '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    sock.pause();                                   // never read
+    sock.on('error', () => {});
+    sock.write('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    // Masked text frames (mask 0) of {"type":"ping"}: each one asks for a pong.
+    const ping = Buffer.from('{"type":"ping"}');
+    const frame = Buffer.concat([Buffer.from([0x81, 0x80 | ping.length, 0, 0, 0, 0]), ping]);
+    const burst = Buffer.concat(Array(10000).fill(frame));
+    const started = Date.now();
+    while (!/\/ws: a client more than \d+ bytes behind is dropped/.test(usher.log)) {
+      assert.ok(Date.now() - started < 60000, 'not dropped');
+      if (!sock.destroyed && sock.writableLength < 1 << 20) sock.write(burst);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    sock.destroy();
+    const c = await connect(usher);                 // still serving
+    c.ws.send(JSON.stringify({ type: 'ping' }));
+    await until(c, (m) => m.type === 'pong');
+    c.ws.close();
   });
 
   it('a bad handshake is refused with a JSON error', async () => {
