@@ -3,7 +3,8 @@
 // STATS_PUSH_MS; stage events carry their stream id and a reconnect with
 // Last-Event-ID gets only what came after; 1,000 open streams cost Redis no
 // more calls than one (INFO commandstats); a client that never reads is
-// dropped and usher's memory stays bounded; the key is taken from the header
+// dropped and usher's memory stays bounded; while Redis is down the stream
+// says so (health) and new streams get 503; the key is taken from the header
 // or the usher_api_key cookie, never from the query string.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -125,6 +126,25 @@ describe('GET /api/stats/stream', () => {
       await s3.until(isStats);
       assert.ok(s3.events.filter((e) => e.event === 'stage').length >= 5, 'a bad id is a fresh start');
     } finally { s3.close(); }
+  });
+
+  it('Redis down: the last stats again with health down, then up; a new stream gets 503', async () => {
+    const s = await openStream(usher.port);
+    try {
+      const first = await s.until(isStats);
+      redis.pause();
+      try {
+        const down = await s.until((e) => isStats(e) && e.data.health.redis.status === 'down', 5000);
+        assert.equal(down.data.totalViewers, first.data.totalViewers, 'the last stats, marked down');
+        assert.equal(typeof down.data.health.redis.error, 'string');
+        await new Promise((r) => setTimeout(r, 1500));   // the connection is dropped past REDIS_TIMEOUT_MS
+        const refused = await usher.get('/api/stats/stream');
+        assert.equal(refused.status, 503);
+        assert.equal(refused.body.error.code, 'SERVICE_UNAVAILABLE');
+      } finally { redis.resume(); }
+      const back = s.events.length;
+      await s.until((e) => s.events.indexOf(e) >= back && isStats(e) && e.data.health.redis.status === 'up', 10000);
+    } finally { s.close(); }
   });
 
   it('1,000 open streams cost Redis no more calls than one', { timeout: 120000 }, async () => {
