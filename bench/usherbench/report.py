@@ -319,7 +319,7 @@ def targets_rest(R, cfg):
     longest = max(sw["max_us"], sw["other_max"][0]["us"] if sw["other_max"] else 0)
     lat_max = max((int(e[3]) for e in sw["latency_latest"]), default=0)
     t.append((f"sweep of {sw['seeded']}: no Redis block > 10 ms",
-              f"{sw['calls']} sweep calls seen (none: nothing was measured); longest sweep call {sw['max_us']} µs, longest command from usher {longest} µs"
+              f"{sw['calls']} sweep calls{' (none seen: nothing was measured)' if not sw['calls'] else ''}; longest sweep call {sw['max_us']} µs, longest command from usher {longest} µs"
               + (f", latency event max {lat_max} ms" if lat_max else ", no latency event ≥ 5 ms"),
               sw["calls"] > 0 and longest <= 10000 and lat_max <= 10))
     t.append((f"sweep of {sw['seeded']}: done within one interval ({SWEEP_INTERVAL} s)",
