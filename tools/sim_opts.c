@@ -300,10 +300,9 @@ static bool valid_user_prefix(const char *p)
 }
 
 /* Cross-flag rules and derived defaults; -1 with a message when bad. */
-static int settle_opts(struct opts *o, struct raw *r)
+/* The join curve from --ramp, or from --viewers at 1,000 joins/s. */
+static int settle_ramp(struct opts *o, struct raw *r)
 {
-    if (parse_url(o, r->url) || parse_redis_url(o, r->redis_url))
-        return -1;
     if (r->ramp[0]) {
         if (parse_ramp(o, r->ramp))
             return -1;
@@ -322,6 +321,13 @@ static int settle_opts(struct opts *o, struct raw *r)
         o->nramp = 1;
     }
     o->viewers = (uint32_t)o->ramp[o->nramp - 1].n;
+    return 0;
+}
+
+static int settle_opts(struct opts *o, struct raw *r)
+{
+    if (parse_url(o, r->url) || parse_redis_url(o, r->redis_url) || settle_ramp(o, r))
+        return -1;
     if (strcmp(r->finale, "leave") == 0) o->finale = FINALE_LEAVE;
     else if (strcmp(r->finale, "vanish") == 0) o->finale = FINALE_VANISH;
     else if (strcmp(r->finale, "stay") == 0) o->finale = FINALE_STAY;
