@@ -148,7 +148,9 @@ def seed_big(ctx, R, usher, redis, arns):
     call, _, _ = probe.seat_call(ctx, usher, redis, "probe-join-2")
     need = ctx.cfg.big_viewers - redis.get_int(PREFIX + "total_viewers")
     if need <= 0:
-        raise SystemExit(f"big: {ctx.cfg.big_viewers} viewers are seated already; nothing to measure")
+        raise SystemExit(f"big: {ctx.cfg.big_viewers - need} viewers are seated already, BENCH_BIG_VIEWERS is "
+                         f"{ctx.cfg.big_viewers}: no viewer left to seat, so no memory per viewer to measure "
+                         "(raise BENCH_BIG_VIEWERS)")
     mem0, cs0 = redis.used_memory(), redis.r.cmdstats()
     log(f"big: {len(arns)} stages; seating {need} more viewers with usher's seat.lua call "
         f"(EVALSHA, pipelined) to reach {ctx.cfg.big_viewers}")
