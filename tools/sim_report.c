@@ -194,10 +194,11 @@ static void print_anomalies(const struct counters *c)
            (unsigned long long)c->bad_pid);
 }
 
-/* A check that is on and ran on nothing, or on fewer cases than planned. */
+/* A check that is on and judged nothing (no case, or every case refused),
+ * or ran on fewer cases than planned. */
 static bool tally_short(const struct tally *t)
 {
-    return t->on && (t->ran == 0 || (t->has_plan && t->ran < t->planned));
+    return t->on && (t->ran <= t->refused || (t->has_plan && t->ran < t->planned));
 }
 
 static void print_tallies(const struct report *r)
@@ -216,7 +217,9 @@ static void print_tallies(const struct report *r)
         if (t->refused)
             printf(", %llu refused by usher", (unsigned long long)t->refused);
         if (tally_short(t))
-            printf(t->ran == 0 ? " -- the check did not run" : " -- fewer than planned");
+            printf(t->ran == 0             ? " -- the check did not run"
+                   : t->ran <= t->refused ? " -- the check did not run: usher refused every case"
+                                          : " -- fewer than planned");
         printf("\n");
     }
 }
