@@ -12,8 +12,12 @@
 //    only once the listening socket is the child's own (never a stranger's
 //    that answers on the port);
 //  - waits poll for the condition (waitFor / eventually) with a generous
-//    deadline instead of sleeping a guessed time.
-import { spawn, execFileSync } from 'node:child_process';
+//    deadline instead of sleeping a guessed time;
+//  - checkInvariants reads every key in one atomic script: the keys cannot
+//    change half-way through the read, and one redis-cli call blocks the
+//    test's event loop (and with it background heartbeats) for one spawn,
+//    not one per key.
+import { spawn, execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -185,6 +189,15 @@ export class Redis {
     return execFileSync('redis-cli', ['-p', String(this.port), '--raw', ...args.map(String)],
       { encoding: 'utf8', timeout: 5000 }).replace(/\n$/, '');
   }
+  // raw() without blocking the event loop: for checks made while requests
+  // of the test's own (heartbeats) must keep going out on time.
+  rawAsync(...args) {
+    return new Promise((resolve, reject) => {
+      execFile('redis-cli', ['-p', String(this.port), '--raw', ...args.map(String)],
+        { encoding: 'utf8', timeout: 5000 },
+        (err, out) => (err ? reject(err) : resolve(out.replace(/\n$/, ''))));
+    });
+  }
   // Every key with its type and value, for "this request changed nothing".
   // The scaler's lease, its bookkeeping of each stage (replication, mode)
   // and the stage event stream belong to a background duty, not to any
@@ -311,17 +324,33 @@ export async function startLive(env = {}) {
   return { redis, usher };
 }
 
+// Every stage's count and seated users, and total_viewers, read in one
+// Lua script: one atomic step, so a join, leave, sweep or scaler move can
+// never fall between two of the reads. JSON: {stages: [[arn, count|false,
+// [user...]]...], total: string|false}.
+const SEATS_LUA = `
+local P = ARGV[1]
+local out = {}
+for _, arn in ipairs(redis.call('ZRANGE', P .. 'stages', 0, -1)) do
+  out[#out + 1] = { arn, redis.call('GET', P .. 'viewers:' .. arn),
+    redis.call('HKEYS', P .. 'viewer:heartbeat:' .. arn) }
+end
+return cjson.encode({ stages = out, total = redis.call('GET', P .. 'total_viewers') })`;
+
 // Checks every SPEC §3 invariant from the outside; returns a list of
 // violations (empty when all hold) and the per-stage counts.
 export function checkInvariants(redis, { capacity } = {}) {
   const problems = [];
-  const stages = redis.raw('ZRANGE', `${PREFIX}stages`, 0, -1).split('\n').filter(Boolean);
+  const read = JSON.parse(redis.raw('EVAL', SEATS_LUA, 0, PREFIX));
+  const list = (x) => (Array.isArray(x) ? x : []);           // cjson: {} for an empty table
   let sum = 0;
   const seatOf = new Map();
   const counts = {};
-  for (const arn of stages) {
-    const count = Number(redis.raw('GET', `${PREFIX}viewers:${arn}`) || 0);
-    const users = redis.raw('HKEYS', `${PREFIX}viewer:heartbeat:${arn}`).split('\n').filter(Boolean);
+  const stages = [];
+  for (const [arn, rawCount, rawUsers] of list(read.stages)) {
+    const count = Number(rawCount || 0);
+    const users = list(rawUsers);
+    stages.push(arn);
     counts[arn] = count;
     if (count !== users.length) problems.push(`viewers:${arn}=${count} but HLEN=${users.length}`);
     if (count < 0) problems.push(`negative count ${count} for ${arn}`);
@@ -332,7 +361,7 @@ export function checkInvariants(redis, { capacity } = {}) {
     }
     sum += count;
   }
-  const total = Number(redis.raw('GET', `${PREFIX}total_viewers`) || 0);
+  const total = Number(read.total || 0);
   if (total !== sum) problems.push(`total_viewers=${total} but sum=${sum}`);
   return { problems, counts, total, seatOf, stages };
 }
