@@ -118,6 +118,7 @@ export async function startListening({ port, spawnOn, ready, bindFailed, newPort
     const { proc, log } = spawnOn(port);
     let exit = null;
     proc.once('exit', (code, signal) => { exit = { code, signal }; });
+    proc.once('error', (e) => { exit = { error: e.message }; });   // e.g. no such binary
     const up = await eventually(async () => {
       if (exit) return true;
       return listenerOwnedBy(proc.pid, port) !== false && await ready(proc, port);
