@@ -60,6 +60,24 @@ async function eventually(check, timeoutMs, stepMs = 100) {
   return check();
 }
 
+// For "nothing happens" checks: waits at least minMs and until the lease
+// holder has renewed the lease n times (each scaler tick starts with the
+// renewal: PTTL jumps back up), so a loaded machine that runs fewer ticks
+// in minMs still gives the scaler n chances to act. Polled without
+// blocking; a missed renewal only makes the wait longer. Returns the
+// renewals seen.
+async function scalerTicks(redis, n, minMs, timeoutMs = 30000) {
+  const t0 = Date.now();
+  let seen = 0; let last = Infinity;
+  while ((seen < n || Date.now() - t0 < minMs) && Date.now() - t0 < timeoutMs) {
+    const pttl = Number(await redis.rawAsync('PTTL', `${PREFIX}scaler:lease`));
+    if (pttl > last) seen++;
+    last = pttl;
+    await sleep(20);
+  }
+  return seen;
+}
+
 async function stageList(u) {
   const r = await u.get('/api/stage/list');
   assert.equal(r.status, 200, short(r));
@@ -718,7 +736,7 @@ describe('auto-scaling: no replication before the publisher is live', () => {
     const arn = c.body.data.stage.stageArn;
     const entry = async () => (await stageList(usher)).stages.find((s) => s.stageArn === arn);
     assert.equal((await entry()).mode, 'open');
-    await sleep(1500);                                         // 7 scaler ticks
+    assert.ok(await scalerTicks(redis, 7, 1500) >= 7, 'the scaler ticks');
     const e1 = await entry();
     assert.notEqual(e1.replication, 'running', 'no replication while offline');
     assert.ok(!(await events(usher)).some((e) => e.stageArn === arn && e.type.startsWith('replication')));
@@ -751,7 +769,7 @@ describe('auto-scaling: no replication before the publisher is live', () => {
     const added = async () => (await stageList(usher)).stages.find((s) => !s.isMasterStage);
     assert.ok(await eventually(async () => !!(await added()), 15000), 'the scaler adds a stage');
     const arn = (await added()).stageArn;
-    await sleep(1500);
+    assert.ok(await scalerTicks(redis, 7, 1500) >= 7, 'the scaler ticks');
     const w = await added();
     assert.equal(w.stageArn, arn);
     assert.equal(w.mode, 'waiting', 'an added stage waits while the publisher is offline');
@@ -781,7 +799,7 @@ describe('auto-scaling: no replication before the publisher is live', () => {
     const c = await usher.post('/api/stage', { name: 'operator-kept' });
     assert.equal(c.status, 201, short(c));
     const arn = c.body.data.stage.stageArn;
-    await sleep(3000);                                         // cooldown 1 s, 15 ticks
+    assert.ok(await scalerTicks(redis, 15, 3000) >= 15, 'the scaler ticks'); // past the 1 s cooldown
     const list = await stageList(usher);
     const s = list.stages.find((x) => x.stageArn === arn);
     const ev = (await events(usher)).filter((e) => e.stageArn === arn).map((e) => e.type);
