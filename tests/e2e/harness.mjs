@@ -60,8 +60,9 @@ export async function freePort() {
   throw new Error(`no free port in ${PORT_LO}-${PORT_HI}`);
 }
 
-// The pids of processes with a socket listening on 127.0.0.1:port or on
-// any address at that port (Linux /proc); null where /proc cannot tell.
+// Whether process `pid` holds a socket listening on `port` (any local
+// address, IPv4 or IPv6; read from Linux /proc): true or false, null where
+// /proc cannot tell (then the caller's readiness check alone decides).
 export function listenerOwnedBy(pid, port) {
   let table;
   try {
