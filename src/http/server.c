@@ -239,6 +239,41 @@ static bool cookie_value(const char *header, const char *name, char *out, size_t
     return false;
 }
 
+/* A browser sends a cookie with any page's request, WebSocket handshakes
+ * included (which CORS does not guard): the cookie counts only from usher's
+ * own origin, one listed exactly in CORS_ORIGINS, or a client that sends no
+ * Origin (not a browser page). */
+static bool origin_trusted(const struct http_server *s, struct request *rq)
+{
+    const char *origin = request_header(rq, "Origin"), *host = request_header(rq, "Host");
+    const char *scheme_end = origin ? strstr(origin, "://") : NULL;
+    if (!origin || (scheme_end && host && strcmp(scheme_end + 3, host) == 0))
+        return true;
+    for (size_t i = 0; i < s->norigins; i++)
+        if (strcmp(s->origins[i], origin) == 0)
+            return true;
+    return false;
+}
+
+/* The API key the request presents: X-API-Key; on the stream routes the
+ * usher_api_key cookie (from a trusted origin, copied to buf); on /metrics
+ * "Authorization: Bearer <key>", as Prometheus sends it. NULL when none. */
+static const char *presented_key(const struct http_server *s, struct request *rq, char *buf,
+                                 size_t len)
+{
+    const char *given = request_header(rq, "X-API-Key");
+    if (given)
+        return given;
+    if (takes_key_cookie(rq->path) && origin_trusted(s, rq) &&
+        cookie_value(request_header(rq, "Cookie"), KEY_COOKIE, buf, len))
+        return buf;
+    const char *authorization = request_header(rq, "Authorization");
+    if (strcmp(rq->path, "/metrics") == 0 && authorization &&
+        strncasecmp(authorization, "Bearer ", 7) == 0)
+        return authorization + 7;
+    return NULL;
+}
+
 /* True when the request may go on; otherwise it has been answered. */
 static bool authenticate(struct http_server *s, struct request *rq, const char *peer)
 {
@@ -252,16 +287,8 @@ static bool authenticate(struct http_server *s, struct request *rq, const char *
                       "no API key is configured, so only loopback clients are served", NULL);
         return false;
     }
-    const char *given = request_header(rq, "X-API-Key");
     char cookie[512];
-    if (!given && takes_key_cookie(rq->path) &&
-        cookie_value(request_header(rq, "Cookie"), KEY_COOKIE, cookie, sizeof cookie))
-        given = cookie;
-    /* Prometheus sends credentials as "Authorization: Bearer <key>". */
-    const char *authorization = request_header(rq, "Authorization");
-    if (!given && strcmp(rq->path, "/metrics") == 0 && authorization &&
-        strncasecmp(authorization, "Bearer ", 7) == 0)
-        given = authorization + 7;
+    const char *given = presented_key(s, rq, cookie, sizeof cookie);
     /* Comparing digests keeps the time independent of the key's length too. */
     unsigned char digest[SHA256_DIGEST_LENGTH];
     if (given)

@@ -247,6 +247,7 @@ describe('GET /api/stats/stream: the API key', () => {
       [{ 'X-API-Key': 'stream-key' }, '', 200],
       [{ Cookie: 'usher_api_key=stream-key' }, '', 200],
       [{ Cookie: 'theme=dark; usher_api_key=stream-key; other=1' }, '', 200],
+      [{ Cookie: 'usher_api_key=stream-key', Origin: 'https://evil.example' }, '', 401],
     ];
     for (const [headers, query, status] of cases) {
       const s = await openStream(usher.port, { path: `/api/stats/stream${query}`, headers });

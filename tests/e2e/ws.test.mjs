@@ -192,10 +192,14 @@ describe('/ws: the API key', () => {
   });
   after(async () => { await usher?.close(); await redis?.close(); });
 
-  it('from X-API-Key or the usher_api_key cookie, else 401', async () => {
+  it('from X-API-Key or the usher_api_key cookie (not from another origin), else 401', async () => {
     await assert.rejects(connect(usher), { status: 401 });
     await assert.rejects(connect(usher, { 'X-API-Key': 'nope' }), { status: 401 });
-    for (const headers of [{ 'X-API-Key': 'ws-key' }, { Cookie: 'usher_api_key=ws-key' }]) {
+    // A page of another origin would have the browser send the cookie too.
+    await assert.rejects(connect(usher, { Cookie: 'usher_api_key=ws-key', Origin: 'https://evil.example' }),
+      { status: 401 });
+    for (const headers of [{ 'X-API-Key': 'ws-key' }, { Cookie: 'usher_api_key=ws-key' },
+      { Cookie: 'usher_api_key=ws-key', Origin: `http://127.0.0.1:${usher.port}` }]) {
       const c = await connect(usher, headers);
       c.ws.send(JSON.stringify({ type: 'subscribe', channel: 'stats' }));
       await until(c, isUpdate);
