@@ -152,23 +152,32 @@ static void on_welcome(evutil_socket_t fd, short what, void *arg)
     welcome_all(arg);
 }
 
-/* Calls fn for every subscriber already welcomed. */
-#define EACH_SUB(l, sub, call)                                              \
-    do {                                                                    \
-        (l)->busy++;                                                        \
-        TAILQ_FOREACH(sub, &(l)->subs, link)                                \
-            if (!sub->fresh && !sub->gone)                                  \
-                call;                                                       \
-        (l)->busy--;                                                        \
-        sweep_gone(l);                                                      \
-    } while (0)
+/* What the subscribers already welcomed are told: the stats, a kept
+ * event, or a ping. */
+enum news { NEWS_STATS, NEWS_EVENT, NEWS_PING };
+
+static void tell_all(struct live *l, enum news what, const struct kept_event *k)
+{
+    l->busy++;
+    struct live_sub *sub;
+    TAILQ_FOREACH(sub, &l->subs, link) {
+        if (sub->fresh || sub->gone)
+            continue;
+        if (what == NEWS_STATS)
+            sub->ops->stats(sub->arg, &l->stats);
+        else if (what == NEWS_EVENT && sub->ops->event)
+            sub->ops->event(sub->arg, k->id, k->json);
+        else if (what == NEWS_PING)
+            sub->ops->ping(sub->arg);
+    }
+    l->busy--;
+    sweep_gone(l);
+}
 
 static void on_ping(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    struct live *l = arg;
-    struct live_sub *sub;
-    EACH_SUB(l, sub, sub->ops->ping(sub->arg));
+    tell_all(arg, NEWS_PING, NULL);
 }
 
 /* ---- the shared read ------------------------------------------------------------ */
@@ -193,10 +202,8 @@ static void event_arrived(struct live *l, const struct stage_event *e)
     snprintf(k->id, sizeof k->id, "%s", e->id);
     k->json = json;
     snprintf(l->last_id, sizeof l->last_id, "%s", e->id);
-    if (l->primed) {
-        struct live_sub *sub;
-        EACH_SUB(l, sub, if (sub->ops->event) sub->ops->event(sub->arg, k->id, k->json));
-    }
+    if (l->primed)
+        tell_all(l, NEWS_EVENT, k);
 }
 
 static void events_read(void *arg, enum store_error err, const char *detail,
@@ -258,10 +265,8 @@ static void stats_read(void *arg, enum store_error err, const char *detail,
     bool changed = l->data && stats_compose(l, err == STORE_OK, latency_ms);
     if (l->data)
         l->stale = false;
-    if (changed) {
-        struct live_sub *sub;
-        EACH_SUB(l, sub, sub->ops->stats(sub->arg, &l->stats));
-    }
+    if (changed)
+        tell_all(l, NEWS_STATS, NULL);
     read_done(l);
 }
 

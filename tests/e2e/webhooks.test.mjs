@@ -1,13 +1,15 @@
 // webhooks.test.mjs — WEBHOOK_URLS: receivers in the test check each POST's
 // X-Usher-Signature (HMAC-SHA256 of the body with WEBHOOK_SECRET, computed
 // here with node:crypto), its id and sequence, the order of events, the
-// retries after 500s (and the give-up after WEBHOOK_MAX_ATTEMPTS), and that
-// two usher processes on one Redis deliver each event once.
+// retries after 500s (and the give-up after WEBHOOK_MAX_ATTEMPTS), that a
+// receiver that never answers holds up no request, and that two usher
+// processes on one Redis deliver each event once.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
+import net from 'node:net';
 import { Redis, Usher, USHER_BIN, sleep } from './harness.mjs';
 
 const SECRET = 'webhook-secret-1';
@@ -141,6 +143,32 @@ describe('webhooks: retries', () => {
     for (const id of ids) assert.equal(down.attempts.get(id), 4, `WEBHOOK_MAX_ATTEMPTS tries of ${id}`);
     assert.equal(down.got.length, 12);
     assert.match(usher.log, /given up after 4 tries/);
+  });
+});
+
+describe('webhooks: a receiver that never answers', () => {
+  let redis, usher, silent, sockets = [];
+  before(async () => {
+    silent = net.createServer((sock) => { sockets.push(sock); });     // accepts, never answers
+    await new Promise((ok) => silent.listen(0, '127.0.0.1', ok));
+    redis = await Redis.start();
+    usher = await Usher.start(redis, env([`http://127.0.0.1:${silent.address().port}/hook`]));
+    await sleep(800);
+  });
+  after(async () => {
+    await usher?.close(); await redis?.close();
+    sockets.forEach((s) => s.destroy());
+    await new Promise((ok) => silent.close(ok));
+  });
+
+  it('blocks nothing: requests are answered at once while the delivery waits', async () => {
+    assert.equal((await usher.post('/api/token/publisher', { userId: 'host' })).status, 200);
+    await until(() => sockets.length >= 1, 5000, () => 'no delivery started');
+    for (let i = 0; i < 20; i++) {
+      const started = Date.now();
+      assert.equal((await usher.get('/api/stats')).status, 200);
+      assert.ok(Date.now() - started < 500, `GET /api/stats took ${Date.now() - started} ms`);
+    }
   });
 });
 
