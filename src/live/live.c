@@ -1,8 +1,8 @@
 /* live.c — see live.h.
  *
- * One read is two store calls sent together (the stats view, the stage
- * events after the last id seen); when both are back, new events go to
- * every subscriber, then the stats if they changed. "Changed" compares the
+ * One read is one store call, store_live(): the stats view and the stage
+ * events after the last id seen; new events go to every subscriber, then
+ * the stats if they changed. "Changed" compares the
  * /api/stats data without its timestamp, and whether Redis is up: a new
  * Redis latency alone is no change. When a read fails, the last stats are
  * sent again with health saying Redis is down.
@@ -55,8 +55,7 @@ struct live {
     size_t nsubs;
     int busy;                        /* callbacks running: unsubscribing only marks */
     bool any_gone;
-    /* The read in flight: calls outstanding, and what has come back. */
-    int reads_out;
+    bool reading;                    /* a read is in flight, sent at sent_us */
     int64_t sent_us;
     bool primed;                     /* the events before the first read are known */
     /* What the subscribers were last told. */
@@ -182,8 +181,6 @@ static void on_ping(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the shared read ------------------------------------------------------------ */
 
-static void read_done(struct live *l);
-
 /* Keeps a new event (oldest first, the oldest dropped past the bound) and
  * sends it. */
 static void event_arrived(struct live *l, const struct stage_event *e)
@@ -204,24 +201,6 @@ static void event_arrived(struct live *l, const struct stage_event *e)
     snprintf(l->last_id, sizeof l->last_id, "%s", e->id);
     if (l->primed)
         tell_all(l, NEWS_EVENT, k);
-}
-
-static void events_read(void *arg, enum store_error err, const char *detail,
-                        const struct stage_events *events)
-{
-    struct live *l = arg;
-    if (err != STORE_OK) {
-        log_debug("live: stage events not read: %s", detail);
-    } else if (!l->primed) {
-        /* The latest, newest first: kept, not sent (they are the backlog). */
-        for (size_t i = events->count; i > 0; i--)
-            event_arrived(l, &events->items[i - 1]);
-        l->primed = true;
-    } else {
-        for (size_t i = 0; i < events->count; i++)
-            event_arrived(l, &events->items[i]);
-    }
-    read_done(l);
 }
 
 /* Makes the stats event's text from l->data and the health; true when it
@@ -247,46 +226,48 @@ static bool stats_compose(struct live *l, bool redis_up, double latency_ms)
     return l->stats.json != NULL;
 }
 
-static void stats_read(void *arg, enum store_error err, const char *detail,
-                       const struct stats_view *view)
+/* The stats part of a read (view NULL when it failed): the stats event is
+ * told when it changed. */
+static void stats_arrived(struct live *l, const struct stats_view *view, double latency_ms)
 {
-    struct live *l = arg;
-    double latency_ms = (double)(clock_mono_us() - l->sent_us) / 1000.0;
-    if (err == STORE_OK) {
+    if (view) {
         char now[32];
         clock_iso8601(clock_now_ms(), now, sizeof now);
         json_decref(l->data);
         l->data = stats_data(view, now);
         l->stats.viewers = view->total_viewers;
         l->stats.stages = (long long)view->count;
-    } else {
-        log_debug("live: stats not read: %s", detail);
     }
-    bool changed = l->data && stats_compose(l, err == STORE_OK, latency_ms);
+    bool changed = l->data && stats_compose(l, view != NULL, latency_ms);
     if (l->data)
         l->stale = false;
     if (changed)
         tell_all(l, NEWS_STATS, NULL);
-    read_done(l);
 }
 
-static void read_done(struct live *l)
+static void read_back(void *arg, enum store_error err, const char *detail,
+                      const struct live_read *r)
 {
-    if (--l->reads_out == 0)
-        welcome_all(l);
+    struct live *l = arg;
+    l->reading = false;
+    double latency_ms = (double)(clock_mono_us() - l->sent_us) / 1000.0;
+    if (err != STORE_OK)
+        log_debug("live: not read: %s", detail);
+    for (size_t i = 0; err == STORE_OK && i < r->events.count; i++)
+        event_arrived(l, &r->events.items[i]);
+    if (err == STORE_OK)
+        l->primed = true;            /* the first read's events were the backlog */
+    stats_arrived(l, err == STORE_OK ? &r->stats : NULL, latency_ms);
+    welcome_all(l);
 }
 
 static void read_start(struct live *l)
 {
-    if (l->reads_out)
+    if (l->reading)
         return;
-    l->reads_out = 2;
+    l->reading = true;
     l->sent_us = clock_mono_us();
-    store_stats(l->app->store, stats_read, l);
-    if (l->primed)
-        store_events_after(l->app->store, l->last_id, LIVE_EVENTS_KEPT, events_read, l);
-    else
-        store_events_read(l->app->store, LIVE_EVENTS_KEPT, events_read, l);
+    store_live(l->app->store, l->primed ? l->last_id : "", LIVE_EVENTS_KEPT, read_back, l);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)

@@ -2,9 +2,9 @@
  * /ws push to their clients.
  *
  * However many clients are subscribed, the feed makes one shared read per
- * STATS_PUSH_MS: one store_stats() call (the /api/stats view) and one read
- * of the stage_events stream after the last entry seen. It reads only while
- * it has subscribers. Each subscriber is told the stats when they change
+ * STATS_PUSH_MS: one store_live() call, the /api/stats view and the
+ * stage_events entries after the last one seen. It reads only while it has
+ * subscribers. Each subscriber is told the stats when they change
  * (and once when it subscribes), every new stage event, and a ping every
  * LIVE_PING_MS. The transports (routes/live.c for SSE, live/ws.c for
  * WebSocket) own their clients' connections and drop slow ones. */

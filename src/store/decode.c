@@ -287,3 +287,14 @@ void stage_events_clear(struct stage_events *events)
     free((void *)events->items);
     *events = (struct stage_events){0};
 }
+
+enum store_error decode_live_read(const redisReply *reply, struct live_read *out)
+{
+    *out = (struct live_read){0};
+    if (!is_array(reply, 2) || reply->elements != 2)
+        return STORE_FAILED;
+    enum store_error err = decode_stats(reply->element[0], &out->stats);
+    if (err == STORE_OK && (err = decode_events(reply->element[1], &out->events)) != STORE_OK)
+        stats_view_clear(&out->stats);
+    return err;
+}

@@ -46,6 +46,7 @@ void stats_view_clear(struct stats_view *view);
 /* XREVRANGE entries [id, [field, value, ...]]; fields other than type,
  * stageArn, detail and at are ignored, missing ones are "". */
 enum store_error decode_events(const redisReply *reply, struct stage_events *out);
+enum store_error decode_live_read(const redisReply *reply, struct live_read *out);
 void stage_events_clear(struct stage_events *events);
 
 #endif

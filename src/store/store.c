@@ -22,7 +22,7 @@ extern const char usher_lua_library[];
 enum function {
     FN_SEAT, FN_HEARTBEAT, FN_LEAVE, FN_SWEEP, FN_VIEWER_LIST, FN_STATS, FN_STAGE_ADD,
     FN_STAGE_UPDATE, FN_STAGE_REMOVE, FN_STAGE_RENAME, FN_STAGE_RENEW, FN_LEASE, FN_WEBHOOK_CLAIM,
-    FN_COUNT
+    FN_LIVE, FN_COUNT
 };
 
 enum { MAX_KEYS = 8, MAX_ARGS = 12 };
@@ -46,6 +46,8 @@ static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[
     [FN_STAGE_RENEW] = {"usher_stage_renew", {"stages", "stage_info"}},
     [FN_LEASE] = {"usher_lease", {"scaler:lease", "scaler:epoch"}},
     [FN_WEBHOOK_CLAIM] = {"usher_webhook_claim", {"webhook:sequence"}},
+    [FN_LIVE] = {"usher_live", {"total_viewers", "publisher:status", "master_stage", "stages",
+                                "stage_info", "stage_mode", "stage_state", "stage_events"}},
 };
 
 struct store {
@@ -70,6 +72,7 @@ union answer {
     struct stage_removed removed;
     struct stage_info info;
     struct stage_events events;
+    struct live_read live;
 };
 struct call;
 struct answer_kind {
@@ -168,11 +171,17 @@ static enum store_error dec_lease(const redisReply *r, union answer *a) { return
 static enum store_error dec_removed(const redisReply *r, union answer *a) { return decode_stage_removed(r, &a->removed); }
 static enum store_error dec_info(const redisReply *r, union answer *a) { return decode_stage_info(r, &a->info); }
 static enum store_error dec_events(const redisReply *r, union answer *a) { return decode_events(r, &a->events); }
+static enum store_error dec_live_read(const redisReply *r, union answer *a) { return decode_live_read(r, &a->live); }
 
 static void clear_list(union answer *a) { viewer_list_clear(&a->list); }
 static void clear_stats(union answer *a) { stats_view_clear(&a->stats); }
 static void clear_info(union answer *a) { stage_info_clear(&a->info); }
 static void clear_events(union answer *a) { stage_events_clear(&a->events); }
+static void clear_live_read(union answer *a)
+{
+    stats_view_clear(&a->live.stats);
+    stage_events_clear(&a->live.events);
+}
 
 #define GIVE(type, field) ((type)c->fn)(c->arg, err, detail, a ? &a->field : NULL)
 static void give_done(const struct call *c, enum store_error err, const char *detail, const union answer *a)
@@ -196,6 +205,7 @@ static void give_lease(const struct call *c, enum store_error err, const char *d
 static void give_removed(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_removed_fn, removed); }
 static void give_info(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_info_fn, info); }
 static void give_events(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_events_fn, events); }
+static void give_live_read(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_live_fn, live); }
 #undef GIVE
 
 static const struct answer_kind
@@ -205,7 +215,8 @@ static const struct answer_kind
     SEAT = {dec_seat, give_seat, NULL},       HEARTBEAT = {dec_heartbeat, give_heartbeat, NULL},
     LIST = {dec_list, give_list, clear_list}, STATS = {dec_stats, give_stats, clear_stats},
     LEASE = {dec_lease, give_lease, NULL},    REMOVED = {dec_removed, give_removed, NULL},
-    INFO = {dec_info, give_info, clear_info}, EVENTS = {dec_events, give_events, clear_events};
+    INFO = {dec_info, give_info, clear_info}, EVENTS = {dec_events, give_events, clear_events},
+    LIVE_READ = {dec_live_read, give_live_read, clear_live_read};
 
 /* Every reply comes here: Redis trouble, a refusal, or an answer to decode. */
 static void on_reply(void *p, redisReply *reply, const char *error)
@@ -469,6 +480,16 @@ void store_events_after(struct store *s, const char *after_id, long limit,
         snprintf(start, sizeof start, "-");
     const char *args[] = {start, "+", "COUNT", count};
     command(s, "XRANGE", "stage_events", NULL, CALL(EVENTS, fn), 4, args);
+}
+
+/* ---- the live feed ------------------------------------------------------- */
+
+void store_live(struct store *s, const char *after_id, long limit, store_live_fn fn, void *arg)
+{
+    char most[24];
+    lltoa(limit, most, sizeof most);
+    const char *args[] = {after_id, most};
+    fcall(s, FN_LIVE, CALL(LIVE_READ, fn), 2, args);
 }
 
 /* ---- webhooks ------------------------------------------------------------ */

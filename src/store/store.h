@@ -243,6 +243,18 @@ void store_events_read(struct store *s, long limit, store_events_fn fn, void *ar
 void store_events_after(struct store *s, const char *after_id, long limit,
                         store_events_fn fn, void *arg);
 
+/* ---- the live feed ------------------------------------------------------- */
+
+struct live_read {
+    struct stats_view stats;
+    struct stage_events events;      /* oldest first */
+};
+typedef void (*store_live_fn)(void *arg, enum store_error err, const char *detail,
+                              const struct live_read *read);
+/* The stats view and at most `limit` stage events after the stream id
+ * after_id ("": the latest `limit`), in one call (usher_live). */
+void store_live(struct store *s, const char *after_id, long limit, store_live_fn fn, void *arg);
+
 /* ---- webhooks ------------------------------------------------------------ */
 
 /* Claims stage event event_id for delivery, for ttl_s seconds. n: its

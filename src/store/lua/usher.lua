@@ -270,6 +270,24 @@ local function stats(keys, args)
   return out
 end
 
+-- live: the stats view and the stage events after ARGV[2], at most ARGV[3],
+-- oldest first (ARGV[2] "": the latest ARGV[3]), in one call: the live feed's
+-- one read per interval (src/live/live.c). KEYS: those of stats, and
+-- stage_events. Returns {stats' reply, stream entries}.
+local function live(keys, args)
+  local c = context(keys, args)
+  local events, after, n = key(c, 'stage_events'), args[2], tonumber(args[3])
+  local entries
+  if after == '' then
+    local newest = redis.call('XREVRANGE', events, '+', '-', 'COUNT', n)
+    entries = {}
+    for i = #newest, 1, -1 do entries[#entries + 1] = newest[i] end
+  else
+    entries = redis.call('XRANGE', events, '(' .. after, '+', 'COUNT', n)
+  end
+  return {stats(keys, args), entries}
+end
+
 -- ---- stage functions ------------------------------------------------------
 
 local function stage_info_key_set(c, arn, info, ttl)
@@ -456,5 +474,6 @@ redis.register_function{function_name = 'usher_sweep', callback = sweep, flags =
 redis.register_function{function_name = 'usher_stage_remove', callback = stage_remove, flags = {'allow-oom'}}
 -- Read-only functions may also run on replicas (FCALL_RO).
 redis.register_function{function_name = 'usher_stats', callback = stats, flags = {'no-writes'}}
+redis.register_function{function_name = 'usher_live', callback = live, flags = {'no-writes'}}
 redis.register_function{function_name = 'usher_viewer_list', callback = viewer_list, flags = {'no-writes'}}
 redis.register_function{function_name = 'usher_version', callback = version, flags = {'no-writes'}}
