@@ -48,7 +48,6 @@ static void sse_send(struct sse_client *c, const char *text, int len)
     int rc = http_conn_stream_write(c->conn, text, (size_t)len);
     c->writing = false;
     if (c->closed) {
-        c->writing = false;
         sse_closed(c);
         return;
     }
@@ -61,7 +60,7 @@ static void sse_send(struct sse_client *c, const char *text, int len)
     }
 }
 
-/* One event: text made with fmt from its parts, sent or the client dropped. */
+/* One event of the given type (id NULL: none), sent or the client dropped. */
 static void sse_event(struct sse_client *c, const char *type, const char *id, const char *json)
 {
     size_t cap = strlen(json) + (id ? strlen(id) : 0) + 64;
