@@ -179,9 +179,15 @@ static void ws_ping(void *arg)
     ws_queue(arg, WSLAY_PING, "", 0);
 }
 
+/* usher stopping: a close frame (1001 going away) if the socket takes it
+ * now, then the connection ends. The feed has let go of the subscription. */
 static void ws_ended(void *arg)
 {
-    ws_free(arg);                    /* the feed has let go of the subscription */
+    struct ws_client *c = arg;
+    if (c->head_sent == c->head_len &&
+        wslay_event_queue_close(c->ctx, WSLAY_CODE_GOING_AWAY, NULL, 0) == 0)
+        wslay_event_send(c->ctx);
+    ws_free(c);
 }
 
 /* The old protocol has no stage events. */

@@ -164,6 +164,16 @@ describe('/ws', () => {
     c.ws.close();
   });
 
+  it('usher stopping closes with 1001 (going away)', async () => {
+    const c = await connect(usher);
+    c.ws.send(JSON.stringify({ type: 'subscribe', channel: 'stats' }));
+    await until(c, isUpdate);
+    const stopped = usher.stop();
+    assert.equal((await closed(c, 15000)).code, 1001);
+    assert.equal((await stopped).code, 0);
+    await usher.restart();
+  });
+
   it('a bad handshake is refused with a JSON error', async () => {
     const plain = await usher.get('/ws');
     assert.equal(plain.status, 426);
