@@ -1,7 +1,8 @@
 // stats-stream.test.mjs — GET /api/stats/stream (Server-Sent Events) on the
 // real usher: the first event is the /api/stats data; a join is pushed within
 // STATS_PUSH_MS; stage events carry their stream id and a reconnect with
-// Last-Event-ID gets only what came after; 1,000 open streams cost Redis no
+// Last-Event-ID gets only what came after; an idle stream is pinged every
+// 15 s; 1,000 open streams cost Redis no
 // more calls than one (INFO commandstats); a client that never reads is
 // dropped and usher's memory stays bounded; while Redis is down the stream
 // says so (health) and new streams get 503; the key is taken from the header
@@ -69,6 +70,18 @@ describe('GET /api/stats/stream', () => {
       assert.equal(health.redis.status, 'up');
       assert.equal(typeof health.redis.latencyMs, 'number');
       assert.equal(health.ivs.provider, 'local');
+    } finally { s.close(); }
+  });
+
+  it('an idle stream gets a ": ping" comment every 15 s', { timeout: 40000 }, async () => {
+    const s = await openStream(usher.port);
+    try {
+      await s.until(isStats);
+      const opened = Date.now();
+      await s.until((e) => e.comment === 'ping', 17000);
+      const first = Date.now() - opened;
+      assert.ok(first <= 16000, `first ping after ${first} ms`);
+      assert.match(s.body, /\n: ping\n\n/);
     } finally { s.close(); }
   });
 
