@@ -2,8 +2,8 @@
 // real usher: the first event is the /api/stats data; a join is pushed within
 // STATS_PUSH_MS; stage events carry their stream id and a reconnect with
 // Last-Event-ID gets only what came after; an idle stream is pinged every
-// 15 s; 1,000 open streams cost Redis no
-// more calls than one (INFO commandstats); a client that never reads is
+// 15 s; 1,000 open streams cost Redis no more calls than one (INFO
+// commandstats); a client that never reads is
 // dropped and usher's memory stays bounded; while Redis is down the stream
 // says so (health) and new streams get 503; the key is taken from the header
 // or the usher_api_key cookie, never from the query string.
