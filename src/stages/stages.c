@@ -14,6 +14,7 @@
 #include "app.h"
 #include "config/config.h"
 #include "ivs/provider.h"
+#include "stages/endpoints.h"
 #include "stages/events.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -103,18 +104,22 @@ static void recorded(void *arg, enum store_error err, const char *detail, const 
     job_end(j, STORE_OK, "");
 }
 
-static void record(struct stage_job *j, const char *arn)
+/* Records the stage the provider made or named (its ARN and endpoints). */
+static void record(struct stage_job *j, const struct provider_stage *stage)
 {
     struct app *app = j->app;
     int64_t now = clock_now_ms();
     char created_iso[32];
     clock_iso8601(now, created_iso, sizeof created_iso);
+    const char *arn = stage->arn;
+    endpoints_remember(app->endpoints, arn, stage->whip, stage->events);
     j->arn = strdup(arn);
     j->info = stage_info_new(arn, j->spec.name, j->spec.auto_scaled, created_iso, j->spec.parent);
     char *info = j->info ? json_dumps(j->info, JSON_COMPACT) : NULL;
     char *tags = j->spec.tags ? json_dumps(j->spec.tags, JSON_COMPACT) : NULL;
-    if (!j->arn || !info || (j->spec.tags && !tags)) {
-        free(info), free(tags);
+    char *endpoints = stage->whip[0] ? endpoints_json(stage->whip, stage->events) : NULL;
+    if (!j->arn || !info || (j->spec.tags && !tags) || (stage->whip[0] && !endpoints)) {
+        free(info), free(tags), free(endpoints);
         job_end(j, STORE_FAILED, "out of memory");
         return;
     }
@@ -125,20 +130,24 @@ static void record(struct stage_job *j, const char *arn)
         .master = j->master, .lease_holder = j->spec.lease_holder,
         .mode = j->spec.auto_scaled ? MODE_WAITING : MODE_OPEN,
         .state = j->spec.auto_scaled ? &pending : NULL, .tags_json = tags,
+        .endpoints_json = endpoints,
     };
     store_stage_add(app->store, &r, recorded, j);
-    free(info), free(tags);
+    free(info), free(tags), free(endpoints);
 }
 
-static void provided(void *arg, const char *arn, const char *error)
+static void provided(void *arg, const struct provider_stage *stage, const char *error)
 {
     struct stage_job *j = arg;
-    if (!arn) {
-        log_error("stage provider could not create a stage: %s", error);
+    if (!stage) {
+        log_error("stage provider could not %s: %s",
+                  j->master == MASTER_FORCED ? "read MASTER_STAGE_ARN" : "create a stage", error);
+        stage_event(j->app, "provider_error", j->master == MASTER_FORCED ? j->app->cfg->master_stage_arn : "",
+                    error);
         job_end(j, STORE_FAILED, error);
         return;
     }
-    record(j, arn);
+    record(j, stage);
 }
 
 void stage_create(struct app *app, const struct stage_spec *spec,
@@ -224,9 +233,10 @@ void stage_ensure_master(struct app *app)
 {
     struct stage_spec spec = {.name = "master-stage"};
     if (app->cfg->master_stage_arn[0]) {
+        /* Read again for its endpoints (and to learn it still exists). */
         struct stage_job *j = job_new(app, &spec, MASTER_FORCED, NULL, NULL);
         if (j)
-            record(j, app->cfg->master_stage_arn);
+            app->provider->ops->get_stage(app->provider, app->cfg->master_stage_arn, provided, j);
         return;
     }
     store_master_get(app->store, master_looked_up, app);

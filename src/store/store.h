@@ -167,6 +167,10 @@ struct stage_record {
     enum stage_mode mode;
     const struct stage_state *state; /* NULL: none */
     const char *tags_json;           /* the stage's tags as a JSON object, NULL: none */
+    /* The stage's endpoints from the provider, {"whip":…,"events":…}, kept
+     * beside the record (`stage_endpoints`, as SPEC §3 fixes stage:{arn});
+     * NULL: none. */
+    const char *endpoints_json;
 };
 /* Records a stage the provider made. text: the master ARN when asked for
  * one (the one recorded first, with MASTER_UNLESS_ONE), else the ARN.
@@ -200,6 +204,10 @@ void store_stage_rename(struct store *s, const char *stage_arn, const char *name
 
 /* Renews every live stage's stage:{arn} key; n: how many. */
 void store_stage_renew(struct store *s, store_number_fn fn, void *arg);
+
+/* text: the stage's endpoints JSON ({"whip","events"}), "" when none
+ * are recorded. */
+void store_stage_endpoints(struct store *s, const char *stage_arn, store_text_fn fn, void *arg);
 
 /* text: the master stage's ARN, "" when none is recorded. */
 void store_master_get(struct store *s, store_text_fn fn, void *arg);
