@@ -74,6 +74,13 @@ static void job_end(struct stage_job *j, enum store_error err, const char *detai
     free(j);
 }
 
+struct stage_ceiling stage_ceiling(const struct app *app)
+{
+    const struct config *cfg = app->cfg;
+    return stage_ceiling_of(cfg->max_stages, app->provider->ops->replication_quota,
+                            cfg->replication_max, cfg->replication_chaining);
+}
+
 /* ---- create ------------------------------------------------------------ */
 
 static void unused_stage_deleted(void *arg, const char *error)
@@ -126,7 +133,7 @@ static void record(struct stage_job *j, const struct provider_stage *stage)
     /* An added stage seats nobody until the publisher's video reaches it. */
     const struct stage_state pending = {.replication = REPL_PENDING};
     const struct stage_record r = {
-        .arn = arn, .info_json = info, .created_ms = now, .max_stages = app->cfg->max_stages,
+        .arn = arn, .info_json = info, .created_ms = now, .max_stages = stage_ceiling(app).stages,
         .master = j->master, .lease_holder = j->spec.lease_holder,
         .mode = j->spec.auto_scaled ? MODE_WAITING : MODE_OPEN,
         .state = j->spec.auto_scaled ? &pending : NULL, .tags_json = tags,

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <jansson.h>
 
+#include "scaler/policy.h"
 #include "store/store.h"
 
 struct app;
@@ -37,6 +38,11 @@ void stage_create(struct app *app, const struct stage_spec *spec,
  * viewers still seated lose their seats. */
 void stage_remove(struct app *app, const char *arn, const char *lease_holder,
                   stage_done_fn done, void *arg);
+
+/* This deployment's stage ceiling (scaler/policy.h): MAX_STAGES, or lower
+ * where the provider's replication quota feeds fewer stages. Stage records
+ * beyond it are refused (STAGE_LIMIT), whoever asks. */
+struct stage_ceiling stage_ceiling(const struct app *app);
 
 /* Learns the master stage (app->master_arn) from Redis, creating and
  * recording it when there is none (or taking MASTER_STAGE_ARN when set).
