@@ -22,8 +22,10 @@
 
 #include "app.h"
 #include "config/config.h"
+#include "aws/client.h"
 #include "http/server.h"
 #include "ivs/provider.h"
+#include "ivs/shared_limiter.h"
 #include "routes/routes.h"
 #include "scaler/scaler.h"
 #include "stages/endpoints.h"
@@ -100,6 +102,10 @@ static void take_down(struct app *app)
         event_base_dispatch(app->base);
     }
     flush_loop(app->base);
+    if (app->limiter) {             /* before the client: its waiting calls fail next */
+        aws_client_set_limiter(aws_provider_client(app->provider), NULL);
+        app->limiter->free(app->limiter);
+    }
     if (app->provider)              /* IVS calls still running end now, with an error; */
         app->provider->ops->free(app->provider);   /* their follow-ups meet the store */
     app->provider = NULL;
@@ -208,8 +214,11 @@ static int run(struct config *cfg)
     app.scaler = scaler_new(&app);
     app.stats_batch = app.store ? read_batch_new(app.store, free) : NULL;
     app.endpoints = endpoints_cache_new(2 * (size_t)cfg->max_stages + 16);
+    if (aws_provider_client(app.provider) && app.store &&
+        (app.limiter = shared_limiter_new(app.base, app.store)))
+        aws_client_set_limiter(aws_provider_client(app.provider), app.limiter);
     if (!app.signer || !app.provider || !app.store || !app.http || !app.sweeper || !app.scaler ||
-        !app.stats_batch || !app.endpoints) {
+        !app.stats_batch || !app.endpoints || (aws_provider_client(app.provider) && !app.limiter)) {
         fprintf(stderr, "usher: %s\n", app.http ? "out of memory" : err);
         goto out;
     }

@@ -649,6 +649,11 @@ static const struct stage_provider_ops aws_ops = {
     .free = aws_free,
 };
 
+struct aws_client *aws_provider_client(struct stage_provider *p)
+{
+    return p->ops == &aws_ops ? ((struct aws_provider *)p)->client : NULL;
+}
+
 struct stage_provider *aws_provider_new(struct event_base *base, const struct config *cfg,
                                         struct aws_client *client)
 {

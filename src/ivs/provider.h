@@ -101,6 +101,10 @@ struct stage_provider *local_provider_new(struct event_base *base,
 struct stage_provider *aws_provider_new(struct event_base *base, const struct config *cfg,
                                         struct aws_client *client);
 
+/* The IVS client of an aws provider (to plug a limiter into), NULL for
+ * any other provider. */
+struct aws_client *aws_provider_client(struct stage_provider *p);
+
 /* The stage id: the ARN's last path segment (the JWT "topic"). */
 const char *stage_id_of(const char *arn);
 

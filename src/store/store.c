@@ -20,7 +20,8 @@ extern const char usher_lua_library[];
 
 enum function {
     FN_SEAT, FN_HEARTBEAT, FN_LEAVE, FN_SWEEP, FN_VIEWER_LIST, FN_STATS, FN_STAGE_ADD,
-    FN_STAGE_UPDATE, FN_STAGE_REMOVE, FN_STAGE_RENAME, FN_STAGE_RENEW, FN_LEASE, FN_COUNT
+    FN_STAGE_UPDATE, FN_STAGE_REMOVE, FN_STAGE_RENAME, FN_STAGE_RENEW, FN_LEASE, FN_RATE_TAKE,
+    FN_COUNT
 };
 
 enum { MAX_KEYS = 10, MAX_ARGS = 12 };
@@ -44,6 +45,7 @@ static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[
     [FN_STAGE_RENAME] = {"usher_stage_rename", {"stages", "stage_info"}},
     [FN_STAGE_RENEW] = {"usher_stage_renew", {"stages", "stage_info"}},
     [FN_LEASE] = {"usher_lease", {"scaler:lease", "scaler:epoch"}},
+    [FN_RATE_TAKE] = {"usher_rate_take", {NULL}},
 };
 
 struct store {
@@ -426,6 +428,17 @@ void store_lease(struct store *s, const char *holder, long ttl_ms, store_lease_f
     lltoa(ttl_ms, ttl, sizeof ttl);
     const char *args[] = {holder, ttl};
     fcall(s, FN_LEASE, CALL(LEASE, fn), 2, args);
+}
+
+/* ---- IVS call rates ------------------------------------------------------ */
+
+void store_rate_take(struct store *s, const char *cls, long interval_ms, store_number_fn fn,
+                     void *arg)
+{
+    char interval[24];
+    lltoa(interval_ms, interval, sizeof interval);
+    const char *args[] = {cls, interval};
+    fcall(s, FN_RATE_TAKE, CALL(NUMBER, fn), 2, args);
 }
 
 /* ---- stage events ------------------------------------------------------- */

@@ -224,6 +224,14 @@ typedef void (*store_lease_fn)(void *arg, enum store_error err, const char *deta
 /* Takes or renews the lease for ttl_ms; ttl_ms 0 gives it up. */
 void store_lease(struct store *s, const char *holder, long ttl_ms, store_lease_fn fn, void *arg);
 
+/* ---- IVS call rates ------------------------------------------------------ */
+
+/* Reserves the next slot for one IVS call of class cls ("stage", ...),
+ * calls of a class going interval_ms apart across every usher process
+ * (Redis's clock decides). n: the ms to wait before calling (0: now). */
+void store_rate_take(struct store *s, const char *cls, long interval_ms, store_number_fn fn,
+                     void *arg);
+
 /* ---- stage events ------------------------------------------------------- */
 
 struct stage_event {

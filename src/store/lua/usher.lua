@@ -22,7 +22,7 @@
 
 -- Raise VERSION with every change to this file: a connecting usher replaces
 -- the library in Redis only when Redis holds an older one (store/redis.c).
-local VERSION = 2
+local VERSION = 3
 
 -- A stage's seating mode (stages/state.h names them in C). `stage_mode`
 -- holds only waiting and draining: no field means open.
@@ -429,6 +429,25 @@ local function lease(keys, args)
   return {2, redis.call('INCR', key(c, 'scaler:epoch'))}
 end
 
+-- ---- IVS call rates ----------------------------------------------------------
+
+-- rate_take: reserves the next slot for one IVS call of a class, for every
+-- usher process of the deployment together (ivs/shared_limiter.c): calls of
+-- a class go `interval` ms apart. The clock is Redis's own (TIME), so the
+-- processes need not agree on one. The key `aws_rate:{class}` is derived
+-- from the prefix, like the per-stage keys, and expires once idle.
+-- ARGV: prefix, class name, interval (ms).
+-- Returns the ms the caller waits before it calls (0: at once).
+local function rate_take(keys, args)
+  local c = context(keys, args)
+  local k, interval = stage_key(c, 'aws_rate:', args[2]), tonumber(args[3])
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local slot = math.max(tonumber(redis.call('GET', k) or '0'), now)
+  redis.call('SET', k, slot + interval, 'PX', slot + interval - now + 1000)
+  return slot - now
+end
+
 local function version() return VERSION end
 
 redis.register_function('usher_seat', seat)
@@ -438,6 +457,7 @@ redis.register_function('usher_stage_update', stage_update)
 redis.register_function('usher_stage_rename', stage_rename)
 redis.register_function('usher_stage_renew', stage_renew)
 redis.register_function('usher_lease', lease)
+redis.register_function('usher_rate_take', rate_take)
 -- Those that only free seats and keys run even when Redis is out of
 -- memory (maxmemory reached), as they did as scripts: refusing them would
 -- keep the memory taken.
