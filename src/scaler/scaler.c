@@ -17,6 +17,7 @@
 #include "ivs/provider.h"
 #include "scaler/policy.h"
 #include "stages/events.h"
+#include "stages/orphans.h"
 #include "stages/stages.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -30,6 +31,7 @@
 struct scaler {
     struct app *app;
     struct event *timer;
+    struct orphans *orphans;         /* swept under the lease */
     char holder[40];                 /* this process's lease id */
     bool leader;
     bool ticking;
@@ -304,6 +306,7 @@ static void leased(void *arg, enum store_error err, const char *detail, const st
         tick_end(s);
         return;
     }
+    orphans_tick(s->orphans);
     store_stats(s->app->store, viewed, s);
 }
 
@@ -356,7 +359,11 @@ struct scaler *scaler_new(struct app *app)
         snprintf(s->holder + 2 * i, 3, "%02x", id[i]);
     s->app = app;
     s->timer = event_new(app->base, -1, EV_PERSIST, on_tick, s);
-    if (!s->timer) {
+    s->orphans = orphans_new(app);
+    if (!s->timer || !s->orphans) {
+        if (s->timer)
+            event_free(s->timer);
+        orphans_free(s->orphans);
         free(s);
         return NULL;
     }
@@ -371,5 +378,6 @@ void scaler_free(struct scaler *s)
     if (!s)
         return;
     event_free(s->timer);
+    orphans_free(s->orphans);
     free(s);
 }
