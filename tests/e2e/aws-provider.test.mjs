@@ -190,3 +190,121 @@ describe('AWS provider: start, keys, tokens', () => {
     assert.match(log, /IVS_PUBLIC_KEY_ARN|ListPublicKeys/);
   });
 });
+
+describe('AWS provider: scaling inside the replication quota, two processes', () => {
+  let fake, redis, u1, u2, keyDir;
+  const CAP = 2;
+  const ceiling = 6;                   // the master + REPLICATION_MAX (5)
+  before(async () => {
+    fake = await startFake();
+    redis = await Redis.start();
+    keyDir = mkdtempSync(join(tmpdir(), 'usher-key-'));
+    const { privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'secp384r1' });
+    const keyFile = join(keyDir, 'key.pem');
+    (await import('node:fs')).writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    const env = awsEnv(fake, {
+      TOKEN_PRIVATE_KEY_FILE: keyFile, AUTO_SCALE_ENABLED: 'true', MAX_VIEWERS_PER_STAGE: String(CAP),
+      MAX_STAGES: '20', SCALER_INTERVAL_MS: '200', SCALER_LEASE_MS: '2000', SCALE_DOWN_COOLDOWN: '1',
+      DRAIN_TIMEOUT: '5', REPLICATION_RETRY_MS: '200', ORPHAN_SWEEP_INTERVAL: '1', ORPHAN_GRACE: '3',
+      LOG_LEVEL: 'info' });
+    u1 = await Usher.start(redis, env);
+    u2 = await Usher.start(redis, env);
+  });
+  after(async () => {
+    await u1?.close();
+    await u2?.close();
+    await redis?.close();
+    await fake?.close();
+    if (keyDir) rmSync(keyDir, { recursive: true, force: true });
+  });
+
+  const redisStages = () => redis.raw('ZRANGE', `${PREFIX}stages`, 0, -1).split('\n').filter(Boolean).sort();
+  const fakeStages = () => fake.stages().filter(ours).map((s) => s.arn).sort();
+
+  it('ramps to the ceiling and back, IVS matching Redis; joins beyond get STAGE_FULL with Retry-After', async () => {
+    const master = await waitUntil(() => redis.raw('GET', `${PREFIX}master_stage`), 5000, 'the master');
+    // The publisher connects to the master stage with the token usher signed.
+    const pub = (await u1.post('/api/token/publisher', { userId: 'pub' })).body.data;
+    fake.connectParticipant(master, { participantId: pub.participantId, userId: 'pub', published: true });
+    // Faults on the way: throttles and 5xx are retried, nothing is lost.
+    fake.throttle('CreateStage', 2);
+    fake.failNext('StartParticipantReplication', { status: 500, code: 'InternalServerException', count: 2 });
+    const seated = new Map();
+    let most = 0;
+    const watch = setInterval(() => { most = Math.max(most, fake.stages().filter(ours).length); }, 50);
+    try {
+      for (let i = 0; i < ceiling * CAP; i++) {
+        const u = i % 2 ? u2 : u1;
+        const r = await waitUntil(async () => {
+          const a = await u.post('/api/token/viewer', { userId: `v${i}` });
+          if (a.status === 503) assert.equal(a.body.error.code, 'STAGE_FULL');
+          return a.status === 200 ? a : null;
+        }, 30000, `viewer v${i} seated`);
+        seated.set(`v${i}`, r.body.data.stageArn);
+        // Each viewer's token names its stage's own endpoints.
+        const t = decode(r.body.data.token);
+        assert.equal(t.claims.whip_url, fake.stage(r.body.data.stageArn).endpoints.whip);
+      }
+      // Full at the ceiling: a join is refused with Retry-After, and no
+      // sixth added stage is ever planned.
+      await sleep(1500);
+      const refused = await u1.post('/api/token/viewer', { userId: 'one-too-many' });
+      assert.equal(refused.status, 503);
+      assert.equal(refused.body.error.code, 'STAGE_FULL');
+      assert.ok(Number(refused.headers['retry-after']) > 0, 'Retry-After set');
+      assert.equal(refused.body.error.details.stageCeiling, ceiling);
+      assert.match(refused.body.error.details.ceilingReason, /REPLICATION_MAX/);
+      const stats = (await u2.get('/api/stats/stages')).body.data;
+      assert.equal(stats.scaling.stageCeiling, ceiling);
+      assert.match(stats.scaling.ceilingReason, /REPLICATION_MAX/);
+      assert.equal(redisStages().length, ceiling);
+      assert.deepEqual(fakeStages(), redisStages(), 'IVS holds exactly the stages Redis records');
+      assert.ok(most <= ceiling, `at most ${ceiling} stages in IVS, saw ${most}`);
+      // Every added stage is fed from the master, by the publisher's id.
+      const reps = fake.replications();
+      assert.equal(reps.length, ceiling - 1);
+      for (const r of reps) {
+        assert.equal(r.sourceStageArn, master);
+        assert.equal(r.participantId, pub.participantId);
+      }
+      assert.deepEqual(reps.map((r) => r.destinationStageArn).sort(), redisStages().filter((a) => a !== master));
+      assert.ok(fake.callsOf('ListParticipants').some((c) => c.status === 200 && c.input.filterByPublished === true),
+        'the publisher was found with ListParticipants');
+      assert.ok(fake.callsOf('CreateStage').some((c) => c.status === 429), 'a throttle was met');
+      assert.ok(fake.callsOf('StartParticipantReplication').some((c) => c.status === 500), 'a 5xx was met');
+      assert.deepEqual(checkInvariants(redis, { capacity: CAP }).problems, []);
+      // Everyone leaves: the added stages drain and are deleted in IVS too,
+      // down to the master and the one spare stage the policy keeps.
+      for (const [user, arn] of seated) {
+        const u = user.length % 2 ? u1 : u2;
+        assert.equal((await u.post('/api/viewer/leave', { userId: user, stageArn: arn })).status, 200);
+      }
+      await waitUntil(() => redisStages().length === 2 && fakeStages().length === 2, 40000, 'down to 2 stages');
+      await sleep(1500);                 // nothing more goes
+      assert.deepEqual(fakeStages(), redisStages());
+      assert.equal(redisStages().length, 2);
+      assert.ok(redisStages().includes(master));
+      assert.deepEqual(fake.replications().map((r) => [r.sourceStageArn, r.destinationStageArn]),
+        [[master, redisStages().find((a) => a !== master)]]);
+      assert.ok(most <= ceiling, `at most ${ceiling} stages in IVS, saw ${most}`);
+    } finally {
+      clearInterval(watch);
+    }
+  });
+
+  it('a lost CreateStage answer leaves no orphan after the sweep', async () => {
+    const before = fake.callsOf('CreateStage').length;
+    fake.dropAnswer('CreateStage', { count: 2 });
+    const r = await u1.post('/api/stage', { name: 'operator-stage' });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    const made = fake.callsOf('CreateStage').slice(before);
+    assert.ok(made.filter((c) => c.dropped).length >= 1, 'an answer was dropped');
+    assert.ok(fakeStages().length > redisStages().length, 'the lost answers left stages behind');
+    await waitUntil(() => JSON.stringify(fakeStages()) === JSON.stringify(redisStages()), 20000,
+      'the orphans deleted');
+    assert.ok(fake.callsOf('DeleteStage').length >= 1);
+    assert.ok(redisStages().includes(r.body.data.stage.stageArn));
+    const events = (await u1.get('/api/stage/events')).body.data.events;
+    assert.ok(events.some((e) => e.type === 'orphan_deleted'), 'the deletion is a stage event');
+  });
+});
