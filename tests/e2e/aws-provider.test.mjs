@@ -229,6 +229,9 @@ describe('AWS provider: scaling inside the replication quota, two processes', ()
     // Faults on the way: throttles and 5xx are retried, nothing is lost.
     fake.throttle('CreateStage', 2);
     fake.failNext('StartParticipantReplication', { status: 500, code: 'InternalServerException', count: 2 });
+    // A 402 is reported as the quota it is (log, stage events, /health).
+    fake.failNext('StartParticipantReplication', { status: 402, code: 'ServiceQuotaExceededException',
+      count: 1, message: 'concurrent participant replications per participant: 5 reached' });
     const seated = new Map();
     let most = 0;
     const watch = setInterval(() => { most = Math.max(most, fake.stages().filter(ours).length); }, 50);
@@ -272,6 +275,14 @@ describe('AWS provider: scaling inside the replication quota, two processes', ()
         'the publisher was found with ListParticipants');
       assert.ok(fake.callsOf('CreateStage').some((c) => c.status === 429), 'a throttle was met');
       assert.ok(fake.callsOf('StartParticipantReplication').some((c) => c.status === 500), 'a 5xx was met');
+      assert.ok(fake.callsOf('StartParticipantReplication').some((c) => c.status === 402), 'a 402 was met');
+      const events = (await u1.get('/api/stage/events')).body.data.events;
+      assert.ok(events.some((e) => e.type === 'replication_failed' && /ServiceQuotaExceededException.*5 reached/.test(e.detail)),
+        'the 402 is a stage event naming the quota');
+      const quota = await Promise.all([u1, u2].map(async (u) => (await u.get('/health')).body.data.services.ivs.lastQuotaExceeded));
+      assert.ok(quota.some((q) => q && /ServiceQuotaExceededException.*replications per participant/.test(q.error)),
+        `/health shows the quota: ${JSON.stringify(quota)}`);
+      assert.match(u1.log + u2.log, /error.*StartParticipantReplication: quota_exceeded.*5 reached/);
       assert.deepEqual(checkInvariants(redis, { capacity: CAP }).problems, []);
       // Everyone leaves: the added stages drain and are deleted in IVS too,
       // down to the master and the one spare stage the policy keeps.
