@@ -154,6 +154,32 @@ static int prepare_provider(struct app *app, char *err, size_t errlen)
     return pr.done && !err[0] ? 0 : -1;
 }
 
+/* The parts that serve, once the provider is ready; -1 with err set when
+ * one cannot be made. */
+static int make_parts(struct app *app, char *err, size_t errlen)
+{
+    const struct config *cfg = app->cfg;
+    struct aws_client *client = aws_provider_client(app->provider);
+    app->signer = signer_new(app->base, app->key, cfg->signer_threads, (size_t)cfg->signer_precompute);
+    app->store = store_new(app->base, cfg, on_redis_ready, app);
+    app->http = http_server_new(app, usher_routes, usher_route_count, err, errlen);
+    app->sweeper = sweeper_new(app);
+    app->scaler = scaler_new(app);
+    app->stats_batch = app->store ? read_batch_new(app->store, free) : NULL;
+    app->endpoints = endpoints_cache_new(2 * (size_t)cfg->max_stages + 16);
+    /* IVS calls are paced with every other process, through Redis. */
+    if (client && app->store && (app->limiter = shared_limiter_new(app->base, app->store)))
+        aws_client_set_limiter(client, app->limiter);
+    if (!app->http)
+        return -1;                  /* err says why */
+    if (!app->signer || !app->store || !app->sweeper || !app->scaler || !app->stats_batch ||
+        !app->endpoints || (client && !app->limiter)) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 static int key_path(const struct config *cfg, char *out, size_t len)
 {
     int n = cfg->token_key_file[0] ? snprintf(out, len, "%s", cfg->token_key_file)
@@ -207,19 +233,8 @@ static int run(struct config *cfg)
         fprintf(stderr, "usher: %s\n", err);
         goto out;
     }
-    app.signer = signer_new(app.base, app.key, cfg->signer_threads, (size_t)cfg->signer_precompute);
-    app.store = store_new(app.base, cfg, on_redis_ready, &app);
-    app.http = http_server_new(&app, usher_routes, usher_route_count, err, sizeof err);
-    app.sweeper = sweeper_new(&app);
-    app.scaler = scaler_new(&app);
-    app.stats_batch = app.store ? read_batch_new(app.store, free) : NULL;
-    app.endpoints = endpoints_cache_new(2 * (size_t)cfg->max_stages + 16);
-    if (aws_provider_client(app.provider) && app.store &&
-        (app.limiter = shared_limiter_new(app.base, app.store)))
-        aws_client_set_limiter(aws_provider_client(app.provider), app.limiter);
-    if (!app.signer || !app.provider || !app.store || !app.http || !app.sweeper || !app.scaler ||
-        !app.stats_batch || !app.endpoints || (aws_provider_client(app.provider) && !app.limiter)) {
-        fprintf(stderr, "usher: %s\n", app.http ? "out of memory" : err);
+    if (make_parts(&app, err, sizeof err) != 0) {
+        fprintf(stderr, "usher: %s\n", err);
         goto out;
     }
     struct event *sigterm = evsignal_new(app.base, SIGTERM, on_signal, &sd);

@@ -117,6 +117,10 @@ void stage_endpoints(const char *arn, char *events_url, size_t events_len,
  * usher:stream=<STREAM_NAME, or REDIS_KEY_PREFIX when that is empty>. */
 #define USHER_TAG_MANAGED "usher:managed"
 #define USHER_TAG_STREAM "usher:stream"
+/* And usher:role=master on the master stage it makes, so it can be found
+ * again when Redis lost its record. */
+#define USHER_TAG_ROLE "usher:role"
+#define USHER_ROLE_MASTER "master"
 const char *provider_stream_name(const struct config *cfg);
 /* Whether tags mark a stage as made by this deployment. */
 bool provider_tags_ours(const struct config *cfg, const json_t *tags);

@@ -220,6 +220,31 @@ void stage_remove(struct app *app, const char *arn, const char *lease_holder,
 
 /* ---- master ------------------------------------------------------------ */
 
+/* The master this stream made before, found by its tag (read again for
+ * its endpoints), else a new one, tagged as the master. */
+static void masters_listed(void *arg, const struct provider_stage *stages, size_t n,
+                           const char *error)
+{
+    struct stage_job *j = arg;
+    struct stage_provider *p = j->app->provider;
+    for (size_t i = 0; !error && i < n; i++) {
+        const char *role = json_string_value(json_object_get(stages[i].tags, USHER_TAG_ROLE));
+        if (role && strcmp(role, USHER_ROLE_MASTER) == 0) {
+            log_info("master stage found in the provider by its tag: %s", stages[i].arn);
+            p->ops->get_stage(p, stages[i].arn, provided, j);
+            return;
+        }
+    }
+    if (error) {                    /* the next reconnect tries again */
+        log_warn("looking for the master stage in the provider: %s", error);
+        job_end(j, STORE_FAILED, error);
+        return;
+    }
+    json_t *tags = json_pack("{s:s}", USHER_TAG_ROLE, USHER_ROLE_MASTER);
+    p->ops->create_stage(p, j->spec.name, tags, provided, j);
+    json_decref(tags);
+}
+
 static void master_looked_up(void *arg, enum store_error err, const char *detail, const char *arn)
 {
     struct app *app = arg;
@@ -230,10 +255,12 @@ static void master_looked_up(void *arg, enum store_error err, const char *detail
         snprintf(app->master_arn, sizeof app->master_arn, "%s", arn);
         return;
     }
+    /* None recorded: the provider may still hold the one this stream made
+     * (Redis lost its data, or the record was never written). */
     struct stage_spec spec = {.name = "master-stage"};
     struct stage_job *j = job_new(app, &spec, MASTER_UNLESS_ONE, NULL, NULL);
     if (j)
-        app->provider->ops->create_stage(app->provider, spec.name, NULL, provided, j);
+        app->provider->ops->list_stages(app->provider, masters_listed, j);
 }
 
 void stage_ensure_master(struct app *app)

@@ -141,6 +141,15 @@ describe('AWS provider: start, keys, tokens', () => {
       assert.equal(fake.callsOf('CreateStage').filter((c) => c.status === 200).length, 1, 'no second master');
       const again = decode((await usher.post('/api/token/publisher', { userId: 'pub' })).body.data.token);
       assert.equal(again.header.kid, keys[0].arn);
+      // Redis loses its data: the master is found again in IVS by its tag
+      // (usher:role=master), not made anew.
+      assert.equal(stage.tags['usher:role'], 'master');
+      await usher.stop();
+      redis.cli('FLUSHALL');
+      await usher.restart();
+      assert.equal(await waitUntil(() => redis.raw('GET', `${PREFIX}master_stage`), 5000, 'the master'), master);
+      assert.equal(fake.callsOf('CreateStage').filter((c) => c.status === 200).length, 1, 'no new master');
+      assert.deepEqual(JSON.parse(redis.raw('HGET', `${PREFIX}stage_endpoints`, master)).whip, stage.endpoints.whip);
     } finally {
       await usher.close();
     }
