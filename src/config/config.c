@@ -159,6 +159,10 @@ static const struct setting SETTINGS[] = {
     ROW("Stages", "AWS_TIMEOUT_MS", "10000",
         T_LONG(aws_timeout_ms, 100, 120000, MILLIS),
         "how long one IVS call attempt may take before it counts as lost"),
+    ROW("Stages", "AWS_PACE_MARGIN_MS", "50",
+        T_LONG(aws_pace_margin_ms, 0, 1000, MILLIS),
+        "aws: added to 1000/rate ms between two IVS calls of a class (all processes), so "
+        "network jitter does not put one call too many in IVS's window"),
     ROW("Stages", "REPLICATION_MAX", "5",
         T_LONG(replication_max, 0, 100, "a replication count"),
         "aws: stages the publisher's stage feeds by replication (IVS allows 5 per participant)"),

@@ -27,6 +27,7 @@ struct shared {
     struct event_base *evbase;
     struct store *store;
     struct aws_limiter *local;       /* when Redis cannot be reached */
+    long margin_ms;
     struct waiter *waiters;
 };
 
@@ -97,7 +98,7 @@ static int shared_acquire(struct aws_limiter *lim, enum aws_op_class cls,
         l->waiters->prev = w;
     l->waiters = w;
     int rate = aws_op_class_rate(cls);
-    store_rate_take(l->store, aws_op_class_name(cls), (1000 + rate - 1) / rate + SHARED_PACE_MARGIN_MS,
+    store_rate_take(l->store, aws_op_class_name(cls), (1000 + rate - 1) / rate + l->margin_ms,
                     slot_taken, w);
     return 0;
 }
@@ -119,7 +120,8 @@ static void shared_free(struct aws_limiter *lim)
     free(l);
 }
 
-struct aws_limiter *shared_limiter_new(struct event_base *base, struct store *store)
+struct aws_limiter *shared_limiter_new(struct event_base *base, struct store *store,
+                                       long margin_ms)
 {
     struct shared *l = calloc(1, sizeof *l);
     if (!l || !(l->local = aws_local_limiter_new(base, NULL, NULL))) {
@@ -129,5 +131,6 @@ struct aws_limiter *shared_limiter_new(struct event_base *base, struct store *st
     l->base = (struct aws_limiter){shared_acquire, shared_free};
     l->evbase = base;
     l->store = store;
+    l->margin_ms = margin_ms;
     return &l->base;
 }

@@ -14,14 +14,13 @@
 struct event_base;
 struct store;
 
-/* Calls of a class go this much more than 1000 / rate ms apart, so that
- * network jitter between processes and IVS does not make two calls land
- * inside one of IVS's windows. */
-#define SHARED_PACE_MARGIN_MS 20
-
-/* store is borrowed and must outlive the limiter's free. NULL when out of
- * memory. Freeing drops waiting acquires (aws/limiter.h); a store step
- * still under way ends quietly. */
-struct aws_limiter *shared_limiter_new(struct event_base *base, struct store *store);
+/* Calls of a class go margin_ms more than 1000 / rate ms apart
+ * (AWS_PACE_MARGIN_MS), so that jitter between processes and IVS does not
+ * make two calls land inside one of IVS's windows (how IVS counts is not
+ * published). store is borrowed and must outlive the limiter's free. NULL
+ * when out of memory. Freeing drops waiting acquires (aws/limiter.h); a
+ * store step still under way ends quietly. */
+struct aws_limiter *shared_limiter_new(struct event_base *base, struct store *store,
+                                       long margin_ms);
 
 #endif

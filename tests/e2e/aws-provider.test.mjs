@@ -312,6 +312,27 @@ describe('AWS provider: scaling inside the replication quota, two processes', ()
     }
   });
 
+  it('two processes together stay under the stage-operation rate (pace shared in Redis)', async () => {
+    const master = redis.raw('GET', `${PREFIX}master_stage`);
+    const since = fake.calls.length;
+    const started = Date.now();
+    // 20 renames (UpdateStage, a stage operation: 5/s) at once, over both.
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+      (i % 2 ? u2 : u1).put(`/api/stage/${encodeURIComponent(master)}`, { name: `master renamed ${i}` })));
+    const took = Date.now() - started;
+    for (const a of answers) assert.equal(a.status, 200, JSON.stringify(a.body));
+    const calls = fake.calls.slice(since).filter((c) => c.operation === 'UpdateStage');
+    // Each process pacing alone (5/s each) would meet about 10 throttles;
+    // a shared pace meets none, or one when a timer fires late under load.
+    const throttled = calls.filter((c) => c.status === 429).length;
+    assert.ok(throttled <= 1, `throttled ${throttled}: ${calls.map((c) => c.status)}`);
+    assert.equal(calls.filter((c) => c.status === 200).length, 20, 'each rename made once');
+    assert.ok(took >= 3500, `20 calls at 5/s take about 4 s, took ${took} ms`);
+    // IVS's name allows [a-zA-Z0-9-_]: the space became '-'; Redis keeps the name.
+    assert.match(fake.stage(master).name, /^master-renamed-\d+$/);
+    assert.match(JSON.parse(redis.raw('GET', `${PREFIX}stage:${master}`)).name, /^master renamed \d+$/);
+  });
+
   it('a lost CreateStage answer leaves no orphan after the sweep', async () => {
     const before = fake.callsOf('CreateStage').length;
     fake.dropAnswer('CreateStage', { count: 2 });
