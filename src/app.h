@@ -40,6 +40,7 @@ struct app {
     /* The master stage, as Redis has it; empty until Redis has been reached
      * (it is looked up again after every reconnect). */
     char master_arn[STAGE_ARN_MAX + 1];
+    int master_lookups;              /* master stage look-ups under way (stages.c) */
 };
 
 #endif

@@ -316,6 +316,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct scaler *s = arg;
     if (s->ticking || !store_ready(s->app->store))
         return;
+    /* A master look-up that failed (IVS or Redis trouble) is tried again. */
+    if (!s->app->master_arn[0] && s->app->master_lookups == 0)
+        stage_ensure_master(s->app);
     s->ticking = true;
     store_lease(s->app->store, s->holder, s->app->cfg->scaler_lease_ms, leased, s);
 }

@@ -54,6 +54,7 @@ static struct stage_job *job_new(struct app *app, const struct stage_spec *spec,
         free(j);
         goto oom;
     }
+    app->master_lookups += master != MASTER_NONE;
     return j;
 oom:
     if (done)
@@ -63,6 +64,7 @@ oom:
 
 static void job_end(struct stage_job *j, enum store_error err, const char *detail)
 {
+    j->app->master_lookups -= j->master != MASTER_NONE;
     if (j->done)
         j->done(j->arg, err, err == STORE_OK && j->info ? json_incref(j->info) : NULL, detail);
     json_decref(j->info);
@@ -146,6 +148,12 @@ static void record(struct stage_job *j, const struct provider_stage *stage)
 static void provided(void *arg, const struct provider_stage *stage, const char *error)
 {
     struct stage_job *j = arg;
+    if (!stage && j->master == MASTER_FORCED) {
+        /* Checked at start; its endpoints are asked for again when needed. */
+        log_warn("MASTER_STAGE_ARN %s could not be read again: %s", j->app->cfg->master_stage_arn, error);
+        record(j, &(struct provider_stage){.arn = j->app->cfg->master_stage_arn, .whip = "", .events = ""});
+        return;
+    }
     if (!stage) {
         log_error("stage provider could not %s: %s",
                   j->master == MASTER_FORCED ? "read MASTER_STAGE_ARN" : "create a stage", error);
@@ -249,8 +257,9 @@ static void master_looked_up(void *arg, enum store_error err, const char *detail
 {
     struct app *app = arg;
     (void)detail;
+    app->master_lookups--;
     if (err != STORE_OK)
-        return;                     /* the next reconnect tries again */
+        return;                     /* tried again (stages.h) */
     if (arn[0]) {
         snprintf(app->master_arn, sizeof app->master_arn, "%s", arn);
         return;
@@ -273,5 +282,6 @@ void stage_ensure_master(struct app *app)
             app->provider->ops->get_stage(app->provider, app->cfg->master_stage_arn, provided, j);
         return;
     }
+    app->master_lookups++;
     store_master_get(app->store, master_looked_up, app);
 }

@@ -44,9 +44,11 @@ void stage_remove(struct app *app, const char *arn, const char *lease_holder,
  * beyond it are refused (STAGE_LIMIT), whoever asks. */
 struct stage_ceiling stage_ceiling(const struct app *app);
 
-/* Learns the master stage (app->master_arn) from Redis, creating and
- * recording it when there is none (or taking MASTER_STAGE_ARN when set).
- * Called each time the Redis connection becomes ready. */
+/* Learns the master stage (app->master_arn) from Redis, else finds the
+ * one this stream made in the provider by its tag, else creates and
+ * records it (or takes MASTER_STAGE_ARN when set). Called each time the
+ * Redis connection becomes ready, and by the scaler while no master is
+ * known and no look-up runs (app->master_lookups). */
 void stage_ensure_master(struct app *app);
 
 #endif
