@@ -1,9 +1,11 @@
 /* shared_limiter.c — see shared_limiter.h. A waiter is first a store step
- * (reserving the slot), then a timer (waiting for it). A waiter whose
+ * (reserving the slot), then a timer (waiting for it; or, for a call
+ * without priority that found scaling calls queued, waiting to ask again). A waiter whose
  * limiter is freed while its store step runs is orphaned: the step's
  * answer frees it without calling anyone. */
 #include "ivs/shared_limiter.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include <event2/event.h>
@@ -17,6 +19,8 @@ struct waiter {
     struct shared *l;                /* NULL once orphaned */
     struct event *timer;
     enum aws_op_class cls;
+    bool priority;                   /* a scaling call (aws_op_scaling) */
+    bool again;                      /* the timer asks Redis again (no slot yet) */
     aws_limiter_ready_fn ready;
     void *arg;
     struct waiter *prev, *next;
@@ -42,10 +46,16 @@ static void unlink_waiter(struct waiter *w)
     w->prev = w->next = NULL;
 }
 
+static void take(struct waiter *w);
+
 static void waited(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct waiter *w = arg;
+    if (w->again) {
+        take(w);
+        return;
+    }
     aws_limiter_ready_fn ready = w->ready;
     void *ready_arg = w->arg;
     unlink_waiter(w);
@@ -78,14 +88,23 @@ static void slot_taken(void *arg, enum store_error err, const char *detail, long
         ready(ready_arg);
         return;
     }
-    struct timeval tv = {(time_t)(wait_ms / 1000), (suseconds_t)(wait_ms % 1000) * 1000};
+    /* A call without priority found scaling calls queued: it asks again. */
+    w->again = wait_ms < 0;
+    long long ms = wait_ms < 0 ? -wait_ms : wait_ms;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     evtimer_add(w->timer, &tv);
 }
 
-static int shared_acquire(struct aws_limiter *lim, enum aws_op_class cls,
-                          aws_limiter_ready_fn ready, void *arg)
+static void take(struct waiter *w)
 {
-    struct shared *l = (struct shared *)lim;
+    int rate = aws_op_class_rate(w->cls);
+    store_rate_take(w->l->store, aws_op_class_name(w->cls),
+                    (1000 + rate - 1) / rate + w->l->margin_ms, w->priority, slot_taken, w);
+}
+
+static int acquire(struct shared *l, enum aws_op_class cls, bool priority,
+                   aws_limiter_ready_fn ready, void *arg)
+{
     struct waiter *w = calloc(1, sizeof *w);
     if (w)
         w->timer = evtimer_new(l->evbase, waited, w);
@@ -93,14 +112,25 @@ static int shared_acquire(struct aws_limiter *lim, enum aws_op_class cls,
         free(w);
         return -1;
     }
-    *w = (struct waiter){l, w->timer, cls, ready, arg, NULL, l->waiters};
+    *w = (struct waiter){l, w->timer, cls, priority, false, ready, arg, NULL, l->waiters};
     if (l->waiters)
         l->waiters->prev = w;
     l->waiters = w;
-    int rate = aws_op_class_rate(cls);
-    store_rate_take(l->store, aws_op_class_name(cls), (1000 + rate - 1) / rate + l->margin_ms,
-                    slot_taken, w);
+    take(w);
     return 0;
+}
+
+/* Without the operation: queued like a scaling call. */
+static int shared_acquire(struct aws_limiter *lim, enum aws_op_class cls,
+                          aws_limiter_ready_fn ready, void *arg)
+{
+    return acquire((struct shared *)lim, cls, true, ready, arg);
+}
+
+static int shared_acquire_op(struct aws_limiter *lim, size_t op, aws_limiter_ready_fn ready,
+                             void *arg)
+{
+    return acquire((struct shared *)lim, aws_op_class_at(op), aws_op_scaling(op), ready, arg);
 }
 
 static void shared_free(struct aws_limiter *lim)
@@ -128,7 +158,7 @@ struct aws_limiter *shared_limiter_new(struct event_base *base, struct store *st
         free(l);
         return NULL;
     }
-    l->base = (struct aws_limiter){shared_acquire, shared_free};
+    l->base = (struct aws_limiter){shared_acquire, shared_free, shared_acquire_op};
     l->evbase = base;
     l->store = store;
     l->margin_ms = margin_ms;

@@ -3,7 +3,10 @@
  * rates (aws/limiter.h has the quotas: stage and participant operations
  * 5/s, key operations 3/s, ...). An implementation of struct aws_limiter
  * for the IVS client: each acquire reserves the class's next slot with one
- * store step (store_rate_take, Redis's clock) and waits for it. When Redis
+ * store step (store_rate_take, Redis's clock) and waits for it. Scaling
+ * calls (CreateStage, DeleteStage, replication: aws_op_scaling) queue;
+ * others take a slot only when no scaling call is queued, so a sweep or a
+ * look-up never delays a stage the audience is waiting for. When Redis
  * cannot be reached, the process paces itself alone (the local limiter),
  * so IVS calls never wait on Redis trouble. */
 #ifndef USHER_IVS_SHARED_LIMITER_H

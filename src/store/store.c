@@ -432,13 +432,13 @@ void store_lease(struct store *s, const char *holder, long ttl_ms, store_lease_f
 
 /* ---- IVS call rates ------------------------------------------------------ */
 
-void store_rate_take(struct store *s, const char *cls, long interval_ms, store_number_fn fn,
-                     void *arg)
+void store_rate_take(struct store *s, const char *cls, long interval_ms, bool priority,
+                     store_number_fn fn, void *arg)
 {
     char interval[24];
     lltoa(interval_ms, interval, sizeof interval);
-    const char *args[] = {cls, interval};
-    fcall(s, FN_RATE_TAKE, CALL(NUMBER, fn), 2, args);
+    const char *args[] = {cls, interval, priority ? "high" : "low"};
+    fcall(s, FN_RATE_TAKE, CALL(NUMBER, fn), 3, args);
 }
 
 /* ---- stage events ------------------------------------------------------- */

@@ -228,9 +228,12 @@ void store_lease(struct store *s, const char *holder, long ttl_ms, store_lease_f
 
 /* Reserves the next slot for one IVS call of class cls ("stage", ...),
  * calls of a class going interval_ms apart across every usher process
- * (Redis's clock decides). n: the ms to wait before calling (0: now). */
-void store_rate_take(struct store *s, const char *cls, long interval_ms, store_number_fn fn,
-                     void *arg);
+ * (Redis's clock decides). A call with priority (a scaling call) queues;
+ * one without takes a slot only when none is queued. n >= 0: the slot is
+ * taken, call in n ms (0: now); n < 0 (no priority): none taken, ask again
+ * in -n ms. */
+void store_rate_take(struct store *s, const char *cls, long interval_ms, bool priority,
+                     store_number_fn fn, void *arg);
 
 /* ---- stage events ------------------------------------------------------- */
 

@@ -312,14 +312,23 @@ describe('AWS provider: scaling inside the replication quota, two processes', ()
     }
   });
 
-  it('two processes together stay under the stage-operation rate (pace shared in Redis)', async () => {
+  it('two processes together stay under the stage-operation rate (pace shared in Redis), scaling calls first', async () => {
     const master = redis.raw('GET', `${PREFIX}master_stage`);
     const since = fake.calls.length;
     const started = Date.now();
-    // 20 renames (UpdateStage, a stage operation: 5/s) at once, over both.
-    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+    // 20 renames (UpdateStage, a stage operation: 5/s) at once, over both;
+    // a stage creation (a scaling call) asked for meanwhile passes them.
+    const renames = Promise.all(Array.from({ length: 20 }, (_, i) =>
       (i % 2 ? u2 : u1).put(`/api/stage/${encodeURIComponent(master)}`, { name: `master renamed ${i}` })));
+    await sleep(300);
+    const askedAt = Date.now();
+    const created = await u2.post('/api/stage', { name: 'urgent' });
+    const createdIn = Date.now() - askedAt;
+    const answers = await renames;
     const took = Date.now() - started;
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.ok(createdIn < 1200, `the creation waited ${createdIn} ms behind the renames`);
+    assert.ok(took - (askedAt - started) - createdIn > 1500, 'renames were still queued after it');
     for (const a of answers) assert.equal(a.status, 200, JSON.stringify(a.body));
     const calls = fake.calls.slice(since).filter((c) => c.operation === 'UpdateStage');
     // Each process pacing alone (5/s each) would meet about 10 throttles;

@@ -22,7 +22,7 @@
 
 -- Raise VERSION with every change to this file: a connecting usher replaces
 -- the library in Redis only when Redis holds an older one (store/redis.c).
-local VERSION = 3
+local VERSION = 4
 
 -- A stage's seating mode (stages/state.h names them in C). `stage_mode`
 -- holds only waiting and draining: no field means open.
@@ -433,17 +433,22 @@ end
 
 -- rate_take: reserves the next slot for one IVS call of a class, for every
 -- usher process of the deployment together (ivs/shared_limiter.c): calls of
--- a class go `interval` ms apart. The clock is Redis's own (TIME), so the
--- processes need not agree on one. The key `aws_rate:{class}` is derived
--- from the prefix, like the per-stage keys, and expires once idle.
--- ARGV: prefix, class name, interval (ms).
--- Returns the ms the caller waits before it calls (0: at once).
+-- a class go `interval` ms apart. A scaling call ("high") queues for the
+-- next slot; any other ("low") takes a slot only when none is queued, and
+-- else is told when to ask again, so scaling calls pass it. The clock is
+-- Redis's own (TIME), so the processes need not agree on one. The key
+-- `aws_rate:{class}` is derived from the prefix, like the per-stage keys,
+-- and expires once idle.
+-- ARGV: prefix, class name, interval (ms), "high" or "low".
+-- Returns the ms to wait before calling (>= 0: the slot is taken), or,
+-- for a low call, minus the ms after which to ask again (< 0).
 local function rate_take(keys, args)
   local c = context(keys, args)
   local k, interval = stage_key(c, 'aws_rate:', args[2]), tonumber(args[3])
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local slot = math.max(tonumber(redis.call('GET', k) or '0'), now)
+  if args[4] == 'low' and slot > now then return now - slot end
   redis.call('SET', k, slot + interval, 'PX', slot + interval - now + 1000)
   return slot - now
 end
