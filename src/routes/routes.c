@@ -50,9 +50,7 @@ const size_t usher_route_count = sizeof usher_routes / sizeof *usher_routes;
 static void respond_stage_full(struct request *rq)
 {
     struct stage_ceiling ceiling = stage_ceiling(rq->app);
-    if (rq->req)
-        evhttp_add_header(evhttp_request_get_output_headers(rq->req), "Retry-After",
-                          STAGE_FULL_RETRY_AFTER_S);
+    request_add_header(rq, "Retry-After", STAGE_FULL_RETRY_AFTER_S);
     respond_error(rq, 503, "STAGE_FULL", "no stage has room for another viewer",
                   json_pack("{s:s, s:I, s:s, s:i}", "reason",
                             "every open stage is full; stages are added up to the ceiling",
