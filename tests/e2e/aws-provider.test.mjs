@@ -3,22 +3,33 @@
 // replication and key quotas, WHIP hosts unlike stage ids).
 //
 //  1. Start: without MASTER_STAGE_ARN usher creates the master stage with
-//     CreateStage, tagged usher:managed=true and usher:stream; with it, the
-//     stage is read (GetStage) and used; a missing one stops the start with
-//     an error naming MASTER_STAGE_ARN.
+//     CreateStage, tagged usher:managed=true, usher:stream and
+//     usher:role=master; a restart reuses it, and after Redis lost its data
+//     it is found again by its tag (same ARN, no new CreateStage). With
+//     MASTER_STAGE_ARN the stage is read (GetStage) and used; a missing one
+//     stops the start with an error naming MASTER_STAGE_ARN; an unreachable
+//     IVS stops it too (aws never means local).
 //  2. The public key: no IVS_PUBLIC_KEY_ARN → usher imports its key (the
-//     fake holds it, tokens' kid is its ARN) and a second start reuses it;
-//     an ARN whose key is another → the start stops saying what to do.
-//  3. Tokens carry the endpoints IVS gave (whip host ≠ stage id) and verify
-//     with node:crypto against the imported key.
+//     fake holds it, tokens' kid and /api/token/public-key's publicKeyArn
+//     are its ARN) and a restart reuses it; an ARN whose key is another →
+//     the start stops saying what to do.
+//  3. Tokens carry the endpoints IVS gave (whip host ≠ stage id), recorded
+//     in stage_endpoints, and verify with node:crypto against the imported
+//     key. /health reports the provider (last call, throttles, errors).
 //  4. Two usher processes ramp up to the replication ceiling and back down:
-//     viewers join with MAX_VIEWERS_PER_STAGE small; at most 1 +
-//     REPLICATION_MAX stages ever exist; a join beyond the ceiling gets 503
-//     STAGE_FULL with Retry-After; the fake's stages and replications match
-//     Redis afterwards; the publisher's participant id comes from IVS.
-//  5. Throttling and 5xx are survived with no lost operation; a dropped
-//     CreateStage answer leaves no orphan after the sweep.
-//  6. /health reports the provider.
+//     viewers join with MAX_VIEWERS_PER_STAGE=2; at most 1 + REPLICATION_MAX
+//     stages ever exist in IVS; a join beyond the ceiling gets 503
+//     STAGE_FULL with Retry-After and the ceiling's reason (also in
+//     /api/stats/stages); the fake's stages and replications match Redis
+//     afterwards; the publisher's participant id comes from ListParticipants.
+//     Injected throttles (429) and 5xx are survived with no lost operation;
+//     an injected 402 shows as its quota in the stage events, /health and
+//     the log.
+//  5. The pace is shared: 20 renames at once over both processes meet at
+//     most one throttle (each pacing alone would meet ~10), and a stage
+//     creation asked for meanwhile passes the queued renames.
+//  6. A dropped CreateStage answer (twice: libcurl may resend once) leaves
+//     stages no record names; the orphan sweep deletes them.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
