@@ -125,6 +125,12 @@ static json_t *stage_json(const struct stage_info *info)
 static void created(void *arg, enum store_error err, json_t *doc, const char *detail)
 {
     struct request *rq = arg;
+    if (err == STORE_FAILED) {       /* the provider's refusal, in its words */
+        request_add_header(rq, "Retry-After", "5");
+        respond_error(rq, 503, "SERVICE_UNAVAILABLE", "the stage provider could not create the stage",
+                      json_pack("{s:s}", "provider", detail));
+        return;
+    }
     if (err != STORE_OK) {
         respond_store_error(rq, err, detail);
         return;
@@ -169,6 +175,7 @@ static void provider_renamed(void *arg, const char *error)
 {
     struct request *rq = arg;
     if (error) {
+        request_add_header(rq, "Retry-After", "5");
         respond_error(rq, 503, "SERVICE_UNAVAILABLE", "the stage provider could not rename the stage",
                       json_pack("{s:s}", "provider", error));
         return;

@@ -155,10 +155,8 @@ static void provided(void *arg, const struct provider_stage *stage, const char *
         return;
     }
     if (!stage) {
-        log_error("stage provider could not %s: %s",
-                  j->master == MASTER_FORCED ? "read MASTER_STAGE_ARN" : "create a stage", error);
-        stage_event(j->app, "provider_error", j->master == MASTER_FORCED ? j->app->cfg->master_stage_arn : "",
-                    error);
+        log_error("stage provider could not create a stage: %s", error);
+        stage_event(j->app, "provider_error", "", error);
         job_end(j, STORE_FAILED, error);
         return;
     }

@@ -16,8 +16,9 @@
 struct app;
 
 /* err: the store's refusal (STAGE_LIMIT, NO_STAGE, IS_MASTER, NOT_EMPTY,
- * NOT_LEADER), STORE_UNAVAILABLE, or STORE_FAILED when the provider failed;
- * detail says why. info: for a creation, the stage's record
+ * NOT_LEADER), STORE_UNAVAILABLE, or STORE_FAILED when the provider failed
+ * (detail: its words, e.g. the quota IVS names) or memory ran out; detail
+ * says why. info: for a creation, the stage's record
  * (stages/state.h: name, arn, autoScaled, createdAt, parentStage?),
  * a new reference, NULL unless STORE_OK. */
 typedef void (*stage_done_fn)(void *arg, enum store_error err, json_t *info, const char *detail);

@@ -178,6 +178,22 @@ describe('AWS provider: start, keys, tokens', () => {
       const pub = (await usher.post('/api/token/publisher', { userId: 'pub' })).body.data;
       assert.equal(pub.stageArn, stage.arn);
       assert.equal(decode(pub.token).claims.whip_url, stage.endpoints.whip);
+      // IVS refusing a stage (402: the stage quota) is a 503 in IVS's words,
+      // a stage event and /health's lastQuotaExceeded; nothing is recorded.
+      const stagesBefore = redis.raw('ZCARD', `${PREFIX}stages`);
+      fake.failNext('CreateStage', { status: 402, code: 'ServiceQuotaExceededException',
+        message: 'stages per region: 1000 reached' });
+      const refused = await usher.post('/api/stage', { name: 'one-more' });
+      assert.equal(refused.status, 503);
+      assert.equal(refused.body.error.code, 'SERVICE_UNAVAILABLE');
+      assert.match(refused.body.error.details.provider, /ServiceQuotaExceededException.*stages per region/);
+      assert.ok(Number(refused.headers['retry-after']) > 0);
+      assert.equal(redis.raw('ZCARD', `${PREFIX}stages`), stagesBefore);
+      const events = (await usher.get('/api/stage/events')).body.data.events;
+      assert.ok(events.some((e) => e.type === 'provider_error' && /stages per region/.test(e.detail)));
+      const h = (await usher.get('/health')).body.data.services.ivs;
+      assert.match(h.lastQuotaExceeded.error, /CreateStage: ServiceQuotaExceededException/);
+      assert.ok(h.errorsLastMinute >= 1);
     } finally {
       await usher.close();
     }
