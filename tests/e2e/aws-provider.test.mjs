@@ -9,6 +9,8 @@
 //     MASTER_STAGE_ARN the stage is read (GetStage) and used; a missing one
 //     stops the start with an error naming MASTER_STAGE_ARN; an unreachable
 //     IVS stops it too (aws never means local).
+//     Credentials from the container endpoint work (/health names the
+//     source; no secret in the log).
 //  2. The public key: no IVS_PUBLIC_KEY_ARN → usher imports its key (the
 //     fake holds it, tokens' kid and /api/token/public-key's publicKeyArn
 //     are its ARN) and a restart reuses it; an ARN whose key is another →
@@ -194,6 +196,28 @@ describe('AWS provider: start, keys, tokens', () => {
       const h = (await usher.get('/health')).body.data.services.ivs;
       assert.match(h.lastQuotaExceeded.error, /CreateStage: ServiceQuotaExceededException/);
       assert.ok(h.errorsLastMinute >= 1);
+    } finally {
+      await usher.close();
+    }
+  });
+
+  it('credentials from the container endpoint: /health names the source', async () => {
+    redis.cli('FLUSHALL');
+    dropKeys(fake);
+    const env = { STAGE_PROVIDER: 'aws', STREAM_NAME: STREAM, AWS_EC2_METADATA_DISABLED: 'true',
+      LOG_LEVEL: 'debug', ...fake.containerEnv() };
+    const usher = await Usher.start(redis, env);
+    try {
+      await waitUntil(() => redis.raw('GET', `${PREFIX}master_stage`), 5000, 'the master');
+      const h = (await usher.get('/health')).body.data.services.ivs;
+      assert.equal(h.credentials, 'container');
+      const fetched = fake.credentialFetches.filter((r) => r.source === 'container' && r.accessKeyId);
+      assert.ok(fetched.length >= 1, 'the container endpoint was asked');
+      assert.match(usher.log, /container/);
+      for (const r of fetched) {
+        const secret = fake.credentials.get(r.accessKeyId)?.secretAccessKey;
+        assert.ok(secret && !usher.log.includes(secret), 'no secret in the log');
+      }
     } finally {
       await usher.close();
     }
