@@ -18,6 +18,8 @@ struct http_server;
 struct sweeper;
 struct scaler;
 struct read_batch;
+struct endpoints_cache;
+struct aws_limiter;
 
 #define USHER_VERSION "0.1.0"
 
@@ -32,10 +34,13 @@ struct app {
     struct sweeper *sweeper;
     struct scaler *scaler;
     struct read_batch *stats_batch;  /* GET /api/stats callers share calls */
+    struct endpoints_cache *endpoints; /* stages' endpoints for tokens (stages/endpoints.h) */
+    struct aws_limiter *limiter;     /* IVS call pace shared in Redis (aws provider only) */
     int64_t started_ms;
     /* The master stage, as Redis has it; empty until Redis has been reached
      * (it is looked up again after every reconnect). */
     char master_arn[STAGE_ARN_MAX + 1];
+    int master_lookups;              /* master stage look-ups under way (stages.c) */
 };
 
 #endif
