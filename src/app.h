@@ -21,6 +21,8 @@ struct read_batch;
 struct live;
 struct metrics;
 struct webhooks;
+struct endpoints_cache;
+struct aws_limiter;
 
 #define USHER_VERSION "0.1.0"
 
@@ -38,10 +40,13 @@ struct app {
     struct live *live;               /* the live feed: /api/stats/stream, /ws */
     struct metrics *metrics;         /* this process's counters, GET /metrics */
     struct webhooks *webhooks;       /* NULL without WEBHOOK_URLS */
+    struct endpoints_cache *endpoints; /* stages' endpoints for tokens (stages/endpoints.h) */
+    struct aws_limiter *limiter;     /* IVS call pace shared in Redis (aws provider only) */
     int64_t started_ms;
     /* The master stage, as Redis has it; empty until Redis has been reached
      * (it is looked up again after every reconnect). */
     char master_arn[STAGE_ARN_MAX + 1];
+    int master_lookups;              /* master stage look-ups under way (stages.c) */
 };
 
 #endif

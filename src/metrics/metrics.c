@@ -1,8 +1,8 @@
 /* metrics.c — see metrics.h.
  *
  * Series are kept in small arrays searched linearly: their number is
- * bounded by the routes, the statuses usher answers with, and the provider
- * operations, a few dozen in all. Histograms share one set of bucket
+ * bounded by the routes and the statuses usher answers with, a few dozen in
+ * all. Histograms share one set of bucket
  * bounds, in seconds, from 1 ms to 10 s. */
 #include "metrics/metrics.h"
 
@@ -29,10 +29,6 @@ struct route_latency {
     const char *route;
     struct histogram h;
 };
-struct provider_series {
-    const char *operation, *outcome;
-    uint64_t count;
-};
 
 /* A growable array of one kind of series. */
 #define SERIES(type) struct { type *items; size_t n, cap; }
@@ -41,7 +37,6 @@ struct metrics {
     uint64_t counts[METRIC__COUNT];
     SERIES(struct http_series) http;
     SERIES(struct route_latency) latency;
-    SERIES(struct provider_series) provider;
     struct histogram redis;
     uint64_t redis_errors;
 };
@@ -83,7 +78,6 @@ void metrics_free(struct metrics *m)
         return;
     free(m->http.items);
     free(m->latency.items);
-    free(m->provider.items);
     free(m);
 }
 
@@ -116,18 +110,6 @@ void metrics_redis(struct metrics *m, double seconds, bool error)
     observe(&m->redis, seconds);
     if (error)
         m->redis_errors++;
-}
-
-void metrics_provider(struct metrics *m, const char *operation, const char *outcome)
-{
-    size_t i = 0;
-    while (i < m->provider.n && !(strcmp(m->provider.items[i].operation, operation) == 0 &&
-                                  strcmp(m->provider.items[i].outcome, outcome) == 0))
-        i++;
-    if (i == m->provider.n && GROW(m->provider))
-        m->provider.items[m->provider.n++] = (struct provider_series){operation, outcome, 0};
-    if (i < m->provider.n)
-        m->provider.items[i].count++;
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -217,10 +199,4 @@ void metrics_write(const struct metrics *m, FILE *out)
     fprintf(out, "# HELP usher_redis_errors_total Redis calls that failed (unreachable, too slow, "
                  "unexpected reply).\n# TYPE usher_redis_errors_total counter\n"
                  "usher_redis_errors_total %llu\n", (unsigned long long)m->redis_errors);
-    fputs("# HELP usher_provider_calls_total Stage provider operations, by operation and outcome.\n"
-          "# TYPE usher_provider_calls_total counter\n", out);
-    for (size_t i = 0; i < m->provider.n; i++)
-        fprintf(out, "usher_provider_calls_total{operation=\"%s\",outcome=\"%s\"} %llu\n",
-                m->provider.items[i].operation, m->provider.items[i].outcome,
-                (unsigned long long)m->provider.items[i].count);
 }

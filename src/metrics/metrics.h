@@ -4,8 +4,9 @@
  * Counters are per process, as Prometheus expects (it sums them across
  * processes); they start at zero with the process. One struct metrics
  * lives in struct app: there are no globals. Label values given here
- * (routes, operations, outcomes) must be strings that outlive the struct
- * (constants), which keeps every series' labels bounded. */
+ * (routes) must be strings that outlive the struct (constants), which
+ * keeps every series' labels bounded. The IVS calls' counts are the AWS
+ * client's own (aws/client.h), written by routes/metrics.c. */
 #ifndef USHER_METRICS_METRICS_H
 #define USHER_METRICS_METRICS_H
 
@@ -32,9 +33,6 @@ void metrics_http(struct metrics *m, const char *route, int status, double secon
 /* One Redis call: its round trip in seconds; error when Redis was
  * unreachable, too slow or answered nonsense (a refusal is no error). */
 void metrics_redis(struct metrics *m, double seconds, bool error);
-/* One stage-provider operation (CreateStage, ...) ended in outcome
- * ("ok", "throttled", "quota", "error"). */
-void metrics_provider(struct metrics *m, const char *operation, const char *outcome);
 
 /* Writes every series above in the Prometheus text format 0.0.4. */
 void metrics_write(const struct metrics *m, FILE *out);

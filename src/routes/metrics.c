@@ -11,6 +11,9 @@
 #include <stdlib.h>
 
 #include "app.h"
+#include "aws/client.h"
+#include "aws/limiter.h"
+#include "aws/retry.h"
 #include "http/request.h"
 #include "ivs/provider.h"
 #include "metrics/metrics.h"
@@ -44,6 +47,24 @@ static void write_audience(FILE *out, const struct stats_view *view)
         fprintf(out, "usher_stages{mode=\"%s\"} %lld\n", stage_mode_name(m), modes[m]);
 }
 
+/* IVS calls by operation and outcome (aws/retry.h's names: ok, throttled,
+ * quota_exceeded, server, ...), from the AWS client's counters; none with
+ * the local provider, which calls nothing. */
+static void write_provider_calls(FILE *out, struct stage_provider *provider)
+{
+    struct aws_client *client = aws_provider_client(provider);
+    fputs("# HELP usher_provider_calls_total IVS control-plane calls, by operation and outcome.\n"
+          "# TYPE usher_provider_calls_total counter\n", out);
+    for (size_t op = 0; client && op < aws_op_count(); op++) {
+        const struct aws_op_stats *st = aws_client_op_stats(client, op);
+        for (int e = 0; e < AWS_ERR__COUNT; e++)
+            if (st->outcomes[e])
+                fprintf(out, "usher_provider_calls_total{operation=\"%s\",outcome=\"%s\"} %llu\n",
+                        aws_op_name(op), aws_error_name((enum aws_error)e),
+                        (unsigned long long)st->outcomes[e]);
+    }
+}
+
 static void scraped(void *arg, enum store_error err, const char *detail,
                     const struct stats_view *view)
 {
@@ -67,6 +88,7 @@ static void scraped(void *arg, enum store_error err, const char *detail,
     gauge(out, "usher_scaler_lease_holder", "1 while this process holds the scaler lease.",
           scaler_is_leader(app->scaler));
     metrics_write(app->metrics, out);
+    write_provider_calls(out, app->provider);
     if (fclose(out) != 0 || !text) {
         free(text);
         respond_error(rq, 500, "INTERNAL_ERROR", "out of memory", NULL);

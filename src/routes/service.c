@@ -23,8 +23,12 @@ json_t *health_services(const struct app *app, bool redis_up, double latency_ms)
         json_object_set_new(redis, "latencyMs", json_real(latency_ms));
     else
         json_object_set_new(redis, "error", json_string(store_last_error(app->store)));
-    return json_pack("{s:o, s:{s:s, s:s}}", "redis", redis, "ivs", "provider",
-                     app->provider->ops->name, "region", app->cfg->aws_region);
+    /* The provider's own report (for aws: last call, recent throttles,
+     * errors and quota refusals) beside its name and region. */
+    json_t *ivs = app->provider->ops->health(app->provider);
+    json_object_set_new(ivs, "provider", json_string(app->provider->ops->name));
+    json_object_set_new(ivs, "region", json_string(app->cfg->aws_region));
+    return json_pack("{s:o, s:o}", "redis", redis, "ivs", ivs);
 }
 
 static void health_answer(struct request *rq, bool redis_up, double latency_ms)

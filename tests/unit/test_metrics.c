@@ -2,7 +2,7 @@
  * of src/webhooks/webhooks.c: counters written as counters; one HTTP series
  * per (route, status) and one latency histogram per route, with cumulative
  * buckets, +Inf equal to _count and the sum in seconds; the Redis histogram
- * and errors; provider calls by operation and outcome; label values
+ * and errors; label values
  * escaped (\, ", newline); WEBHOOK_URLS and WEBHOOK_VIEWER_THRESHOLDS lists
  * accepted and refused. */
 #include <setjmp.h>
@@ -92,22 +92,17 @@ static void test_http_series_and_histograms(void **state)
     metrics_free(m);
 }
 
-static void test_redis_and_provider(void **state)
+static void test_redis(void **state)
 {
     (void)state;
     struct metrics *m = metrics_new();
     metrics_redis(m, 0.0002, false);
     metrics_redis(m, 0.9, true);
-    metrics_provider(m, "CreateStage", "ok");
-    metrics_provider(m, "CreateStage", "ok");
-    metrics_provider(m, "CreateStage", "throttled");
     char *text = written(m);
     assert_line(text, "usher_redis_roundtrip_seconds_bucket{le=\"0.0005\"} 1");
     assert_line(text, "usher_redis_roundtrip_seconds_bucket{le=\"1\"} 2");
     assert_line(text, "usher_redis_roundtrip_seconds_count 2");
     assert_line(text, "usher_redis_errors_total 1");
-    assert_line(text, "usher_provider_calls_total{operation=\"CreateStage\",outcome=\"ok\"} 2");
-    assert_line(text, "usher_provider_calls_total{operation=\"CreateStage\",outcome=\"throttled\"} 1");
     free(text);
     metrics_free(m);
 }
@@ -151,7 +146,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counters),
         cmocka_unit_test(test_http_series_and_histograms),
-        cmocka_unit_test(test_redis_and_provider),
+        cmocka_unit_test(test_redis),
         cmocka_unit_test(test_label_escaping),
         cmocka_unit_test(test_webhook_lists),
     };
