@@ -276,7 +276,7 @@ static const char *webhook_type(const char *event)
         {"delete", "stage.closed"}, {"replication_started", "replication.started"},
         {"replication_failed", "replication.failed"}, {"publisher_live", "publisher.live"},
         {"publisher_offline", "publisher.offline"}, {"viewers_above", "viewers.above"},
-        {"viewers_below", "viewers.below"},
+        {"viewers_below", "viewers.below"}, {"orphan_deleted", "reconciliation.corrected"},
     };
     for (size_t i = 0; i < sizeof map / sizeof *map; i++)
         if (strcmp(map[i][0], event) == 0)

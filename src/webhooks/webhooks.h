@@ -16,7 +16,8 @@
  * stage.closed, replication.started, replication.failed, publisher.live,
  * publisher.offline, viewers.above and viewers.below (data.threshold: a
  * count of WEBHOOK_VIEWER_THRESHOLDS crossed; the process holding the
- * scaler lease watches the total). A 2xx answer delivers; anything else is
+ * scaler lease watches the total), reconciliation.corrected (a stage of
+ * this stream in IVS that Redis did not know, deleted: stages/orphans.c). A 2xx answer delivers; anything else is
  * tried again after WEBHOOK_RETRY_MS, doubling up to 60 s, up to
  * WEBHOOK_MAX_ATTEMPTS tries. Each URL gets one request at a time, in the
  * order this process claimed the events; across processes, `sequence`
