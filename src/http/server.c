@@ -83,7 +83,7 @@ static void send_body(struct request *rq, int status, struct evbuffer *body)
 static void send_json(struct request *rq, int status, json_t *doc)
 {
     char when[32];
-    clock_iso8601(clock_now_ms(), when, sizeof when);
+    clock_iso8601(rq->now_ms, when, sizeof when);
     json_object_set_new(doc, "timestamp", json_string(when));
     char *text = rq->req ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
     struct evbuffer *body = text ? evbuffer_new() : NULL;
@@ -99,7 +99,7 @@ static void send_json(struct request *rq, int status, json_t *doc)
 void respond_ok_text(struct request *rq, int status, const char *data_json)
 {
     char when[32];
-    clock_iso8601(clock_now_ms(), when, sizeof when);
+    clock_iso8601(rq->now_ms, when, sizeof when);
     struct evbuffer *body = rq->req ? evbuffer_new() : NULL;
     static const char head[] = "{\"success\":true,\"data\":", tail[] = ",\"timestamp\":\"";
     if (body) {
@@ -147,6 +147,12 @@ void respond_unavailable(struct request *rq, const char *why)
 const char *request_query(struct request *rq, const char *name)
 {
     return evhttp_find_header(&rq->query, name);
+}
+
+void request_add_header(struct request *rq, const char *name, const char *value)
+{
+    if (rq->req)
+        evhttp_add_header(evhttp_request_get_output_headers(rq->req), name, value);
 }
 
 /* ---- what every request passes ------------------------------------------ */
@@ -229,7 +235,7 @@ static bool authenticate(struct http_server *s, struct request *rq, const char *
 static bool within_rate(struct http_server *s, struct request *rq)
 {
     struct ratelimit_verdict v;
-    ratelimit_hit(s->ratelimit, rq->client_ip, clock_now_ms(), &v);
+    ratelimit_hit(s->ratelimit, rq->client_ip, rq->now_ms, &v);
     if (v.limit <= 0)
         return true;
     struct evkeyvalq *out = evhttp_request_get_output_headers(rq->req);
@@ -328,6 +334,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     rq->server = s;
     rq->app = s->app;
     rq->start_us = clock_mono_us();
+    rq->now_ms = clock_now_ms();
     rq->method = method_name(evhttp_request_get_command(req));
     TAILQ_INIT(&rq->query);
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);

@@ -26,7 +26,7 @@ static void health_answer(struct request *rq, bool redis_up, double latency_ms)
         json_object_set_new(redis, "error", json_string(store_last_error(app->store)));
     json_t *data = json_pack("{s:s, s:I, s:s, s:{s:o, s:{s:s, s:s}}}",
                              "status", redis_up ? "healthy" : "degraded",
-                             "uptime", (json_int_t)((clock_now_ms() - app->started_ms) / 1000),
+                             "uptime", (json_int_t)((rq->now_ms - app->started_ms) / 1000),
                              "version", USHER_VERSION, "services", "redis", redis,
                              "ivs", "provider", app->provider->ops->name,
                              "region", app->cfg->aws_region);

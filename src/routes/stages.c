@@ -148,7 +148,8 @@ void route_stage_create(struct request *rq)
     const char *name = stage_name(rq);
     if (!name)
         return;
-    struct stage_spec spec = {.name = name, .tags = json_is_object(tags) ? tags : NULL};
+    struct stage_spec spec = {.name = name, .tags = json_is_object(tags) ? tags : NULL,
+                              .now_ms = rq->now_ms};
     stage_create(rq->app, &spec, created, rq);
 }
 
@@ -187,7 +188,7 @@ static void deleted(void *arg, enum store_error err, json_t *info, const char *d
 void route_stage_delete(struct request *rq)
 {
     if (param_is_arn(rq))
-        stage_remove(rq->app, rq->param, NULL, deleted, rq);
+        stage_remove(rq->app, rq->param, NULL, rq->now_ms, deleted, rq);
 }
 
 /* ---- events ---------------------------------------------------------------- */

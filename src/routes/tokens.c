@@ -67,7 +67,7 @@ static void answer_with_token(struct request *rq, json_t *data, const char *user
     *a = (struct token_answer){rq, data};
     const struct token_order order = {
         .participant_id = participant_id, .user_id = user_id, .stage_arn = stage_arn,
-        .publisher = publisher, .now_ms = clock_now_ms(),
+        .publisher = publisher, .now_ms = rq->now_ms,
         .duration_s = publisher ? cfg->publisher_token_duration : cfg->viewer_token_duration,
     };
     token_issue(rq->app->signer, rq->app->key, &order, token_issued, a);
@@ -146,7 +146,7 @@ void route_viewer_token(struct request *rq)
         return;
     }
     const struct seat_request q = {.user_id = user_id, .stage_arn = wanted,
-                                   .participant_id = participant_id, .now_ms = clock_now_ms(),
+                                   .participant_id = participant_id, .now_ms = rq->now_ms,
                                    .capacity = rq->app->cfg->max_viewers_per_stage};
     store_seat(rq->app->store, &q, viewer_seated, rq);
 }

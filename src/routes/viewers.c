@@ -58,7 +58,7 @@ void route_viewer_heartbeat(struct request *rq)
     const char *arn, *user = seat_fields(rq, &arn);
     if (!user)
         return;
-    store_heartbeat(rq->app->store, user, arn, clock_now_ms(), rq->app->cfg->max_viewers_per_stage,
+    store_heartbeat(rq->app->store, user, arn, rq->now_ms, rq->app->cfg->max_viewers_per_stage,
                     heartbeat_done, rq);
 }
 
@@ -116,7 +116,7 @@ void route_viewer_rejoin(struct request *rq)
     }
     json_decref(bad);
     const struct seat_request q = {.user_id = user, .stage_arn = arn, .participant_id = pid,
-                                   .now_ms = clock_now_ms(), .rejoin = true,
+                                   .now_ms = rq->now_ms, .rejoin = true,
                                    .capacity = rq->app->cfg->max_viewers_per_stage};
     store_seat(rq->app->store, &q, rejoin_done, rq);
 }
@@ -148,7 +148,7 @@ void route_viewer_list(struct request *rq)
         return;
     }
     store_viewer_list(rq->app->store, rq->param,
-                      clock_now_ms() - rq->app->cfg->heartbeat_timeout * 1000, LIST_MAX,
+                      rq->now_ms - rq->app->cfg->heartbeat_timeout * 1000, LIST_MAX,
                       list_done, rq);
 }
 
@@ -161,7 +161,7 @@ static void duration_done(void *arg, enum store_error err, const char *detail, l
         respond_store_error(rq, err, detail);
         return;
     }
-    long long secs = (clock_now_ms() - joined_ms) / 1000;
+    long long secs = (rq->now_ms - joined_ms) / 1000;
     if (secs < 0)
         secs = 0;
     char formatted[32];

@@ -82,11 +82,12 @@ static void replication_answered(void *arg, const char *error)
 {
     struct action_job *j = arg;
     struct app *app = j->s->app;
+    int64_t now = clock_now_ms();
     if (!error) {
         j->state.replication = REPL_RUNNING;
         j->state.error[0] = '\0';
         j->state.retry_at_ms = 0;
-        stage_event(app, "replication_started", j->arn, j->parent);
+        stage_event(app, now, "replication_started", j->arn, j->parent);
         write_stage(j, MODE_OPEN);
         return;
     }
@@ -98,9 +99,9 @@ static void replication_answered(void *arg, const char *error)
         wait = REPLICATION_RETRY_MAX_MS;
     j->state.replication = REPL_FAILED;
     j->state.attempts = attempts;
-    j->state.retry_at_ms = clock_now_ms() + wait;
+    j->state.retry_at_ms = now + wait;
     snprintf(j->state.error, sizeof j->state.error, "%s", error);
-    stage_event(app, "replication_failed", j->arn, error);
+    stage_event(app, now, "replication_failed", j->arn, error);
     /* An open stage (one an operator made) stays open; an added one waits. */
     write_stage(j, j->mode == MODE_WAITING ? MODE_WAITING : MODE_OPEN);
 }
@@ -146,7 +147,7 @@ static const char *pick_parent(const struct stage_view *v, size_t n)
     return NULL;
 }
 
-static void create_stage(struct scaler *s, const struct stage_view *v, size_t n)
+static void create_stage(struct scaler *s, const struct stage_view *v, size_t n, int64_t now)
 {
     const char *parent = pick_parent(v, n);
     if (!parent)
@@ -155,9 +156,9 @@ static void create_stage(struct scaler *s, const struct stage_view *v, size_t n)
      * their names apart. */
     char name[160];
     snprintf(name, sizeof name, "%s-%lld-%ld", s->app->cfg->stage_name_prefix,
-             (long long)clock_now_ms(), ++s->created_total);
+             (long long)now, ++s->created_total);
     struct stage_spec spec = {.name = name, .auto_scaled = true, .parent = parent,
-                              .lease_holder = s->holder};
+                              .lease_holder = s->holder, .now_ms = now};
     s->creating++;
     s->created_in_window++;
     stage_create(s->app, &spec, created, s);
@@ -202,18 +203,19 @@ static struct action_job *job_for(struct scaler *s, const struct stage_entry *e,
     return j;
 }
 
+/* Does one action of the tick whose clock reading is now (unix ms). */
 static void act(struct scaler *s, const struct scale_action *a, const struct stage_view *views,
-                size_t n, const struct stats_view *sv)
+                size_t n, const struct stats_view *sv, int64_t now)
 {
     if (a->kind == ACT_CREATE) {
-        create_stage(s, views, n);
+        create_stage(s, views, n, now);
         return;
     }
     const struct stage_view *v = &views[a->stage];
     if (a->kind == ACT_REMOVE) {
         char *arn = strdup(v->arn);
         if (arn)
-            stage_remove(s->app, arn, s->holder, removed_done, arn);
+            stage_remove(s->app, arn, s->holder, now, removed_done, arn);
         return;
     }
     const struct stage_entry *e = &sv->stages[a->stage];
@@ -224,7 +226,7 @@ static void act(struct scaler *s, const struct scale_action *a, const struct sta
     case ACT_START_REPLICATION:
         /* Marked first, so the next tick does not start it twice. */
         j->state.replication = REPL_PENDING;
-        j->state.retry_at_ms = clock_now_ms() + REPLICATION_PENDING_MS;
+        j->state.retry_at_ms = now + REPLICATION_PENDING_MS;
         {
             struct action_job *mark = job_for(s, e, &j->state, sv->master_arn);
             if (mark)
@@ -236,9 +238,9 @@ static void act(struct scaler *s, const struct scale_action *a, const struct sta
         write_stage(j, MODE_OPEN);
         return;
     case ACT_DRAIN:
-        j->state.draining_since_ms = clock_now_ms();
-        s->last_change_ms = clock_now_ms();
-        stage_event(s->app, "drain", j->arn, NULL);
+        j->state.draining_since_ms = now;
+        s->last_change_ms = now;
+        stage_event(s->app, now, "drain", j->arn, NULL);
         write_stage(j, MODE_DRAINING);
         return;
     default:
@@ -282,7 +284,7 @@ static void viewed(void *arg, enum store_error err, const char *detail,
         bool scaling = actions[i].kind == ACT_CREATE || actions[i].kind == ACT_DRAIN ||
                        actions[i].kind == ACT_REMOVE;
         if (!scaling || cfg->auto_scale_enabled)
-            act(s, &actions[i], views, n, sv);
+            act(s, &actions[i], views, n, sv, now);
     }
     free(views);
     tick_end(s);

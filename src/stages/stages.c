@@ -42,6 +42,7 @@ static struct stage_job *job_new(struct app *app, const struct stage_spec *spec,
     j->arg = arg;
     j->master = master;
     j->spec.auto_scaled = spec->auto_scaled;
+    j->spec.now_ms = spec->now_ms;
     j->spec.name = dup_or_null(spec->name);
     j->spec.parent = dup_or_null(spec->parent);
     j->spec.lease_holder = dup_or_null(spec->lease_holder);
@@ -98,7 +99,8 @@ static void recorded(void *arg, enum store_error err, const char *detail, const 
         snprintf(j->app->master_arn, sizeof j->app->master_arn, "%s", arn);
         log_info("master stage: %s", j->app->master_arn);
     } else {
-        stage_event(j->app, j->spec.auto_scaled ? "scale_up" : "created", j->arn, j->spec.name);
+        stage_event(j->app, j->spec.now_ms, j->spec.auto_scaled ? "scale_up" : "created", j->arn,
+                    j->spec.name);
     }
     job_end(j, STORE_OK, "");
 }
@@ -106,7 +108,7 @@ static void recorded(void *arg, enum store_error err, const char *detail, const 
 static void record(struct stage_job *j, const char *arn)
 {
     struct app *app = j->app;
-    int64_t now = clock_now_ms();
+    int64_t now = j->spec.now_ms;
     char created_iso[32];
     clock_iso8601(now, created_iso, sizeof created_iso);
     j->arn = strdup(arn);
@@ -156,7 +158,7 @@ static void provider_deleted(void *arg, const char *error)
     struct stage_job *j = arg;
     if (error)
         log_warn("stage %s left Redis but the provider could not delete it: %s", j->arn, error);
-    stage_event(j->app, "delete", j->arn, error);
+    stage_event(j->app, j->spec.now_ms, "delete", j->arn, error);
     job_end(j, STORE_OK, "");
 }
 
@@ -179,7 +181,7 @@ static void removed(void *arg, enum store_error err, const char *detail,
     if (r->unseated > 0) {
         char what[64];
         snprintf(what, sizeof what, "%lld viewers unseated", r->unseated);
-        stage_event(j->app, "drain_timeout", j->arn, what);
+        stage_event(j->app, j->spec.now_ms, "drain_timeout", j->arn, what);
     }
     struct stage_provider *p = j->app->provider;
     if (r->parent[0])
@@ -188,10 +190,10 @@ static void removed(void *arg, enum store_error err, const char *detail,
         p->ops->delete_stage(p, j->arn, provider_deleted, j);
 }
 
-void stage_remove(struct app *app, const char *arn, const char *lease_holder,
+void stage_remove(struct app *app, const char *arn, const char *lease_holder, int64_t now_ms,
                   stage_done_fn done, void *arg)
 {
-    struct stage_spec spec = {.lease_holder = lease_holder};
+    struct stage_spec spec = {.lease_holder = lease_holder, .now_ms = now_ms};
     struct stage_job *j = job_new(app, &spec, MASTER_NONE, done, arg);
     if (!j)
         return;
@@ -214,7 +216,7 @@ static void master_looked_up(void *arg, enum store_error err, const char *detail
         snprintf(app->master_arn, sizeof app->master_arn, "%s", arn);
         return;
     }
-    struct stage_spec spec = {.name = "master-stage"};
+    struct stage_spec spec = {.name = "master-stage", .now_ms = clock_now_ms()};
     struct stage_job *j = job_new(app, &spec, MASTER_UNLESS_ONE, NULL, NULL);
     if (j)
         app->provider->ops->create_stage(app->provider, spec.name, NULL, provided, j);
@@ -222,7 +224,7 @@ static void master_looked_up(void *arg, enum store_error err, const char *detail
 
 void stage_ensure_master(struct app *app)
 {
-    struct stage_spec spec = {.name = "master-stage"};
+    struct stage_spec spec = {.name = "master-stage", .now_ms = clock_now_ms()};
     if (app->cfg->master_stage_arn[0]) {
         struct stage_job *j = job_new(app, &spec, MASTER_FORCED, NULL, NULL);
         if (j)

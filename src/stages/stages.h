@@ -8,6 +8,7 @@
 #define USHER_STAGES_STAGES_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <jansson.h>
 
 #include "store/store.h"
@@ -27,6 +28,9 @@ struct stage_spec {
     const char *parent;              /* the stage it will replicate from, or NULL */
     const char *lease_holder;        /* the scaler's lease, or NULL */
     json_t *tags;                    /* an object of strings, or NULL; copied */
+    int64_t now_ms;                  /* the caller's reading of the clock (unix ms):
+                                      * createdAt, the `stages` score and the
+                                      * events of this job */
 };
 
 void stage_create(struct app *app, const struct stage_spec *spec,
@@ -35,7 +39,7 @@ void stage_create(struct app *app, const struct stage_spec *spec,
 /* Removes a stage. Without a lease holder (an operator's DELETE) the
  * master stage and a stage with viewers are refused; with one (the scaler)
  * viewers still seated lose their seats. */
-void stage_remove(struct app *app, const char *arn, const char *lease_holder,
+void stage_remove(struct app *app, const char *arn, const char *lease_holder, int64_t now_ms,
                   stage_done_fn done, void *arg);
 
 /* Learns the master stage (app->master_arn) from Redis, creating and
