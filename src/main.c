@@ -3,8 +3,9 @@
  * Start: settings, the signing key, then the parts of struct app in the
  * order they depend on each other. The server listens at once; until Redis
  * answers, requests that need it get 503 and the Redis layer keeps retrying
- * (and says why in the log). Each time Redis becomes ready, the master
- * stage is looked up (or made) again, since Redis may have lost its data.
+ * (and says why in the log). Each time Redis becomes ready, and every few
+ * seconds, the state in Redis is checked, since Redis may have lost its
+ * data (stages/recovery.h).
  *
  * Stop (SIGTERM/SIGINT): close the listener, let requests in flight finish
  * (up to DRAIN_LIMIT_MS), then take the parts down in reverse, flushing the
@@ -24,7 +25,8 @@
 #include "ivs/provider.h"
 #include "routes/routes.h"
 #include "scaler/scaler.h"
-#include "stages/stages.h"
+#include "scaler/waiters.h"
+#include "stages/recovery.h"
 #include "store/embedded.h"
 #include "store/read_batch.h"
 #include "store/store.h"
@@ -47,7 +49,9 @@ struct shutdown {
 
 static void on_redis_ready(void *arg)
 {
-    stage_ensure_master(arg);
+    struct app *app = arg;
+    if (app->recovery)
+        recovery_check(app->recovery);
 }
 
 static void drain_check(evutil_socket_t fd, short what, void *arg)
@@ -97,6 +101,9 @@ static void take_down(struct app *app)
         event_base_dispatch(app->base);
     }
     flush_loop(app->base);
+    waiters_free(app->waiters);     /* joins still waiting try once more, and are answered */
+    app->waiters = NULL;
+    flush_loop(app->base);
     store_free(app->store);         /* Redis callbacks still due run now, with an error */
     app->store = NULL;
     flush_loop(app->base);
@@ -108,6 +115,7 @@ static void take_down(struct app *app)
     scaler_free(app->scaler);
     if (app->provider)
         app->provider->ops->free(app->provider);
+    recovery_free(app->recovery);
     token_key_free(app->key);
 }
 
@@ -165,9 +173,11 @@ static int run(struct config *cfg)
     app.http = http_server_new(&app, usher_routes, usher_route_count, err, sizeof err);
     app.sweeper = sweeper_new(&app);
     app.scaler = scaler_new(&app);
+    app.waiters = waiters_new(app.base);
+    app.recovery = recovery_new(&app);
     app.stats_batch = app.store ? read_batch_new(app.store, free) : NULL;
     if (!app.signer || !app.provider || !app.store || !app.http || !app.sweeper || !app.scaler ||
-        !app.stats_batch) {
+        !app.waiters || !app.recovery || !app.stats_batch) {
         fprintf(stderr, "usher: %s\n", app.http ? "out of memory" : err);
         goto out;
     }

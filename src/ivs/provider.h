@@ -22,6 +22,17 @@ typedef void (*provider_stage_fn)(void *arg, const char *arn, const char *error)
 /* error is NULL on success. */
 typedef void (*provider_done_fn)(void *arg, const char *error);
 
+/* A stage the provider has, as list_stages tells it. */
+struct provider_stage {
+    const char *arn;
+    const char *name;
+    const char *replicating_from;    /* the replication into it runs from there; NULL: none */
+};
+/* stages (n of them) are valid during the call only; error non-NULL when
+ * the provider could not tell (stages NULL, n 0). */
+typedef void (*provider_list_fn)(void *arg, const struct provider_stage *stages, size_t n,
+                                 const char *error);
+
 struct stage_provider_ops {
     const char *name;                /* "local", "aws" */
     /* tags: the stage's tags (a JSON object of strings, or NULL), for
@@ -37,6 +48,16 @@ struct stage_provider_ops {
     void (*stop_replication)(struct stage_provider *p, const char *source,
                              const char *dest, provider_done_fn done, void *arg);
     void (*free)(struct stage_provider *p);
+
+    /* For rebuilding after Redis lost usher's state (stages/recovery.h).
+     * Both are optional: NULL when the provider cannot tell. */
+    /* The master stage this deployment made before, found at the provider
+     * (AWS: by its tags): done gets its ARN, or NULL with error NULL when
+     * there is none. */
+    void (*find_master)(struct stage_provider *p, provider_stage_fn done, void *arg);
+    /* The stages this deployment has at the provider, with the
+     * replication into each. */
+    void (*list_stages)(struct stage_provider *p, provider_list_fn done, void *arg);
 };
 
 struct stage_provider {

@@ -3,7 +3,16 @@
  * swallow them (router.h). */
 #include "routes/routes.h"
 
+#include <stdio.h>
+
 #include "http/request.h"
+
+/* Retry-After of a 503 STAGE_FULL: when every stage that may exist is
+ * full, room comes as viewers leave or expire (a few seconds is a fair
+ * guess at a live event's churn); when a stage is being added, it seats
+ * viewers within a second or two. */
+#define STAGE_FULL_RETRY_S 5
+#define ROOM_COMING_RETRY_S 1
 
 const struct route usher_routes[] = {
     {"GET", "/", route_root},
@@ -37,6 +46,19 @@ const struct route usher_routes[] = {
 };
 const size_t usher_route_count = sizeof usher_routes / sizeof *usher_routes;
 
+/* 503 STAGE_FULL always says when to come back (SPEC §7): Retry-After,
+ * and in details why and when room is expected. */
+static void respond_stage_full(struct request *rq, long retry_s, const char *why,
+                               const char *expected)
+{
+    char after[24];
+    snprintf(after, sizeof after, "%ld", retry_s);
+    request_add_header(rq, "Retry-After", after);
+    respond_error(rq, 503, "STAGE_FULL", "no stage has room for another viewer now",
+                  json_pack("{s:s, s:s, s:I}", "why", why, "roomExpected", expected,
+                            "retryAfterSeconds", (json_int_t)retry_s));
+}
+
 void respond_store_error(struct request *rq, enum store_error err, const char *detail)
 {
     switch (err) {
@@ -53,7 +75,12 @@ void respond_store_error(struct request *rq, enum store_error err, const char *d
         respond_error(rq, 404, "NOT_FOUND", "this viewer holds no seat in that stage", NULL);
         return;
     case STORE_STAGE_FULL:
-        respond_error(rq, 503, "STAGE_FULL", "no stage has room for another viewer", NULL);
+        respond_stage_full(rq, STAGE_FULL_RETRY_S, detail,
+                           "when a seated viewer leaves or its seat expires");
+        return;
+    case STORE_NO_ROOM_YET:
+        respond_stage_full(rq, ROOM_COMING_RETRY_S, "no stage opened within JOIN_WAIT_MS",
+                           "a stage is being added; it seats viewers once the stream reaches it");
         return;
     case STORE_STAGE_LIMIT:
         respond_error(rq, 503, "STAGE_LIMIT_REACHED", "MAX_STAGES stages exist already", NULL);

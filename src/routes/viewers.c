@@ -32,12 +32,30 @@ static const char *seat_fields(struct request *rq, const char **arn)
 
 /* ---- heartbeat ------------------------------------------------------------ */
 
+/* A seat that is not there (expired, or lost with Redis's data) is a 404
+ * that tells the client what to do (README "Lost seats"): "rejoin" (POST
+ * /api/viewer/rejoin with its participantId; its token is still good for
+ * the stage) when the stage is live, "join" (POST /api/token/viewer: a new
+ * seat and token) when it is not. */
+static void respond_lost_seat(struct request *rq, enum store_error err)
+{
+    bool stage_gone = err == STORE_NO_STAGE;
+    respond_error(rq, 404, "NOT_FOUND",
+                  stage_gone ? "no such stage" : "this viewer holds no seat in that stage",
+                  json_pack("{s:s, s:s}", "action", stage_gone ? "join" : "rejoin",
+                            "reason", stage_gone ? "no_stage" : "no_seat"));
+}
+
 /* A heartbeat from a draining stage may come back moved: then the answer
  * names the new stage and carries a token for it. */
 static void heartbeat_done(void *arg, enum store_error err, const char *detail,
                            const struct heartbeat *hb)
 {
     struct request *rq = arg;
+    if (err == STORE_NO_SEAT || err == STORE_NO_STAGE) {
+        respond_lost_seat(rq, err);
+        return;
+    }
     if (err != STORE_OK) {
         respond_store_error(rq, err, detail);
         return;
@@ -93,6 +111,10 @@ void route_viewer_leave(struct request *rq)
 static void rejoin_done(void *arg, enum store_error err, const char *detail, const struct seat *seat)
 {
     struct request *rq = arg;
+    if (err == STORE_NO_STAGE) {
+        respond_lost_seat(rq, err);
+        return;
+    }
     if (err != STORE_OK) {
         respond_store_error(rq, err, detail);
         return;

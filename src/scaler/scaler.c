@@ -16,6 +16,7 @@
 #include "config/config.h"
 #include "ivs/provider.h"
 #include "scaler/policy.h"
+#include "scaler/waiters.h"
 #include "stages/events.h"
 #include "stages/stages.h"
 #include "store/store.h"
@@ -31,9 +32,11 @@
 struct scaler {
     struct app *app;
     struct event *timer;
+    struct event *wake;              /* a tick now (scaler_wake) */
     char holder[40];                 /* this process's lease id */
     bool leader;
     bool ticking;
+    bool again;                      /* woken while ticking: tick again after */
     long creating;
     long created_total;              /* numbers the names of added stages */
     int64_t last_change_ms;
@@ -57,7 +60,22 @@ static void job_free(struct action_job *j)
     free(j);
 }
 
-static void tick_end(struct scaler *s) { s->ticking = false; }
+static void tick_end(struct scaler *s)
+{
+    s->ticking = false;
+    if (s->again) {
+        s->again = false;
+        event_active(s->wake, EV_TIMEOUT, 0);
+    }
+}
+
+void scaler_wake(struct scaler *s)
+{
+    if (s->ticking)
+        s->again = true;
+    else
+        event_active(s->wake, EV_TIMEOUT, 0);
+}
 
 /* ---- writing a stage's mode and bookkeeping ------------------------------- */
 
@@ -67,6 +85,9 @@ static void update_done(void *arg, enum store_error err, const char *detail)
     /* A stage removed meanwhile needs no bookkeeping. */
     if (err != STORE_OK && err != STORE_NO_STAGE)
         log_warn("scaler: updating %s: %s", j->arn, detail);
+    /* A stage may have opened: joins waiting for room try again. */
+    if (err == STORE_OK && j->s->app->waiters)
+        waiters_wake(j->s->app->waiters);
     job_free(j);
 }
 
@@ -121,6 +142,8 @@ static void created(void *arg, enum store_error err, json_t *info, const char *d
     s->last_change_ms = clock_now_ms();
     if (err != STORE_OK)
         log_warn("scaler: no stage added: %s", detail);
+    else
+        scaler_wake(s);             /* its replication starts now, not next tick */
     json_decref(info);
 }
 
@@ -274,6 +297,7 @@ static void viewed(void *arg, enum store_error err, const char *detail,
         .now_ms = now, .last_change_ms = s->last_change_ms,
         .cooldown_ms = cfg->scale_down_cooldown_s * 1000,
         .drain_timeout_ms = cfg->drain_timeout_s * 1000, .creating = s->creating,
+        .waiting = (long)sv->waiting,
         .create_budget = cfg->auto_scale_enabled ? cfg->stage_create_rate - s->created_in_window : 0,
     };
     struct scale_action actions[MAX_ACTIONS];
@@ -332,6 +356,7 @@ static void released(void *arg, enum store_error err, const char *detail, const 
 void scaler_stop(struct scaler *s, void (*done)(void *arg), void *arg)
 {
     event_del(s->timer);
+    event_del(s->wake);
     struct release *r = malloc(sizeof *r);
     if (!r) {
         done(arg);
@@ -355,7 +380,12 @@ struct scaler *scaler_new(struct app *app)
         snprintf(s->holder + 2 * i, 3, "%02x", id[i]);
     s->app = app;
     s->timer = event_new(app->base, -1, EV_PERSIST, on_tick, s);
-    if (!s->timer) {
+    s->wake = event_new(app->base, -1, 0, on_tick, s);
+    if (!s->timer || !s->wake) {
+        if (s->timer)
+            event_free(s->timer);
+        if (s->wake)
+            event_free(s->wake);
         free(s);
         return NULL;
     }
@@ -370,5 +400,6 @@ void scaler_free(struct scaler *s)
     if (!s)
         return;
     event_free(s->timer);
+    event_free(s->wake);
     free(s);
 }

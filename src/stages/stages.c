@@ -43,6 +43,7 @@ static struct stage_job *job_new(struct app *app, const struct stage_spec *spec,
     j->master = master;
     j->spec.auto_scaled = spec->auto_scaled;
     j->spec.now_ms = spec->now_ms;
+    j->spec.replicating = spec->replicating;
     j->spec.name = dup_or_null(spec->name);
     j->spec.parent = dup_or_null(spec->parent);
     j->spec.lease_holder = dup_or_null(spec->lease_holder);
@@ -99,8 +100,9 @@ static void recorded(void *arg, enum store_error err, const char *detail, const 
         snprintf(j->app->master_arn, sizeof j->app->master_arn, "%s", arn);
         log_info("master stage: %s", j->app->master_arn);
     } else {
-        stage_event(j->app, j->spec.now_ms, j->spec.auto_scaled ? "scale_up" : "created", j->arn,
-                    j->spec.name);
+        stage_event(j->app, j->spec.now_ms, j->spec.replicating ? "recovered"
+                                            : j->spec.auto_scaled ? "scale_up" : "created",
+                    j->arn, j->spec.name);
     }
     job_end(j, STORE_OK, "");
 }
@@ -120,13 +122,16 @@ static void record(struct stage_job *j, const char *arn)
         job_end(j, STORE_FAILED, "out of memory");
         return;
     }
-    /* An added stage seats nobody until the publisher's video reaches it. */
+    /* An added stage seats nobody until the publisher's video reaches it;
+     * one adopted with its replication running seats at once. */
     const struct stage_state pending = {.replication = REPL_PENDING};
+    const struct stage_state running = {.replication = REPL_RUNNING};
+    const bool waits = j->spec.auto_scaled && !j->spec.replicating;
     const struct stage_record r = {
         .arn = arn, .info_json = info, .created_ms = now, .max_stages = app->cfg->max_stages,
         .master = j->master, .lease_holder = j->spec.lease_holder,
-        .mode = j->spec.auto_scaled ? MODE_WAITING : MODE_OPEN,
-        .state = j->spec.auto_scaled ? &pending : NULL, .tags_json = tags,
+        .mode = waits ? MODE_WAITING : MODE_OPEN,
+        .state = !j->spec.auto_scaled ? NULL : waits ? &pending : &running, .tags_json = tags,
     };
     store_stage_add(app->store, &r, recorded, j);
     free(info), free(tags);
@@ -204,32 +209,48 @@ void stage_remove(struct app *app, const char *arn, const char *lease_holder, in
     store_stage_remove(app->store, arn, lease_holder, removed, j);
 }
 
-/* ---- master ------------------------------------------------------------ */
+/* ---- master, and stages recorded again ------------------------------------ */
 
-static void master_looked_up(void *arg, enum store_error err, const char *detail, const char *arn)
+static void master_found(void *arg, const char *arn, const char *error)
 {
-    struct app *app = arg;
-    (void)detail;
-    if (err != STORE_OK)
-        return;                     /* the next reconnect tries again */
-    if (arn[0]) {
-        snprintf(app->master_arn, sizeof app->master_arn, "%s", arn);
+    struct stage_job *j = arg;
+    struct stage_provider *p = j->app->provider;
+    if (arn) {
+        log_info("master stage found at the provider: %s", arn);
+        record(j, arn);
         return;
     }
-    struct stage_spec spec = {.name = "master-stage", .now_ms = clock_now_ms()};
-    struct stage_job *j = job_new(app, &spec, MASTER_UNLESS_ONE, NULL, NULL);
-    if (j)
-        app->provider->ops->create_stage(app->provider, spec.name, NULL, provided, j);
+    if (error)
+        log_warn("looking for the master stage at the provider: %s; making a new one", error);
+    p->ops->create_stage(p, j->spec.name, NULL, provided, j);
 }
 
-void stage_ensure_master(struct app *app)
+void stage_recover_master(struct app *app, stage_done_fn done, void *arg)
 {
     struct stage_spec spec = {.name = "master-stage", .now_ms = clock_now_ms()};
-    if (app->cfg->master_stage_arn[0]) {
-        struct stage_job *j = job_new(app, &spec, MASTER_FORCED, NULL, NULL);
-        if (j)
-            record(j, app->cfg->master_stage_arn);
+    const char *known = app->cfg->master_stage_arn[0] ? app->cfg->master_stage_arn : app->master_arn;
+    struct stage_job *j = job_new(app, &spec, app->cfg->master_stage_arn[0] ? MASTER_FORCED
+                                                                           : MASTER_UNLESS_ONE,
+                                  done, arg);
+    if (!j)
         return;
-    }
-    store_master_get(app->store, master_looked_up, app);
+    struct stage_provider *p = app->provider;
+    if (known[0])
+        record(j, known);
+    else if (p->ops->find_master)
+        p->ops->find_master(p, master_found, j);
+    else
+        p->ops->create_stage(p, spec.name, NULL, provided, j);
+}
+
+void stage_adopt(struct app *app, const struct provider_stage *ps, int64_t now_ms,
+                 stage_done_fn done, void *arg)
+{
+    const char *parent = ps->replicating_from ? ps->replicating_from : app->master_arn;
+    struct stage_spec spec = {.name = ps->name[0] ? ps->name : "recovered-stage",
+                              .auto_scaled = true, .parent = parent[0] ? parent : NULL,
+                              .now_ms = now_ms, .replicating = ps->replicating_from != NULL};
+    struct stage_job *j = job_new(app, &spec, MASTER_NONE, done, arg);
+    if (j)
+        record(j, ps->arn);
 }

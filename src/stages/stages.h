@@ -31,6 +31,8 @@ struct stage_spec {
     int64_t now_ms;                  /* the caller's reading of the clock (unix ms):
                                       * createdAt, the `stages` score and the
                                       * events of this job */
+    bool replicating;                /* an adopted stage whose replication already
+                                      * runs: open at once (stage_adopt) */
 };
 
 void stage_create(struct app *app, const struct stage_spec *spec,
@@ -42,9 +44,21 @@ void stage_create(struct app *app, const struct stage_spec *spec,
 void stage_remove(struct app *app, const char *arn, const char *lease_holder, int64_t now_ms,
                   stage_done_fn done, void *arg);
 
-/* Learns the master stage (app->master_arn) from Redis, creating and
- * recording it when there is none (or taking MASTER_STAGE_ARN when set).
- * Called each time the Redis connection becomes ready. */
-void stage_ensure_master(struct app *app);
+/* Records the master stage when Redis has none (a first start, or Redis
+ * lost its data; stages/recovery.h), keeping THE SAME stage whenever it is
+ * known: MASTER_STAGE_ARN when set (it wins over any record), else the one
+ * this process last knew (app->master_arn), else the one the provider
+ * finds (provider.h find_master: the AWS provider looks for this
+ * deployment's tags), else a new one. A master recorded meanwhile by
+ * another process is kept and learnt. Sets app->master_arn; done as for
+ * stage_create (may be NULL). */
+void stage_recover_master(struct app *app, stage_done_fn done, void *arg);
+
+struct provider_stage;
+/* Records again a stage the provider still has (provider.h list_stages)
+ * after Redis lost it: as an added stage, open when its replication runs,
+ * else waiting for the scaler to start it. */
+void stage_adopt(struct app *app, const struct provider_stage *ps, int64_t now_ms,
+                 stage_done_fn done, void *arg);
 
 #endif

@@ -437,7 +437,8 @@ describe('auto-scaling: ramp 0 → 400 over two processes, then drain', () => {
 
 describe('auto-scaling: the lease holder is killed mid-ramp', () => {
   // Viewers do not heartbeat here: a long timeout keeps the audience fixed.
-  const KENV = { ...ENV, HEARTBEAT_TIMEOUT: '600', HEARTBEAT_CLEANUP_INTERVAL: '30' };
+  // Joins do not wait for stages (JOIN_WAIT_MS=0): refusals drive the rounds.
+  const KENV = { ...ENV, HEARTBEAT_TIMEOUT: '600', HEARTBEAT_CLEANUP_INTERVAL: '30', JOIN_WAIT_MS: '0' };
   let redis; let a; let b; let sampler;
   const viewers = new Map();
 
@@ -558,18 +559,22 @@ describe('auto-scaling: DRAIN_TIMEOUT', () => {
     }
     const list = await stageList(usher);
     const masterArn = list.stages.find((s) => s.isMasterStage).stageArn;
-    // Two silent viewers stay in each of 6 added stages; everyone else leaves.
+    // Two silent viewers stay in each of up to 6 added stages (waiting joins
+    // fill the stages in the order they open, so the last may hold fewer);
+    // everyone else leaves.
     const keep = new Set();
-    for (const s of list.stages.filter((x) => !x.isMasterStage).slice(0, 6)) {
+    const held = list.stages.filter((x) => !x.isMasterStage && x.viewerCount >= 2).slice(0, 6);
+    assert.ok(held.length >= 4, `only ${held.length} added stages hold 2 viewers`);
+    for (const s of held) {
       for (const v of [...viewers.values()].filter((x) => x.arn === s.stageArn).slice(0, 2)) keep.add(v.userId);
     }
-    assert.equal(keep.size, 12);
+    assert.equal(keep.size, 2 * held.length);
     const leavers = [...viewers.values()].filter((v) => !keep.has(v.userId));
     const lv = await Promise.all(leavers.map((v) => usher.request('POST', '/api/viewer/leave',
       { body: { userId: v.userId, stageArn: v.arn }, agent: joinAgent })));
     lv.forEach((r) => assert.equal(r.status, 200, short(r)));
     for (const v of leavers) viewers.delete(v.userId);
-    assert.equal(checkInvariants(redis, { capacity: C }).total, 12);
+    assert.equal(checkInvariants(redis, { capacity: C }).total, keep.size);
 
     let timeout;
     const found = await eventually(async () => {
@@ -599,7 +604,7 @@ describe('auto-scaling: DRAIN_TIMEOUT', () => {
     assert.equal(gone.length, 2);
     const inv = atomicInvariants(redis);
     assert.deepEqual(inv.problems, []);
-    assert.ok(inv.total <= 10, `total_viewers ${inv.total} after 2 of 12 were unseated`);
+    assert.ok(inv.total <= keep.size - 2, `total_viewers ${inv.total} after 2 of ${keep.size} were unseated`);
     for (const v of gone) {
       for (const arn of liveStages(redis)) {
         assert.equal(redis.raw('HEXISTS', `${PREFIX}viewer:heartbeat:${arn}`, v.userId), '0', `${v.userId} still seated`);
