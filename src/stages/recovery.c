@@ -22,6 +22,7 @@ struct recovery {
     struct event *timer;
     bool checking;
     bool rebuilding;
+    bool lost;                       /* the rebuild follows a loss (not a first start) */
     char state_id[2 * STATE_ID_BYTES + 1];   /* the life of the state last seen, "" none */
     char problem[256];
     char last_repair[512];
@@ -88,7 +89,8 @@ static void master_recorded(void *arg, enum store_error err, json_t *info, const
         return;
     }
     r->problem[0] = '\0';
-    adopt_provider_stages(r);
+    if (r->lost)
+        adopt_provider_stages(r);
     recovery_check(r);               /* learns the new state id */
 }
 
@@ -98,7 +100,8 @@ static void rebuild(struct recovery *r)
     struct app *app = r->app;
     if (r->rebuilding)
         return;
-    if (r->state_id[0] || app->master_arn[0]) {
+    r->lost = r->state_id[0] || app->master_arn[0];
+    if (r->lost) {
         log_error("redis lost usher's state (state id %s, master stage %s no longer recorded): "
                   "rebuilding", r->state_id[0] ? r->state_id : "-", app->master_arn);
         char what[sizeof r->last_repair];

@@ -27,6 +27,7 @@ struct stage_job {
     enum master_choice master;
     json_t *info;
     char *arn;
+    bool made;                       /* the provider made the stage for this job */
 };
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
@@ -99,6 +100,10 @@ static void recorded(void *arg, enum store_error err, const char *detail, const 
     if (j->master != MASTER_NONE) {
         snprintf(j->app->master_arn, sizeof j->app->master_arn, "%s", arn);
         log_info("master stage: %s", j->app->master_arn);
+        /* Another process recorded its master first: ours is not needed. */
+        if (j->made && strcmp(arn, j->arn) != 0)
+            j->app->provider->ops->delete_stage(j->app->provider, j->arn, unused_stage_deleted,
+                                                strdup(j->arn));
     } else {
         stage_event(j->app, j->spec.now_ms, j->spec.replicating ? "recovered"
                                             : j->spec.auto_scaled ? "scale_up" : "created",
@@ -145,6 +150,7 @@ static void provided(void *arg, const char *arn, const char *error)
         job_end(j, STORE_FAILED, error);
         return;
     }
+    j->made = true;
     record(j, arn);
 }
 
