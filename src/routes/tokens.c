@@ -15,6 +15,7 @@
 #include "http/request.h"
 #include "scaler/scaler.h"
 #include "scaler/waiters.h"
+#include "stages/recovery.h"
 #include "tokens/issue.h"
 #include "tokens/jwt.h"
 #include "tokens/keypair.h"
@@ -88,6 +89,7 @@ static void publisher_marked_live(void *arg, enum store_error err, const char *d
         respond_store_error(rq, err, detail);
         return;
     }
+    recovery_publisher_seen(rq->app->recovery, true);
     char participant_id[PARTICIPANT_ID_LEN + 1];
     if (participant_id_new(participant_id) != 0) {
         respond_error(rq, 500, "TOKEN_GENERATION_FAILED", "no random participant id", NULL);

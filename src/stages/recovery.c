@@ -23,6 +23,7 @@ struct recovery {
     bool checking;
     bool rebuilding;
     bool lost;                       /* the rebuild follows a loss (not a first start) */
+    bool publisher_live;             /* publisher:status last seen, kept for a rebuild */
     char state_id[2 * STATE_ID_BYTES + 1];   /* the life of the state last seen, "" none */
     char problem[256];
     char last_repair[512];
@@ -78,6 +79,15 @@ static void adopt_provider_stages(struct recovery *r)
 
 /* ---- the master -------------------------------------------------------------- */
 
+static void publisher_restored(void *arg, enum store_error err, const char *detail)
+{
+    (void)arg;
+    if (err != STORE_OK)
+        log_error("state rebuild: the publisher could not be marked live again: %s", detail);
+    else
+        log_warn("state rebuild: the publisher, last seen live, is marked live again");
+}
+
 static void master_recorded(void *arg, enum store_error err, json_t *info, const char *detail)
 {
     struct recovery *r = arg;
@@ -89,8 +99,11 @@ static void master_recorded(void *arg, enum store_error err, json_t *info, const
         return;
     }
     r->problem[0] = '\0';
-    if (r->lost)
+    if (r->lost) {
         adopt_provider_stages(r);
+        if (r->publisher_live)
+            store_publisher_set(r->app->store, true, publisher_restored, r);
+    }
     recovery_check(r);               /* learns the new state id */
 }
 
@@ -134,6 +147,8 @@ static void checked(void *arg, enum store_error err, const char *detail, const s
         log_error("redis: %s", c->problems[i]);
         repaired(r, c->problems[i]);
     }
+    if (c->publisher[0])
+        r->publisher_live = strcmp(c->publisher, "live") == 0;
     struct app *app = r->app;
     const char *forced = app->cfg->master_stage_arn;
     if (!c->master_arn[0] || (forced[0] && strcmp(forced, c->master_arn) != 0)) {
@@ -196,6 +211,8 @@ void recovery_free(struct recovery *r)
     event_free(r->timer);
     free(r);
 }
+
+void recovery_publisher_seen(struct recovery *r, bool live) { r->publisher_live = live; }
 
 const char *recovery_problem(const struct recovery *r) { return r->problem; }
 

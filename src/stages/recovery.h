@@ -9,13 +9,15 @@
  * of the state from the next. When the master record is gone, the process
  * logs an error and rebuilds: the master stage with the same ARN
  * (stage_recover_master), then the stages the provider still has
- * (provider.h list_stages, stage_adopt). Seats come back as viewers
+ * (provider.h list_stages, stage_adopt), and the publisher's status when
+ * it was last seen live. Seats come back as viewers
  * heartbeat (a 404 with `details.action: "rejoin"`) and rejoin (README
  * "Lost seats"). A process that finds the state rebuilt by another (a new
  * state_id) records its provider's stages again too. */
 #ifndef USHER_STAGES_RECOVERY_H
 #define USHER_STAGES_RECOVERY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct app;
@@ -29,6 +31,10 @@ void recovery_free(struct recovery *r);
 /* A check now (the Redis connection became ready); a check under way is
  * not doubled. */
 void recovery_check(struct recovery *r);
+
+/* The publisher's status as this process just wrote it (the checks learn
+ * other processes' writes): kept to restore after a loss. */
+void recovery_publisher_seen(struct recovery *r, bool live);
 
 /* Why the state is not whole, "" when it is: for /health, which is
  * degraded while this is set (a rebuild under way or failed, a check

@@ -241,19 +241,20 @@ enum store_error decode_stats(const redisReply *reply, struct stats_view *out)
 enum store_error decode_check(const redisReply *reply, struct state_check *out)
 {
     *out = (struct state_check){0};
-    if (!is_array(reply, 2))
+    if (!is_array(reply, 3))
         return STORE_FAILED;
     for (size_t i = 0; i < reply->elements; i++)
         if (!text_at(reply, i))
             return STORE_FAILED;
-    size_t n = reply->elements - 2;
+    size_t n = reply->elements - 3;
     const char **problems = n < 4096 ? calloc(n + 1, sizeof *problems) : NULL;
     if (!problems)
         return STORE_FAILED;
     for (size_t i = 0; i < n; i++)
-        problems[i] = text_at(reply, i + 2);
+        problems[i] = text_at(reply, i + 3);
     *out = (struct state_check){.state_id = text_at(reply, 0), .master_arn = text_at(reply, 1),
-                                .nproblems = n, .problems = problems};
+                                .publisher = text_at(reply, 2), .nproblems = n,
+                                .problems = problems};
     return STORE_OK;
 }
 

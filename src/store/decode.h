@@ -41,7 +41,7 @@ enum store_error decode_viewer_list(const redisReply *reply, struct viewer_list 
 void viewer_list_clear(struct viewer_list *list);
 
 enum store_error decode_stats(const redisReply *reply, struct stats_view *out);
-/* {stateId, masterArn, problem...}. */
+/* {stateId, masterArn, publisherStatus, problem...}. */
 enum store_error decode_check(const redisReply *reply, struct state_check *out);
 void state_check_clear(struct state_check *check);
 void stats_view_clear(struct stats_view *view);

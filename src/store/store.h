@@ -216,6 +216,7 @@ struct state_check {
     const char *state_id;            /* this life of the state; "" when no master
                                       * stage is recorded (never made, or lost) */
     const char *master_arn;          /* "" when none (or it named no live stage) */
+    const char *publisher;           /* publisher:status ("live", "offline"), "" when none */
     size_t nproblems;
     const char *const *problems;     /* what was found and repaired, for the log */
 };

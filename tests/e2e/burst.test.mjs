@@ -13,7 +13,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { Usher, checkInvariants, startLive } from './harness.mjs';
+import { PREFIX, Usher, checkInvariants, startLive } from './harness.mjs';
 
 const short = (r) => `${r.status} ${JSON.stringify(r.body).slice(0, 300)}`;
 
@@ -60,6 +60,26 @@ describe('the second viewer of a burst waits for the stage being added', () => {
     assert.equal(det.retryAfterSeconds, Number(d.headers['retry-after']));
     assert.match(det.why, /3 stages are full/);
     assert.equal(typeof det.roomExpected, 'string');
+  });
+});
+
+describe('a join on a process without the scaler lease waits for the stage its holder adds', () => {
+  let redis, a, b;
+  before(async () => {
+    const env = { AUTO_SCALE_ENABLED: 'true', MAX_VIEWERS_PER_STAGE: '1', MAX_STAGES: '3' };
+    ({ redis, usher: a } = await startLive(env));
+    assert.ok(await eventually(() => redis.raw('GET', `${PREFIX}scaler:lease`) !== '', 5000), 'A holds the lease');
+    b = await Usher.start(redis, env);
+  });
+  after(async () => { await a?.close(); await b?.close(); await redis?.close(); });
+
+  it('A seats viewer 1; viewer 2 joins through B, waits and is seated', async () => {
+    assert.equal((await a.post('/api/token/viewer', { userId: 'mp-1' })).status, 200);
+    const t0 = Date.now();
+    const two = await b.post('/api/token/viewer', { userId: 'mp-2' });
+    assert.equal(two.status, 200, short(two));
+    assert.ok(Date.now() - t0 < 3000);
+    assert.deepEqual(checkInvariants(redis, { capacity: 1 }).problems, []);
   });
 });
 

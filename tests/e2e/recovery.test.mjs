@@ -4,8 +4,8 @@
 // (a) FLUSHALL while usher stays connected: within seconds the master stage
 //     is recorded again with THE SAME ARN, an added stage the provider still
 //     has is recorded again, the log says so as an error and /health reports
-//     the repair; after the publisher asks for its token again, viewers are
-//     seated; a viewer whose seat was lost gets a heartbeat 404 with
+//     the repair; the publisher, last seen live, is live again and viewers
+//     are seated; its token names the same master; a viewer whose seat was lost gets a heartbeat 404 with
 //     details.action "rejoin", rejoins with its participantId and heartbeats.
 // (b) FLUSHALL then CLIENT KILL TYPE normal (usher reconnects to an empty
 //     Redis): the publisher token names the same master stage.
@@ -65,6 +65,12 @@ describe('(a) FLUSHALL while usher stays connected', () => {
     const health = await usher.get('/health');
     assert.equal(health.status, 200, short(health));
     assert.match(health.body.data.services.redis.state.lastRepair.what, /lost and rebuilt/);
+  });
+
+  it('the publisher, last seen live, is live again: a viewer joins before it asks again', async () => {
+    assert.equal(redis.raw('GET', `${PREFIX}publisher:status`), 'live');
+    const v = await usher.post('/api/token/viewer', { userId: 'before-publisher' });
+    assert.equal(v.status, 200, short(v));
   });
 
   it('the publisher asks again: same master; viewers are seated', async () => {

@@ -72,6 +72,15 @@ describe('times agree with the token and with each other', () => {
     assert.equal(d.body.data.watchDurationSeconds, Math.floor((ms(d.body.timestamp) - (rec.joinedAt - 61500)) / 1000));
   });
 
+  it('rejoin: the seat record holds the answer moment', async () => {
+    const join = await usher.post('/api/token/viewer', { userId: 'times-rj' });
+    const { stageArn, participantId } = join.body.data;
+    const rj = await usher.post('/api/viewer/rejoin', { userId: 'times-rj', stageArn, participantId });
+    assert.equal(rj.status, 200);
+    const rec = JSON.parse(redis.raw('HGET', `${PREFIX}viewer:heartbeat:${stageArn}`, 'times-rj'));
+    assert.equal(rec.timestamp, ms(rj.body.timestamp));
+  });
+
   it('/api/stats: data.timestamp is the envelope timestamp, also for requests sharing a read', async () => {
     const answers = await Promise.all(Array.from({ length: 20 }, () => usher.get('/api/stats')));
     for (const res of answers) {

@@ -402,21 +402,22 @@ static void test_check(void **state)
 {
     (void)state;
     struct state_check c;
-    redisReply *r = array(4, text("abc"), text(ARN), text("stages held a string, moved"),
+    redisReply *r = array(5, text("abc"), text(ARN), text("live"), text("stages held a string, moved"),
                           text("total_viewers held x, set to 0"));
     assert_int_equal(decode_check(r, &c), STORE_OK);
     assert_string_equal(c.state_id, "abc");
     assert_string_equal(c.master_arn, ARN);
+    assert_string_equal(c.publisher, "live");
     assert_int_equal(c.nproblems, 2);
     assert_string_equal(c.problems[1], "total_viewers held x, set to 0");
     state_check_clear(&c);
     drop(r);
-    r = array(2, text(""), text(""));
+    r = array(3, text(""), text(""), text(""));
     assert_int_equal(decode_check(r, &c), STORE_OK);
     assert_int_equal(c.nproblems, 0);
     state_check_clear(&c);
     drop(r);
-    redisReply *bad[] = {array(1, text("a")), array(2, text("a"), num(1)), num(1)};
+    redisReply *bad[] = {array(2, text("a"), text("b")), array(3, text("a"), text("b"), num(1)), num(1)};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         assert_int_equal(decode_check(bad[i], &c), STORE_FAILED);
         drop(bad[i]);

@@ -514,7 +514,8 @@ end
 -- that finds it gone or changed knows Redis lost its data (a flush, a
 -- failover to an empty replica, a restart without persistence).
 -- ARGV: prefix, a new state id. KEYS: the FIXED_TYPES keys.
--- Returns {state id or "", master ARN or "", problem...}.
+-- Returns {state id or "", master ARN or "", publisher:status or "",
+-- problem...}.
 local function check(keys, args)
   local c = context(keys, args)
   local found = {}
@@ -540,7 +541,7 @@ local function check(keys, args)
     id = args[2]
     redis.call('SET', key(c, 'state_id'), id)
   end
-  local out = {id or '', master or ''}
+  local out = {id or '', master or '', redis.call('GET', key(c, 'publisher:status')) or ''}
   for _, p in ipairs(found) do out[#out + 1] = p end
   return out
 end
