@@ -2,7 +2,11 @@
  *
  * A token request first changes state in Redis (the publisher goes live;
  * a viewer takes a seat), then has the token issued (tokens/issue.h), and
- * answers with the data it prepared plus the token's fields. */
+ * answers with the data it prepared plus the token's fields. A join that
+ * finds no room while a stage is being added wakes the scaler and waits
+ * for the stage (JOIN_WAIT_MS, README "Scaling") without holding a thread;
+ * a client that hangs up meanwhile is still seated, and its seat expires
+ * like any other without heartbeats. */
 #include "routes/routes.h"
 
 #include <stdio.h>
