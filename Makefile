@@ -9,7 +9,7 @@ CC      ?= cc
 PKGS    := libevent libevent_pthreads hiredis jansson openssl libcurl
 CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
 
 SRC     := $(shell find src -name '*.c' | sort)
 LUA     := src/store/lua/usher.lua

@@ -12,7 +12,7 @@
 # WITH_BENCH=1 adds wrk and openssl for `make bench`.
 set -e
 cd "$(dirname "$0")/.."
-PKGS="build-essential pkg-config libevent-dev libhiredis-dev libjansson-dev libssl-dev libcurl4-openssl-dev redis-server"
+PKGS="build-essential pkg-config libevent-dev libhiredis-dev libjansson-dev libssl-dev libcurl4-openssl-dev libhttp-parser-dev redis-server"
 if [ "${1:-}" = test ]; then
   PKGS="$PKGS libcmocka-dev nodejs chromium"
   # Debian's nodejs comes without npm; other Node.js builds bring their own.

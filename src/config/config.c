@@ -37,6 +37,7 @@
 #include <strings.h>
 
 #include "ivs/ids.h"
+#include "http/proxy.h"
 
 enum kind { K_STRING, K_INT, K_LONG, K_DOUBLE, K_BOOL, K_ENUM };
 
@@ -76,6 +77,7 @@ struct setting {
     { .group = grp, .env = name, .def = dflt, type, .help = text }
 
 static const char *check_key_prefix(const char *v);
+static const char *check_trust_proxy(const char *v);
 static const char *check_region(const char *v);
 static const char *check_account_id(const char *v);
 static const char *check_master_arn(const char *v);
@@ -102,11 +104,18 @@ static const struct setting SETTINGS[] = {
     ROW("HTTP", "RATE_LIMIT_MAX_REQUESTS", "100",
         T_LONG(rate_limit_max_requests, 0, LONG_MAX, "a request count"),
         "requests one client IP may make per window; 0 = no limit"),
-    ROW("HTTP", "TRUST_PROXY", "false", T_BOOL(trust_proxy),
-        "take the client IP from X-Forwarded-For (only behind a proxy)"),
+    ROW("HTTP", "TRUST_PROXY", "false", T_STRING(trust_proxy, check_trust_proxy),
+        "which X-Forwarded-For entry is the client: false (none), true (leftmost), "
+        "a hop count, or a comma list of proxy addresses/CIDRs, as Express's trust proxy"),
     ROW("HTTP", "MAX_BODY_BYTES", "16384",
         T_LONG(max_body_bytes, 1024, 1048576, "a size in bytes"),
         "largest request body accepted"),
+    ROW("HTTP", "HTTP_READ_TIMEOUT_MS", "10000",
+        T_LONG(http_read_timeout_ms, 100, 600000, MILLIS),
+        "time a client has to send a request's head, and then its body; past it 408 and close"),
+    ROW("HTTP", "HTTP_IDLE_TIMEOUT_MS", "30000",
+        T_LONG(http_idle_timeout_ms, 100, 3600000, MILLIS),
+        "a keep-alive connection without a request, or an answer the client does not read, is closed after this"),
 
     ROW("Redis", "REDIS_URL", "", T_STRING(redis_url, NULL),
         "redis://[[user]:password@]host[:port][/db] or "
@@ -438,6 +447,12 @@ static const char *check_key_prefix(const char *v)
         if ((unsigned char)v[i] <= ' ' || v[i] == 0x7f)
             return bad;
     return NULL;
+}
+
+static const char *check_trust_proxy(const char *v)
+{
+    struct trust_proxy tp;
+    return trust_proxy_parse(v, &tp);
 }
 
 static const char *check_region(const char *v)

@@ -22,8 +22,10 @@ struct config {
     char *log_level;                 /* LOG_LEVEL: debug|info|warn|error */
     long rate_limit_window_ms;       /* RATE_LIMIT_WINDOW_MS, 60000 */
     long rate_limit_max_requests;    /* RATE_LIMIT_MAX_REQUESTS, 100; 0 = off */
-    bool trust_proxy;                /* TRUST_PROXY */
+    char *trust_proxy;               /* TRUST_PROXY: false|true|hops|CIDR list (http/proxy.h) */
     long max_body_bytes;             /* MAX_BODY_BYTES, 16384 */
+    long http_read_timeout_ms;       /* HTTP_READ_TIMEOUT_MS, 10000: a request's head, its body */
+    long http_idle_timeout_ms;       /* HTTP_IDLE_TIMEOUT_MS, 30000: idle keep-alive, stalled write */
 
     /* Redis */
     char *redis_url;                 /* REDIS_URL: redis://[user:pw@]host[:port][/db] or

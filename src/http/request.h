@@ -12,19 +12,19 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
 struct app;
+struct http_conn;
 struct http_server;
 
 struct request {
-    struct evhttp_request *req;     /* NULL once the client is gone */
+    struct http_conn *conn;         /* its connection (src/http/conn.h) */
     struct http_server *server;
     struct app *app;
     const char *method;             /* "GET", ... for logs */
-    char *path;                     /* the path as sent (still percent-encoded), no query */
+    const char *path;               /* not decoded, without the query */
     struct evkeyvalq query;
     json_t *body;                   /* parsed JSON object for POST/PUT, else NULL */
     const char *param;              /* the :param of the matched route, decoded */
@@ -54,6 +54,8 @@ void respond_unavailable(struct request *rq, const char *why);
 
 /* Query-string value, or NULL. */
 const char *request_query(struct request *rq, const char *name);
+/* Request header value (name case-insensitive), or NULL. */
+const char *request_header(struct request *rq, const char *name);
 /* Adds a header to the answer still to be given (e.g. Retry-After); name
  * and value without CR or LF. */
 void request_add_header(struct request *rq, const char *name, const char *value);

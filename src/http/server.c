@@ -1,83 +1,81 @@
 /* server.c — see server.h.
  *
- * evhttp parses requests and owns connections; everything usher adds sits
- * in on_request(), in the order a request meets it: preflight, route,
- * authentication, rate limit, body. Each refusal is a JSON error of SPEC §1.
- *
- * The one thing evhttp answers itself is a body beyond HARD_BODY_CAP, which
- * it reads no further and refuses with its own 413 page; anything up to that
- * is read and refused as JSON when it exceeds MAX_BODY_BYTES. */
+ * Connections and framing are conn.c's; everything usher adds sits in
+ * on_request(), in the order a request meets it: preflight, route,
+ * authentication, rate limit, body. Each refusal is a JSON error of
+ * SPEC §1, and so are conn.c's refusals of requests it cannot frame. */
 #include "http/server.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/queue.h>
-#include <sys/socket.h>
-#include <event2/buffer.h>
 #include <event2/http.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
 #include "app.h"
 #include "config/config.h"
+#include "http/conn.h"
+#include "http/fields.h"
+#include "http/proxy.h"
 #include "http/ratelimit.h"
 #include "http/request.h"
 #include "util/clock.h"
 #include "util/log.h"
 
-#define HARD_BODY_CAP (4 * 1024 * 1024)
-#define MAX_HEADERS_BYTES (64 * 1024)
-#define IDLE_TIMEOUT_S 30
 #define MAX_ORIGINS 32
+#define JSON_TYPE "application/json; charset=utf-8"
 
 struct http_server {
     struct app *app;
-    struct evhttp *http;
-    struct evhttp_bound_socket *listener;
+    struct http_listener *listener;
     const struct route *routes;
     size_t nroutes;
-    struct ratelimit *ratelimit;
+    struct ratelimit *ratelimit;        /* per client address */
+    struct ratelimit *user_ratelimit;   /* token requests per user id */
+    struct trust_proxy trust;
     unsigned char key_digest[SHA256_DIGEST_LENGTH];
     char *origins[MAX_ORIGINS];
     size_t norigins;
-    int inflight;
 };
 
 /* ---- answering ------------------------------------------------------- */
 
-static void on_client_gone(struct evhttp_connection *evcon, void *arg)
+/* Frees what the request holds (the request itself is its connection's). */
+static void request_clear(struct request *rq)
 {
-    (void)evcon;
-    struct request *rq = arg;
-    rq->req = NULL;
-}
-
-static void request_free(struct request *rq)
-{
-    rq->server->inflight--;
     evhttp_clear_headers(&rq->query);
     json_decref(rq->body);
     free(rq->param_buf);
-    free(rq->path);
-    free(rq);
+    rq->body = NULL;
+    rq->param_buf = NULL;
 }
 
-/* Sends body (may be NULL) as the JSON answer, logs, and frees rq. */
-static void send_body(struct request *rq, int status, struct evbuffer *body)
+/* Logs, then sends body (len bytes; NULL for none) as the answer. */
+static void send_body(struct request *rq, int status, const char *body, size_t len)
 {
-    if (rq->req) {
-        struct evhttp_request *req = rq->req;
-        evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                          "application/json; charset=utf-8");
-        evhttp_send_reply(req, status, NULL, body);
-    }
-    log_info("%s %s %d %lldus%s", rq->method, rq->path, status,
-             (long long)(clock_mono_us() - rq->start_us), rq->req ? "" : " (client gone)");
-    request_free(rq);
+    log_info("%s %s %d %lldus", rq->method, rq->path, status,
+             (long long)(clock_mono_us() - rq->start_us));
+    request_clear(rq);
+    http_conn_reply(rq->conn, status, body ? JSON_TYPE : NULL, body, len);
+}
+
+struct http_conn *http_stream_begin(struct request *rq, int status, const char *type,
+                                    void (*on_close)(void *), void *arg)
+{
+    log_info("%s %s %d (stream) %lldus", rq->method, rq->path, status,
+             (long long)(clock_mono_us() - rq->start_us));
+    request_clear(rq);
+    return http_conn_stream_begin(rq->conn, status, type, on_close, arg);
+}
+
+evutil_socket_t http_takeover(struct request *rq, char *rest, size_t *rest_len)
+{
+    log_info("%s %s (taken over) %lldus", rq->method, rq->path,
+             (long long)(clock_mono_us() - rq->start_us));
+    request_clear(rq);
+    return http_conn_takeover(rq->conn, rest, rest_len);
 }
 
 static void send_json(struct request *rq, int status, json_t *doc)
@@ -85,34 +83,39 @@ static void send_json(struct request *rq, int status, json_t *doc)
     char when[32];
     clock_iso8601(rq->now_ms, when, sizeof when);
     json_object_set_new(doc, "timestamp", json_string(when));
-    char *text = rq->req ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
-    struct evbuffer *body = text ? evbuffer_new() : NULL;
-    if (body)
-        evbuffer_add(body, text, strlen(text));
-    send_body(rq, status, body);
-    if (body)
-        evbuffer_free(body);
-    free(text);
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(doc);
+    if (!text) {
+        static const char oom[] = "{\"success\":false,\"error\":{\"code\":\"INTERNAL_ERROR\","
+                                  "\"message\":\"out of memory\"}}";
+        send_body(rq, 500, oom, sizeof oom - 1);
+        return;
+    }
+    send_body(rq, status, text, strlen(text));
+    free(text);
 }
 
 void respond_ok_text(struct request *rq, int status, const char *data_json)
 {
     char when[32];
     clock_iso8601(rq->now_ms, when, sizeof when);
-    struct evbuffer *body = rq->req ? evbuffer_new() : NULL;
     static const char head[] = "{\"success\":true,\"data\":", tail[] = ",\"timestamp\":\"";
-    if (body) {
-        /* Plain copies: printf would scan a body of many kilobytes again. */
-        evbuffer_add(body, head, sizeof head - 1);
-        evbuffer_add(body, data_json, strlen(data_json));
-        evbuffer_add(body, tail, sizeof tail - 1);
-        evbuffer_add(body, when, strlen(when));
-        evbuffer_add(body, "\"}", 2);
+    size_t dlen = strlen(data_json), wlen = strlen(when);
+    size_t len = sizeof head - 1 + dlen + sizeof tail - 1 + wlen + 2;
+    char *body = malloc(len);
+    if (!body) {
+        respond_error(rq, 500, "INTERNAL_ERROR", "out of memory", NULL);
+        return;
     }
-    send_body(rq, status, body);
-    if (body)
-        evbuffer_free(body);
+    /* Plain copies: printf would scan a body of many kilobytes again. */
+    char *p = body;
+    memcpy(p, head, sizeof head - 1), p += sizeof head - 1;
+    memcpy(p, data_json, dlen), p += dlen;
+    memcpy(p, tail, sizeof tail - 1), p += sizeof tail - 1;
+    memcpy(p, when, wlen), p += wlen;
+    memcpy(p, "\"}", 2);
+    send_body(rq, status, body, len);
+    free(body);
 }
 
 void respond_ok(struct request *rq, int status, json_t *data)
@@ -139,8 +142,7 @@ void respond_invalid(struct request *rq, const char *message, json_t *fields)
 void respond_unavailable(struct request *rq, const char *why)
 {
     log_warn("%s %s: %s", rq->method, rq->path, why);
-    if (rq->req)
-        evhttp_add_header(evhttp_request_get_output_headers(rq->req), "Retry-After", "1");
+    request_add_header(rq, "Retry-After", "1");
     respond_error(rq, 503, "SERVICE_UNAVAILABLE", "the data store is unavailable, try again shortly", NULL);
 }
 
@@ -149,39 +151,28 @@ const char *request_query(struct request *rq, const char *name)
     return evhttp_find_header(&rq->query, name);
 }
 
+const char *request_header(struct request *rq, const char *name)
+{
+    return http_conn_header(rq->conn, name);
+}
+
 void request_add_header(struct request *rq, const char *name, const char *value)
 {
-    if (rq->req)
-        evhttp_add_header(evhttp_request_get_output_headers(rq->req), name, value);
+    http_conn_add_header(rq->conn, name, value);
 }
 
 /* ---- what every request passes ------------------------------------------ */
 
-static const char *method_name(enum evhttp_cmd_type cmd)
+static void add_cors(struct http_server *s, struct request *rq)
 {
-    switch (cmd) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PATCH: return "PATCH";
-    default: return "OTHER";
-    }
-}
-
-static void add_cors(struct http_server *s, struct evhttp_request *req)
-{
-    const char *origin = evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
+    const char *origin = request_header(rq, "Origin");
     if (!origin)
         return;
     for (size_t i = 0; i < s->norigins; i++) {
         if (strcmp(s->origins[i], "*") == 0 || strcmp(s->origins[i], origin) == 0) {
-            struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-            evhttp_add_header(out, "Access-Control-Allow-Origin", origin);
-            evhttp_add_header(out, "Vary", "Origin");
-            evhttp_add_header(out, "Access-Control-Expose-Headers",
+            request_add_header(rq, "Access-Control-Allow-Origin", origin);
+            request_add_header(rq, "Vary", "Origin");
+            request_add_header(rq, "Access-Control-Expose-Headers",
                               "Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset");
             return;
         }
@@ -190,15 +181,10 @@ static void add_cors(struct http_server *s, struct evhttp_request *req)
 
 static void answer_preflight(struct request *rq)
 {
-    struct evkeyvalq *out = evhttp_request_get_output_headers(rq->req);
-    evhttp_add_header(out, "Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS");
-    evhttp_add_header(out, "Access-Control-Allow-Headers", "Content-Type, Authorization, X-API-Key");
-    evhttp_add_header(out, "Access-Control-Max-Age", "600");
-    evhttp_connection_set_closecb(evhttp_request_get_connection(rq->req), NULL, NULL);
-    evhttp_send_reply(rq->req, 204, "No Content", NULL);
-    log_info("%s %s 204 %lldus", rq->method, rq->path,
-             (long long)(clock_mono_us() - rq->start_us));
-    request_free(rq);
+    request_add_header(rq, "Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS");
+    request_add_header(rq, "Access-Control-Allow-Headers", "Content-Type, Authorization, X-API-Key");
+    request_add_header(rq, "Access-Control-Max-Age", "600");
+    send_body(rq, 204, NULL, 0);
 }
 
 static bool is_loopback(const char *ip)
@@ -220,7 +206,7 @@ static bool authenticate(struct http_server *s, struct request *rq, const char *
                       "no API key is configured, so only loopback clients are served", NULL);
         return false;
     }
-    const char *given = evhttp_find_header(evhttp_request_get_input_headers(rq->req), "X-API-Key");
+    const char *given = request_header(rq, "X-API-Key");
     /* Comparing digests keeps the time independent of the key's length too. */
     unsigned char digest[SHA256_DIGEST_LENGTH];
     if (given)
@@ -232,32 +218,64 @@ static bool authenticate(struct http_server *s, struct request *rq, const char *
     return false;
 }
 
+/* What the limits count is what costs: a seated viewer's heartbeat and
+ * leave are cheap and many (an audience behind one NAT or one load
+ * balancer sends them by the thousand), so no limit refuses them. */
+static bool counted(const char *path)
+{
+    return strcmp(path, "/api/viewer/heartbeat") != 0 && strcmp(path, "/api/viewer/leave") != 0;
+}
+
+/* Per client address. True when the request may go on; otherwise it has
+ * been answered 429. */
 static bool within_rate(struct http_server *s, struct request *rq)
 {
+    if (!counted(rq->path))
+        return true;
     struct ratelimit_verdict v;
     ratelimit_hit(s->ratelimit, rq->client_ip, rq->now_ms, &v);
     if (v.limit <= 0)
         return true;
-    struct evkeyvalq *out = evhttp_request_get_output_headers(rq->req);
     char num[24];
     snprintf(num, sizeof num, "%ld", v.limit);
-    evhttp_add_header(out, "RateLimit-Limit", num);
+    request_add_header(rq, "RateLimit-Limit", num);
     snprintf(num, sizeof num, "%ld", v.remaining);
-    evhttp_add_header(out, "RateLimit-Remaining", num);
+    request_add_header(rq, "RateLimit-Remaining", num);
     snprintf(num, sizeof num, "%ld", v.reset_s);
-    evhttp_add_header(out, "RateLimit-Reset", num);
+    request_add_header(rq, "RateLimit-Reset", num);
     if (v.allowed)
         return true;
-    evhttp_add_header(out, "Retry-After", num);
+    request_add_header(rq, "Retry-After", num);
     respond_error(rq, 429, "TOO_MANY_REQUESTS", "too many requests, slow down", NULL);
+    return false;
+}
+
+/* Token requests are also counted per user id, wherever they come from.
+ * Ids that are not valid are not counted (their request is refused as 400);
+ * so the table's keys stay short. */
+static bool within_user_rate(struct http_server *s, struct request *rq)
+{
+    json_t *user = json_object_get(rq->body, "userId");
+    if (strncmp(rq->path, "/api/token/", 11) != 0 || !json_is_string(user) ||
+        !valid_user_id(json_string_value(user), json_string_length(user)))
+        return true;
+    struct ratelimit_verdict v;
+    ratelimit_hit(s->user_ratelimit, json_string_value(user), rq->now_ms, &v);
+    if (v.allowed)
+        return true;
+    char num[24];
+    snprintf(num, sizeof num, "%ld", v.reset_s);
+    request_add_header(rq, "Retry-After", num);
+    respond_error(rq, 429, "TOO_MANY_REQUESTS", "too many token requests for this userId, slow down",
+                  NULL);
     return false;
 }
 
 /* Parses a POST/PUT body into rq->body. True when the request may go on. */
 static bool read_body(struct http_server *s, struct request *rq)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(rq->req);
-    size_t len = evbuffer_get_length(in);
+    size_t len = 0;
+    const char *in = http_conn_body(rq->conn, &len);
     if ((long)len > s->app->cfg->max_body_bytes) {
         char msg[96];
         snprintf(msg, sizeof msg, "the body is over the limit of %ld bytes",
@@ -266,7 +284,7 @@ static bool read_body(struct http_server *s, struct request *rq)
         return false;
     }
     json_error_t err;
-    json_t *doc = len ? json_loadb((const char *)evbuffer_pullup(in, -1), len,
+    json_t *doc = len ? json_loadb(in, len,
                                    JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err)
                       : NULL;
     if (!json_is_object(doc)) {
@@ -299,21 +317,13 @@ static bool decode_param(struct request *rq, const struct route *route,
     return false;
 }
 
+/* peer: the socket's address (conn.c put it in client_ip); client_ip
+ * becomes the address TRUST_PROXY picks from X-Forwarded-For. */
 static void client_address(struct http_server *s, struct request *rq, char *peer, size_t peerlen)
 {
-    char *addr = NULL;
-    ev_uint16_t port = 0;
-    evhttp_connection_get_peer(evhttp_request_get_connection(rq->req), &addr, &port);
-    snprintf(peer, peerlen, "%s", addr ? addr : "");
-    snprintf(rq->client_ip, sizeof rq->client_ip, "%s", peer);
-    const char *xff = s->app->cfg->trust_proxy
-        ? evhttp_find_header(evhttp_request_get_input_headers(rq->req), "X-Forwarded-For")
-        : NULL;
-    if (xff) {
-        size_t n = strcspn(xff, ", ");
-        if (n > 0 && n < sizeof rq->client_ip)
-            snprintf(rq->client_ip, sizeof rq->client_ip, "%.*s", (int)n, xff);
-    }
+    snprintf(peer, peerlen, "%s", rq->client_ip);
+    trust_proxy_client(&s->trust, peer, request_header(rq, "X-Forwarded-For"), rq->client_ip,
+                       sizeof rq->client_ip);
 }
 
 static bool needs_guard(const char *path)
@@ -321,61 +331,48 @@ static bool needs_guard(const char *path)
     return strncmp(path, "/api/", 5) == 0 && strcmp(path, "/api/health") != 0;
 }
 
-static void on_request(struct evhttp_request *req, void *arg)
+/* Route, authentication and rate limit; true when the route may run. */
+static bool admit(struct http_server *s, struct request *rq, const char *peer,
+                  const struct route **route, const char **param, size_t *param_len)
 {
-    struct http_server *s = arg;
-    struct request *rq = calloc(1, sizeof *rq);
-    if (!rq) {
-        evhttp_send_error(req, 500, NULL);
-        return;
-    }
-    s->inflight++;
-    rq->req = req;
-    rq->server = s;
-    rq->app = s->app;
-    rq->start_us = clock_mono_us();
-    rq->now_ms = clock_now_ms();
-    rq->method = method_name(evhttp_request_get_command(req));
-    TAILQ_INIT(&rq->query);
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    rq->path = strdup(path && path[0] ? path : "/");
-    if (!rq->path) {
-        evhttp_send_error(req, 500, NULL);
-        request_free(rq);
-        return;
-    }
-    evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_client_gone, rq);
-    char peer[64];
-    client_address(s, rq, peer, sizeof peer);
-    add_cors(s, req);
-
-    if (evhttp_request_get_command(req) == EVHTTP_REQ_OPTIONS) {
-        answer_preflight(rq);
-        return;
-    }
-    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+    const char *query = http_conn_query(rq->conn);
     if (query && evhttp_parse_query_str(query, &rq->query) != 0) {
         respond_invalid(rq, "the query string is malformed", json_pack("[s]", "query"));
+        return false;
+    }
+    switch (route_find(s->routes, s->nroutes, rq->method, rq->path, route, param, param_len)) {
+    case ROUTE_NOT_FOUND:
+        respond_error(rq, 404, "NOT_FOUND", "no such route", NULL);
+        return false;
+    case ROUTE_WRONG_METHOD:
+        respond_error(rq, 405, "METHOD_NOT_ALLOWED", "this path does not take that method", NULL);
+        return false;
+    case ROUTE_FOUND:
+        break;
+    }
+    return !needs_guard(rq->path) || (authenticate(s, rq, peer) && within_rate(s, rq));
+}
+
+static void on_request(void *arg, struct request *rq)
+{
+    struct http_server *s = arg;
+    rq->server = s;
+    rq->app = s->app;
+    TAILQ_INIT(&rq->query);
+    char peer[64];
+    client_address(s, rq, peer, sizeof peer);
+    add_cors(s, rq);
+    if (strcmp(rq->method, "OPTIONS") == 0) {
+        answer_preflight(rq);
         return;
     }
     const struct route *route = NULL;
     const char *param = NULL;
     size_t param_len = 0;
-    switch (route_find(s->routes, s->nroutes, rq->method, rq->path, &route, &param, &param_len)) {
-    case ROUTE_NOT_FOUND:
-        respond_error(rq, 404, "NOT_FOUND", "no such route", NULL);
-        return;
-    case ROUTE_WRONG_METHOD:
-        respond_error(rq, 405, "METHOD_NOT_ALLOWED", "this path does not take that method", NULL);
-        return;
-    case ROUTE_FOUND:
-        break;
-    }
-    if (needs_guard(rq->path) && (!authenticate(s, rq, peer) || !within_rate(s, rq)))
+    if (!admit(s, rq, peer, &route, &param, &param_len))
         return;
     bool has_body = strcmp(rq->method, "POST") == 0 || strcmp(rq->method, "PUT") == 0;
-    if (has_body && !read_body(s, rq))
+    if (has_body && (!read_body(s, rq) || !within_user_rate(s, rq)))
         return;
     if (!decode_param(rq, route, param, param_len))
         return;
@@ -412,54 +409,50 @@ struct http_server *http_server_new(struct app *app, const struct route *routes,
     s->app = app;
     s->routes = routes;
     s->nroutes = nroutes;
-    s->http = evhttp_new(app->base);
     s->ratelimit = ratelimit_new(cfg->rate_limit_window_ms, cfg->rate_limit_max_requests);
+    s->user_ratelimit = ratelimit_new(cfg->rate_limit_window_ms, cfg->rate_limit_max_requests);
+    const char *bad = trust_proxy_parse(cfg->trust_proxy, &s->trust);
+    if (bad) {
+        snprintf(err, errlen, "TRUST_PROXY %s", bad);
+        http_server_free(s);
+        return NULL;
+    }
     SHA256((const unsigned char *)cfg->api_secret_key, strlen(cfg->api_secret_key), s->key_digest);
     parse_origins(s, cfg->cors_origins);
-    if (!s->http || !s->ratelimit) {
+    if (!s->ratelimit || !s->user_ratelimit) {
         snprintf(err, errlen, "out of memory");
         http_server_free(s);
         return NULL;
     }
-    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-                                            EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-                                            EVHTTP_REQ_HEAD | EVHTTP_REQ_PATCH);
-    evhttp_set_max_body_size(s->http, HARD_BODY_CAP);
-    evhttp_set_max_headers_size(s->http, MAX_HEADERS_BYTES);
-    evhttp_set_timeout(s->http, IDLE_TIMEOUT_S);
-    evhttp_set_gencb(s->http, on_request, s);
-    s->listener = evhttp_bind_socket_with_handle(s->http, cfg->api_host, (ev_uint16_t)cfg->api_port);
+    struct http_limits limits = {.max_body_bytes = cfg->max_body_bytes,
+                                 .read_timeout_ms = cfg->http_read_timeout_ms,
+                                 .idle_timeout_ms = cfg->http_idle_timeout_ms};
+    s->listener = http_listener_new(app->base, cfg->api_host, cfg->api_port, &limits,
+                                    on_request, s, err, errlen);
     if (!s->listener) {
-        snprintf(err, errlen, "cannot listen on %s:%d (in use, or not allowed)",
-                 cfg->api_host, cfg->api_port);
         http_server_free(s);
         return NULL;
     }
-    /* Answers larger than one segment (the stats of many stages) would
-     * otherwise wait on Nagle and the client's delayed ACK, about 40 ms.
-     * Accepted sockets inherit the option from the listener on Linux. */
-    int one = 1;
-    setsockopt(evhttp_bound_socket_get_fd(s->listener), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return s;
 }
 
 void http_server_stop_accepting(struct http_server *s)
 {
-    if (s->listener) {
-        evhttp_del_accept_socket(s->http, s->listener);
-        s->listener = NULL;
-    }
+    http_listener_stop_accepting(s->listener);
 }
 
-int http_server_inflight(const struct http_server *s) { return s->inflight; }
+int http_server_inflight(const struct http_server *s)
+{
+    return http_listener_inflight(s->listener);
+}
 
 void http_server_free(struct http_server *s)
 {
     if (!s)
         return;
-    if (s->http)
-        evhttp_free(s->http);
+    http_listener_free(s->listener);
     ratelimit_free(s->ratelimit);
+    ratelimit_free(s->user_ratelimit);
     for (size_t i = 0; i < s->norigins; i++)
         free(s->origins[i]);
     free(s);

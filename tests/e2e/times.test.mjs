@@ -4,7 +4,7 @@
 // With VIEWER_TOKEN_DURATION=120: expiresAt is exactly the token's exp × 1000
 // and expiresIn exactly exp − iat, for the publisher token, the viewer token
 // and the token a moved heartbeat carries; the envelope's timestamp falls in
-// the token's iat second; the seat record's timestamp/joinedAt in Redis is the
+// the token's iat second, and so does the Date header; the seat record's timestamp/joinedAt in Redis is the
 // envelope's moment; /api/stats' data.timestamp is its envelope's; a stage
 // made with POST /api/stage has createdAt = the answer's timestamp = its
 // `stages` score = its "created" event's time; watch durations are counted to
@@ -26,6 +26,7 @@ function assertTokenTimes(res, duration) {
   const ts = ms(res.body.timestamp);
   assert.ok(c.iat * 1000 <= ts && ts < (c.iat + 1) * 1000,
     `timestamp ${res.body.timestamp} outside iat second ${c.iat}`);
+  assert.equal(Date.parse(res.headers.date), c.iat * 1000, `Date ${res.headers.date} vs iat ${c.iat}`);
   return c;
 }
 

@@ -61,7 +61,7 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.log_level, "info");
     assert_int_equal(cfg.rate_limit_window_ms, 60000);
     assert_int_equal(cfg.rate_limit_max_requests, 100);
-    assert_false(cfg.trust_proxy);
+    assert_string_equal(cfg.trust_proxy, "false");
     assert_int_equal(cfg.max_body_bytes, 16384);
 
     assert_string_equal(cfg.redis_url, "");
@@ -134,7 +134,7 @@ static void test_env_values(void **state)
     assert_string_equal(cfg.log_level, "debug");
     assert_int_equal(cfg.rate_limit_window_ms, 1000);
     assert_int_equal(cfg.rate_limit_max_requests, 0);
-    assert_true(cfg.trust_proxy);
+    assert_string_equal(cfg.trust_proxy, "true");
     assert_int_equal(cfg.max_body_bytes, 1024);
     assert_string_equal(cfg.redis_host, "redis.internal");
     assert_int_equal(cfg.redis_port, 6380);
@@ -246,9 +246,9 @@ static void test_bool_forms(void **state)
     }
 
     /* Bare means true, also when another flag follows. */
-    assert_int_equal(load(ENV("SKIP_AUTH=false"), ARGS("--skip-auth", "--trust-proxy")), 0);
+    assert_int_equal(load(ENV("SKIP_AUTH=false"), ARGS("--skip-auth", "--auto-scale-enabled")), 0);
     assert_true(cfg.skip_auth);
-    assert_true(cfg.trust_proxy);
+    assert_true(cfg.auto_scale_enabled);
     config_free(&cfg);
 
     /* A bool word after a bool flag is its value. */
@@ -285,7 +285,12 @@ static void test_bad_values_name_the_setting(void **state)
         {"SCALE_UP_THRESHOLD=nan", "SCALE_UP_THRESHOLD"},
         {"SCALE_DOWN_THRESHOLD=0.1x", "SCALE_DOWN_THRESHOLD"},
         {"SKIP_AUTH=maybe", "SKIP_AUTH"},
-        {"TRUST_PROXY=2", "TRUST_PROXY"},
+        {"TRUST_PROXY=maybe", "TRUST_PROXY"},
+        {"TRUST_PROXY=33", "TRUST_PROXY"},
+        {"TRUST_PROXY=10.0.0.0/33", "TRUST_PROXY"},
+        {"TRUST_PROXY=10.0.0.0/8,", "TRUST_PROXY"},
+        {"HTTP_READ_TIMEOUT_MS=99", "HTTP_READ_TIMEOUT_MS"},
+        {"HTTP_IDLE_TIMEOUT_MS=abc", "HTTP_IDLE_TIMEOUT_MS"},
         {"LOG_LEVEL=verbose", "LOG_LEVEL"},
         {"STAGE_PROVIDER=gcp", "STAGE_PROVIDER"},
         {"REDIS_KEY_PREFIX=ivs prod:", "REDIS_KEY_PREFIX"},
@@ -535,7 +540,7 @@ static void test_help(void **state)
     static const char *const names[] = {
         "API_HOST", "API_PORT", "API_SECRET_KEY", "SKIP_AUTH", "CORS_ORIGINS",
         "LOG_LEVEL", "RATE_LIMIT_WINDOW_MS", "RATE_LIMIT_MAX_REQUESTS", "TRUST_PROXY",
-        "MAX_BODY_BYTES", "REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD",
+        "MAX_BODY_BYTES", "HTTP_READ_TIMEOUT_MS", "HTTP_IDLE_TIMEOUT_MS", "REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD",
         "REDIS_DB", "REDIS_KEY_PREFIX", "REDIS_TIMEOUT_MS", "REDIS_EMBEDDED", "DATA_DIR",
         "STAGE_PROVIDER", "AWS_REGION", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN", "AWS_ACCOUNT_ID", "MASTER_STAGE_ARN", "STAGE_NAME_PREFIX",
