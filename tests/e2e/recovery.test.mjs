@@ -10,8 +10,9 @@
 // (b) FLUSHALL then CLIENT KILL TYPE normal (usher reconnects to an empty
 //     Redis): the publisher token names the same master stage.
 // (c) Foreign values: `stages` holding a string, `master_stage` holding
-//     garbage and `total_viewers` holding a word are set aside or repaired
-//     within seconds, requests work again and /health names the repair.
+//     garbage, an expiry index that lost its entries and `total_viewers`
+//     holding a word are set aside or repaired within seconds, requests
+//     work again and /health names the repair.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { PREFIX, startLive } from './harness.mjs';
@@ -159,6 +160,15 @@ describe('(c) keys holding foreign values', () => {
     assert.ok(await eventually(() => / error +redis: master_stage named not-an-arn/.test(usher.log), 3000), 'the log says so');
     const pub = await usher.post('/api/token/publisher', { userId: 'publisher-1' });
     assert.equal(pub.body.data.stageArn, master);
+  });
+
+  it('an expiry index that lost a seat is rebuilt from the seats', async () => {
+    const index = `${PREFIX}viewer:expiry:${master}`;
+    const before = redis.raw('ZRANGE', index, 0, -1, 'WITHSCORES');
+    assert.match(before, /foreign-1/);
+    redis.cli('DEL', index);
+    assert.ok(await eventually(() => redis.raw('ZRANGE', index, 0, -1, 'WITHSCORES') === before, 8000),
+      'the index is back, with the last heartbeat as score');
   });
 
   it('`total_viewers` holding a word is recomputed from the seats', async () => {

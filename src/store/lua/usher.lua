@@ -485,16 +485,32 @@ end
 
 local function is_integer(v) return v == false or string.match(v, '^%-?%d+$') ~= nil end
 
--- Per live stage: its seat keys' types, and viewers:{arn} = HLEN of its
--- seats (the SPEC §3 invariant) repaired from the seats. Returns the sum
--- of seats; appends problems to `found`.
+-- The expiry index of a stage made again from its seats (their last
+-- heartbeats), when it lost entries: a seat missing there would never expire.
+local function expiry_rebuilt(c, arn, seats, index)
+  redis.call('DEL', index)
+  local all = redis.call('HGETALL', seats)
+  for i = 1, #all, 2 do
+    local ok, doc = pcall(cjson.decode, all[i + 1])
+    local at = ok and type(doc) == 'table' and tonumber(doc.timestamp) or 0
+    redis.call('ZADD', index, at, all[i])
+  end
+  return 'viewer:expiry:' .. arn .. ' did not match the seats; rebuilt from them'
+end
+
+-- Per live stage: its seat keys' types, the expiry index covering every
+-- seat, and viewers:{arn} = HLEN of its seats (the SPEC §3 invariant)
+-- repaired from the seats. Returns the sum of seats; appends problems to
+-- `found`.
 local function check_stage(c, arn, found)
   local seats = stage_key(c, 'viewer:heartbeat:', arn)
-  for _, kt in ipairs({{seats, 'hash'}, {stage_key(c, 'viewer:expiry:', arn), 'zset'}}) do
+  local index = stage_key(c, 'viewer:expiry:', arn)
+  for _, kt in ipairs({{seats, 'hash'}, {index, 'zset'}}) do
     local p = set_aside(c, kt[1], string.sub(kt[1], #c.P + 1), kt[2])
     if p then found[#found + 1] = p end
   end
   local n = redis.call('HLEN', seats)
+  if redis.call('ZCARD', index) ~= n then found[#found + 1] = expiry_rebuilt(c, arn, seats, index) end
   local counter = stage_key(c, 'viewers:', arn)
   local p = set_aside(c, counter, string.sub(counter, #c.P + 1), 'string')
   if p then found[#found + 1] = p end
