@@ -10,7 +10,8 @@
 // (b) FLUSHALL then CLIENT KILL TYPE normal (usher reconnects to an empty
 //     Redis): the publisher token names the same master stage.
 // (c) Foreign values: `stages` holding a string, `master_stage` holding
-//     garbage, an expiry index that lost its entries and `total_viewers`
+//     garbage, a stage record gone, an expiry index that lost its entries
+//     and `total_viewers`
 //     holding a word are set aside or repaired within seconds, requests
 //     work again and /health names the repair.
 import { describe, it, before, after } from 'node:test';
@@ -160,6 +161,18 @@ describe('(c) keys holding foreign values', () => {
     assert.ok(await eventually(() => / error +redis: master_stage named not-an-arn/.test(usher.log), 3000), 'the log says so');
     const pub = await usher.post('/api/token/publisher', { userId: 'publisher-1' });
     assert.equal(pub.body.data.stageArn, master);
+  });
+
+  it('a live stage without its record gets one again (createdAt from `stages`)', async () => {
+    const score = Number(redis.raw('ZSCORE', `${PREFIX}stages`, master));
+    redis.cli('HDEL', `${PREFIX}stage_info`, master);
+    let entry;
+    assert.ok(await eventually(async () => {
+      entry = (await usher.get('/api/stage/list')).body.data.stages.find((e) => e.stageArn === master);
+      return entry?.name === 'master-stage';
+    }, 8000), JSON.stringify(entry));
+    assert.equal(entry.createdAt, new Date(score).toISOString());
+    assert.equal(entry.autoScaled, false);
   });
 
   it('an expiry index that lost a seat is rebuilt from the seats', async () => {

@@ -498,6 +498,35 @@ local function expiry_rebuilt(c, arn, seats, index)
   return 'viewer:expiry:' .. arn .. ' did not match the seats; rebuilt from them'
 end
 
+-- Unix ms as ISO 8601 UTC with milliseconds (as util/clock.c writes it);
+-- days to a civil date after Howard Hinnant's days_from_civil inverse.
+local function iso8601(ms)
+  local s = math.floor(ms / 1000)
+  local days, rest = math.floor(s / 86400), s % 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400 + (m <= 2 and 1 or 0)
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d, math.floor(rest / 3600),
+                       math.floor(rest / 60) % 60, rest % 60, ms % 1000)
+end
+
+-- A live stage without its record (`stage_info`) gets one again: created
+-- when `stages` says, named after its id; not autoScaled, so the scaler
+-- never drains it on a guess.
+local function info_rebuilt(c, arn, master)
+  local created = tonumber(redis.call('ZSCORE', key(c, 'stages'), arn)) or 0
+  local name = arn == master and 'master-stage' or ('stage-' .. (string.match(arn, '/([^/]*)$') or ''))
+  redis.call('HSET', key(c, 'stage_info'), arn, cjson.encode(
+    {name = name, arn = arn, autoScaled = false, createdAt = iso8601(created)}))
+  return 'stage_info had no record for ' .. arn .. '; made one (' .. name .. ')'
+end
+
 -- Per live stage: its seat keys' types, the expiry index covering every
 -- seat, and viewers:{arn} = HLEN of its seats (the SPEC §3 invariant)
 -- repaired from the seats. Returns the sum of seats; appends problems to
@@ -540,7 +569,13 @@ local function check(keys, args)
     if p then found[#found + 1] = p end
   end
   local sum = 0
-  for _, arn in ipairs(live_stages(c)) do sum = sum + check_stage(c, arn, found) end
+  local recorded_master = redis.call('GET', key(c, 'master_stage'))
+  for _, arn in ipairs(live_stages(c)) do
+    sum = sum + check_stage(c, arn, found)
+    if not redis.call('HGET', key(c, 'stage_info'), arn) then
+      found[#found + 1] = info_rebuilt(c, arn, recorded_master)
+    end
+  end
   local total = redis.call('GET', key(c, 'total_viewers'))
   if not is_integer(total) or tonumber(total or '0') ~= sum then
     redis.call('SET', key(c, 'total_viewers'), sum)
