@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "http/fields.h"
 #include "http/request.h"
+#include "scaler/waiters.h"
 #include "stages/stages.h"
 
 #define EVENTS_DEFAULT 100
@@ -128,6 +129,9 @@ static void created(void *arg, enum store_error err, json_t *doc, const char *de
         respond_store_error(rq, err, detail);
         return;
     }
+    /* The stage is open at once: joins waiting for room try it. */
+    if (rq->app->waiters)
+        waiters_wake(rq->app->waiters);
     char *text = json_dumps(doc, JSON_COMPACT);
     struct stage_info info;
     stage_info_parse(text, &info);
