@@ -127,6 +127,7 @@ struct join {
     struct request *rq;
     char participant_id[PARTICIPANT_ID_LEN + 1];
     int64_t deadline_us;             /* monotonic: waiting ends then */
+    bool woke;                       /* the scaler was woken for this join */
 };
 
 static void join_try(struct join *j);
@@ -139,12 +140,15 @@ static void join_retry(void *arg)
     join_try(j);
 }
 
-/* No room: the scaler is woken at once, and the join waits while its time
- * lasts. True when it waits. */
+/* No room: the scaler is woken at once (on the first refusal; the demand
+ * it sizes for is in Redis from then on), and the join waits while its
+ * time lasts. True when it waits. */
 static bool join_wait(struct join *j)
 {
     struct app *app = j->rq->app;
-    scaler_wake(app->scaler);
+    if (!j->woke)
+        scaler_wake(app->scaler);
+    j->woke = true;
     int64_t left_ms = (j->deadline_us - clock_mono_us()) / 1000;
     if (left_ms <= 0 || !app->waiters)
         return false;
@@ -206,6 +210,7 @@ void route_viewer_token(struct request *rq)
         return;
     }
     j->rq = rq;
+    j->woke = false;
     j->deadline_us = clock_mono_us() + rq->app->cfg->join_wait_ms * 1000;
     join_try(j);
 }

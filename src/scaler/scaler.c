@@ -272,6 +272,18 @@ static void act(struct scaler *s, const struct scale_action *a, const struct sta
     }
 }
 
+/* This second's creations are used up: the next tick comes when the next
+ * second starts, so a ramp goes at STAGE_CREATE_RATE and not at the pace
+ * of the interval. */
+static void pace_next(struct scaler *s, int64_t now)
+{
+    if (s->created_in_window < s->app->cfg->stage_create_rate)
+        return;
+    long ms = (long)(s->window_start_ms + 1000 - now);
+    struct timeval after = {0, (ms > 0 ? ms : 0) * 1000};
+    event_add(s->wake, &after);
+}
+
 static void viewed(void *arg, enum store_error err, const char *detail,
                    const struct stats_view *sv)
 {
@@ -311,6 +323,7 @@ static void viewed(void *arg, enum store_error err, const char *detail,
             act(s, &actions[i], views, n, sv, now);
     }
     free(views);
+    pace_next(s, now);
     tick_end(s);
 }
 
