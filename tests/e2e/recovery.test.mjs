@@ -14,9 +14,11 @@
 //     and `total_viewers`
 //     holding a word are set aside or repaired within seconds, requests
 //     work again and /health names the repair.
+// (d) FLUSHALL under two processes: one state rebuilt (a new state id), the
+//     same master for both, the added stage back, no stray stage.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { PREFIX, startLive } from './harness.mjs';
+import { PREFIX, Usher, startLive } from './harness.mjs';
 
 const short = (r) => `${r.status} ${JSON.stringify(r.body).slice(0, 300)}`;
 
@@ -190,5 +192,38 @@ describe('(c) keys holding foreign values', () => {
     const v = await usher.post('/api/token/viewer', { userId: 'foreign-2' });
     assert.equal(v.status, 200, short(v));
     assert.equal(redis.raw('GET', `${PREFIX}total_viewers`), '2');
+  });
+});
+
+describe('(d) FLUSHALL under two processes', () => {
+  let redis, a, b, master, added;
+  before(async () => {
+    ({ redis, usher: a } = await startLive(ENV));
+    b = await Usher.start(redis, ENV);
+    master = await masterArn(a);
+    assert.equal((await b.post('/api/token/viewer', { userId: 'two-1' })).status, 200);
+    assert.ok(await eventually(async () => {
+      const list = (await a.get('/api/stage/list')).body.data.stages;
+      added = list.find((s) => !s.isMasterStage && s.mode === 'open')?.stageArn;
+      return !!added;
+    }, 8000), 'a stage was added');
+  });
+  after(async () => { await a?.close(); await b?.close(); await redis?.close(); });
+
+  it('both learn one rebuilt state: the same master, the added stage again, one state id', async () => {
+    const before = redis.raw('GET', `${PREFIX}state_id`);
+    redis.cli('FLUSHALL');
+    let arns = [];
+    assert.ok(await eventually(async () => {
+      arns = (await b.get('/api/stage/list')).body.data.stages.map((s) => s.stageArn);
+      return arns.includes(master) && arns.includes(added);
+    }, 8000), `stages after the flush: ${arns}`);
+    assert.equal(arns.length, 2, `no stage besides the master and the added one: ${arns}`);
+    const after = redis.raw('GET', `${PREFIX}state_id`);
+    assert.ok(after && after !== before, 'a new life of the state');
+    for (const u of [a, b]) {
+      const pub = await u.post('/api/token/publisher', { userId: 'publisher-1' });
+      assert.equal(pub.body.data.stageArn, master);
+    }
   });
 });
