@@ -20,6 +20,8 @@ struct scaler;
 struct waiters;
 struct recovery;
 struct read_batch;
+struct endpoints_cache;
+struct aws_limiter;
 
 #define USHER_VERSION "0.1.0"
 
@@ -36,6 +38,8 @@ struct app {
     struct waiters *waiters;         /* joins waiting for a stage to open */
     struct recovery *recovery;       /* notices lost state in Redis, rebuilds it */
     struct read_batch *stats_batch;  /* GET /api/stats callers share calls */
+    struct endpoints_cache *endpoints; /* stages' endpoints for tokens (stages/endpoints.h) */
+    struct aws_limiter *limiter;     /* IVS call pace shared in Redis (aws provider only) */
     int64_t started_ms;
     /* The master stage, as Redis has it; empty until Redis has been reached
      * (checked again every few seconds and after every reconnect, and

@@ -9,10 +9,10 @@
  * usher can record them again when Redis loses its data (list_stages).
  * That memory is this process's only: a restarted process, or another
  * process, does not know them (with the local provider they exist nowhere
- * else); find_master is left out, the master's ARN is kept by
- * stages/recovery.c.
+ * else). They carry no tags, so they are never taken for orphans.
  *
- * Every answer comes on a later loop turn, as a real provider's would. */
+ * Every answer comes on a later loop turn, as a real provider's would.
+ * The endpoints of a local stage follow from its id (stage_endpoints). */
 #include "ivs/provider.h"
 
 #include <stdbool.h>
@@ -44,24 +44,43 @@ struct local_provider {
     long failures_left;
 };
 
-/* One deferred answer, for any of the operations. */
+/* One deferred answer, for any of the operations: `kind` says which
+ * callback of the union hears it. */
+enum answer_kind { ANSWER_DONE, ANSWER_STAGE, ANSWER_TEXT };
+
 struct answer {
-    provider_stage_fn stage_done;
-    provider_done_fn done;
+    enum answer_kind kind;
+    union {
+        provider_done_fn done;
+        provider_stage_fn stage;
+        provider_text_fn text;
+    } fn;
     void *arg;
     char arn[ARN_MAX];
+    char name[ARN_MAX];
+    const char *text;
     const char *error;
 };
+
+/* Calls a's callback with a's outcome. */
+static void call_back(const struct answer *a)
+{
+    char events[STAGE_ENDPOINT_MAX + 1], whip[STAGE_ENDPOINT_MAX + 1];
+    stage_endpoints(a->arn, events, sizeof events, whip, sizeof whip);
+    const struct provider_stage st = {.arn = a->arn, .name = a->name, .whip = whip,
+                                      .events = events, .active_session = ""};
+    switch (a->kind) {
+    case ANSWER_DONE: a->fn.done(a->arg, a->error); break;
+    case ANSWER_STAGE: a->fn.stage(a->arg, a->error ? NULL : &st, a->error); break;
+    case ANSWER_TEXT: a->fn.text(a->arg, a->error ? NULL : a->text, a->error); break;
+    }
+}
 
 static void deliver(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    struct answer *a = arg;
-    if (a->stage_done)
-        a->stage_done(a->arg, a->error ? NULL : a->arn, a->error);
-    else
-        a->done(a->arg, a->error);
-    free(a);
+    call_back(arg);
+    free(arg);
 }
 
 static void answer_later(struct stage_provider *p, struct answer *a)
@@ -73,21 +92,24 @@ static void answer_later(struct stage_provider *p, struct answer *a)
     }
 }
 
-static struct answer *answer_new(provider_stage_fn stage_done, provider_done_fn done, void *arg)
+/* A deferred answer of kind; NULL (fn told) when out of memory. fn is the
+ * callback, cast to its kind's type when delivered. */
+static struct answer *answer_new(enum answer_kind kind, void (*fn)(void), void *arg)
 {
     struct answer *a = calloc(1, sizeof *a);
     if (!a) {
-        if (stage_done)
-            stage_done(arg, NULL, "out of memory");
-        else
-            done(arg, "out of memory");
+        /* No memory to answer later: the answer comes at once. */
+        struct answer failed = {.kind = kind, .arg = arg, .error = "out of memory"};
+        failed.fn.done = (provider_done_fn)fn;
+        call_back(&failed);
         return NULL;
     }
-    a->stage_done = stage_done;
-    a->done = done;
+    a->kind = kind;
+    a->fn.done = (provider_done_fn)fn;
     a->arg = arg;
     return a;
 }
+#define ANSWER(kind, fn) answer_new(kind, (void (*)(void))(fn), arg)
 
 static int random_stage_id(char *out)
 {
@@ -109,9 +131,10 @@ static void local_create(struct stage_provider *p, const char *name, const json_
 {
     (void)tags;
     struct local_provider *lp = (struct local_provider *)p;
-    struct answer *a = answer_new(done, NULL, arg);
+    struct answer *a = ANSWER(ANSWER_STAGE, done);
     if (!a)
         return;
+    snprintf(a->name, sizeof a->name, "%s", name ? name : "");
     char id[STAGE_ID_LEN + 1];
     struct made *m = NULL;
     if (random_stage_id(id) != 0) {
@@ -129,6 +152,25 @@ static void local_create(struct stage_provider *p, const char *name, const json_
     answer_later(p, a);
 }
 
+/* A local stage is any ARN: its endpoints follow from its id. */
+static void local_get(struct stage_provider *p, const char *arn, provider_stage_fn done, void *arg)
+{
+    struct answer *a = ANSWER(ANSWER_STAGE, done);
+    if (!a)
+        return;
+    snprintf(a->arn, sizeof a->arn, "%s", arn);
+    answer_later(p, a);
+}
+
+static void local_rename(struct stage_provider *p, const char *arn, const char *name,
+                         provider_done_fn done, void *arg)
+{
+    (void)arn, (void)name;
+    struct answer *a = ANSWER(ANSWER_DONE, done);
+    if (a)
+        answer_later(p, a);
+}
+
 static void local_delete(struct stage_provider *p, const char *arn,
                          provider_done_fn done, void *arg)
 {
@@ -141,16 +183,47 @@ static void local_delete(struct stage_provider *p, const char *arn,
             break;
         }
     }
-    struct answer *a = answer_new(NULL, done, arg);
+    struct answer *a = ANSWER(ANSWER_DONE, done);
     if (a)
         answer_later(p, a);
+}
+
+/* No participants here: nobody is found publishing. */
+static void local_find_publisher(struct stage_provider *p, const char *arn,
+                                 provider_text_fn done, void *arg)
+{
+    (void)arn;
+    struct answer *a = ANSWER(ANSWER_TEXT, done);
+    if (!a)
+        return;
+    a->text = "";
+    answer_later(p, a);
+}
+
+/* Nothing to check: tokens carry IVS_PUBLIC_KEY_ARN as given, or the
+ * local key id. */
+static void local_prepare(struct stage_provider *p, const char *public_pem,
+                          provider_text_fn done, void *arg)
+{
+    (void)public_pem;
+    struct answer *a = ANSWER(ANSWER_TEXT, done);
+    if (!a)
+        return;
+    a->text = p->cfg->public_key_arn;
+    answer_later(p, a);
+}
+
+static json_t *local_health(struct stage_provider *p)
+{
+    (void)p;
+    return json_object();
 }
 
 static void local_start_replication(struct stage_provider *p, const char *source,
                                     const char *dest, provider_done_fn done, void *arg)
 {
     struct local_provider *lp = (struct local_provider *)p;
-    struct answer *a = answer_new(NULL, done, arg);
+    struct answer *a = ANSWER(ANSWER_DONE, done);
     if (!a)
         return;
     struct replication *r = NULL;
@@ -181,7 +254,7 @@ static void local_stop_replication(struct stage_provider *p, const char *source,
             break;
         }
     }
-    struct answer *a = answer_new(NULL, done, arg);
+    struct answer *a = ANSWER(ANSWER_DONE, done);
     if (a)
         answer_later(p, a);
 }
@@ -231,10 +304,9 @@ static void local_list_stages(struct stage_provider *p, provider_list_fn done, v
         n++;
     if (l)
         l->stages = calloc(n ? n : 1, sizeof *l->stages);
-    for (const struct made *m = lp->made; l && l->stages && m; m = m->next, l->n++) {
-        l->stages[l->n].arn = strdup(m->arn);
-        l->stages[l->n].name = strdup(m->name);
-    }
+    for (const struct made *m = lp->made; l && l->stages && m; m = m->next, l->n++)
+        l->stages[l->n] = (struct provider_stage){.arn = strdup(m->arn), .name = strdup(m->name),
+                                                  .whip = "", .events = "", .active_session = ""};
     bool whole = l && l->stages;
     for (size_t i = 0; whole && i < l->n; i++)
         whole = l->stages[i].arn && l->stages[i].name;
@@ -267,12 +339,18 @@ static void local_free(struct stage_provider *p)
 
 static const struct stage_provider_ops local_ops = {
     .name = "local",
+    .replication_quota = false,
+    .prepare = local_prepare,
     .create_stage = local_create,
+    .get_stage = local_get,
+    .list_stages = local_list_stages,
+    .rename_stage = local_rename,
     .delete_stage = local_delete,
+    .find_publisher = local_find_publisher,
+    .health = local_health,
     .start_replication = local_start_replication,
     .stop_replication = local_stop_replication,
     .free = local_free,
-    .list_stages = local_list_stages,
 };
 
 struct stage_provider *local_provider_new(struct event_base *base,

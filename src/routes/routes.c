@@ -5,7 +5,9 @@
 
 #include <stdio.h>
 
+#include "app.h"
 #include "http/request.h"
+#include "stages/stages.h"
 
 /* Retry-After of a 503 STAGE_FULL: when every stage that may exist is
  * full, room comes as viewers leave or expire (a few seconds is a fair
@@ -47,16 +49,20 @@ const struct route usher_routes[] = {
 const size_t usher_route_count = sizeof usher_routes / sizeof *usher_routes;
 
 /* 503 STAGE_FULL always says when to come back (SPEC §7): Retry-After,
- * and in details why and when room is expected. */
+ * and in details why, when room is expected, and the ceiling of stages
+ * (stages/stages.h) with what sets it. */
 static void respond_stage_full(struct request *rq, long retry_s, const char *why,
                                const char *expected)
 {
+    struct stage_ceiling ceiling = stage_ceiling(rq->app);
     char after[24];
     snprintf(after, sizeof after, "%ld", retry_s);
     request_add_header(rq, "Retry-After", after);
     respond_error(rq, 503, "STAGE_FULL", "no stage has room for another viewer now",
-                  json_pack("{s:s, s:s, s:I}", "why", why, "roomExpected", expected,
-                            "retryAfterSeconds", (json_int_t)retry_s));
+                  json_pack("{s:s, s:s, s:I, s:I, s:s}", "why", why, "roomExpected", expected,
+                            "retryAfterSeconds", (json_int_t)retry_s,
+                            "stageCeiling", (json_int_t)ceiling.stages,
+                            "ceilingReason", ceiling.reason));
 }
 
 void respond_store_error(struct request *rq, enum store_error err, const char *detail)
@@ -83,7 +89,9 @@ void respond_store_error(struct request *rq, enum store_error err, const char *d
                            "a stage is being added; it seats viewers once the stream reaches it");
         return;
     case STORE_STAGE_LIMIT:
-        respond_error(rq, 503, "STAGE_LIMIT_REACHED", "MAX_STAGES stages exist already", NULL);
+        respond_error(rq, 503, "STAGE_LIMIT_REACHED", "as many stages as allowed exist already",
+                      json_pack("{s:I, s:s}", "stageCeiling", (json_int_t)stage_ceiling(rq->app).stages,
+                                "ceilingReason", stage_ceiling(rq->app).reason));
         return;
     case STORE_IS_MASTER:
         respond_error(rq, 403, "FORBIDDEN", "the master stage cannot be deleted", NULL);

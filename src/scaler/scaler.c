@@ -18,6 +18,7 @@
 #include "scaler/policy.h"
 #include "scaler/waiters.h"
 #include "stages/events.h"
+#include "stages/orphans.h"
 #include "stages/stages.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -27,12 +28,12 @@
 #define REPLICATION_RETRY_MAX_MS 30000
 /* A start not answered by then (its scaler died) is tried again. */
 #define REPLICATION_PENDING_MS 10000
-#define REPLICATIONS_PER_SOURCE 5    /* IVS: at most 5 per publisher */
 
 struct scaler {
     struct app *app;
     struct event *timer;
     struct event *wake;              /* a tick now (scaler_wake) */
+    struct orphans *orphans;         /* swept under the lease */
     char holder[40];                 /* this process's lease id */
     bool leader;
     bool ticking;
@@ -157,14 +158,18 @@ static void removed_done(void *arg, enum store_error err, json_t *info, const ch
 }
 
 /* The stage an added stage replicates from: the master while it has fewer
- * than REPLICATIONS_PER_SOURCE, else an open replicated stage that has. */
-static const char *pick_parent(const struct stage_view *v, size_t n)
+ * than REPLICATION_MAX children, else, where chaining is allowed (no
+ * replication quota, or REPLICATION_CHAINING), an open replicated stage
+ * that has. */
+static const char *pick_parent(const struct scaler *s, const struct stage_view *v, size_t n)
 {
-    for (int pass = 0; pass < 2; pass++)
+    const struct config *cfg = s->app->cfg;
+    int passes = !s->app->provider->ops->replication_quota || cfg->replication_chaining ? 2 : 1;
+    for (int pass = 0; pass < passes; pass++)
         for (size_t i = 0; i < n; i++) {
             bool candidate = pass == 0 ? v[i].master
                                        : v[i].mode == MODE_OPEN && v[i].replication == REPL_RUNNING;
-            if (candidate && v[i].children < REPLICATIONS_PER_SOURCE)
+            if (candidate && v[i].children < cfg->replication_max)
                 return v[i].arn;
         }
     return NULL;
@@ -172,7 +177,7 @@ static const char *pick_parent(const struct stage_view *v, size_t n)
 
 static void create_stage(struct scaler *s, const struct stage_view *v, size_t n, int64_t now)
 {
-    const char *parent = pick_parent(v, n);
+    const char *parent = pick_parent(s, v, n);
     if (!parent)
         return;
     /* Several stages may be added in one millisecond: the count keeps
@@ -305,7 +310,7 @@ static void viewed(void *arg, enum store_error err, const char *detail,
     struct scale_input in = {
         .stages = views, .nstages = n, .capacity = cfg->max_viewers_per_stage,
         .up = cfg->scale_up_threshold, .down = cfg->scale_down_threshold,
-        .max_stages = cfg->max_stages, .publisher_live = sv->publisher_live,
+        .max_stages = stage_ceiling(s->app).stages, .publisher_live = sv->publisher_live,
         .now_ms = now, .last_change_ms = s->last_change_ms,
         .cooldown_ms = cfg->scale_down_cooldown_s * 1000,
         .drain_timeout_ms = cfg->drain_timeout_s * 1000, .creating = s->creating,
@@ -340,6 +345,7 @@ static void leased(void *arg, enum store_error err, const char *detail, const st
         tick_end(s);
         return;
     }
+    orphans_tick(s->orphans);
     store_stats(s->app->store, viewed, s);
 }
 
@@ -394,11 +400,13 @@ struct scaler *scaler_new(struct app *app)
     s->app = app;
     s->timer = event_new(app->base, -1, EV_PERSIST, on_tick, s);
     s->wake = event_new(app->base, -1, 0, on_tick, s);
-    if (!s->timer || !s->wake) {
+    s->orphans = orphans_new(app);
+    if (!s->timer || !s->wake || !s->orphans) {
         if (s->timer)
             event_free(s->timer);
         if (s->wake)
             event_free(s->wake);
+        orphans_free(s->orphans);
         free(s);
         return NULL;
     }
@@ -414,5 +422,6 @@ void scaler_free(struct scaler *s)
         return;
     event_free(s->timer);
     event_free(s->wake);
+    orphans_free(s->orphans);
     free(s);
 }

@@ -14,6 +14,7 @@
 #include "app.h"
 #include "config/config.h"
 #include "ivs/provider.h"
+#include "stages/endpoints.h"
 #include "stages/events.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -76,6 +77,13 @@ static void job_end(struct stage_job *j, enum store_error err, const char *detai
     free(j);
 }
 
+struct stage_ceiling stage_ceiling(const struct app *app)
+{
+    const struct config *cfg = app->cfg;
+    return stage_ceiling_of(cfg->max_stages, app->provider->ops->replication_quota,
+                            cfg->replication_max, cfg->replication_chaining);
+}
+
 /* ---- create ------------------------------------------------------------ */
 
 static void unused_stage_deleted(void *arg, const char *error)
@@ -112,18 +120,22 @@ static void recorded(void *arg, enum store_error err, const char *detail, const 
     job_end(j, STORE_OK, "");
 }
 
-static void record(struct stage_job *j, const char *arn)
+/* Records the stage the provider made or named (its ARN and endpoints). */
+static void record(struct stage_job *j, const struct provider_stage *stage)
 {
     struct app *app = j->app;
     int64_t now = j->spec.now_ms;
     char created_iso[32];
     clock_iso8601(now, created_iso, sizeof created_iso);
+    const char *arn = stage->arn;
+    endpoints_remember(app->endpoints, arn, stage->whip, stage->events);
     j->arn = strdup(arn);
     j->info = stage_info_new(arn, j->spec.name, j->spec.auto_scaled, created_iso, j->spec.parent);
     char *info = j->info ? json_dumps(j->info, JSON_COMPACT) : NULL;
     char *tags = j->spec.tags ? json_dumps(j->spec.tags, JSON_COMPACT) : NULL;
-    if (!j->arn || !info || (j->spec.tags && !tags)) {
-        free(info), free(tags);
+    char *endpoints = stage->whip[0] ? endpoints_json(stage->whip, stage->events) : NULL;
+    if (!j->arn || !info || (j->spec.tags && !tags) || (stage->whip[0] && !endpoints)) {
+        free(info), free(tags), free(endpoints);
         job_end(j, STORE_FAILED, "out of memory");
         return;
     }
@@ -133,25 +145,40 @@ static void record(struct stage_job *j, const char *arn)
     const struct stage_state running = {.replication = REPL_RUNNING};
     const bool waits = j->spec.auto_scaled && !j->spec.replicating;
     const struct stage_record r = {
-        .arn = arn, .info_json = info, .created_ms = now, .max_stages = app->cfg->max_stages,
+        .arn = arn, .info_json = info, .created_ms = now, .max_stages = stage_ceiling(app).stages,
         .master = j->master, .lease_holder = j->spec.lease_holder,
         .mode = waits ? MODE_WAITING : MODE_OPEN,
         .state = !j->spec.auto_scaled ? NULL : waits ? &pending : &running, .tags_json = tags,
+        .endpoints_json = endpoints,
     };
     store_stage_add(app->store, &r, recorded, j);
-    free(info), free(tags);
+    free(info), free(tags), free(endpoints);
 }
 
-static void provided(void *arg, const char *arn, const char *error)
+static void provided(void *arg, const struct provider_stage *stage, const char *error)
 {
     struct stage_job *j = arg;
-    if (!arn) {
+    if (!stage && j->master == MASTER_FORCED) {
+        /* Checked at start; its endpoints are asked for again when needed. */
+        log_warn("MASTER_STAGE_ARN %s could not be read again: %s", j->app->cfg->master_stage_arn, error);
+        record(j, &(struct provider_stage){.arn = j->app->cfg->master_stage_arn, .whip = "", .events = ""});
+        return;
+    }
+    if (!stage) {
         log_error("stage provider could not create a stage: %s", error);
+        stage_event(j->app, j->spec.now_ms, "provider_error", "", error);
         job_end(j, STORE_FAILED, error);
         return;
     }
-    j->made = true;
-    record(j, arn);
+    record(j, stage);
+}
+
+/* provided() for a stage the provider made for this job (not one it read). */
+static void made(void *arg, const struct provider_stage *stage, const char *error)
+{
+    struct stage_job *j = arg;
+    j->made = stage != NULL;
+    provided(j, stage, error);
 }
 
 void stage_create(struct app *app, const struct stage_spec *spec,
@@ -159,7 +186,7 @@ void stage_create(struct app *app, const struct stage_spec *spec,
 {
     struct stage_job *j = job_new(app, spec, MASTER_NONE, done, arg);
     if (j)
-        app->provider->ops->create_stage(app->provider, spec->name, spec->tags, provided, j);
+        app->provider->ops->create_stage(app->provider, spec->name, spec->tags, made, j);
 }
 
 /* ---- remove ------------------------------------------------------------ */
@@ -217,46 +244,55 @@ void stage_remove(struct app *app, const char *arn, const char *lease_holder, in
 
 /* ---- master, and stages recorded again ------------------------------------ */
 
-static void master_found(void *arg, const char *arn, const char *error)
+/* The master this stream made before, found by its tag (read again for
+ * its endpoints), else a new one, tagged as the master. */
+static void masters_listed(void *arg, const struct provider_stage *stages, size_t n,
+                           const char *error)
 {
     struct stage_job *j = arg;
     struct stage_provider *p = j->app->provider;
-    if (arn) {
-        log_info("master stage found at the provider: %s", arn);
-        record(j, arn);
+    for (size_t i = 0; !error && i < n; i++) {
+        const char *role = json_string_value(json_object_get(stages[i].tags, USHER_TAG_ROLE));
+        if (role && strcmp(role, USHER_ROLE_MASTER) == 0) {
+            log_info("master stage found in the provider by its tag: %s", stages[i].arn);
+            p->ops->get_stage(p, stages[i].arn, provided, j);
+            return;
+        }
+    }
+    if (error) {                    /* the next state check tries again */
+        log_warn("looking for the master stage in the provider: %s", error);
+        job_end(j, STORE_FAILED, error);
         return;
     }
-    if (error)
-        log_warn("looking for the master stage at the provider: %s; making a new one", error);
-    p->ops->create_stage(p, j->spec.name, NULL, provided, j);
+    json_t *tags = json_pack("{s:s}", USHER_TAG_ROLE, USHER_ROLE_MASTER);
+    p->ops->create_stage(p, j->spec.name, tags, made, j);
+    json_decref(tags);
 }
 
 void stage_recover_master(struct app *app, stage_done_fn done, void *arg)
 {
     struct stage_spec spec = {.name = "master-stage", .now_ms = clock_now_ms()};
-    const char *known = app->cfg->master_stage_arn[0] ? app->cfg->master_stage_arn : app->master_arn;
-    struct stage_job *j = job_new(app, &spec, app->cfg->master_stage_arn[0] ? MASTER_FORCED
-                                                                           : MASTER_UNLESS_ONE,
-                                  done, arg);
+    bool forced = app->cfg->master_stage_arn[0] != '\0';
+    struct stage_job *j = job_new(app, &spec, forced ? MASTER_FORCED : MASTER_UNLESS_ONE, done, arg);
     if (!j)
         return;
     struct stage_provider *p = app->provider;
-    if (known[0])
-        record(j, known);
-    else if (p->ops->find_master)
-        p->ops->find_master(p, master_found, j);
+    if (forced)                     /* read again for its endpoints (and that it exists) */
+        p->ops->get_stage(p, app->cfg->master_stage_arn, provided, j);
+    else if (app->master_arn[0])    /* its endpoints are asked for again when needed */
+        record(j, &(struct provider_stage){.arn = app->master_arn, .whip = "", .events = ""});
     else
-        p->ops->create_stage(p, spec.name, NULL, provided, j);
+        p->ops->list_stages(p, masters_listed, j);
 }
 
 void stage_adopt(struct app *app, const struct provider_stage *ps, int64_t now_ms,
                  stage_done_fn done, void *arg)
 {
     const char *parent = ps->replicating_from ? ps->replicating_from : app->master_arn;
-    struct stage_spec spec = {.name = ps->name[0] ? ps->name : "recovered-stage",
+    struct stage_spec spec = {.name = ps->name && ps->name[0] ? ps->name : "recovered-stage",
                               .auto_scaled = true, .parent = parent[0] ? parent : NULL,
                               .now_ms = now_ms, .replicating = ps->replicating_from != NULL};
     struct stage_job *j = job_new(app, &spec, MASTER_NONE, done, arg);
     if (j)
-        record(j, ps->arn);
+        record(j, ps);
 }

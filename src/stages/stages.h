@@ -11,13 +11,15 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "scaler/policy.h"
 #include "store/store.h"
 
 struct app;
 
 /* err: the store's refusal (STAGE_LIMIT, NO_STAGE, IS_MASTER, NOT_EMPTY,
- * NOT_LEADER), STORE_UNAVAILABLE, or STORE_FAILED when the provider failed;
- * detail says why. info: for a creation, the stage's record
+ * NOT_LEADER), STORE_UNAVAILABLE, or STORE_FAILED when the provider failed
+ * (detail: its words, e.g. the quota IVS names) or memory ran out; detail
+ * says why. info: for a creation, the stage's record
  * (stages/state.h: name, arn, autoScaled, createdAt, parentStage?),
  * a new reference, NULL unless STORE_OK. */
 typedef void (*stage_done_fn)(void *arg, enum store_error err, json_t *info, const char *detail);
@@ -44,20 +46,25 @@ void stage_create(struct app *app, const struct stage_spec *spec,
 void stage_remove(struct app *app, const char *arn, const char *lease_holder, int64_t now_ms,
                   stage_done_fn done, void *arg);
 
+/* This deployment's stage ceiling (scaler/policy.h): MAX_STAGES, or lower
+ * where the provider's replication quota feeds fewer stages. Stage records
+ * beyond it are refused (STAGE_LIMIT), whoever asks. */
+struct stage_ceiling stage_ceiling(const struct app *app);
+
 /* Records the master stage when Redis has none (a first start, or Redis
  * lost its data; stages/recovery.h), keeping THE SAME stage whenever it is
- * known: MASTER_STAGE_ARN when set (it wins over any record), else the one
- * this process last knew (app->master_arn), else the one the provider
- * finds (provider.h find_master: the AWS provider looks for this
- * deployment's tags), else a new one. A master recorded meanwhile by
- * another process is kept and learnt. Sets app->master_arn; done as for
- * stage_create (may be NULL). */
+ * known: MASTER_STAGE_ARN when set (it wins over any record; read again
+ * for its endpoints), else the one this process last knew
+ * (app->master_arn), else the one this stream made, found in the provider
+ * by its tag (usher:role=master), else a new one, tagged so. A master
+ * recorded meanwhile by another process is kept and learnt. Sets
+ * app->master_arn; done as for stage_create (may be NULL). */
 void stage_recover_master(struct app *app, stage_done_fn done, void *arg);
 
 struct provider_stage;
 /* Records again a stage the provider still has (provider.h list_stages)
- * after Redis lost it: as an added stage, open when its replication runs,
- * else waiting for the scaler to start it. */
+ * after Redis lost it: as an added stage, open when its replication runs
+ * (replicating_from), else waiting for the scaler to start it. */
 void stage_adopt(struct app *app, const struct provider_stage *ps, int64_t now_ms,
                  stage_done_fn done, void *arg);
 

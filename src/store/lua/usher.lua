@@ -22,7 +22,7 @@
 
 -- Raise VERSION with every change to this file: a connecting usher replaces
 -- the library in Redis only when Redis holds an older one (store/redis.c).
-local VERSION = 2
+local VERSION = 5
 
 -- A stage's seating mode (stages/state.h names them in C). `stage_mode`
 -- holds only waiting and draining: no field means open.
@@ -318,14 +318,16 @@ end
 --       (then that one is returned and nothing is added); "2" the master
 --       whatever was there (MASTER_STAGE_ARN), lease holder ("" when no
 --       lease is needed), mode, scaler state JSON ("" for none), tags JSON
---       ("" for none; kept in `stage_tags`, as SPEC §3 fixes stage:{arn}).
+--       ("" for none; kept in `stage_tags`, as SPEC §3 fixes stage:{arn}),
+--       endpoints JSON {whip, events} ("" for none; kept in `stage_endpoints`).
 -- KEYS: scaler:lease, master_stage, stages, stage_info, stage_mode,
--- stage_state, stage_tags.
+-- stage_state, stage_tags, stage_endpoints.
 -- Returns the master ARN when asked to set it, else the ARN added.
 local function stage_add(keys, args)
   local c = context(keys, args)
   local arn, info, created, ttl, max = args[2], args[3], args[4], args[5], tonumber(args[6])
   local master, holder, mode, state, tags = args[7], args[8], args[9], args[10], args[11]
+  local endpoints = args[12]
   fence(c, holder)
   if master == '1' then
     local existing = redis.call('GET', key(c, 'master_stage'))
@@ -342,6 +344,8 @@ local function stage_add(keys, args)
     if state ~= '' then redis.call('HSET', key(c, 'stage_state'), arn, state) end
     if tags ~= '' then redis.call('HSET', key(c, 'stage_tags'), arn, tags) end
   end
+  -- The master named again (MASTER_STAGE_ARN, a restart) refreshes them.
+  if endpoints ~= '' then redis.call('HSET', key(c, 'stage_endpoints'), arn, endpoints) end
   stage_info_key_set(c, arn, redis.call('HGET', key(c, 'stage_info'), arn), ttl)
   if master ~= '0' then
     redis.call('SET', key(c, 'master_stage'), arn)
@@ -381,7 +385,7 @@ end
 -- ARGV: prefix, arn, lease holder ("" for an operator's DELETE, refused
 -- while viewers remain).
 -- KEYS: scaler:lease, master_stage, stages, total_viewers, stage_info,
--- stage_mode, stage_state, stage_tags.
+-- stage_mode, stage_state, stage_tags, stage_endpoints.
 -- Returns {viewers unseated, parentStage or ""}.
 local function stage_remove(keys, args)
   local c = context(keys, args)
@@ -399,7 +403,7 @@ local function stage_remove(keys, args)
   redis.call('DECRBY', key(c, 'total_viewers'), seated)
   redis.call('DEL', stage_key(c, 'viewer:heartbeat:', arn), stage_key(c, 'viewer:expiry:', arn),
              stage_key(c, 'viewers:', arn), stage_key(c, 'stage:', arn))
-  for _, hash in ipairs({'stage_info', 'stage_mode', 'stage_state', 'stage_tags'}) do
+  for _, hash in ipairs({'stage_info', 'stage_mode', 'stage_state', 'stage_tags', 'stage_endpoints'}) do
     redis.call('HDEL', key(c, hash), arn)
   end
   redis.call('ZREM', key(c, 'stages'), arn)
@@ -467,7 +471,7 @@ local FIXED_TYPES = {
   {'total_viewers', 'string'}, {'publisher:status', 'string'}, {'stage_info', 'hash'},
   {'stage_mode', 'hash'}, {'stage_state', 'hash'}, {'stage_tags', 'hash'},
   {'scaler:lease', 'string'}, {'scaler:epoch', 'string'}, {'stage_events', 'stream'},
-  {'seat_waiting', 'zset'},
+  {'seat_waiting', 'zset'}, {'stage_endpoints', 'hash'},
 }
 local FOREIGN_KEPT_S = 86400
 
@@ -597,6 +601,30 @@ local function check(keys, args)
   return out
 end
 
+-- ---- IVS call rates ----------------------------------------------------------
+
+-- rate_take: reserves the next slot for one IVS call of a class, for every
+-- usher process of the deployment together (ivs/shared_limiter.c): calls of
+-- a class go `interval` ms apart. A scaling call ("high") queues for the
+-- next slot; any other ("low") takes a slot only when none is queued, and
+-- else is told when to ask again, so scaling calls pass it. The clock is
+-- Redis's own (TIME), so the processes need not agree on one. The key
+-- `aws_rate:{class}` is derived from the prefix, like the per-stage keys,
+-- and expires once idle.
+-- ARGV: prefix, class name, interval (ms), "high" or "low".
+-- Returns the ms to wait before calling (>= 0: the slot is taken), or,
+-- for a low call, minus the ms after which to ask again (< 0).
+local function rate_take(keys, args)
+  local c = context(keys, args)
+  local k, interval = stage_key(c, 'aws_rate:', args[2]), tonumber(args[3])
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local slot = math.max(tonumber(redis.call('GET', k) or '0'), now)
+  if args[4] == 'low' and slot > now then return now - slot end
+  redis.call('SET', k, slot + interval, 'PX', slot + interval - now + 1000)
+  return slot - now
+end
+
 local function version() return VERSION end
 
 redis.register_function('usher_seat', seat)
@@ -607,6 +635,7 @@ redis.register_function('usher_stage_rename', stage_rename)
 redis.register_function('usher_stage_renew', stage_renew)
 redis.register_function('usher_lease', lease)
 redis.register_function{function_name = 'usher_check', callback = check, flags = {'allow-oom'}}
+redis.register_function('usher_rate_take', rate_take)
 -- Those that only free seats and keys run even when Redis is out of
 -- memory (maxmemory reached), as they did as scripts: refusing them would
 -- keep the memory taken.
