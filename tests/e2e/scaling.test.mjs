@@ -169,14 +169,18 @@ function checkToken(token, pem, { userId, stageArn, participantId }) {
 }
 
 // Polls /api/stage/list in the background, keeping every sample.
-function startSampler(getUsher, everyMs = 250) {
+// With redis, each sample also holds `waiting`: the joins refused for want
+// of room and not seated since (seat_waiting), which the scaler sizes for
+// besides the seated (README "Scaling").
+function startSampler(getUsher, everyMs = 250, redis = null) {
   const samples = [];
   let running = true;
   const done = (async () => {
     while (running) {
       try {
         const r = await getUsher().get('/api/stage/list');
-        if (r.status === 200) samples.push({ at: Date.now(), ...r.body.data });
+        const waiting = redis ? Number(await redis.rawAsync('ZCARD', `${PREFIX}seat_waiting`)) : 0;
+        if (r.status === 200) samples.push({ at: Date.now(), waiting, ...r.body.data });
       } catch { /* a killed process; the next sample uses the other */ }
       await sleep(everyMs);
     }
@@ -482,7 +486,7 @@ describe('auto-scaling: the lease holder is killed mid-ramp', () => {
     b = await Usher.start(redis, KENV);
     const pub = await b.post('/api/token/publisher', { userId: 'publisher-1' });
     assert.equal(pub.status, 200, short(pub));
-    sampler = startSampler(() => b, 100);
+    sampler = startSampler(() => b, 100, redis);
   });
 
   after(async () => {
@@ -568,9 +572,10 @@ describe('auto-scaling: the lease holder is killed mid-ramp', () => {
 
     await sampler.stop();
     assert.ok(sampler.samples.length > 10, 'the sampler saw the stages');
-    const over = sampler.samples.filter((s) =>
-      s.totalStages > stagesNeeded(s.stages.reduce((n, x) => n + x.viewerCount, 0)) + 1);
-    assert.deepEqual(over.map((s) => `${s.totalStages} stages for ${s.stages.reduce((n, x) => n + x.viewerCount, 0)} viewers`), [],
+    // The scaler sizes for the seated and the joins waiting for a seat.
+    const demand = (s) => s.stages.reduce((n, x) => n + x.viewerCount, 0) + s.waiting;
+    const over = sampler.samples.filter((s) => s.totalStages > stagesNeeded(demand(s)) + 1);
+    assert.deepEqual(over.map((s) => `${s.totalStages} stages for ${demand(s)} viewers seated or waiting`), [],
       'never more than stages_needed + 1 stages');
     const arns = final.stages.map((s) => s.stageArn);
     assert.equal(new Set(arns).size, arns.length);
