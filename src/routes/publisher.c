@@ -8,6 +8,7 @@
 #include "app.h"
 #include "http/request.h"
 #include "stages/events.h"
+#include "stages/recovery.h"
 
 static void status_written(void *arg, enum store_error err, const char *detail,
                            const char *previous)
@@ -18,6 +19,7 @@ static void status_written(void *arg, enum store_error err, const char *detail,
         return;
     }
     bool live = strcmp(body_str(rq, "status"), "live") == 0;
+    recovery_publisher_seen(rq->app->recovery, live);
     stage_event_publisher(rq->app, live, previous);
     respond_ok(rq, 200, json_pack("{s:b, s:s}", "isPublisherLive", live,
                                   "status", body_str(rq, "status")));

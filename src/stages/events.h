@@ -13,11 +13,16 @@ struct app;
 #include <stdbool.h>
 
 /* type: "scale_up", "drain", "delete", "replication_started", ...;
- * detail may be NULL. */
-void stage_event(struct app *app, const char *type, const char *arn, const char *detail);
+ * detail may be NULL; at_ms: when it happened (unix ms), the reading of
+ * the request or scaler tick that made it, so the event and the answer or
+ * record that shows the same moment agree. */
+#include <stdint.h>
+
+void stage_event(struct app *app, int64_t at_ms, const char *type, const char *arn,
+                 const char *detail);
 /* After publisher:status was written (live or not) over `previous` ("live",
  * "offline", "" when none): records publisher_live or publisher_offline,
- * on the master stage, when the status changed. */
+ * on the master stage, now, when the status changed. */
 void stage_event_publisher(struct app *app, bool live, const char *previous);
 
 #endif

@@ -22,20 +22,21 @@ extern const char usher_lua_library[];
 enum function {
     FN_SEAT, FN_HEARTBEAT, FN_LEAVE, FN_SWEEP, FN_VIEWER_LIST, FN_STATS, FN_STAGE_ADD,
     FN_STAGE_UPDATE, FN_STAGE_REMOVE, FN_STAGE_RENAME, FN_STAGE_RENEW, FN_LEASE, FN_RATE_TAKE,
-    FN_WEBHOOK_CLAIM, FN_LIVE, FN_COUNT
+    FN_CHECK, FN_WEBHOOK_CLAIM, FN_LIVE, FN_COUNT
 };
 
-enum { MAX_KEYS = 10, MAX_ARGS = 12 };
+enum { MAX_KEYS = 16, MAX_ARGS = 12 };
 
 /* Each function's name and the fixed keys it touches, without the prefix. */
 static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[FN_COUNT] = {
-    [FN_SEAT] = {"usher_seat", {"publisher:status", "stages", "stage_mode", "total_viewers"}},
+    [FN_SEAT] = {"usher_seat", {"publisher:status", "stages", "stage_mode", "total_viewers",
+                                "seat_waiting"}},
     [FN_HEARTBEAT] = {"usher_heartbeat", {"stages", "stage_mode"}},
     [FN_LEAVE] = {"usher_leave", {"stages", "total_viewers"}},
     [FN_SWEEP] = {"usher_sweep", {"stages", "total_viewers"}},
     [FN_VIEWER_LIST] = {"usher_viewer_list", {"stages"}},
     [FN_STATS] = {"usher_stats", {"total_viewers", "publisher:status", "master_stage", "stages",
-                                  "stage_info", "stage_mode", "stage_state"}},
+                                  "stage_info", "stage_mode", "stage_state", "seat_waiting"}},
     [FN_STAGE_ADD] = {"usher_stage_add", {"scaler:lease", "master_stage", "stages", "stage_info",
                                           "stage_mode", "stage_state", "stage_tags",
                                           "stage_endpoints"}},
@@ -47,6 +48,10 @@ static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[
     [FN_STAGE_RENEW] = {"usher_stage_renew", {"stages", "stage_info"}},
     [FN_LEASE] = {"usher_lease", {"scaler:lease", "scaler:epoch"}},
     [FN_RATE_TAKE] = {"usher_rate_take", {NULL}},
+    [FN_CHECK] = {"usher_check", {"state_id", "master_stage", "stages", "total_viewers",
+                                  "publisher:status", "stage_info", "stage_mode", "stage_state",
+                                  "stage_tags", "scaler:lease", "scaler:epoch", "stage_events",
+                                  "seat_waiting", "stage_endpoints"}},
     [FN_WEBHOOK_CLAIM] = {"usher_webhook_claim", {"webhook:sequence"}},
     [FN_LIVE] = {"usher_live", {"total_viewers", "publisher:status", "master_stage", "stages",
                                 "stage_info", "stage_mode", "stage_state", "stage_events"}},
@@ -74,6 +79,7 @@ union answer {
     struct stage_removed removed;
     struct stage_info info;
     struct stage_events events;
+    struct state_check check;
     struct live_read live;
 };
 struct call;
@@ -173,12 +179,14 @@ static enum store_error dec_lease(const redisReply *r, union answer *a) { return
 static enum store_error dec_removed(const redisReply *r, union answer *a) { return decode_stage_removed(r, &a->removed); }
 static enum store_error dec_info(const redisReply *r, union answer *a) { return decode_stage_info(r, &a->info); }
 static enum store_error dec_events(const redisReply *r, union answer *a) { return decode_events(r, &a->events); }
+static enum store_error dec_check(const redisReply *r, union answer *a) { return decode_check(r, &a->check); }
 static enum store_error dec_live_read(const redisReply *r, union answer *a) { return decode_live_read(r, &a->live); }
 
 static void clear_list(union answer *a) { viewer_list_clear(&a->list); }
 static void clear_stats(union answer *a) { stats_view_clear(&a->stats); }
 static void clear_info(union answer *a) { stage_info_clear(&a->info); }
 static void clear_events(union answer *a) { stage_events_clear(&a->events); }
+static void clear_check(union answer *a) { state_check_clear(&a->check); }
 static void clear_live_read(union answer *a)
 {
     stats_view_clear(&a->live.stats);
@@ -207,6 +215,7 @@ static void give_lease(const struct call *c, enum store_error err, const char *d
 static void give_removed(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_removed_fn, removed); }
 static void give_info(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_info_fn, info); }
 static void give_events(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_events_fn, events); }
+static void give_check(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_check_fn, check); }
 static void give_live_read(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_live_fn, live); }
 #undef GIVE
 
@@ -218,6 +227,7 @@ static const struct answer_kind
     LIST = {dec_list, give_list, clear_list}, STATS = {dec_stats, give_stats, clear_stats},
     LEASE = {dec_lease, give_lease, NULL},    REMOVED = {dec_removed, give_removed, NULL},
     INFO = {dec_info, give_info, clear_info}, EVENTS = {dec_events, give_events, clear_events},
+    CHECK = {dec_check, give_check, clear_check},
     LIVE_READ = {dec_live_read, give_live_read, clear_live_read};
 
 /* Every reply comes here: Redis trouble, a refusal, or an answer to decode. */
@@ -302,12 +312,13 @@ static void lltoa(long long v, char *out, size_t len) { snprintf(out, len, "%lld
 
 void store_seat(struct store *s, const struct seat_request *q, store_seat_fn fn, void *arg)
 {
-    char now[24], capacity[24];
+    char now[24], capacity[24], max_stages[24];
     lltoa(q->now_ms, now, sizeof now);
     lltoa(q->capacity, capacity, sizeof capacity);
+    lltoa(q->max_stages, max_stages, sizeof max_stages);
     const char *args[] = {q->user_id, q->stage_arn ? q->stage_arn : "", q->participant_id,
-                          now, capacity, q->rejoin ? "rejoin" : "join"};
-    fcall(s, FN_SEAT, CALL(SEAT, fn), 6, args);
+                          now, capacity, q->rejoin ? "rejoin" : "join", max_stages};
+    fcall(s, FN_SEAT, CALL(SEAT, fn), 7, args);
 }
 
 void store_heartbeat(struct store *s, const char *user_id, const char *stage_arn,
@@ -442,9 +453,9 @@ void store_stage_endpoints(struct store *s, const char *stage_arn, store_text_fn
     command(s, "HGET", "stage_endpoints", NULL, CALL(TEXT, fn), 1, &stage_arn);
 }
 
-void store_master_get(struct store *s, store_text_fn fn, void *arg)
+void store_check(struct store *s, const char *new_state_id, store_check_fn fn, void *arg)
 {
-    command(s, "GET", "master_stage", NULL, CALL(TEXT, fn), 0, NULL);
+    fcall(s, FN_CHECK, CALL(CHECK, fn), 1, &new_state_id);
 }
 
 /* ---- scaler lease ------------------------------------------------------- */

@@ -24,6 +24,7 @@
 #include "scaler/scaler.h"
 #include "stages/events.h"
 #include "store/store.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define MAX_ITEMS 32                 /* URLs, thresholds */
@@ -333,7 +334,8 @@ static void total_read(void *arg, enum store_error err, const char *detail, long
         char count[24];
         snprintf(count, sizeof count, "%lld", t);
         if (up || down)
-            stage_event(w->app, up ? "viewers_above" : "viewers_below", w->app->master_arn, count);
+            stage_event(w->app, clock_now_ms(), up ? "viewers_above" : "viewers_below",
+                        w->app->master_arn, count);
     }
     w->last_total = total;
 }
