@@ -54,7 +54,8 @@ static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[
                                   "seat_waiting", "stage_endpoints"}},
     [FN_WEBHOOK_CLAIM] = {"usher_webhook_claim", {"webhook:sequence"}},
     [FN_LIVE] = {"usher_live", {"total_viewers", "publisher:status", "master_stage", "stages",
-                                "stage_info", "stage_mode", "stage_state", "stage_events"}},
+                                "stage_info", "stage_mode", "stage_state", "seat_waiting",
+                                "stage_events"}},
 };
 
 struct store {
