@@ -15,39 +15,51 @@
 #include "config/config.h"
 #include "store/decode.h"
 #include "store/redis.h"
+#include "util/log.h"
 
 extern const char usher_lua_library[];
 
 enum function {
     FN_SEAT, FN_HEARTBEAT, FN_LEAVE, FN_SWEEP, FN_VIEWER_LIST, FN_STATS, FN_STAGE_ADD,
-    FN_STAGE_UPDATE, FN_STAGE_REMOVE, FN_STAGE_RENAME, FN_STAGE_RENEW, FN_LEASE, FN_COUNT
+    FN_STAGE_UPDATE, FN_STAGE_REMOVE, FN_STAGE_RENAME, FN_STAGE_RENEW, FN_LEASE, FN_REINDEX,
+    FN_COUNT
 };
 
-enum { MAX_KEYS = 8, MAX_ARGS = 12 };
+enum { MAX_KEYS = 12, MAX_ARGS = 12 };
 
 /* Each function's name and the fixed keys it touches, without the prefix. */
 static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[FN_COUNT] = {
-    [FN_SEAT] = {"usher_seat", {"publisher:status", "stages", "stage_mode", "total_viewers"}},
-    [FN_HEARTBEAT] = {"usher_heartbeat", {"stages", "stage_mode"}},
-    [FN_LEAVE] = {"usher_leave", {"stages", "total_viewers"}},
-    [FN_SWEEP] = {"usher_sweep", {"stages", "total_viewers"}},
+    [FN_SEAT] = {"usher_seat", {"publisher:status", "stages", "stage_mode", "total_viewers",
+                                "open_stages", "stage_slot", "slot_stage", "stage_slot_seq"}},
+    [FN_HEARTBEAT] = {"usher_heartbeat", {"stages", "stage_mode", "open_stages", "stage_slot",
+                                          "slot_stage", "stage_slot_seq"}},
+    [FN_LEAVE] = {"usher_leave", {"stages", "total_viewers", "open_stages", "slot_stage"}},
+    [FN_SWEEP] = {"usher_sweep", {"stages", "total_viewers", "open_stages"}},
     [FN_VIEWER_LIST] = {"usher_viewer_list", {"stages"}},
     [FN_STATS] = {"usher_stats", {"total_viewers", "publisher:status", "master_stage", "stages",
                                   "stage_info", "stage_mode", "stage_state"}},
     [FN_STAGE_ADD] = {"usher_stage_add", {"scaler:lease", "master_stage", "stages", "stage_info",
-                                          "stage_mode", "stage_state", "stage_tags"}},
-    [FN_STAGE_UPDATE] = {"usher_stage_update", {"scaler:lease", "stages", "stage_mode", "stage_state"}},
+                                          "stage_mode", "stage_state", "stage_tags", "open_stages",
+                                          "stage_slot", "slot_stage", "stage_slot_seq"}},
+    [FN_STAGE_UPDATE] = {"usher_stage_update", {"scaler:lease", "stages", "stage_mode", "stage_state",
+                                                "open_stages", "stage_slot", "slot_stage",
+                                                "stage_slot_seq"}},
     [FN_STAGE_REMOVE] = {"usher_stage_remove", {"scaler:lease", "master_stage", "stages",
                                                 "total_viewers", "stage_info", "stage_mode",
-                                                "stage_state", "stage_tags"}},
+                                                "stage_state", "stage_tags", "open_stages",
+                                                "stage_slot", "slot_stage"}},
     [FN_STAGE_RENAME] = {"usher_stage_rename", {"stages", "stage_info"}},
     [FN_STAGE_RENEW] = {"usher_stage_renew", {"stages", "stage_info"}},
     [FN_LEASE] = {"usher_lease", {"scaler:lease", "scaler:epoch"}},
+    [FN_REINDEX] = {"usher_reindex", {"stages", "stage_mode", "open_stages", "stage_slot",
+                                      "slot_stage", "stage_slot_seq"}},
 };
 
 struct store {
     struct redis *redis;
     const char *prefix;
+    store_ready_fn on_ready;
+    void *ready_arg;
     char *keys[FN_COUNT][MAX_KEYS];  /* the functions' fixed keys, prefixed */
     size_t nkeys[FN_COUNT];
 };
@@ -108,6 +120,8 @@ static bool store_keys_make(struct store *s)
     return true;
 }
 
+static void store_on_ready(void *arg);
+
 struct store *store_new(struct event_base *base, const struct config *cfg,
                         store_ready_fn on_ready, void *ready_arg)
 {
@@ -118,8 +132,10 @@ struct store *store_new(struct event_base *base, const struct config *cfg,
         return NULL;
     }
     s->prefix = cfg->redis_key_prefix;
+    s->on_ready = on_ready;
+    s->ready_arg = ready_arg;
     if (!store_keys_make(s) ||
-        !(s->redis = redis_new(base, cfg, usher_lua_library, version, on_ready, ready_arg))) {
+        !(s->redis = redis_new(base, cfg, usher_lua_library, version, store_on_ready, s))) {
         store_keys_free(s);
         free(s);
         return NULL;
@@ -267,6 +283,25 @@ static void command(struct store *s, const char *verb, const char *name, const c
 }
 
 static void lltoa(long long v, char *out, size_t len) { snprintf(out, len, "%lld", v); }
+
+static void reindexed(void *arg, enum store_error err, const char *detail, long long seats)
+{
+    (void)arg;
+    if (err != STORE_OK)
+        log_error("redis: usher_reindex failed: %s", detail);
+    else if (seats > 0)
+        log_info("redis: seat index built for %lld seats recorded before it existed", seats);
+}
+
+/* Each ready connection first builds what an older library left out (a
+ * no-op once done); commands sent after it run after it, in order. */
+static void store_on_ready(void *arg)
+{
+    struct store *s = arg;
+    fcall(s, FN_REINDEX, call_new(&NUMBER, (void (*)(void))reindexed, NULL), 0, NULL);
+    if (s->on_ready)
+        s->on_ready(s->ready_arg);
+}
 
 /* ---- viewers ------------------------------------------------------------ */
 

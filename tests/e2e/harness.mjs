@@ -178,6 +178,51 @@ export async function startLive(env = {}) {
   return { redis, usher };
 }
 
+// The library's own indexes (src/store/lua/usher.lua) agree with the
+// seats: the seat index (seat_index:{n}: userId -> the slot of the stage
+// where the user sits) holds exactly the seated users, each slot names its
+// stage (stage_slot, slot_stage), and open_stages holds exactly the open
+// stages, with the integer part of each score equal to the stage's count.
+function indexProblems(redis, stages, counts, seatOf) {
+  const problems = [];
+  const pairs = (text) => {
+    const a = text.split('\n').filter((x) => x !== '');
+    const m = new Map();
+    for (let i = 0; i + 1 < a.length; i += 2) m.set(a[i], a[i + 1]);
+    return m;
+  };
+  const index = pairs(redis.raw('EVAL', `local out, cursor = {}, '0'
+    repeat
+      local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1] .. 'seat_index:*', 'COUNT', 1000)
+      cursor = r[1]
+      for _, k in ipairs(r[2]) do
+        for _, v in ipairs(redis.call('HGETALL', k)) do out[#out + 1] = v end
+      end
+    until cursor == '0'
+    return out`, 0, PREFIX));
+  const slotOf = pairs(redis.raw('HGETALL', `${PREFIX}stage_slot`));
+  const stageOf = pairs(redis.raw('HGETALL', `${PREFIX}slot_stage`));
+  const modes = pairs(redis.raw('HGETALL', `${PREFIX}stage_mode`));
+  const open = pairs(redis.raw('ZRANGE', `${PREFIX}open_stages`, 0, -1, 'WITHSCORES'));
+  for (const arn of stages) {
+    const slot = slotOf.get(arn);
+    if (slot === undefined || stageOf.get(slot) !== arn) problems.push(`stage ${arn} has no slot (${slot})`);
+    const isOpen = !modes.has(arn);
+    if (isOpen !== open.has(arn)) problems.push(`${arn} open=${isOpen} but in open_stages=${open.has(arn)}`);
+    if (open.has(arn) && Math.floor(Number(open.get(arn))) !== counts[arn]) {
+      problems.push(`open_stages score ${open.get(arn)} for ${arn} but viewers=${counts[arn]}`);
+    }
+  }
+  if (open.size > stages.filter((a) => !modes.has(a)).length) problems.push(`open_stages holds gone stages`);
+  if (index.size !== seatOf.size) problems.push(`seat index holds ${index.size} users, ${seatOf.size} seated`);
+  for (const [user, arn] of seatOf) {
+    if (index.get(user) !== slotOf.get(arn)) {
+      problems.push(`seat index: ${user} -> slot ${index.get(user)}, seated in ${arn} (slot ${slotOf.get(arn)})`);
+    }
+  }
+  return problems;
+}
+
 // Checks every SPEC §3 invariant from the outside; returns a list of
 // violations (empty when all hold) and the per-stage counts.
 export function checkInvariants(redis, { capacity } = {}) {
@@ -201,5 +246,6 @@ export function checkInvariants(redis, { capacity } = {}) {
   }
   const total = Number(redis.raw('GET', `${PREFIX}total_viewers`) || 0);
   if (total !== sum) problems.push(`total_viewers=${total} but sum=${sum}`);
+  problems.push(...indexProblems(redis, stages, counts, seatOf));
   return { problems, counts, total, seatOf, stages };
 }
