@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "store/decode.h"
 #include "store/redis.h"
+#include "store/write_batch.h"
 #include "util/log.h"
 
 extern const char usher_lua_library[];
@@ -27,11 +28,14 @@ enum function {
 
 enum { MAX_KEYS = 12, MAX_ARGS = 12 };
 
+/* Heartbeats in one FCALL at most (write_batch.h): about 60 KB of ARGV. */
+enum { HEARTBEATS_PER_CALL = 512 };
+
 /* Each function's name and the fixed keys it touches, without the prefix. */
 static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[FN_COUNT] = {
     [FN_SEAT] = {"usher_seat", {"publisher:status", "stages", "stage_mode", "total_viewers",
                                 "open_stages", "stage_slot", "slot_stage", "stage_slot_seq"}},
-    [FN_HEARTBEAT] = {"usher_heartbeat", {"stages", "stage_mode", "open_stages", "stage_slot",
+    [FN_HEARTBEAT] = {"usher_heartbeats", {"stages", "stage_mode", "open_stages", "stage_slot",
                                           "slot_stage", "stage_slot_seq"}},
     [FN_LEAVE] = {"usher_leave", {"stages", "total_viewers", "open_stages", "slot_stage"}},
     [FN_SWEEP] = {"usher_sweep", {"stages", "total_viewers", "open_stages"}},
@@ -62,6 +66,9 @@ struct store {
     void *ready_arg;
     char *keys[FN_COUNT][MAX_KEYS];  /* the functions' fixed keys, prefixed */
     size_t nkeys[FN_COUNT];
+    char heartbeat_numkeys[8];
+    const char *heartbeat_head[3 + MAX_KEYS + 1];  /* FCALL usher_heartbeats ... prefix */
+    struct write_batch *heartbeats;
 };
 
 /* What a kind of answer needs: its decoder (into a union answer), how it
@@ -122,6 +129,20 @@ static bool store_keys_make(struct store *s)
 
 static void store_on_ready(void *arg);
 
+/* The batch heartbeats share: its FCALL head is that of FN_HEARTBEAT. */
+static struct write_batch *heartbeats_new(struct store *s)
+{
+    int n = 0;
+    snprintf(s->heartbeat_numkeys, sizeof s->heartbeat_numkeys, "%zu", s->nkeys[FN_HEARTBEAT]);
+    s->heartbeat_head[n++] = "FCALL";
+    s->heartbeat_head[n++] = functions[FN_HEARTBEAT].name;
+    s->heartbeat_head[n++] = s->heartbeat_numkeys;
+    for (size_t k = 0; k < s->nkeys[FN_HEARTBEAT]; k++)
+        s->heartbeat_head[n++] = s->keys[FN_HEARTBEAT][k];
+    s->heartbeat_head[n++] = s->prefix;
+    return write_batch_new(s->redis, n, s->heartbeat_head, HEARTBEATS_PER_CALL);
+}
+
 struct store *store_new(struct event_base *base, const struct config *cfg,
                         store_ready_fn on_ready, void *ready_arg)
 {
@@ -135,7 +156,9 @@ struct store *store_new(struct event_base *base, const struct config *cfg,
     s->on_ready = on_ready;
     s->ready_arg = ready_arg;
     if (!store_keys_make(s) ||
-        !(s->redis = redis_new(base, cfg, usher_lua_library, version, store_on_ready, s))) {
+        !(s->redis = redis_new(base, cfg, usher_lua_library, version, store_on_ready, s)) ||
+        !(s->heartbeats = heartbeats_new(s))) {
+        redis_free(s->redis);
         store_keys_free(s);
         free(s);
         return NULL;
@@ -147,6 +170,7 @@ void store_free(struct store *s)
 {
     if (!s)
         return;
+    write_batch_free(s->heartbeats);
     redis_free(s->redis);
     store_keys_free(s);
     free(s);
@@ -322,7 +346,9 @@ void store_heartbeat(struct store *s, const char *user_id, const char *stage_arn
     lltoa(now_ms, now, sizeof now);
     lltoa(capacity, cap, sizeof cap);
     const char *args[] = {user_id, stage_arn, now, cap};
-    fcall(s, FN_HEARTBEAT, CALL(HEARTBEAT, fn), 4, args);
+    struct call *c = CALL(HEARTBEAT, fn);
+    if (c)
+        write_batch_add(s->heartbeats, 4, args, on_reply, c);
 }
 
 void store_leave(struct store *s, const char *user_id, const char *stage_arn,

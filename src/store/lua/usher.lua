@@ -239,15 +239,11 @@ local function seat(keys, args)
   return {target, new_pid, add_seat(c, target, user, record, now), 1, ''}
 end
 
--- heartbeat: a seated viewer says it is still there.
--- ARGV: prefix, userId, stage ARN, now (ms), capacity.
--- KEYS: stages, stage_mode, open_stages, stage_slot, slot_stage, stage_slot_seq.
--- Returns {1} for a plain heartbeat, {0} when the user holds no seat in
--- that stage, or {2, newArn, participantId} when the stage is draining and
--- the viewer was moved to an open stage with room.
-local function heartbeat(keys, args)
-  local c = context(keys, args)
-  local user, arn, now, capacity = args[2], args[3], args[4], tonumber(args[5])
+-- One heartbeat: a seated viewer says it is still there. Returns {1} for
+-- a plain heartbeat, {0} when the user holds no seat in that stage, or
+-- {2, newArn, participantId} when the stage is draining and the viewer was
+-- moved to an open stage with room.
+local function beat(c, user, arn, now, capacity)
   local rec = redis.call('HGET', stage_key(c, 'viewer:heartbeat:', arn), user)
   if not rec then return {0} end
   local record, pid = record_touched(rec, now)
@@ -260,6 +256,20 @@ local function heartbeat(keys, args)
   end
   touch_seat(c, arn, user, record, now)
   return {1}
+end
+
+-- heartbeats: the heartbeats that reached one usher together, in one call
+-- (store/write_batch.c); each is the step it would be alone.
+-- ARGV: prefix, then per heartbeat: userId, stage ARN, now (ms), capacity.
+-- KEYS: stages, stage_mode, open_stages, stage_slot, slot_stage, stage_slot_seq.
+-- Returns one answer of beat() per heartbeat, in order.
+local function heartbeats(keys, args)
+  local c = context(keys, args)
+  local out = {}
+  for i = 2, #args - 3, 4 do
+    out[#out + 1] = beat(c, args[i], args[i + 1], args[i + 2], tonumber(args[i + 3]))
+  end
+  return out
 end
 
 -- leave: a viewer gives up its seat; a second leave changes nothing. A
@@ -520,7 +530,7 @@ end
 local function version() return VERSION end
 
 redis.register_function('usher_seat', seat)
-redis.register_function('usher_heartbeat', heartbeat)
+redis.register_function('usher_heartbeats', heartbeats)
 redis.register_function('usher_stage_add', stage_add)
 redis.register_function('usher_stage_update', stage_update)
 redis.register_function('usher_stage_rename', stage_rename)
