@@ -183,41 +183,52 @@ export async function startLive(env = {}) {
 // where the user sits) holds exactly the seated users, each slot names its
 // stage (stage_slot, slot_stage), and open_stages holds exactly the open
 // stages, with the integer part of each score equal to the stage's count.
-function indexProblems(redis, stages, counts, seatOf) {
+function indexProblems(redis, counts, seatOf) {
   const problems = [];
-  const pairs = (text) => {
-    const a = text.split('\n').filter((x) => x !== '');
-    const m = new Map();
-    for (let i = 0; i + 1 < a.length; i += 2) m.set(a[i], a[i + 1]);
-    return m;
-  };
-  const index = pairs(redis.raw('EVAL', `local out, cursor = {}, '0'
+  // One atomic read, so a stage the scaler adds meanwhile cannot skew it.
+  const snap = JSON.parse(redis.raw('EVAL', `local P, out = ARGV[1], {index = {}}
+    local function map(key)
+      local m, a = {}, redis.call('HGETALL', P .. key)
+      for i = 1, #a, 2 do m[a[i]] = a[i + 1] end
+      return m
+    end
+    out.stages = redis.call('ZRANGE', P .. 'stages', 0, -1)
+    out.modes, out.slotOf, out.stageOf = map('stage_mode'), map('stage_slot'), map('slot_stage')
+    out.open = {}
+    local z = redis.call('ZRANGE', P .. 'open_stages', 0, -1, 'WITHSCORES')
+    for i = 1, #z, 2 do out.open[z[i]] = z[i + 1] end
+    local cursor = '0'
     repeat
-      local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1] .. 'seat_index:*', 'COUNT', 1000)
+      local r = redis.call('SCAN', cursor, 'MATCH', P .. 'seat_index:*', 'COUNT', 1000)
       cursor = r[1]
       for _, k in ipairs(r[2]) do
-        for _, v in ipairs(redis.call('HGETALL', k)) do out[#out + 1] = v end
+        local a = redis.call('HGETALL', k)
+        for i = 1, #a, 2 do out.index[a[i]] = a[i + 1] end
       end
     until cursor == '0'
-    return out`, 0, PREFIX));
-  const slotOf = pairs(redis.raw('HGETALL', `${PREFIX}stage_slot`));
-  const stageOf = pairs(redis.raw('HGETALL', `${PREFIX}slot_stage`));
-  const modes = pairs(redis.raw('HGETALL', `${PREFIX}stage_mode`));
-  const open = pairs(redis.raw('ZRANGE', `${PREFIX}open_stages`, 0, -1, 'WITHSCORES'));
+    return cjson.encode(out)`, 0, PREFIX));
+  const obj = (x) => (Array.isArray(x) ? {} : x);  // cjson writes {} for an empty table
+  const [modes, slotOf, stageOf, open, index] =
+    [snap.modes, snap.slotOf, snap.stageOf, snap.open, snap.index].map(obj);
+  const stages = Array.isArray(snap.stages) ? snap.stages : [];
   for (const arn of stages) {
-    const slot = slotOf.get(arn);
-    if (slot === undefined || stageOf.get(slot) !== arn) problems.push(`stage ${arn} has no slot (${slot})`);
-    const isOpen = !modes.has(arn);
-    if (isOpen !== open.has(arn)) problems.push(`${arn} open=${isOpen} but in open_stages=${open.has(arn)}`);
-    if (open.has(arn) && Math.floor(Number(open.get(arn))) !== counts[arn]) {
-      problems.push(`open_stages score ${open.get(arn)} for ${arn} but viewers=${counts[arn]}`);
+    const slot = slotOf[arn];
+    if (slot === undefined || stageOf[slot] !== arn) problems.push(`stage ${arn} has no slot (${slot})`);
+    const isOpen = !(arn in modes);
+    if (isOpen !== arn in open) problems.push(`${arn} open=${isOpen} but in open_stages=${arn in open}`);
+    if (arn in open && arn in counts && Math.floor(Number(open[arn])) !== counts[arn]) {
+      problems.push(`open_stages score ${open[arn]} for ${arn} but viewers=${counts[arn]}`);
     }
   }
-  if (open.size > stages.filter((a) => !modes.has(a)).length) problems.push(`open_stages holds gone stages`);
-  if (index.size !== seatOf.size) problems.push(`seat index holds ${index.size} users, ${seatOf.size} seated`);
+  for (const arn of Object.keys(open)) {
+    if (!stages.includes(arn)) problems.push(`open_stages holds ${arn}, not a live stage`);
+  }
+  if (Object.keys(index).length !== seatOf.size) {
+    problems.push(`seat index holds ${Object.keys(index).length} users, ${seatOf.size} seated`);
+  }
   for (const [user, arn] of seatOf) {
-    if (index.get(user) !== slotOf.get(arn)) {
-      problems.push(`seat index: ${user} -> slot ${index.get(user)}, seated in ${arn} (slot ${slotOf.get(arn)})`);
+    if (index[user] !== slotOf[arn]) {
+      problems.push(`seat index: ${user} -> slot ${index[user]}, seated in ${arn} (slot ${slotOf[arn]})`);
     }
   }
   return problems;
@@ -246,6 +257,6 @@ export function checkInvariants(redis, { capacity } = {}) {
   }
   const total = Number(redis.raw('GET', `${PREFIX}total_viewers`) || 0);
   if (total !== sum) problems.push(`total_viewers=${total} but sum=${sum}`);
-  problems.push(...indexProblems(redis, stages, counts, seatOf));
+  problems.push(...indexProblems(redis, counts, seatOf));
   return { problems, counts, total, seatOf, stages };
 }
