@@ -2,8 +2,9 @@
 # and usher (the release build, build/usher) on free loopback ports, runs
 # every scenario with wrk plus the in-run references (redis-benchmark,
 # openssl speed), and rewrites the generated block of BENCHMARKS.md.
-# Not part of `make test`. Settings: BENCH_SECONDS (10 s per scenario) and
-# the others listed at the top of bench/bench.py.
+# Not part of `make test` (its unit tests are, below). Settings: BENCH_SECONDS
+# (10 s per scenario) and the others listed at the top of bench/bench.py;
+# `python3 bench/bench.py --only health,stats` runs a few scenarios.
 BENCH_PYTHON ?= python3
 
 .PHONY: bench bench-deps
@@ -16,3 +17,10 @@ bench-deps:
 	@for t in wrk redis-server redis-benchmark openssl; do \
 	  command -v $$t >/dev/null 2>&1 || { WITH_BENCH=1 sh scripts/deps.sh; exit $$?; }; \
 	done
+
+# The harness's own unit tests (report, parsers, percentiles): part of
+# `make unit`; standard library only, well under a second.
+.PHONY: bench-unit
+unit: bench-unit
+bench-unit:
+	$(BENCH_PYTHON) -m unittest discover -s bench -t bench

@@ -27,39 +27,87 @@
  *
  * A request given up on (never answered after retries) may still have been
  * applied. Such a viewer is made VANISHED: it sends nothing more, so any seat
- * usher holds for it expires within the grace, which keeps the truth exact. */
-#include "sim.h"
+ * usher holds for it expires within the grace, which keeps the truth exact.
+ *
+ * The audience writes the truth (sim_truth.c), its counters and tallies
+ * (sim_report.c), and talks to usher only through its http_client's two
+ * callbacks (sim_http.c); it never calls a check. */
+#include "sim_audience.h"
+
+#include <ctype.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#define NO_TIME UINT32_MAX     /* "never" for the ms fields of a viewer */
+#define NIL UINT32_MAX         /* end of a wheel list */
+#define LEAVE_TRIES 10
+
+/* A viewer's life. Only SEATED, JOINING, LEAVING and VANISHED count in
+ * the truth (see sim_truth.c). */
+enum vstate {
+    V_PENDING,   /* not joined yet; due = its place on the join curve */
+    V_JOINING,   /* join queued, in flight, or waiting to retry */
+    V_SEATED,    /* join answered 200; heartbeating */
+    V_LEAVING,   /* leave queued or in flight (or waiting to retry) */
+    V_VANISHED,  /* went silent; usher should expire it by gone_ms */
+    V_GONE,      /* left or expired; may rejoin at rejoin_ms */
+    V_FAILED,    /* a join was refused for good */
+    V_LOST,      /* a heartbeat found no seat: usher dropped it */
+};
+
+enum fate { F_STAY, F_LEAVE, F_VANISH, F_LEAVE_REJOIN, F_VANISH_REJOIN };
+
+enum vflag {
+    VF_BUSY = 1,         /* a request is queued or in flight for it */
+    VF_WHEEL = 2,        /* it sits in the timer wheel */
+    VF_MAYBE_SEATED = 4, /* rejoining inside its expiry grace: the old seat may be there */
+    VF_REJOINED = 8,     /* its one rejoin has started */
+    VF_BURST = 16,       /* its first join was scheduled inside the burst */
+    VF_REJOIN_API = 32,  /* its rejoin goes through POST /api/viewer/rejoin */
+    VF_HAS_PID = 64,     /* its participant id is kept */
+    VF_FIRST_DONE = 128, /* its first join has been answered 200 */
+    VF_UNSURE = 256,     /* a join or leave failed in a way that may have been applied (no answer, 5xx) */
+    VF_SENT = 512,       /* a join or leave was sent and its effect is not known yet */
+};
+
+/* One virtual viewer: 32 bytes. Times are ms since the run started. */
+struct viewer {
+    uint32_t next;        /* wheel list link */
+    uint32_t due_ms;      /* next action */
+    uint32_t gone_ms;     /* SEATED: planned leave/vanish; VANISHED: expiry deadline */
+    uint32_t rejoin_ms;   /* planned rejoin, or NO_TIME */
+    uint32_t want_ms;     /* when the current join was wanted (time to seat) */
+    uint32_t last_ok_ms;  /* send time of the last join/heartbeat answered 200 */
+    uint8_t state, fate, stage, tries;
+    uint16_t flags;
+};
+
 /* ---- the timer wheel --------------------------------------------------- */
 
-static void schedule(struct sim *s, uint32_t idx, uint32_t due_ms)
+static void schedule(struct audience *a, uint32_t idx, uint32_t due_ms)
 {
-    struct viewer *v = &s->v[idx];
+    struct viewer *v = &a->v[idx];
     v->due_ms = due_ms;
     if (v->flags & VF_WHEEL)
         return;   /* its entry is moved on when its old slot comes round */
     uint32_t tick = due_ms / TICK_MS;
-    if (tick < s->wheel_tick)
-        tick = s->wheel_tick;
+    if (tick < a->wheel_tick)
+        tick = a->wheel_tick;
     uint32_t slot = tick % WHEEL_SLOTS;
-    v->next = s->wheel[slot];
-    s->wheel[slot] = idx;
+    v->next = a->wheel[slot];
+    a->wheel[slot] = idx;
     v->flags |= VF_WHEEL;
 }
 
 static uint32_t min_u32(uint32_t a, uint32_t b) { return a < b ? a : b; }
 
-static uint32_t backoff_ms(struct sim *s, int tries)
+static uint32_t backoff_ms(struct audience *a, int tries)
 {
     uint32_t base = 500u << (tries < 4 ? tries : 4);    /* 0.5 s .. 8 s */
-    return base + (uint32_t)(sim_rand(s) * base / 2);   /* jitter spreads retries */
+    return base + (uint32_t)(dice(a->clock) * base / 2);   /* jitter spreads retries */
 }
-
-static bool active(const struct sim *s) { return s->phase == P_ACTIVE; }
 
 /* VF_SENT and its counter (n_join_sent or n_leave_sent) move together. */
 static void mark_sent(struct viewer *v, int64_t *counter)
@@ -87,154 +135,165 @@ static bool unsure_failure(int status, const char *body, size_t len)
 
 /* ---- starting things ------------------------------------------------------ */
 
-static void start_join(struct sim *s, uint32_t idx, uint32_t want_ms)
+static void start_join(struct audience *a, uint32_t idx, uint32_t want_ms)
 {
-    struct viewer *v = &s->v[idx];
+    struct viewer *v = &a->v[idx];
     v->state = V_JOINING;
     v->tries = 0;
     v->want_ms = want_ms;
     v->flags |= VF_BUSY;
-    s->n_joining++;
+    a->truth->joining++;
     if (v->flags & VF_MAYBE_SEATED)
-        mark_sent(v, &s->n_join_sent);   /* its old seat may still be there */
-    http_enqueue(s, idx, false);
+        mark_sent(v, &a->truth->join_sent);   /* its old seat may still be there */
+    http_enqueue(a->http, &a->client, idx, false);
 }
 
-static void become_vanished(struct sim *s, uint32_t idx, uint32_t now)
+/* Its one rejoin: through POST /api/viewer/rejoin when so drawn, which
+ * the tally T_REJOIN_API then expects to see re-seated. */
+static void start_rejoin(struct audience *a, uint32_t idx, uint32_t now)
 {
-    struct viewer *v = &s->v[idx];
+    struct viewer *v = &a->v[idx];
+    v->flags |= VF_REJOINED;
+    a->rep->c.rejoins++;
+    if (v->flags & VF_REJOIN_API)
+        a->rep->tally[T_REJOIN_API].planned++;
+    start_join(a, idx, now);
+}
+
+static void become_vanished(struct audience *a, uint32_t idx, uint32_t now)
+{
+    struct viewer *v = &a->v[idx];
     v->state = V_VANISHED;
-    v->gone_ms = now + s->grace_ms;
-    s->n_vanished++;
+    v->gone_ms = now + a->grace_ms;
+    a->truth->vanished++;
     uint32_t due = v->gone_ms;
-    if (active(s) && !(v->flags & VF_REJOINED) && v->rejoin_ms != NO_TIME)
+    if (a->active && !(v->flags & VF_REJOINED) && v->rejoin_ms != NO_TIME)
         due = min_u32(due, v->rejoin_ms);
-    schedule(s, idx, due);
+    schedule(a, idx, due);
 }
 
 /* A seated viewer goes, cleanly or silently. */
-static void go_away(struct sim *s, uint32_t idx, uint32_t now, bool leave)
+static void go_away(struct audience *a, uint32_t idx, uint32_t now, bool leave)
 {
-    struct viewer *v = &s->v[idx];
-    s->n_seated--;
+    struct viewer *v = &a->v[idx];
+    a->truth->seated--;
+    truth_seat(a->truth, idx, NO_SEAT);
     if (leave) {
         v->state = V_LEAVING;
         v->tries = 0;
         v->flags |= VF_BUSY;
-        s->n_leaving++;
-        http_enqueue(s, idx, true);
+        a->truth->leaving++;
+        a->rep->tally[T_LEAVE].planned++;
+        http_enqueue(a->http, &a->client, idx, true);
     } else {
-        s->c.vanishes++;
-        become_vanished(s, idx, now);
+        a->rep->c.vanishes++;
+        become_vanished(a, idx, now);
     }
 }
 
 /* Picks when a viewer's fate strikes, at its first seat. */
-static void plan_fate(struct sim *s, struct viewer *v, uint32_t now)
+static void plan_fate(struct audience *a, struct viewer *v, uint32_t now)
 {
     v->gone_ms = v->rejoin_ms = NO_TIME;
-    if (v->fate == F_STAY || now + 1000 >= s->active_end_ms)
+    if (v->fate == F_STAY || now + 1000 >= a->active_end_ms)
         return;
-    double span = s->active_end_ms - now;
+    double span = a->active_end_ms - now;
     if (v->fate == F_LEAVE || v->fate == F_VANISH) {
-        v->gone_ms = now + (uint32_t)(sim_rand(s) * span);
+        v->gone_ms = now + (uint32_t)(dice(a->clock) * span);
         return;
     }
     /* Rejoiners go in the first half of what is left, to have time to return. */
-    v->gone_ms = now + (uint32_t)(sim_rand(s) * span / 2);
-    double gap_s = 1 + sim_rand(s) * (s->o.rejoin_gap - 1);
+    v->gone_ms = now + (uint32_t)(dice(a->clock) * span / 2);
+    double gap_s = 1 + dice(a->clock) * (a->o->rejoin_gap - 1);
     uint64_t back = v->gone_ms + (uint64_t)(gap_s * 1000);
-    v->rejoin_ms = back < s->active_end_ms ? (uint32_t)back : NO_TIME;
+    v->rejoin_ms = back < a->active_end_ms ? (uint32_t)back : NO_TIME;
 }
 
 /* ---- what a due viewer does ------------------------------------------- */
 
-static void seated_due(struct sim *s, uint32_t idx, uint32_t now)
+static void seated_due(struct audience *a, uint32_t idx, uint32_t now)
 {
-    struct viewer *v = &s->v[idx];
-    if (active(s) && v->gone_ms <= now) {
+    struct viewer *v = &a->v[idx];
+    if (a->active && v->gone_ms <= now) {
         if (v->flags & VF_BUSY) {      /* let its heartbeat finish first */
-            schedule(s, idx, now + TICK_MS);
+            schedule(a, idx, now + TICK_MS);
             return;
         }
-        go_away(s, idx, now, v->fate == F_LEAVE || v->fate == F_LEAVE_REJOIN);
+        go_away(a, idx, now, v->fate == F_LEAVE || v->fate == F_LEAVE_REJOIN);
         return;
     }
     if (v->flags & VF_BUSY) {
-        s->c.hb_skipped++;             /* the last one is still waiting */
+        a->rep->c.hb_skipped++;             /* the last one is still waiting */
     } else {
         v->flags |= VF_BUSY;
-        http_enqueue(s, idx, true);
+        http_enqueue(a->http, &a->client, idx, true);
     }
     /* Keep the rhythm from the due time, not from a late tick. */
-    uint32_t next = v->due_ms + s->heartbeat_ms;
+    uint32_t next = v->due_ms + a->heartbeat_ms;
     if (next <= now)
-        next = now + s->heartbeat_ms;
-    if (active(s) && v->gone_ms < next)
+        next = now + a->heartbeat_ms;
+    if (a->active && v->gone_ms < next)
         next = v->gone_ms;
-    schedule(s, idx, next);
+    schedule(a, idx, next);
 }
 
-static void vanished_due(struct sim *s, uint32_t idx, uint32_t now)
+static void vanished_due(struct audience *a, uint32_t idx, uint32_t now)
 {
-    struct viewer *v = &s->v[idx];
-    bool rejoin = active(s) && !(v->flags & VF_REJOINED) && v->rejoin_ms != NO_TIME;
+    struct viewer *v = &a->v[idx];
+    bool rejoin = a->active && !(v->flags & VF_REJOINED) && v->rejoin_ms != NO_TIME;
     if (rejoin && v->rejoin_ms <= now) {
-        s->n_vanished--;
+        a->truth->vanished--;
         if (now < v->gone_ms)
             v->flags |= VF_MAYBE_SEATED;   /* usher may not have expired it yet */
-        v->flags |= VF_REJOINED;
-        s->c.rejoins++;
-        start_join(s, idx, now);
+        start_rejoin(a, idx, now);
         return;
     }
     if (now >= v->gone_ms) {
-        s->n_vanished--;
+        a->truth->vanished--;
+        a->rep->tally[T_EXPIRY].ran++;   /* the exact check will see it gone */
         v->state = V_GONE;
         if (rejoin)
-            schedule(s, idx, v->rejoin_ms);
+            schedule(a, idx, v->rejoin_ms);
         return;
     }
-    schedule(s, idx, rejoin ? min_u32(v->gone_ms, v->rejoin_ms) : v->gone_ms);
+    schedule(a, idx, rejoin ? min_u32(v->gone_ms, v->rejoin_ms) : v->gone_ms);
 }
 
-static void due(struct sim *s, uint32_t idx, uint32_t now)
+static void due(struct audience *a, uint32_t idx, uint32_t now)
 {
-    struct viewer *v = &s->v[idx];
+    struct viewer *v = &a->v[idx];
     switch (v->state) {
     case V_PENDING:
-        if (active(s))
-            start_join(s, idx, v->due_ms);
+        if (a->active)
+            start_join(a, idx, v->due_ms);
         else
-            s->c.never_joined++;
+            a->rep->c.never_joined++;
         return;
     case V_JOINING:                      /* a retry's time has come */
         if (!(v->flags & VF_BUSY)) {
             v->flags |= VF_BUSY;
-            http_enqueue(s, idx, false);
+            http_enqueue(a->http, &a->client, idx, false);
         }
         return;
     case V_LEAVING:
         if (!(v->flags & VF_BUSY)) {
             v->flags |= VF_BUSY;
-            http_enqueue(s, idx, true);
+            http_enqueue(a->http, &a->client, idx, true);
         }
         return;
     case V_SEATED:
-        seated_due(s, idx, now);
+        seated_due(a, idx, now);
         return;
     case V_VANISHED:
-        vanished_due(s, idx, now);
+        vanished_due(a, idx, now);
         return;
     case V_GONE:
-        if (active(s) && !(v->flags & VF_REJOINED) && v->rejoin_ms != NO_TIME) {
+        if (a->active && !(v->flags & VF_REJOINED) && v->rejoin_ms != NO_TIME) {
             if (v->rejoin_ms > now) {
-                schedule(s, idx, v->rejoin_ms);
+                schedule(a, idx, v->rejoin_ms);
                 return;
             }
-            v->flags |= VF_REJOINED;
-            s->c.rejoins++;
-            start_join(s, idx, now);
+            start_rejoin(a, idx, now);
         }
         return;
     default:
@@ -242,22 +301,22 @@ static void due(struct sim *s, uint32_t idx, uint32_t now)
     }
 }
 
-void audience_tick(struct sim *s, uint32_t now)
+void audience_tick(struct audience *a, uint32_t now)
 {
-    while ((uint64_t)s->wheel_tick * TICK_MS <= now) {
-        uint32_t slot = s->wheel_tick % WHEEL_SLOTS;
-        uint32_t idx = s->wheel[slot];
-        s->wheel[slot] = NIL;
-        s->wheel_tick++;   /* whatever is scheduled now lands in a later slot */
+    while ((uint64_t)a->wheel_tick * TICK_MS <= now) {
+        uint32_t slot = a->wheel_tick % WHEEL_SLOTS;
+        uint32_t idx = a->wheel[slot];
+        a->wheel[slot] = NIL;
+        a->wheel_tick++;   /* whatever is scheduled now lands in a later slot */
         while (idx != NIL) {
-            struct viewer *v = &s->v[idx];
+            struct viewer *v = &a->v[idx];
             uint32_t next = v->next;
             v->flags &= (uint16_t)~VF_WHEEL;
             /* Not yet due: a later turn, a time moved later, or later in this tick. */
             if (v->due_ms > now)
-                schedule(s, idx, v->due_ms);
+                schedule(a, idx, v->due_ms);
             else
-                due(s, idx, now);
+                due(a, idx, now);
             idx = next;
         }
     }
@@ -266,94 +325,116 @@ void audience_tick(struct sim *s, uint32_t now)
 /* The finale: every seated viewer leaves, or goes silent, as soon as it has
  * nothing in flight. Scanning the array costs a few ms per tick and only
  * runs while viewers remain seated. */
-void audience_finale_scan(struct sim *s)
+void audience_finale_scan(struct audience *a, bool leave)
 {
-    if (s->n_seated == 0)
+    if (a->truth->seated == 0)
         return;
-    uint32_t now = sim_now_ms(s);
-    for (uint32_t i = 0; i < s->o.viewers; i++) {
-        struct viewer *v = &s->v[i];
+    uint32_t now = clock_ms(a->clock);
+    for (uint32_t i = 0; i < a->o->viewers; i++) {
+        struct viewer *v = &a->v[i];
         if (v->state == V_SEATED && !(v->flags & VF_BUSY))
-            go_away(s, i, now, s->o.finale == FINALE_LEAVE);
+            go_away(a, i, now, leave);
     }
+}
+
+/* ---- participant ids ------------------------------------------------------ */
+
+/* SPEC §5: a participant id is 1..PID_MAX characters of [A-Za-z0-9-]. */
+static bool valid_pid(const char *pid)
+{
+    size_t n = pid ? strlen(pid) : 0;
+    if (n == 0 || n > PID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)pid[i]) && pid[i] != '-')
+            return false;
+    return true;
+}
+
+static int cmp_u32(const void *x, const void *y)
+{
+    uint32_t p = *(const uint32_t *)x, q = *(const uint32_t *)y;
+    return p < q ? -1 : p > q;
+}
+
+/* The slot keeping viewer idx's participant id, or NULL when its rejoin
+ * does not use the API (only those keep one). */
+static char *pid_slot(const struct audience *a, uint32_t idx)
+{
+    const uint32_t *at = a->npids ? bsearch(&idx, a->pid_of, a->npids, sizeof idx, cmp_u32) : NULL;
+    return at ? a->pid[at - a->pid_of] : NULL;
 }
 
 /* ---- requests ------------------------------------------------------------ */
 
-static void hex_encode(const uint8_t *in, size_t n, char *out)
+static bool viewer_prepare(void *arg, uint32_t idx, struct http_req *req)
 {
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-static bool hex_decode(const char *in, uint8_t *out, size_t n)
-{
-    if (strlen(in) != 2 * n)
-        return false;
-    for (size_t i = 0; i < 2 * n; i++) {
-        char ch = in[i];
-        int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-        if (d < 0)
-            return false;
-        out[i / 2] = (uint8_t)(i % 2 ? out[i / 2] | d : d << 4);
-    }
-    return true;
-}
-
-int audience_request(struct sim *s, uint32_t idx, char *path, size_t pathlen,
-                     char *body, size_t bodylen)
-{
-    struct viewer *v = &s->v[idx];
-    const char *user = s->o.user_prefix;
-    const char *arn = s->stages[v->stage];
+    struct audience *a = arg;
+    struct viewer *v = &a->v[idx];
+    const char *user = a->o->user_prefix;
+    const char *arn = a->truth->stages[v->stage];
+    req->get = false;
     switch (v->state) {
     case V_JOINING:
+        mark_sent(v, &a->truth->join_sent);
         if ((v->flags & VF_REJOINED) && (v->flags & VF_REJOIN_API) && (v->flags & VF_HAS_PID)) {
-            char pid[2 * PID_BYTES + 1];
-            hex_encode(s->pids[idx], PID_BYTES, pid);
-            mark_sent(v, &s->n_join_sent);
-            snprintf(path, pathlen, "/api/viewer/rejoin");
-            snprintf(body, bodylen, "{\"userId\":\"%s%u\",\"stageArn\":\"%s\",\"participantId\":\"%s\"}",
-                     user, idx, arn, pid);
-            return K_REJOIN;
+            req->tag = K_REJOIN;
+            snprintf(req->path, sizeof req->path, "/api/viewer/rejoin");
+            snprintf(req->body, sizeof req->body,
+                     "{\"userId\":\"%s%u\",\"stageArn\":\"%s\",\"participantId\":\"%s\"}", user, idx,
+                     arn, pid_slot(a, idx));
+            return true;
         }
-        mark_sent(v, &s->n_join_sent);
-        snprintf(path, pathlen, "/api/token/viewer");
-        snprintf(body, bodylen, "{\"userId\":\"%s%u\"}", user, idx);
-        return K_JOIN;
+        req->tag = K_JOIN;
+        snprintf(req->path, sizeof req->path, "/api/token/viewer");
+        snprintf(req->body, sizeof req->body, "{\"userId\":\"%s%u\"}", user, idx);
+        return true;
     case V_SEATED:
-        snprintf(path, pathlen, "/api/viewer/heartbeat");
-        snprintf(body, bodylen, "{\"userId\":\"%s%u\",\"stageArn\":\"%s\"}", user, idx, arn);
-        return K_HEARTBEAT;
+        req->tag = K_HEARTBEAT;
+        snprintf(req->path, sizeof req->path, "/api/viewer/heartbeat");
+        snprintf(req->body, sizeof req->body, "{\"userId\":\"%s%u\",\"stageArn\":\"%s\"}", user, idx, arn);
+        return true;
     case V_LEAVING:
-        mark_sent(v, &s->n_leave_sent);
-        snprintf(path, pathlen, "/api/viewer/leave");
-        snprintf(body, bodylen, "{\"userId\":\"%s%u\",\"stageArn\":\"%s\"}", user, idx, arn);
-        return K_LEAVE;
+        mark_sent(v, &a->truth->leave_sent);
+        req->tag = K_LEAVE;
+        snprintf(req->path, sizeof req->path, "/api/viewer/leave");
+        snprintf(req->body, sizeof req->body, "{\"userId\":\"%s%u\",\"stageArn\":\"%s\"}", user, idx, arn);
+        return true;
     default:
         v->flags &= (uint16_t)~VF_BUSY;
-        return -1;
+        return false;
     }
 }
 
 /* ---- answers ------------------------------------------------------------- */
 
-#define ANOMALIES_SHOWN 10
-
 /* Names the first few viewers usher surprised, so they can be looked up. */
-static void anomaly(struct sim *s, uint32_t idx, uint32_t now, const char *what)
+static void anomaly(struct audience *a, uint32_t idx, uint32_t now, const char *what)
 {
-    const struct viewer *v = &s->v[idx];
-    if (s->anomalies_shown++ >= ANOMALIES_SHOWN)
+    const struct viewer *v = &a->v[idx];
+    if (!report_anomaly_shown(a->rep))
         return;
     printf("ANOMALY  %.1fs %s%u: %s (fate %d, flags 0x%x, last heartbeat sent %.1f s ago, "
-           "gone/grace mark %+.1f s)\n", now / 1000.0, s->o.user_prefix, idx, what, v->fate,
+           "gone/grace mark %+.1f s)\n", now / 1000.0, a->o->user_prefix, idx, what, v->fate,
            v->flags, (now - v->last_ok_ms) / 1000.0,
            v->gone_ms == NO_TIME ? 0.0 : ((double)v->gone_ms - now) / 1000.0);
+}
+
+/* Keeps the participant id an answer gave; one not as SPEC §5 says is an
+ * anomaly (and leaves the viewer unable to rejoin through the API, which
+ * its tally then shows). */
+static void note_pid(struct audience *a, uint32_t idx, const char *pid, uint32_t now)
+{
+    if (!valid_pid(pid)) {
+        a->rep->c.bad_pid++;
+        anomaly(a, idx, now, "its participantId is not 1-64 of [A-Za-z0-9-] (SPEC 5)");
+        return;
+    }
+    char *slot = pid_slot(a, idx);
+    if (slot) {
+        memcpy(slot, pid, strlen(pid) + 1);
+        a->v[idx].flags |= VF_HAS_PID;
+    }
 }
 
 static json_t *answer_data(const char *body, size_t len, json_t **doc)
@@ -363,283 +444,301 @@ static json_t *answer_data(const char *body, size_t len, json_t **doc)
     return json_is_object(data) ? data : NULL;
 }
 
-static void join_seated(struct sim *s, const struct conn *c, json_t *data, uint32_t now)
+/* The latencies and the fate of a join answered 200. */
+static void join_timing(struct audience *a, uint32_t idx, const struct http_answer *ans, uint32_t now)
 {
-    uint32_t idx = c->item;
-    struct viewer *v = &s->v[idx];
-    int stage = stage_index(s, json_string_value(json_object_get(data, "stageArn")));
+    struct viewer *v = &a->v[idx];
+    int64_t wire = ans->answered_us - ans->sent_us;
+    lat_add(&a->rep->join_wire, wire);
+    if (!(v->flags & VF_FIRST_DONE)) {
+        v->flags |= VF_FIRST_DONE;
+        if (v->flags & VF_BURST) {
+            lat_add(&a->rep->join_wire_burst, wire);
+            lat_add(&a->rep->seat_delay_burst, ((int64_t)now - v->want_ms) * 1000);
+        }
+        plan_fate(a, v, now);
+    } else if (v->flags & VF_REJOINED) {
+        v->gone_ms = v->rejoin_ms = NO_TIME;    /* one rejoin, then it stays */
+    }
+    uint32_t next = now + a->heartbeat_ms;
+    schedule(a, idx, a->active ? min_u32(next, v->gone_ms) : next);
+}
+
+static void join_seated(struct audience *a, uint32_t idx, const struct http_answer *ans,
+                        json_t *data, uint32_t now)
+{
+    struct viewer *v = &a->v[idx];
+    int stage = truth_stage(a->truth, json_string_value(json_object_get(data, "stageArn")));
     if (stage < 0) {
         /* Only with more than MAX_STAGES_SEEN stages over one run. */
-        anomaly(s, idx, now, "its stage does not fit the simulator's stage table");
+        anomaly(a, idx, now, "its stage does not fit the simulator's stage table");
         stage = 0;
     }
-    if (c->kind == K_REJOIN && stage != v->stage) {
-        s->c.wrong_stage++;
-        anomaly(s, idx, now, "rejoin seated it in another stage than asked");
+    if (ans->tag == K_REJOIN) {
+        a->rep->tally[T_REJOIN_API].ran++;
+        if (stage != v->stage) {
+            a->rep->c.wrong_stage++;
+            anomaly(a, idx, now, "rejoin seated it in another stage than asked");
+        }
     }
     /* A seat we did not know of: usher kept one past its expiry, or gave one twice. */
     if (!json_is_true(json_object_get(data, "isNewViewer")) &&
         !(v->flags & (VF_MAYBE_SEATED | VF_UNSURE))) {
-        s->c.stale_seats++;
-        anomaly(s, idx, now, "join answered isNewViewer=false, but it held no seat");
+        a->rep->c.stale_seats++;
+        anomaly(a, idx, now, "join answered isNewViewer=false, but it held no seat");
     }
-    const char *pid = json_string_value(json_object_get(data, "participantId"));
-    if (s->pids && pid && hex_decode(pid, s->pids[idx], PID_BYTES))
-        v->flags |= VF_HAS_PID;
+    a->rep->tally[T_JOIN].ran++;
+    note_pid(a, idx, json_string_value(json_object_get(data, "participantId")), now);
     v->stage = (uint8_t)stage;
     v->state = V_SEATED;
     v->flags &= (uint16_t)~(VF_MAYBE_SEATED | VF_UNSURE);
-    v->last_ok_ms = (uint32_t)(c->sent_us / 1000);
-    clear_sent(v, &s->n_join_sent);
-    s->n_joining--;
-    if (++s->n_seated > s->peak_seated)
-        s->peak_seated = s->n_seated;
-
-    int64_t wire = sim_now_us(s) - c->sent_us;
-    lat_add(&s->join_wire, wire);
-    if (!(v->flags & VF_FIRST_DONE)) {
-        v->flags |= VF_FIRST_DONE;
-        if (v->flags & VF_BURST) {
-            lat_add(&s->join_wire_burst, wire);
-            lat_add(&s->seat_delay_burst, ((int64_t)now - v->want_ms) * 1000);
-        }
-        plan_fate(s, v, now);
-    } else if (v->flags & VF_REJOINED) {
-        v->gone_ms = v->rejoin_ms = NO_TIME;    /* one rejoin, then it stays */
-    }
-    uint32_t next = now + s->heartbeat_ms;
-    schedule(s, idx, active(s) ? min_u32(next, v->gone_ms) : next);
+    v->last_ok_ms = (uint32_t)(ans->sent_us / 1000);
+    clear_sent(v, &a->truth->join_sent);
+    a->truth->joining--;
+    a->truth->seated++;
+    truth_seat(a->truth, idx, stage);
+    join_timing(a, idx, ans, now);
 }
 
-static void join_failed(struct sim *s, const struct conn *c, int status, const char *body,
+static void join_failed(struct audience *a, uint32_t idx, int tag, int status, const char *body,
                         size_t len, uint32_t now)
 {
-    uint32_t idx = c->item;
-    struct viewer *v = &s->v[idx];
+    struct viewer *v = &a->v[idx];
     if (unsure_failure(status, body, len))
         v->flags |= VF_UNSURE;
     bool unsure = v->flags & (VF_UNSURE | VF_MAYBE_SEATED);
     if (!unsure)
-        clear_sent(v, &s->n_join_sent);
+        clear_sent(v, &a->truth->join_sent);
     /* A refused rejoin (its stage full, draining or gone) falls back to
-     * asking for a new token, as an app would. */
-    if (c->kind == K_REJOIN && (status == 404 || status == 503) && active(s)) {
+     * asking for a new token, as an app would; its tally counts it as
+     * answered but not re-seated. */
+    if (tag == K_REJOIN && (status == 404 || status == 503) && a->active) {
         v->flags &= (uint16_t)~VF_REJOIN_API;
-        s->c.rejoin_fallbacks++;
-        schedule(s, idx, now + TICK_MS);
+        a->rep->c.rejoin_fallbacks++;
+        a->rep->tally[T_REJOIN_API].ran++;
+        a->rep->tally[T_REJOIN_API].refused++;
+        schedule(a, idx, now + TICK_MS);
         return;
     }
     bool retryable = status == 0 || status == 429 || status >= 500;
     /* After the activity, retry only to learn the fate of an unsure seat. */
-    if (retryable && v->tries < s->o.join_retries && (active(s) || unsure)) {
+    if (retryable && v->tries < a->o->join_retries && (a->active || unsure)) {
         v->tries++;
-        schedule(s, idx, now + backoff_ms(s, v->tries));
+        schedule(a, idx, now + backoff_ms(a, v->tries));
         return;
     }
-    s->n_joining--;
-    clear_sent(v, &s->n_join_sent);
+    a->truth->joining--;
+    clear_sent(v, &a->truth->join_sent);
     v->flags &= (uint16_t)~(VF_MAYBE_SEATED | VF_UNSURE);
     if (unsure) {
-        become_vanished(s, idx, now);   /* any seat it may hold expires */
+        become_vanished(a, idx, now);   /* any seat it may hold expires */
     } else {
         v->state = V_FAILED;
-        s->c.failed++;
+        a->rep->c.failed++;
     }
 }
 
 /* usher drains a stage by moving its viewers on their next heartbeat: the
  * answer names the new stage (and a token with the participant id). */
-static void heartbeat_moved(struct sim *s, uint32_t idx, const char *body, size_t len)
+static void heartbeat_moved(struct audience *a, uint32_t idx, const char *body, size_t len,
+                            uint32_t now)
 {
-    struct viewer *v = &s->v[idx];
+    struct viewer *v = &a->v[idx];
     json_t *doc, *data = answer_data(body, len, &doc);
-    int stage = stage_index(s, json_string_value(json_object_get(data, "stageArn")));
+    int stage = truth_stage(a->truth, json_string_value(json_object_get(data, "stageArn")));
     const char *pid = json_string_value(json_object_get(data, "participantId"));
     if (stage >= 0 && stage != v->stage) {
         v->stage = (uint8_t)stage;
-        s->c.moves++;
+        truth_seat(a->truth, idx, stage);
+        a->rep->c.moves++;
     }
-    if (s->pids && pid && hex_decode(pid, s->pids[idx], PID_BYTES))
-        v->flags |= VF_HAS_PID;
+    if (pid)
+        note_pid(a, idx, pid, now);
     json_decref(doc);
 }
 
-static void heartbeat_answered(struct sim *s, const struct conn *c, int status,
-                               const char *body, size_t len, uint32_t now)
+static void heartbeat_answered(struct audience *a, uint32_t idx, const struct http_answer *ans,
+                               uint32_t now)
 {
-    uint32_t idx = c->item;
-    struct viewer *v = &s->v[idx];
-    if (status == 200) {
-        v->last_ok_ms = (uint32_t)(c->sent_us / 1000);
-        lat_add(&s->hb_wire, sim_now_us(s) - c->sent_us);
-        if (memmem(body, len, "\"moved\":true", 12))
-            heartbeat_moved(s, c->item, body, len);
+    struct viewer *v = &a->v[idx];
+    if (ans->status == 200) {
+        a->rep->tally[T_HEARTBEAT].ran++;
+        v->last_ok_ms = (uint32_t)(ans->sent_us / 1000);
+        lat_add(&a->rep->hb_wire, ans->answered_us - ans->sent_us);
+        if (memmem(ans->body, ans->len, "\"moved\":true", 12))
+            heartbeat_moved(a, idx, ans->body, ans->len, now);
         return;
     }
-    if (status != 404 || v->state != V_SEATED)
+    if (ans->status != 404 || v->state != V_SEATED)
         return;
+    a->rep->tally[T_HEARTBEAT].ran++;
     /* usher no longer seats it. Only a sweep removes a seat, and a sweep
      * removes only viewers silent for HEARTBEAT_TIMEOUT: if our last
      * heartbeat answered was sent more recently than that, usher is wrong. */
-    if ((double)(now - v->last_ok_ms) >= s->o.timeout * 1000) {
-        s->c.lost_late++;
-        anomaly(s, idx, now, "heartbeat 404 after our own heartbeats came late");
+    if ((double)(now - v->last_ok_ms) >= a->o->timeout * 1000) {
+        a->rep->c.lost_late++;
+        anomaly(a, idx, now, "heartbeat 404 after our own heartbeats came late");
     } else {
-        s->c.lost_unexpected++;
-        anomaly(s, idx, now, "heartbeat 404 though it heartbeated within the timeout");
+        a->rep->c.lost_unexpected++;
+        anomaly(a, idx, now, "heartbeat 404 though it heartbeated within the timeout");
     }
     v->state = V_LOST;
-    s->n_seated--;
+    a->truth->seated--;
+    truth_seat(a->truth, idx, NO_SEAT);
 }
 
-static void leave_answered(struct sim *s, const struct conn *c, int status, const char *body,
-                           size_t len, uint32_t now)
+static void leave_failed(struct audience *a, uint32_t idx, const struct http_answer *ans, uint32_t now)
 {
-    uint32_t idx = c->item;
-    struct viewer *v = &s->v[idx];
-    if (status != 200) {
-        if (unsure_failure(status, body, len))
-            v->flags |= VF_UNSURE;
-        else
-            clear_sent(v, &s->n_leave_sent);
-        if (++v->tries < LEAVE_TRIES) {
-            schedule(s, idx, now + backoff_ms(s, v->tries));
-            return;
-        }
-        clear_sent(v, &s->n_leave_sent);
-        v->flags &= (uint16_t)~VF_UNSURE;
-        s->n_leaving--;
-        become_vanished(s, idx, now);   /* it stopped heartbeating: it expires */
+    struct viewer *v = &a->v[idx];
+    if (unsure_failure(ans->status, ans->body, ans->len))
+        v->flags |= VF_UNSURE;
+    else
+        clear_sent(v, &a->truth->leave_sent);
+    if (++v->tries < LEAVE_TRIES) {
+        schedule(a, idx, now + backoff_ms(a, v->tries));
         return;
     }
-    json_t *doc, *data = answer_data(body, len, &doc);
-    /* After an unanswered attempt, the seat may rightly be gone already. */
-    if (json_is_false(json_object_get(data, "wasSeated")) && !(v->flags & VF_UNSURE)) {
-        s->c.leave_no_seat++;
-        anomaly(s, idx, now, "leave answered wasSeated=false");
-    }
-    json_decref(doc);
+    clear_sent(v, &a->truth->leave_sent);
     v->flags &= (uint16_t)~VF_UNSURE;
-    clear_sent(v, &s->n_leave_sent);
-    s->n_leaving--;
-    v->state = V_GONE;
-    if (active(s) && !(v->flags & VF_REJOINED) && v->rejoin_ms != NO_TIME)
-        schedule(s, idx, v->rejoin_ms > now ? v->rejoin_ms : now);
+    a->truth->leaving--;
+    become_vanished(a, idx, now);   /* it stopped heartbeating: it expires */
 }
 
-void audience_answer(struct sim *s, const struct conn *c, int status, const char *body,
-                     size_t len)
+static void leave_answered(struct audience *a, uint32_t idx, const struct http_answer *ans, uint32_t now)
 {
-    struct viewer *v = &s->v[c->item];
-    uint32_t now = sim_now_ms(s);
+    struct viewer *v = &a->v[idx];
+    if (ans->status != 200) {
+        leave_failed(a, idx, ans, now);
+        return;
+    }
+    json_t *doc, *data = answer_data(ans->body, ans->len, &doc);
+    /* After an unanswered attempt, the seat may rightly be gone already. */
+    if (json_is_false(json_object_get(data, "wasSeated")) && !(v->flags & VF_UNSURE)) {
+        a->rep->c.leave_no_seat++;
+        anomaly(a, idx, now, "leave answered wasSeated=false");
+    }
+    json_decref(doc);
+    a->rep->tally[T_LEAVE].ran++;
+    v->flags &= (uint16_t)~VF_UNSURE;
+    clear_sent(v, &a->truth->leave_sent);
+    a->truth->leaving--;
+    v->state = V_GONE;
+    if (a->active && !(v->flags & VF_REJOINED) && v->rejoin_ms != NO_TIME)
+        schedule(a, idx, v->rejoin_ms > now ? v->rejoin_ms : now);
+}
+
+static void viewer_answer(void *arg, uint32_t idx, const struct http_answer *ans)
+{
+    struct audience *a = arg;
+    struct viewer *v = &a->v[idx];
+    uint32_t now = clock_ms(a->clock);
     v->flags &= (uint16_t)~VF_BUSY;
-    switch (c->kind) {
+    count_status(a->rep, ans->tag, ans->status);
+    switch (ans->tag) {
     case K_JOIN:
     case K_REJOIN: {
-        json_t *doc = NULL, *data = status == 200 ? answer_data(body, len, &doc) : NULL;
+        json_t *doc = NULL, *data = ans->status == 200 ? answer_data(ans->body, ans->len, &doc) : NULL;
         if (data && json_is_string(json_object_get(data, "stageArn")))
-            join_seated(s, c, data, now);
+            join_seated(a, idx, ans, data, now);
         else
-            join_failed(s, c, status == 200 ? 500 : status, body, len, now);
+            join_failed(a, idx, ans->tag, ans->status == 200 ? 500 : ans->status, ans->body,
+                        ans->len, now);
         json_decref(doc);
         break;
     }
     case K_HEARTBEAT:
-        heartbeat_answered(s, c, status, body, len, now);
+        heartbeat_answered(a, idx, ans, now);
         break;
     case K_LEAVE:
-        leave_answered(s, c, status, body, len, now);
+        leave_answered(a, idx, ans, now);
         break;
     default:
         break;
     }
-    check_note_truth(s);
-}
-
-/* ---- truth and names ----------------------------------------------------- */
-
-void truth_range(const struct sim *s, int64_t *min, int64_t *max)
-{
-    *min = s->n_seated + (s->n_leaving - s->n_leave_sent);
-    *max = s->n_seated + s->n_leaving + s->n_join_sent + s->n_vanished;
-}
-
-int stage_index(struct sim *s, const char *arn)
-{
-    if (!arn || !arn[0] || strlen(arn) >= ARN_MAX || strpbrk(arn, "\"\\"))
-        return -1;
-    for (int i = 0; i < s->nstages; i++)
-        if (strcmp(s->stages[i], arn) == 0)
-            return i;
-    if (s->nstages == MAX_STAGES_SEEN)
-        return -1;
-    memcpy(s->stages[s->nstages], arn, strlen(arn) + 1);
-    return s->nstages++;
-}
-
-bool user_index(const struct sim *s, const char *user, uint32_t *idx)
-{
-    size_t plen = strlen(s->o.user_prefix);
-    if (strncmp(user, s->o.user_prefix, plen) != 0)
-        return false;
-    const char *p = user + plen;
-    if (!*p || (p[0] == '0' && p[1]))
-        return false;
-    uint64_t n = 0;
-    for (; *p; p++) {
-        if (*p < '0' || *p > '9' || (n = n * 10 + (uint64_t)(*p - '0')) >= s->o.viewers)
-            return false;
-    }
-    *idx = (uint32_t)n;
-    return true;
+    truth_changed(a->truth);
 }
 
 /* ---- life ---------------------------------------------------------------- */
 
-static uint8_t draw_fate(struct sim *s)
+static uint8_t draw_fate(struct audience *a)
 {
-    double r = sim_rand(s) * 100;
-    const struct opts *o = &s->o;
+    double r = dice(a->clock) * 100;
+    const struct opts *o = a->o;
     if (r < o->leave_pct)
         return F_LEAVE;
     if (r < o->leave_pct + o->vanish_pct)
         return F_VANISH;
     if (r < o->leave_pct + o->vanish_pct + o->rejoin_pct)
-        return sim_rand(s) < 0.5 ? F_LEAVE_REJOIN : F_VANISH_REJOIN;
+        return dice(a->clock) < 0.5 ? F_LEAVE_REJOIN : F_VANISH_REJOIN;
     return F_STAY;
 }
 
-int audience_init(struct sim *s)
+/* The checks these options plan (sim_report.h): each must then run. */
+static void plan_tallies(struct audience *a)
 {
-    uint32_t n = s->o.viewers;
-    s->v = calloc(n, sizeof *s->v);
-    if (!s->v)
+    const struct opts *o = a->o;
+    struct tally *t = a->rep->tally;
+    t[T_JOIN].on = t[T_HEARTBEAT].on = true;
+    t[T_LEAVE].on = o->leave_pct > 0 || o->rejoin_pct > 0 || o->finale == FINALE_LEAVE;
+    t[T_LEAVE].has_plan = true;
+    t[T_EXPIRY].on = o->vanish_pct > 0 || o->rejoin_pct > 0 || o->finale == FINALE_VANISH;
+    t[T_REJOIN_API].on = o->rejoin_pct > 0 && o->rejoin_api_pct > 0;
+    t[T_REJOIN_API].has_plan = true;
+}
+
+/* Draws one viewer's fate and whether its rejoin uses the API. */
+static void draw_viewer(struct audience *a, uint32_t i)
+{
+    struct viewer *v = &a->v[i];
+    v->state = V_PENDING;
+    v->fate = draw_fate(a);
+    v->gone_ms = v->rejoin_ms = NO_TIME;
+    v->want_ms = ramp_time_ms(a->o, i);
+    if (i < a->o->ramp[0].n)
+        v->flags |= VF_BURST;
+    if ((v->fate == F_LEAVE_REJOIN || v->fate == F_VANISH_REJOIN) &&
+        dice(a->clock) * 100 < a->o->rejoin_api_pct) {
+        v->flags |= VF_REJOIN_API;
+        a->pid_of[a->npids++] = i;   /* ascending: pid_slot's bsearch needs it */
+    }
+    schedule(a, i, v->want_ms);
+}
+
+int audience_init(struct audience *a, const struct opts *o, struct sim_clock *clock,
+                  struct http_pool *http, struct truth *truth, struct report *rep)
+{
+    uint32_t n = o->viewers;
+    *a = (struct audience){.o = o, .clock = clock, .http = http, .truth = truth, .rep = rep,
+                           .active = false};   /* until the run starts */
+    a->client = (struct http_client){viewer_prepare, viewer_answer, a};
+    a->heartbeat_ms = (uint32_t)(o->heartbeat * 1000);
+    a->grace_ms = (uint32_t)((o->timeout + o->cleanup + o->slack) * 1000);
+    a->active_end_ms = (uint32_t)(o->duration * 1000);
+    a->burst_end_ms = (uint32_t)(o->ramp[0].t * 1000);   /* one ramp point: all of it */
+    a->v = calloc(n, sizeof *a->v);
+    a->pid_of = calloc(n, sizeof *a->pid_of);
+    if (!a->v || !a->pid_of)
         return -1;
-    if (s->o.rejoin_pct > 0 && s->o.rejoin_api_pct > 0) {
-        s->pids = calloc(n, sizeof *s->pids);
-        if (!s->pids)
-            return -1;
-    }
     for (size_t i = 0; i < WHEEL_SLOTS; i++)
-        s->wheel[i] = NIL;
-    for (uint32_t i = 0; i < n; i++) {
-        struct viewer *v = &s->v[i];
-        v->state = V_PENDING;
-        v->fate = draw_fate(s);
-        v->gone_ms = v->rejoin_ms = NO_TIME;
-        v->want_ms = ramp_time_ms(&s->o, i);
-        if (i < s->o.ramp[0].n)
-            v->flags |= VF_BURST;
-        if ((v->fate == F_LEAVE_REJOIN || v->fate == F_VANISH_REJOIN) &&
-            sim_rand(s) * 100 < s->o.rejoin_api_pct)
-            v->flags |= VF_REJOIN_API;
-        schedule(s, i, v->want_ms);
-    }
+        a->wheel[i] = NIL;
+    for (uint32_t i = 0; i < n; i++)
+        draw_viewer(a, i);
+    if (a->npids && !(a->pid = calloc(a->npids, sizeof *a->pid)))
+        return -1;
+    plan_tallies(a);
     return 0;
 }
 
-void audience_free(struct sim *s)
+void audience_fates(const struct audience *a, uint64_t out[5])
 {
-    free(s->v);
-    free(s->pids);
+    memset(out, 0, 5 * sizeof *out);
+    for (uint32_t i = 0; i < a->o->viewers; i++)
+        out[a->v[i].fate]++;
+}
+
+void audience_free(struct audience *a)
+{
+    free(a->v);
+    free(a->pid_of);
+    free(a->pid);
 }

@@ -20,8 +20,14 @@
  *                hold exactly the seated viewers, each in its stage.
  *
  * Seats that were there before the run (the baseline) are added to the
- * truth, so a run against a Redis with other viewers still checks. */
-#include "sim.h"
+ * truth, so a run against a Redis with other viewers still checks.
+ *
+ * It reads the truth (sim_truth.c), never a viewer: the audience and the
+ * checks meet only there. A read that fails is asked again a second later
+ * (an exact check CHECK_TRIES times, a checkpoint until it reads or the
+ * run ends); a check counts in its tally only once it has read both
+ * sources, so a run whose checks could not read fails (sim_report.c). */
+#include "sim_check.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -58,30 +64,30 @@ static long long reply_num(const redisReply *r)
     return r->type == REDIS_REPLY_NIL ? 0 : -1;
 }
 
-int check_connect_redis(struct sim *s)
+static int connect_redis(struct checker *k)
 {
-    const struct opts *o = &s->o;
+    const struct opts *o = k->o;
     struct timeval tv = {2, 0};
-    if (s->redis)
-        redisFree(s->redis);
-    s->redis = redisConnectWithTimeout(o->redis_host, o->redis_port, tv);
-    if (!s->redis || s->redis->err) {
+    if (k->redis)
+        redisFree(k->redis);
+    k->redis = redisConnectWithTimeout(o->redis_host, o->redis_port, tv);
+    if (!k->redis || k->redis->err) {
         fprintf(stderr, "simulator: cannot reach Redis at %s:%d: %s\n", o->redis_host,
-                o->redis_port, s->redis ? s->redis->errstr : "out of memory");
+                o->redis_port, k->redis ? k->redis->errstr : "out of memory");
         return -1;
     }
     struct timeval io = {10, 0};
-    redisSetTimeout(s->redis, io);
+    redisSetTimeout(k->redis, io);
     redisReply *r = NULL;
     if (o->redis_pass[0])
-        r = o->redis_user[0] ? redisCommand(s->redis, "AUTH %s %s", o->redis_user, o->redis_pass)
-                             : redisCommand(s->redis, "AUTH %s", o->redis_pass);
+        r = o->redis_user[0] ? redisCommand(k->redis, "AUTH %s %s", o->redis_user, o->redis_pass)
+                             : redisCommand(k->redis, "AUTH %s", o->redis_pass);
     if (r && r->type == REDIS_REPLY_ERROR)
         fprintf(stderr, "simulator: Redis AUTH: %s\n", r->str);
     if (r)
         freeReplyObject(r);
     if (o->redis_db) {
-        r = redisCommand(s->redis, "SELECT %d", o->redis_db);
+        r = redisCommand(k->redis, "SELECT %d", o->redis_db);
         if (r)
             freeReplyObject(r);
     }
@@ -89,14 +95,14 @@ int check_connect_redis(struct sim *s)
 }
 
 /* One consistent read of the SPEC §3 counts; -1 when Redis failed. */
-static int snapshot(struct sim *s, struct snap *sn)
+static int snapshot(struct checker *k, struct snap *sn)
 {
-    const char *P = s->o.prefix;
+    const char *P = k->o->prefix;
     memset(sn, 0, sizeof *sn);
-    if (!s->redis || s->redis->err)
-        if (check_connect_redis(s) != 0)
+    if (!k->redis || k->redis->err)
+        if (connect_redis(k) != 0)
             return -1;
-    sn->stages = redisCommand(s->redis, "ZRANGE %sstages 0 -1", P);
+    sn->stages = redisCommand(k->redis, "ZRANGE %sstages 0 -1", P);
     if (!sn->stages || sn->stages->type != REDIS_REPLY_ARRAY)
         goto fail;
     sn->n = sn->stages->elements;
@@ -105,22 +111,22 @@ static int snapshot(struct sim *s, struct snap *sn)
     sn->zcard = calloc(sn->n + 1, sizeof *sn->zcard);
     if (!sn->viewers || !sn->hlen || !sn->zcard)
         goto fail;
-    redisAppendCommand(s->redis, "MULTI");
-    redisAppendCommand(s->redis, "GET %stotal_viewers", P);
+    redisAppendCommand(k->redis, "MULTI");
+    redisAppendCommand(k->redis, "GET %stotal_viewers", P);
     for (size_t i = 0; i < sn->n; i++) {
         const char *arn = sn->stages->element[i]->str;
-        redisAppendCommand(s->redis, "GET %sviewers:%s", P, arn);
-        redisAppendCommand(s->redis, "HLEN %sviewer:heartbeat:%s", P, arn);
-        redisAppendCommand(s->redis, "ZCARD %sviewer:expiry:%s", P, arn);
+        redisAppendCommand(k->redis, "GET %sviewers:%s", P, arn);
+        redisAppendCommand(k->redis, "HLEN %sviewer:heartbeat:%s", P, arn);
+        redisAppendCommand(k->redis, "ZCARD %sviewer:expiry:%s", P, arn);
     }
-    redisAppendCommand(s->redis, "EXEC");
+    redisAppendCommand(k->redis, "EXEC");
     redisReply *r = NULL;
     for (size_t i = 0; i < 3 * sn->n + 2; i++) {      /* OK and QUEUED */
-        if (redisGetReply(s->redis, (void **)&r) != REDIS_OK)
+        if (redisGetReply(k->redis, (void **)&r) != REDIS_OK)
             goto fail;
         freeReplyObject(r);
     }
-    if (redisGetReply(s->redis, (void **)&r) != REDIS_OK)
+    if (redisGetReply(k->redis, (void **)&r) != REDIS_OK)
         goto fail;
     bool ok = r->type == REDIS_REPLY_ARRAY && r->elements == 3 * sn->n + 1;
     if (ok) {
@@ -136,11 +142,11 @@ static int snapshot(struct sim *s, struct snap *sn)
         return 0;
 fail:
     fprintf(stderr, "simulator: reading Redis failed: %s\n",
-            s->redis && s->redis->err ? s->redis->errstr : "unexpected reply");
+            k->redis && k->redis->err ? k->redis->errstr : "unexpected reply");
     snap_free(sn);
-    if (s->redis && s->redis->err) {
-        redisFree(s->redis);
-        s->redis = NULL;
+    if (k->redis && k->redis->err) {
+        redisFree(k->redis);
+        k->redis = NULL;
     }
     return -1;
 }
@@ -164,14 +170,14 @@ static long long snap_max_stage(const struct snap *sn)
     return m;
 }
 
-int check_baseline(struct sim *s)
+int check_baseline(struct checker *k)
 {
     struct snap sn;
-    if (snapshot(s, &sn) != 0)
+    if (snapshot(k, &sn) != 0)
         return -1;
     long long v, h, z;
     snap_sums(&sn, &v, &h, &z);
-    s->baseline = sn.total;
+    k->truth->baseline = sn.total;
     printf("redis: %zu stages; total_viewers %lld, sum viewers:{arn} %lld, sum HLEN %lld before the run\n",
            sn.n, sn.total, v, h);
     if (sn.total != 0)
@@ -183,38 +189,26 @@ int check_baseline(struct sim *s)
     return 0;
 }
 
-void check_start(struct sim *s, const char *label, bool exact)
+void check_start(struct checker *k, const char *label, bool exact)
 {
-    struct check *k = &s->chk;
     k->pending = true;
     k->exact = exact;
     k->tries = 0;
     k->retry_ms = 0;
     snprintf(k->label, sizeof k->label, "%s", label);
-    truth_range(s, &k->wmin, &k->wmax);
-    http_enqueue(s, STATS_ITEM, true);
+    if (!exact)
+        k->rep->tally[T_CHECKPOINT].planned++;   /* the exact checks are planned at the start */
+    truth_watch(k->truth);
+    http_enqueue(k->http, &k->client, 0, true);
 }
 
-void check_retry_due(struct sim *s, uint32_t now)
+void check_retry_due(struct checker *k, uint32_t now)
 {
-    struct check *k = &s->chk;
     if (k->pending && k->retry_ms && now >= k->retry_ms) {
         k->retry_ms = 0;
-        truth_range(s, &k->wmin, &k->wmax);   /* a new window for the new read */
-        http_enqueue(s, STATS_ITEM, true);
+        truth_watch(k->truth);   /* a new window for the new read */
+        http_enqueue(k->http, &k->client, 0, true);
     }
-}
-
-void check_note_truth(struct sim *s)
-{
-    if (!s->chk.pending)
-        return;
-    int64_t min, max;
-    truth_range(s, &min, &max);
-    if (min < s->chk.wmin)
-        s->chk.wmin = min;
-    if (max > s->chk.wmax)
-        s->chk.wmax = max;
 }
 
 /* ---- /api/stats ---------------------------------------------------------- */
@@ -251,7 +245,7 @@ static long long api_stage_count(const struct api_stats *a, const char *arn)
 
 /* ---- verdicts ------------------------------------------------------------ */
 
-static bool verdict(struct sim *s, bool ok, const char *fmt, ...)
+static bool verdict(struct checker *k, bool ok, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -260,57 +254,45 @@ static bool verdict(struct sim *s, bool ok, const char *fmt, ...)
     printf("\n");
     va_end(ap);
     if (!ok)
-        s->c.check_mismatches++;
+        k->rep->c.check_mismatches++;
     return ok;
 }
 
 /* Every field of every heartbeat hash is a viewer the truth has seated in
  * that stage, and they are all there: the sets are equal, not just counted. */
-static void check_seats(struct sim *s, const struct snap *sn)
+static void check_seats(struct checker *k, const struct snap *sn)
 {
+    struct truth *t = k->truth;
     long long good = 0, bad = 0, foreign = 0;
     for (size_t i = 0; i < sn->n; i++) {
         const char *arn = sn->stages->element[i]->str;
-        int stage = stage_index(s, arn);
-        redisReply *r = redisCommand(s->redis, "HKEYS %sviewer:heartbeat:%s", s->o.prefix, arn);
+        int stage = truth_stage(t, arn);
+        redisReply *r = redisCommand(k->redis, "HKEYS %sviewer:heartbeat:%s", k->o->prefix, arn);
         for (size_t j = 0; r && r->type == REDIS_REPLY_ARRAY && j < r->elements; j++) {
             uint32_t idx;
-            if (!user_index(s, r->element[j]->str, &idx)) {
+            if (!truth_user(t, r->element[j]->str, &idx)) {
                 foreign++;
                 continue;
             }
-            const struct viewer *v = &s->v[idx];
-            if (v->state == V_SEATED && v->stage == stage) {
+            if (stage >= 0 && t->seat[idx] == stage) {
                 good++;
             } else if (bad++ < 5) {
-                printf("         %s is in the hash of %s but the truth has state %d in %s\n",
-                       r->element[j]->str, arn, v->state, s->stages[v->stage]);
+                printf("         %s is in the hash of %s but the truth has it %s%s\n",
+                       r->element[j]->str, arn, t->seat[idx] == NO_SEAT ? "not seated" : "in ",
+                       t->seat[idx] == NO_SEAT ? "" : t->stages[t->seat[idx]]);
             }
         }
         if (r)
             freeReplyObject(r);
     }
-    verdict(s, good == s->n_seated && bad == 0 && foreign == s->baseline,
+    verdict(k, good == t->seated && bad == 0 && foreign == t->baseline,
             "seats: the heartbeat hashes hold exactly the %lld seated viewers, each in its stage"
             " (%lld found, %lld misplaced or unseated, %lld not ours)",
-            (long long)s->n_seated, good, bad, foreign);
+            (long long)t->seated, good, bad, foreign);
 }
 
-static void check_exact(struct sim *s, const struct api_stats *a, const struct snap *sn)
+static void check_per_stage(struct checker *k, const struct api_stats *a, const struct snap *sn)
 {
-    long long v, h, z, want = s->baseline + s->n_seated;
-    int64_t min, max;
-    truth_range(s, &min, &max);
-    snap_sums(sn, &v, &h, &z);
-    printf("-- exact check: %s (truth %lld seated%s)\n", s->chk.label, (long long)s->n_seated,
-           s->baseline ? ", plus the baseline" : "");
-    verdict(s, s->chk.wmin == s->chk.wmax && min == max,
-            "truth settled: nothing in flight, no grace running (range [%lld..%lld])",
-            (long long)s->chk.wmin, (long long)s->chk.wmax);
-    verdict(s, a->total == want, "/api/stats totalViewers          %8lld == truth %lld", a->total, want);
-    verdict(s, sn->total == want, "redis total_viewers              %8lld == truth %lld", sn->total, want);
-    verdict(s, v == want, "sum of viewers:{arn}, %2zu stages   %8lld == truth %lld", sn->n, v, want);
-    verdict(s, h == want, "sum of HLEN viewer:heartbeat:{arn} %6lld == truth %lld", h, want);
     size_t agree = 0;
     for (size_t i = 0; i < sn->n; i++) {
         long long api = api_stage_count(a, sn->stages->element[i]->str);
@@ -324,68 +306,107 @@ static void check_exact(struct sim *s, const struct api_stats *a, const struct s
     for (size_t i = 0; i < sn->n; i++)
         printf(" %lld", sn->hlen[i]);
     printf("\n");
-    verdict(s, agree == sn->n && json_array_size(a->stages) == sn->n,
-            "per stage: /api/stats viewerCount == viewers:{arn} == HLEN in %zu of %zu stages", agree, sn->n);
-    verdict(s, z == h, "usher's expiry index: sum of ZCARD viewer:expiry:{arn} %lld == sum of HLEN %lld", z, h);
-    if (s->o.capacity > 0)
-        verdict(s, snap_max_stage(sn) <= s->o.capacity, "no stage above capacity %d (fullest %lld)",
-                s->o.capacity, snap_max_stage(sn));
-    check_seats(s, sn);
+    /* The publisher is live, so there is a master stage: none listed means
+     * the per-stage comparison compared nothing. */
+    verdict(k, sn->n > 0 && agree == sn->n && json_array_size(a->stages) == sn->n,
+            "per stage: /api/stats viewerCount == viewers:{arn} == HLEN in %zu of %zu stages "
+            "(at least the master stage)", agree, sn->n);
 }
 
-static void check_range(struct sim *s, const struct api_stats *a, const struct snap *sn)
+static void check_exact(struct checker *k, const struct api_stats *a, const struct snap *sn)
 {
-    long long v, h, z, b = s->baseline;
+    const struct truth *t = k->truth;
+    long long v, h, z, want = t->baseline + t->seated;
     int64_t min, max;
-    truth_range(s, &min, &max);
+    truth_range(t, &min, &max);
     snap_sums(sn, &v, &h, &z);
-    bool api_ok = a->total >= b + s->chk.wmin && a->total <= b + s->chk.wmax;
+    printf("-- exact check: %s (truth %lld seated%s)\n", k->label, (long long)t->seated,
+           t->baseline ? ", plus the baseline" : "");
+    verdict(k, t->wmin == t->wmax && min == max,
+            "truth settled: nothing in flight, no grace running (range [%lld..%lld])",
+            (long long)t->wmin, (long long)t->wmax);
+    verdict(k, a->total == want, "/api/stats totalViewers          %8lld == truth %lld", a->total, want);
+    verdict(k, sn->total == want, "redis total_viewers              %8lld == truth %lld", sn->total, want);
+    verdict(k, v == want, "sum of viewers:{arn}, %2zu stages   %8lld == truth %lld", sn->n, v, want);
+    verdict(k, h == want, "sum of HLEN viewer:heartbeat:{arn} %6lld == truth %lld", h, want);
+    check_per_stage(k, a, sn);
+    verdict(k, z == h, "usher's expiry index: sum of ZCARD viewer:expiry:{arn} %lld == sum of HLEN %lld", z, h);
+    if (k->o->capacity > 0)
+        verdict(k, snap_max_stage(sn) <= k->o->capacity, "no stage above capacity %d (fullest %lld)",
+                k->o->capacity, snap_max_stage(sn));
+    check_seats(k, sn);
+}
+
+static void check_range(struct checker *k, const struct api_stats *a, const struct snap *sn)
+{
+    const struct truth *t = k->truth;
+    long long v, h, z, b = t->baseline;
+    int64_t min, max;
+    truth_range(t, &min, &max);
+    snap_sums(sn, &v, &h, &z);
+    bool api_ok = a->total >= b + t->wmin && a->total <= b + t->wmax;
     bool redis_ok = sn->total >= b + min && sn->total <= b + max;
     bool sums_ok = sn->total == v && v == h && h == z;
-    bool cap_ok = s->o.capacity <= 0 || snap_max_stage(sn) <= s->o.capacity;
+    bool cap_ok = k->o->capacity <= 0 || snap_max_stage(sn) <= k->o->capacity;
     bool ok = api_ok && redis_ok && sums_ok && cap_ok;
     printf("CHECK %-9s api %lld in [%lld..%lld]%s  redis %lld in [%lld..%lld]%s  "
            "= sum viewers %lld = sum HLEN %lld = sum ZCARD %lld%s%s  %s\n",
-           s->chk.label, a->total, b + s->chk.wmin, b + s->chk.wmax, api_ok ? "" : " (OUT)",
+           k->label, a->total, b + t->wmin, b + t->wmax, api_ok ? "" : " (OUT)",
            sn->total, b + min, b + max, redis_ok ? "" : " (OUT)", v, h, z,
            sums_ok ? "" : " (DISAGREE)", cap_ok ? "" : " (STAGE OVER CAPACITY)",
            ok ? "ok" : "MISMATCH");
     if (!ok)
-        s->c.check_mismatches++;
+        k->rep->c.check_mismatches++;
 }
 
-void check_on_stats(struct sim *s, int status, const char *body, size_t len)
+/* A read failed: usher may rightly answer 503 while Redis is away. A
+ * checkpoint is asked again until it reads (the run's --max-run bounds
+ * it), an exact check CHECK_TRIES times, then it is a mismatch. */
+static void read_failed(struct checker *k, int status)
 {
+    if (!k->exact || k->tries++ < CHECK_TRIES) {
+        printf("CHECK %-9s could not read /api/stats (%d) or Redis; asking again in 1 s\n",
+               k->label, status);
+        k->retry_ms = clock_ms(k->clock) + 1000;
+        return;
+    }
+    printf("MISMATCH %s: could not read /api/stats (%d) or Redis\n", k->label, status);
+    k->rep->c.check_mismatches++;
+    k->pending = false;
+}
+
+static bool stats_prepare(void *arg, uint32_t item, struct http_req *req)
+{
+    (void)arg, (void)item;
+    req->get = true;
+    req->tag = K_STATS;
+    snprintf(req->path, sizeof req->path, "/api/stats");
+    return true;
+}
+
+static void stats_answer(void *arg, uint32_t item, const struct http_answer *ans)
+{
+    (void)item;
+    struct checker *k = arg;
     struct api_stats a = {0};
     struct snap sn;
-    struct check *k = &s->chk;
-    check_note_truth(s);
-    if (parse_stats(status, body, len, &a) != 0 || snapshot(s, &sn) != 0) {
+    count_status(k->rep, K_STATS, ans->status);
+    truth_changed(k->truth);
+    if (parse_stats(ans->status, ans->body, ans->len, &a) != 0 || snapshot(k, &sn) != 0) {
         json_decref(a.doc);
-        a.doc = NULL;
-        /* usher may rightly answer 503 while Redis is away: a checkpoint is
-         * skipped, an exact check asked again a few times. */
-        if (k->exact && k->tries++ < CHECK_TRIES) {
-            k->retry_ms = sim_now_ms(s) + 1000;
-            return;
-        }
-        if (k->exact) {
-            printf("MISMATCH %s: could not read /api/stats (%d) or Redis\n", k->label, status);
-            s->c.check_mismatches++;
-        } else {
-            printf("CHECK %-9s skipped: could not read /api/stats (%d) or Redis\n", k->label, status);
-        }
-    } else {
-        if (s->chk.exact)
-            check_exact(s, &a, &sn);
-        else
-            check_range(s, &a, &sn);
-        snap_free(&sn);
+        read_failed(k, ans->status);
+        fflush(stdout);
+        return;
     }
+    if (k->exact)
+        check_exact(k, &a, &sn);
+    else
+        check_range(k, &a, &sn);
+    snap_free(&sn);
     json_decref(a.doc);
     fflush(stdout);
-    s->chk.pending = false;
-    s->chk.checks_done++;
+    k->rep->tally[k->exact ? T_EXACT : T_CHECKPOINT].ran++;
+    k->pending = false;
 }
 
 /* ---- memory ----------------------------------------------------------- */
@@ -407,11 +428,11 @@ static long usher_rss_kb(int pid)
     return kb;
 }
 
-static long long redis_used_memory(struct sim *s)
+static long long redis_used_memory(struct checker *k)
 {
-    if (!s->redis || s->redis->err)
+    if (!k->redis || k->redis->err)
         return -1;
-    redisReply *r = redisCommand(s->redis, "INFO memory");
+    redisReply *r = redisCommand(k->redis, "INFO memory");
     long long bytes = -1;
     const char *at = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "used_memory:") : NULL;
     if (at)
@@ -421,9 +442,24 @@ static long long redis_used_memory(struct sim *s)
     return bytes;
 }
 
-void mem_sample(struct sim *s, struct memsample *m)
+void check_memory(struct checker *k, int usher_pid, struct memsample *m)
 {
-    m->usher_kb = usher_rss_kb(s->o.usher_pid);
-    m->redis_bytes = redis_used_memory(s);
-    m->seated = s->n_seated;
+    m->usher_kb = usher_rss_kb(usher_pid);
+    m->redis_bytes = redis_used_memory(k);
+    m->seated = k->truth->seated;
+}
+
+int check_init(struct checker *k, const struct opts *o, const struct sim_clock *clock,
+               struct http_pool *http, struct truth *truth, struct report *rep)
+{
+    *k = (struct checker){.o = o, .clock = clock, .http = http, .truth = truth, .rep = rep};
+    k->client = (struct http_client){stats_prepare, stats_answer, k};
+    return connect_redis(k);
+}
+
+void check_free(struct checker *k)
+{
+    if (k->redis)
+        redisFree(k->redis);
+    k->redis = NULL;
 }

@@ -7,8 +7,14 @@
  *
  * The join curve is a list of points "N@S": N viewers have asked to join
  * S seconds after the start, linear in between and from (0 s, 0). Viewer i
- * (0-based) asks at the moment the curve reaches i + 1. */
-#include "sim.h"
+ * (0-based) asks at the moment the curve reaches i + 1.
+ *
+ * A leaf: the rest of the simulator reads struct opts, nothing here reads
+ * the rest. */
+#include "sim_opts.h"
+#include "sim_truth.h"   /* MAX_STAGES_SEEN */
+
+#include <stdbool.h>
 
 #include <ctype.h>
 #include <math.h>
@@ -53,7 +59,7 @@ static const struct flag FLAGS[] = {
     {"leave", "PCT", F_NUM, O(leave_pct), "percent of viewers who leave cleanly at a random time (default 10)"},
     {"vanish", "PCT", F_NUM, O(vanish_pct), "percent who stop heartbeating without a word, for expiry to remove (default 10)"},
     {"rejoin", "PCT", F_NUM, O(rejoin_pct), "percent who leave or vanish (half each) and join again later (default 10); the rest stay"},
-    {"rejoin-api", "PCT", F_NUM, O(rejoin_api_pct), "percent of rejoins that use POST /api/viewer/rejoin with their old stage and participant id; the others ask for a new token (default 50)"},
+    {"rejoin-api", "PCT", F_NUM, O(rejoin_api_pct), "percent of rejoins that use POST /api/viewer/rejoin with their old stage and participant id; the others ask for a new token (default 50). When >0 with --rejoin >0, at least one such rejoin must happen and each must be re-seated, or the run fails"},
     {"rejoin-gap", "S", F_NUM, O(rejoin_gap), "a rejoin comes 1..S seconds after leaving or vanishing (default 2 x --timeout, so some land inside the expiry grace)"},
     {"duration", "S", F_NUM, O(duration), "seconds of activity (joins, leaves, vanishes) from the start (default ramp end + max(30, 2 x --timeout))"},
     {"connections", "N", F_INT, O(connections), "keep-alive HTTP connections (default 64)"},
@@ -64,7 +70,7 @@ static const struct flag FLAGS[] = {
     {"finale", "WORD", F_TEXT, R(finale), "at the end, after the settled check: leave (all leave, expect 0), vanish (all go silent, expect 0 after expiry) or stay (default leave)"},
     {"usher-pid", "PID", F_INT, O(usher_pid), "usher's process id, for its RSS per seated viewer (default: not measured)"},
     {"report", "S", F_NUM, O(report_every), "seconds between progress lines (default 5)"},
-    {"checkpoint", "S", F_NUM, O(checkpoint_every), "seconds between checkpoints during the run; 0 = none (default 15)"},
+    {"checkpoint", "S", F_NUM, O(checkpoint_every), "seconds between checkpoints during the run; 0 = none (default 15). When >0, at least one must run, or the run fails"},
     {"max-run", "S", F_NUM, O(max_run), "hard limit on the whole run, after which it stops and fails (default: computed from the others)"},
     {"seed", "N", F_U64, O(seed), "random seed: fates and times repeat with it (default 1)"},
 };
@@ -85,7 +91,8 @@ static void usage(FILE *out)
         "HLEN viewer:heartbeat:{arn}; then the --finale, and the same check again.\n"
         "Checkpoints during the run accept a range: joins and leaves in flight and\n"
         "vanished viewers inside their expiry grace may or may not be counted yet.\n"
-        "Exit status: 0 all MATCH, 1 a mismatch or anomaly, 2 bad flags or setup.\n"
+        "Exit status: 0 all MATCH, 1 a mismatch, an anomaly, or a check that ran on no\n"
+        "case or on fewer than it planned, 2 bad flags or setup.\n"
         "\n");
     for (size_t i = 0; i < NFLAGS; i++) {
         char left[48];
@@ -293,10 +300,9 @@ static bool valid_user_prefix(const char *p)
 }
 
 /* Cross-flag rules and derived defaults; -1 with a message when bad. */
-static int settle_opts(struct opts *o, struct raw *r)
+/* The join curve from --ramp, or from --viewers at 1,000 joins/s. */
+static int settle_ramp(struct opts *o, struct raw *r)
 {
-    if (parse_url(o, r->url) || parse_redis_url(o, r->redis_url))
-        return -1;
     if (r->ramp[0]) {
         if (parse_ramp(o, r->ramp))
             return -1;
@@ -315,6 +321,13 @@ static int settle_opts(struct opts *o, struct raw *r)
         o->nramp = 1;
     }
     o->viewers = (uint32_t)o->ramp[o->nramp - 1].n;
+    return 0;
+}
+
+static int settle_opts(struct opts *o, struct raw *r)
+{
+    if (parse_url(o, r->url) || parse_redis_url(o, r->redis_url) || settle_ramp(o, r))
+        return -1;
     if (strcmp(r->finale, "leave") == 0) o->finale = FINALE_LEAVE;
     else if (strcmp(r->finale, "vanish") == 0) o->finale = FINALE_VANISH;
     else if (strcmp(r->finale, "stay") == 0) o->finale = FINALE_STAY;

@@ -11,3 +11,6 @@ simulator: build/simulator
 build/simulator: $(SIM_SRC) $(SIM_HDR) tools/tools.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -O2 -g -Itools -o $@ $(SIM_SRC) $(LDLIBS)
+
+# The e2e suite runs the simulator (tests/e2e/simulator.test.mjs).
+e2e: build/simulator

@@ -1,0 +1,214 @@
+"""probe -- what usher sends to Redis, seen with MONITOR: the commands
+one request costs (top level and inside scripts), usher's own seat.lua
+call (so viewers can be seated with exactly usher's script and
+arguments), and waiting for one of usher's timers to fire."""
+
+import hashlib
+import os
+import random
+import re
+import socket
+import time
+
+from .resp import Resp, RespError
+
+MON_LINE = re.compile(r'^(\d+\.\d+) \[(\d+) ([^\]]+)\] (.*)$')
+MON_ARG = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def unrepr(s):
+    """Undoes Redis's sdscatrepr quoting of one MONITOR argument."""
+    out, i = [], 0
+    simple = {"n": "\n", "r": "\r", "t": "\t", "a": "\a", "b": "\b", '"': '"', "\\": "\\"}
+    while i < len(s):
+        c = s[i]
+        if c == "\\" and i + 1 < len(s):
+            n = s[i + 1]
+            if n == "x" and i + 3 < len(s):
+                out.append(chr(int(s[i + 2:i + 4], 16)))
+                i += 4
+                continue
+            out.append(simple.get(n, n))
+            i += 2
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def script_inner_commands(lua_src):
+    """Names of the commands usher's scripts run with redis.call/pcall."""
+    names = set()
+    for fn in sorted(os.listdir(lua_src)):
+        if fn.endswith(".lua"):
+            with open(os.path.join(lua_src, fn)) as f:
+                names |= {m.lower() for m in re.findall(r"redis\.p?call\(\s*'([A-Za-z]+)'", f.read())}
+    return frozenset(names)
+
+
+def lua_sha(lua_src, name):
+    """SHA1 of src/store/lua/<name>.lua (what EVALSHA names), None if absent."""
+    path = os.path.join(lua_src, name + ".lua")
+    if not os.path.exists(path):
+        return None
+    with open(path, "rb") as f:
+        return hashlib.sha1(f.read()).hexdigest()
+
+
+def parse_monitor(lines, own_addr):
+    """MONITOR lines -> (top-level argv lists from others than own_addr,
+    number of commands scripts ran)."""
+    top, inner = [], 0
+    for line in lines:
+        m = MON_LINE.match(line)
+        if not m:
+            continue
+        addr, args = m.group(3), [unrepr(a) for a in MON_ARG.findall(m.group(4))]
+        if addr == "lua":
+            inner += 1
+        elif addr != own_addr:
+            top.append(args)
+    return top, inner
+
+
+def split_background(top, shas):
+    """usher's own timers may fire meanwhile: the scaler's tick is a lease
+    call then a stats call; the sweeper's are sweep and stage_renew calls.
+    shas: {script name: sha}. Returns (the request's commands, background)."""
+    own = {shas.get(n) for n in ("lease", "sweep", "stage_renew")} - {None}
+    mine, bg, skip_view = [], [], 0
+    for a in top:
+        sha = a[1] if a[0].upper() == "EVALSHA" and len(a) > 1 else None
+        if sha in own or a[0].upper() == "XADD":
+            bg.append(a)
+            skip_view += sha == shas.get("lease")
+        elif skip_view and sha == shas.get("stats"):
+            bg.append(a)
+            skip_view -= 1
+        else:
+            mine.append(a)
+    return mine, bg
+
+
+def probe_summary(label, n, mine, bg, inner, elapsed):
+    names = {}
+    for a in mine:
+        names[a[0].upper()] = names.get(a[0].upper(), 0) + 1
+    return {"label": label, "requests": n, "top": mine, "background": len(bg), "inner": inner,
+            "elapsed": elapsed, "top_per_req": len(mine) / n if n else 0,
+            "inner_per_req": inner / n if n else 0,
+            "names": {k: v / n for k, v in names.items()} if n else {}}
+
+
+def probe(ctx, redis, fn, label):
+    """Runs fn() (which makes HTTP requests and returns how many) with
+    MONITOR on; returns what usher sent: top-level commands (argv lists)
+    and the number of commands its scripts ran. A probe of no request
+    proves nothing: it stops the run."""
+    mon = Resp(redis.port)
+    mon.sock.sendall(Resp.encode(["MONITOR"]))
+    if mon.read() != "OK":
+        raise SystemExit("MONITOR refused")
+    t0 = time.time()
+    n = fn()
+    elapsed = time.time() - t0
+    if not n:
+        raise SystemExit(f"probe {label}: no request was made")
+    sentinel = f"bench-probe-end-{random.getrandbits(48)}"
+    redis.r.call("ECHO", sentinel)
+    lines = []
+    while True:
+        line = mon.read()
+        if not isinstance(line, str):
+            continue
+        if sentinel in line:
+            break
+        lines.append(line)
+    mon.close()
+    top, inner = parse_monitor(lines, redis.r.addr)
+    shas = {k: lua_sha(ctx.cfg.lua_src, k) for k in ("lease", "sweep", "stage_renew", "stats")}
+    mine, bg = split_background(top, shas)
+    return probe_summary(label, n, mine, bg, inner, elapsed)
+
+
+def probe_text(p):
+    names = ", ".join(f"{k} x{v:g}" for k, v in sorted(p["names"].items()))
+    bg = f"; {p['background']} calls of usher's own timers left out" if p["background"] else ""
+    return (f"{p['top_per_req']:g} top-level ({names or 'none'}{bg}), "
+            f"{p['inner_per_req']:g} in-script")
+
+
+def script_check(ctx, redis, name, sha):
+    """SCRIPT LOADs src/store/lua/<name>.lua; does usher run that text?"""
+    with open(os.path.join(ctx.cfg.lua_src, name + ".lua"), "rb") as f:
+        text = f.read()
+    loaded = redis.r.call("SCRIPT", "LOAD", text)
+    return {"script": name, "sha": loaded, "usher_sha": sha, "same": loaded == sha}
+
+
+class SeatCall:
+    """The EVALSHA argv usher sent for one join (from a MONITOR probe), with
+    the positions of the user id, participant id and time stamp, so that
+    viewers can be seated with exactly usher's script and arguments."""
+
+    def __init__(self, argv, user, pid, now_ms):
+        self.argv = argv
+        self.i_user = argv.index(user)
+        self.i_pid = argv.index(pid)
+        self.i_now = next(i for i, a in enumerate(argv)
+                          if re.fullmatch(r"\d{13}", a) and abs(int(a) - now_ms) < 120000)
+        self.pid_len = len(pid)
+        self.pid_alphabet = "0123456789abcdef" if re.fullmatch(r"[0-9a-f]+", pid) else \
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+    def make(self, user, now_ms):
+        a = list(self.argv)
+        a[self.i_user] = user
+        a[self.i_pid] = "".join(random.choice(self.pid_alphabet) for _ in range(self.pid_len))
+        a[self.i_now] = str(now_ms)
+        return a
+
+
+def seat_call(ctx, usher, redis, user):
+    got = {}
+
+    def join():
+        got["now"] = int(time.time() * 1000)
+        got["data"] = usher.must("POST", "/api/token/viewer", {"userId": user})
+        return 1
+    p = probe(ctx, redis, join, "join")
+    evals = [a for a in p["top"] if a[0].upper() == "EVALSHA" and user in a]
+    if len(evals) != 1:
+        raise SystemExit(f"could not catch usher's seat call: {p['top']}")
+    return SeatCall(evals[0], user, got["data"]["participantId"], got["now"]), p, got["data"]
+
+
+def seed(redis, call, count, prefix, now_ms, batch=2000):
+    """Seats `count` new viewers with usher's own seat.lua call, pipelined."""
+    done, t0 = 0, time.time()
+    while done < count:
+        k = min(batch, count - done)
+        replies = redis.r.pipeline([call.make(f"{prefix}{done + i}", now_ms) for i in range(k)])
+        bad = [r for r in replies if isinstance(r, RespError)]
+        if bad:
+            raise SystemExit(f"seeding failed: {bad[0]}")
+        done += k
+    return time.time() - t0
+
+
+def wait_for_call(redis, sha, timeout):
+    """Waits (MONITOR) until usher sends EVALSHA <sha>; False on timeout."""
+    mon = Resp(redis.port)
+    mon.sock.settimeout(timeout)
+    mon.sock.sendall(Resp.encode(["MONITOR"]))
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            line = mon.read()
+            if isinstance(line, str) and sha and sha in line:
+                return True
+    except (OSError, socket.timeout):
+        pass
+    finally:
+        mon.close()
+    return False
