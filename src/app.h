@@ -18,6 +18,7 @@ struct http_server;
 struct sweeper;
 struct scaler;
 struct read_batch;
+struct stats_cache;
 
 #define USHER_VERSION "0.1.0"
 
@@ -32,6 +33,7 @@ struct app {
     struct sweeper *sweeper;
     struct scaler *scaler;
     struct read_batch *stats_batch;  /* GET /api/stats callers share calls */
+    struct stats_cache *stats_cache; /* its stage entries, rendered once */
     int64_t started_ms;
     /* The master stage, as Redis has it; empty until Redis has been reached
      * (it is looked up again after every reconnect). */

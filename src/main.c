@@ -26,6 +26,7 @@
 #include "scaler/scaler.h"
 #include "stages/stages.h"
 #include "store/embedded.h"
+#include "routes/stats_cache.h"
 #include "store/read_batch.h"
 #include "store/store.h"
 #include "sweeper/sweeper.h"
@@ -104,6 +105,7 @@ static void take_down(struct app *app)
     flush_loop(app->base);
     http_server_free(app->http);
     read_batch_free(app->stats_batch);
+    stats_cache_free(app->stats_cache);
     sweeper_free(app->sweeper);
     scaler_free(app->scaler);
     if (app->provider)
@@ -166,8 +168,9 @@ static int run(struct config *cfg)
     app.sweeper = sweeper_new(&app);
     app.scaler = scaler_new(&app);
     app.stats_batch = app.store ? read_batch_new(app.store, free) : NULL;
+    app.stats_cache = stats_cache_new();
     if (!app.signer || !app.provider || !app.store || !app.http || !app.sweeper || !app.scaler ||
-        !app.stats_batch) {
+        !app.stats_batch || !app.stats_cache) {
         fprintf(stderr, "usher: %s\n", app.http ? "out of memory" : err);
         goto out;
     }

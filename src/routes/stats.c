@@ -12,6 +12,7 @@
 #include "app.h"
 #include "config/config.h"
 #include "http/request.h"
+#include "routes/stats_cache.h"
 #include "store/read_batch.h"
 #include "util/clock.h"
 
@@ -55,25 +56,9 @@ json_t *stage_spare(const struct stats_view *view, long capacity)
                      "capacityPerStage", (json_int_t)capacity, "spareInUse", seats < capacity);
 }
 
-/* The data of /api/stats as compact JSON, made once per batch. */
-static char *stats_text(const struct stats_view *view)
-{
-    json_t *stages = stage_entries(view, false);
-    char now[32];
-    clock_iso8601(clock_now_ms(), now, sizeof now);
-    /* SPEC §2 fixes these five fields exactly; more goes in the stages. */
-    json_t *data = json_pack("{s:I, s:I, s:b, s:o, s:s}",
-                             "totalViewers", (json_int_t)view->total_viewers,
-                             "activeStages", (json_int_t)json_array_size(stages),
-                             "isPublisherLive", view->publisher_live,
-                             "stages", stages, "timestamp", now);
-    char *text = json_dumps(data, JSON_COMPACT);
-    json_decref(data);
-    return text;
-}
-
 /* Dashboards poll /api/stats in crowds: requests arriving together share
- * one Redis call and one JSON rendering (read_batch.h). */
+ * one Redis call and one JSON rendering (read_batch.h), which formats only
+ * the counts into each stage's cached entry (stats_cache.h). */
 static void stats_done(void *arg, enum store_error err, const char *detail,
                        const struct stats_view *view, void **memo)
 {
@@ -82,8 +67,11 @@ static void stats_done(void *arg, enum store_error err, const char *detail,
         respond_store_error(rq, err, detail);
         return;
     }
-    if (!*memo)
-        *memo = stats_text(view);
+    if (!*memo) {
+        char now[32];
+        clock_iso8601(clock_now_ms(), now, sizeof now);
+        *memo = stats_cache_render(rq->app->stats_cache, view, now);
+    }
     if (*memo)
         respond_ok_text(rq, 200, *memo);
     else
