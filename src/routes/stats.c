@@ -20,27 +20,30 @@
 /* JSON for a string that may be missing from a stage's record. */
 static json_t *text_or_null(const char *s) { return s ? json_string(s) : json_null(); }
 
+json_t *stage_entry(const struct stage_entry *e, bool list_shape)
+{
+    json_t *auto_scaled = e->info.doc ? json_boolean(e->info.auto_scaled) : json_null();
+    json_t *entry = list_shape
+        ? json_pack("{s:s, s:o, s:I, s:o, s:o}", "stageArn", e->arn,
+                    "name", text_or_null(e->info.name), "viewerCount", (json_int_t)e->viewers,
+                    "autoScaled", auto_scaled, "createdAt", text_or_null(e->info.created_at))
+        : json_pack("{s:s, s:I, s:{s:o, s:o, s:o}}", "stageId", e->arn,
+                    "viewerCount", (json_int_t)e->viewers, "info",
+                    "name", text_or_null(e->info.name), "autoScaled", auto_scaled,
+                    "createdAt", text_or_null(e->info.created_at));
+    json_object_set_new(entry, "mode", json_string(stage_mode_name(e->mode)));
+    /* The master is where the publisher's video comes from. */
+    json_object_set_new(entry, "replication",
+                        json_string(e->master ? "source" : replication_name(e->state.replication)));
+    json_object_set_new(entry, "isMasterStage", json_boolean(e->master));
+    return entry;
+}
+
 json_t *stage_entries(const struct stats_view *view, bool list_shape)
 {
     json_t *stages = json_array();
-    for (size_t i = 0; i < view->count; i++) {
-        const struct stage_entry *e = &view->stages[i];
-        json_t *auto_scaled = e->info.doc ? json_boolean(e->info.auto_scaled) : json_null();
-        json_t *entry = list_shape
-            ? json_pack("{s:s, s:o, s:I, s:o, s:o}", "stageArn", e->arn,
-                        "name", text_or_null(e->info.name), "viewerCount", (json_int_t)e->viewers,
-                        "autoScaled", auto_scaled, "createdAt", text_or_null(e->info.created_at))
-            : json_pack("{s:s, s:I, s:{s:o, s:o, s:o}}", "stageId", e->arn,
-                        "viewerCount", (json_int_t)e->viewers, "info",
-                        "name", text_or_null(e->info.name), "autoScaled", auto_scaled,
-                        "createdAt", text_or_null(e->info.created_at));
-        json_object_set_new(entry, "mode", json_string(stage_mode_name(e->mode)));
-        /* The master is where the publisher's video comes from. */
-        json_object_set_new(entry, "replication",
-                            json_string(e->master ? "source" : replication_name(e->state.replication)));
-        json_object_set_new(entry, "isMasterStage", json_boolean(e->master));
-        json_array_append_new(stages, entry);
-    }
+    for (size_t i = 0; i < view->count; i++)
+        json_array_append_new(stages, stage_entry(&view->stages[i], list_shape));
     return stages;
 }
 

@@ -3,6 +3,8 @@
  * changes): the entry at the same position is tried first. */
 #include "routes/stats_cache.h"
 
+#include "routes/routes.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,12 +57,6 @@ static void put_num(struct text *t, long long n)
     put(t, buf, (size_t)snprintf(buf, sizeof buf, "%lld", n));
 }
 
-static const char *shown_replication(const struct stage_entry *e)
-{
-    /* The master is where the publisher's video comes from. */
-    return e->master ? "source" : replication_name(e->state.replication);
-}
-
 /* Every field an entry shows but its count, joined; NULL when out of memory. */
 static char *entry_key(const struct stage_entry *e)
 {
@@ -68,7 +64,7 @@ static char *entry_key(const struct stage_entry *e)
     struct text t = {0};
     const char *parts[] = {e->arn, i->name ? i->name : "\x01", i->created_at ? i->created_at : "\x01",
                            !i->doc ? "n" : i->auto_scaled ? "1" : "0", stage_mode_name(e->mode),
-                           shown_replication(e)};
+                           e->master ? "m" : replication_name(e->state.replication)};
     for (size_t k = 0; k < sizeof parts / sizeof *parts; k++) {
         put_str(&t, parts[k]);
         put(&t, "\x1f", 1);
@@ -78,18 +74,16 @@ static char *entry_key(const struct stage_entry *e)
     return t.failed ? NULL : t.s;
 }
 
-static json_t *text_or_null(const char *s) { return s ? json_string(s) : json_null(); }
-
-/* An entry's two pieces around its count: the shape of stage_entries()
- * (routes.h) with list_shape false. */
+/* An entry's two pieces around its count, cut from stage_entry() (routes.h):
+ * its fields after stageId and viewerCount keep their order. */
 static bool entry_render(const struct stage_entry *e, struct entry *out)
 {
-    const struct stage_info *i = &e->info;
     json_t *arn = json_string(e->arn);
-    json_t *rest = json_pack("{s:{s:o, s:o, s:o}, s:s, s:s, s:b}", "info", "name", text_or_null(i->name),
-                             "autoScaled", i->doc ? json_boolean(i->auto_scaled) : json_null(),
-                             "createdAt", text_or_null(i->created_at), "mode", stage_mode_name(e->mode),
-                             "replication", shown_replication(e), "isMasterStage", e->master);
+    json_t *rest = stage_entry(e, false);
+    if (rest) {
+        json_object_del(rest, "stageId");
+        json_object_del(rest, "viewerCount");
+    }
     char *arn_text = arn ? json_dumps(arn, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     char *rest_text = rest ? json_dumps(rest, JSON_COMPACT) : NULL;
     json_decref(arn);
