@@ -5,7 +5,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { Redis, Usher, checkInvariants } from './harness.mjs';
+import { PREFIX, Redis, Usher, checkInvariants } from './harness.mjs';
 
 function fcallCalls(redis) {
   const line = redis.raw('INFO', 'commandstats').split('\n').find((l) => l.startsWith('cmdstat_fcall:'));
@@ -107,5 +107,34 @@ describe('costs flat in the size of the event', () => {
     assert.ok(calls >= 1 && calls < seated.length + unseated.length,
       `${calls} FCALLs for ${seated.length + unseated.length} heartbeats`);
     assert.deepEqual(checkInvariants(redis).problems, []);
+  });
+
+  it('seats recorded before the seat index existed (library version 1) are indexed at connect', async () => {
+    const seated = checkInvariants(redis).seatOf;
+    assert.ok(seated.size > 100);
+    await usher.stop();
+    // What version 1 left: seats, counts and stages, none of the indexes.
+    redis.raw('EVAL', `local cursor = '0'
+      repeat
+        local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1] .. 'seat_index:*', 'COUNT', 1000)
+        cursor = r[1]
+        for _, k in ipairs(r[2]) do redis.call('DEL', k) end
+      until cursor == '0'
+      redis.call('DEL', ARGV[1] .. 'stage_slot', ARGV[1] .. 'slot_stage', ARGV[1] .. 'stage_slot_seq',
+                 ARGV[1] .. 'open_stages')`, 0, PREFIX);
+    assert.notDeepEqual(checkInvariants(redis).problems, []);
+    await usher.restart();
+    // The index is built right after usher's connection to Redis is ready.
+    let problems = checkInvariants(redis).problems;
+    for (const until = Date.now() + 5000; problems.length && Date.now() < until;) {
+      await new Promise((r) => setTimeout(r, 50));
+      problems = checkInvariants(redis).problems;
+    }
+    assert.deepEqual(problems, []);
+    const [user, arn] = seated.entries().next().value;
+    const again = await usher.post('/api/token/viewer', { userId: user });
+    assert.equal(again.status, 200);
+    assert.equal(again.body.data.isNewViewer, false);
+    assert.equal(again.body.data.stageArn, arn);
   });
 });
