@@ -82,7 +82,7 @@ def run_heartbeat(ctx, R, usher, redis, users_file, seated):
     R["scen"]["heartbeat"] = measure.scenario(ctx, "POST /api/viewer/heartbeat", usher, redis, "heartbeat.lua",
                                               "/api/viewer/heartbeat", {"BENCH_USERS": users_file},
                                               profile_to=prof)
-    R["refs"]["heartbeat"] = references.redis_benchmark(ctx, redis, call, "FCALL usher_heartbeats (1 heartbeat)")
+    R["refs"]["heartbeat"] = references.redis_benchmark(ctx, redis, call, f"FCALL {call[1]} (1 heartbeat)")
     R["profiles"]["heartbeat"] = prof
 
 
