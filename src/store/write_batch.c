@@ -1,5 +1,7 @@
-/* write_batch.c — see write_batch.h. Two lists, as in read_batch.c: the
- * calls in flight, and those that came after, who go in the next FCALL. */
+/* write_batch.c — see write_batch.h. Calls wait in `next`; a send moves up
+ * to max_calls of them into a batch of their own, which its reply answers
+ * and frees. Redis answers a connection's commands in order, and each
+ * reply carries its batch, so batches in flight never mix. */
 #include "store/write_batch.h"
 
 #include <stdbool.h>
@@ -13,9 +15,10 @@ struct queued {
     char **args;                     /* argc strings in one allocation */
 };
 
-struct queue {
-    struct queued *items;
-    size_t count, cap;
+struct sent {
+    struct write_batch *b;
+    size_t count;
+    struct queued items[];
 };
 
 struct write_batch {
@@ -23,9 +26,12 @@ struct write_batch {
     int headc;
     const char *const *head;
     size_t max_calls;
-    struct queue sent, next;
-    bool in_flight;
-    bool freed;                      /* write_batch_free ran; the reply frees */
+    struct {
+        struct queued *items;
+        size_t count, cap;
+    } next;
+    unsigned in_flight;              /* batches sent, not yet answered */
+    bool freed;                      /* write_batch_free ran; the last reply frees */
 };
 
 static void answered(void *arg, redisReply *reply, const char *error);
@@ -48,7 +54,17 @@ static char **args_copy(int argc, const char *const *args)
     return out;
 }
 
-/* Moves up to max_calls waiting calls to `sent` and sends them as one FCALL. */
+/* Answers the waiting calls with NULL and why; they are gone after. */
+static void fail_waiting(struct write_batch *b, const char *why)
+{
+    for (size_t i = 0; i < b->next.count; i++) {
+        b->next.items[i].fn(b->next.items[i].arg, NULL, why);
+        free(b->next.items[i].args);
+    }
+    b->next.count = 0;
+}
+
+/* Moves up to max_calls waiting calls into a batch and sends it as one FCALL. */
 static void send_next(struct write_batch *b)
 {
     size_t n = b->next.count < b->max_calls ? b->next.count : b->max_calls;
@@ -56,49 +72,46 @@ static void send_next(struct write_batch *b)
     for (size_t i = 0; i < n; i++)
         argc += (size_t)b->next.items[i].argc;
     const char **argv = malloc(argc * sizeof *argv);
-    struct queued *sent = realloc(b->sent.items, (n ? n : 1) * sizeof *sent);
-    if (sent)
-        b->sent.items = sent;
-    if (!argv || !sent) {
+    struct sent *s = malloc(sizeof *s + n * sizeof s->items[0]);
+    if (!argv || !s) {
         free(argv);
-        for (size_t i = 0; i < b->next.count; i++) {
-            b->next.items[i].fn(b->next.items[i].arg, NULL, "out of memory");
-            free(b->next.items[i].args);
-        }
-        b->next.count = 0;
+        free(s);
+        fail_waiting(b, "out of memory");
         return;
     }
-    b->sent = (struct queue){.items = sent, .count = n, .cap = n};
-    memcpy(sent, b->next.items, n * sizeof *sent);
-    memmove(b->next.items, b->next.items + n, (b->next.count - n) * sizeof *sent);
+    s->b = b;
+    s->count = n;
+    memcpy(s->items, b->next.items, n * sizeof s->items[0]);
+    memmove(b->next.items, b->next.items + n, (b->next.count - n) * sizeof s->items[0]);
     b->next.count -= n;
     size_t k = 0;
     for (int i = 0; i < b->headc; i++)
         argv[k++] = b->head[i];
     for (size_t i = 0; i < n; i++)
-        for (int a = 0; a < sent[i].argc; a++)
-            argv[k++] = sent[i].args[a];
-    b->in_flight = true;
-    redis_command(b->redis, answered, b, (int)argc, argv, NULL);
+        for (int a = 0; a < s->items[i].argc; a++)
+            argv[k++] = s->items[i].args[a];
+    b->in_flight++;
+    redis_command(b->redis, answered, s, (int)argc, argv, NULL);
     free(argv);
 }
 
 static void answered(void *arg, redisReply *reply, const char *error)
 {
-    struct write_batch *b = arg;
-    bool split = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == b->sent.count;
-    for (size_t i = 0; i < b->sent.count; i++) {
-        struct queued *q = &b->sent.items[i];
-        q->fn(q->arg, split ? reply->element[i] : reply, error);
-        free(q->args);
+    struct sent *s = arg;
+    struct write_batch *b = s->b;
+    bool split = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == s->count;
+    for (size_t i = 0; i < s->count; i++) {
+        s->items[i].fn(s->items[i].arg, split ? reply->element[i] : reply, error);
+        free(s->items[i].args);
     }
-    b->sent.count = 0;
-    b->in_flight = false;
+    free(s);
+    b->in_flight--;
     if (b->freed) {
-        free(b->sent.items);
-        free(b->next.items);
-        free(b);
-    } else if (b->next.count) {
+        if (!b->in_flight) {
+            free(b->next.items);
+            free(b);
+        }
+    } else if (b->next.count && b->in_flight < WRITE_BATCH_IN_FLIGHT) {
         send_next(b);
     }
 }
@@ -106,24 +119,23 @@ static void answered(void *arg, redisReply *reply, const char *error)
 void write_batch_add(struct write_batch *b, int argc, const char *const *args,
                      redis_reply_fn fn, void *arg)
 {
-    struct queue *w = &b->next;
-    if (w->count == w->cap) {
-        size_t cap = w->cap ? 2 * w->cap : 64;
-        struct queued *items = realloc(w->items, cap * sizeof *items);
+    if (b->next.count == b->next.cap) {
+        size_t cap = b->next.cap ? 2 * b->next.cap : 64;
+        struct queued *items = realloc(b->next.items, cap * sizeof *items);
         if (!items) {
             fn(arg, NULL, "out of memory");
             return;
         }
-        w->items = items;
-        w->cap = cap;
+        b->next.items = items;
+        b->next.cap = cap;
     }
     char **copy = args_copy(argc, args);
     if (!copy) {
         fn(arg, NULL, "out of memory");
         return;
     }
-    w->items[w->count++] = (struct queued){fn, arg, argc, copy};
-    if (!b->in_flight)
+    b->next.items[b->next.count++] = (struct queued){fn, arg, argc, copy};
+    if (b->in_flight < WRITE_BATCH_IN_FLIGHT)
         send_next(b);
 }
 
@@ -141,16 +153,11 @@ void write_batch_free(struct write_batch *b)
 {
     if (!b)
         return;
-    for (size_t i = 0; i < b->next.count; i++) {
-        b->next.items[i].fn(b->next.items[i].arg, NULL, "shutting down");
-        free(b->next.items[i].args);
-    }
-    b->next.count = 0;
+    fail_waiting(b, "shutting down");
     if (b->in_flight) {
         b->freed = true;
         return;
     }
-    free(b->sent.items);
     free(b->next.items);
     free(b);
 }

@@ -6,8 +6,11 @@
  * its ARGV is the fixed head followed by each call's arguments, and the
  * function answers with an array holding each call's reply in order. Each
  * call is still its own step inside the function, and each caller gets its
- * own reply. One batch is in flight at a time, so a lone call goes at once
- * and a crowd waits at most one round trip. Used by store.c only. */
+ * own reply. Up to WRITE_BATCH_IN_FLIGHT batches are in flight at a time:
+ * a lone call goes at once, a crowd waits at most one round trip, and
+ * Redis runs one batch while usher sends the next and answers the last
+ * (with one in flight they took turns: at 1,000 connections, 500-call
+ * batches and fewer heartbeats a second). Used by store.c only. */
 #ifndef USHER_STORE_WRITE_BATCH_H
 #define USHER_STORE_WRITE_BATCH_H
 
@@ -16,6 +19,8 @@
 #include "store/redis.h"
 
 struct write_batch;
+
+enum { WRITE_BATCH_IN_FLIGHT = 2 };
 
 /* head: the FCALL argv up to the first call's arguments ("FCALL", name,
  * numkeys, keys..., prefix); the strings are not copied and must outlive
@@ -32,9 +37,9 @@ struct write_batch *write_batch_new(struct redis *redis, int headc, const char *
 void write_batch_add(struct write_batch *b, int argc, const char *const *args,
                      redis_reply_fn fn, void *arg);
 
-/* Calls not yet sent are answered now (NULL, "shutting down"); the batch in
- * flight is answered when the connection is freed (redis_free), after which
- * the batch is gone. Call before redis_free. */
+/* Calls not yet sent are answered now (NULL, "shutting down"); batches in
+ * flight are answered when the connection is freed (redis_free), after
+ * which the batch is gone. Call before redis_free. */
 void write_batch_free(struct write_batch *b);
 
 #endif
