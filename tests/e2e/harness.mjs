@@ -181,8 +181,9 @@ export async function startLive(env = {}) {
 // The library's own indexes (src/store/lua/usher.lua) agree with the
 // seats: the seat index (seat_index:{n}: userId -> the slot of the stage
 // where the user sits) holds exactly the seated users, each slot names its
-// stage (stage_slot, slot_stage), and open_stages holds exactly the open
-// stages, with the integer part of each score equal to the stage's count.
+// stage (stage_slot, slot_stage), and open_stages holds exactly the slots
+// of the open stages, with the integer part of each score equal to the
+// stage's count.
 function indexProblems(redis, counts, seatOf) {
   const problems = [];
   // One atomic read, so a stage the scaler adds meanwhile cannot skew it.
@@ -196,7 +197,7 @@ function indexProblems(redis, counts, seatOf) {
     out.modes, out.slotOf, out.stageOf = map('stage_mode'), map('stage_slot'), map('slot_stage')
     out.open = {}
     local z = redis.call('ZRANGE', P .. 'open_stages', 0, -1, 'WITHSCORES')
-    for i = 1, #z, 2 do out.open[z[i]] = z[i + 1] end
+    for i = 1, #z, 2 do out.open[redis.call('HGET', P .. 'slot_stage', z[i]) or ('slot ' .. z[i])] = z[i + 1] end
     local cursor = '0'
     repeat
       local r = redis.call('SCAN', cursor, 'MATCH', P .. 'seat_index:*', 'COUNT', 1000)

@@ -71,22 +71,25 @@ local function slot_give(c, arn)
   return tostring(slot)
 end
 
--- `open_stages`: the open stages by load, score = viewers + slot / 2^20, so
--- the integer part is the stage's count and, among equal counts, the stage
--- added first comes first. Kept by every step that seats, unseats or
--- changes a mode (recount(), open_set()).
+-- `open_stages`: the slots of the open stages by load, score = viewers +
+-- slot / 2^20, so the integer part is the stage's count and, among equal
+-- counts, the stage added first comes first. Slots, not ARNs: Redis keeps
+-- a zset of up to 128 members as one listpack that each change rewrites,
+-- and short members keep that cheap at 100 stages. Kept by every step that
+-- seats, unseats or changes a mode (recount(), open_set()).
 local TIE = 1048576
 
 local function open_set(c, arn, open)
-  if not open then return redis.call('ZREM', key(c, 'open_stages'), arn) end
-  local slot = tonumber(slot_give(c, arn)) % TIE
-  redis.call('ZADD', key(c, 'open_stages'), string.format('%.17g', count(c, arn) + slot / TIE), arn)
+  local slot = slot_give(c, arn)
+  if not open then return redis.call('ZREM', key(c, 'open_stages'), slot) end
+  local score = count(c, arn) + (tonumber(slot) % TIE) / TIE
+  redis.call('ZADD', key(c, 'open_stages'), string.format('%.17g', score), slot)
 end
 
 -- A stage's count moves by delta (its viewers:{arn} and its load in
 -- open_stages when open); returns the new count.
-local function recount(c, arn, delta)
-  redis.call('ZADD', key(c, 'open_stages'), 'XX', 'INCR', delta, arn)
+local function recount(c, arn, slot, delta)
+  if slot then redis.call('ZADD', key(c, 'open_stages'), 'XX', 'INCR', delta, slot) end
   return redis.call('INCRBY', stage_key(c, 'viewers:', arn), delta)
 end
 
@@ -95,8 +98,9 @@ end
 local function least_loaded(c, capacity, except)
   local head = redis.call('ZRANGE', key(c, 'open_stages'), 0, 1, 'WITHSCORES')
   for i = 1, #head, 2 do
-    if head[i] ~= except then
-      if math.floor(tonumber(head[i + 1])) < capacity then return head[i] end
+    local arn = redis.call('HGET', key(c, 'slot_stage'), head[i])
+    if arn ~= except then
+      if arn and math.floor(tonumber(head[i + 1])) < capacity then return arn end
       return nil
     end
   end
@@ -133,8 +137,9 @@ end
 -- A new seat in `arn` for a user holding none; returns the stage's count.
 local function add_seat(c, arn, user, record, now)
   touch_seat(c, arn, user, record, now)
-  redis.call('HSET', index_key(c, user), user, slot_give(c, arn))
-  return recount(c, arn, 1)
+  local slot = slot_give(c, arn)
+  redis.call('HSET', index_key(c, user), user, slot)
+  return recount(c, arn, slot, 1)
 end
 
 -- Removes the seats of `users` in stage `arn` (those really there) and
@@ -149,7 +154,7 @@ local function drop_seats(c, arn, users)
     end
   end
   redis.call('ZREM', stage_key(c, 'viewer:expiry:', arn), unpack(users))
-  if n > 0 then recount(c, arn, -n) end
+  if n > 0 then recount(c, arn, slot_of(c, arn), -n) end
   return n
 end
 
@@ -276,7 +281,7 @@ end
 -- viewer the scaler moved may name its old stage: its one seat is found
 -- through the seat index.
 -- ARGV: prefix, userId, stage ARN.
--- KEYS: stages, total_viewers, open_stages, slot_stage.
+-- KEYS: stages, total_viewers, open_stages, stage_slot, slot_stage.
 -- Returns the ARN of the stage whose seat was freed, or "".
 local function leave(keys, args)
   local c = context(keys, args)
@@ -290,7 +295,8 @@ end
 -- seats. The expiry index is sorted by heartbeat, so the cost is that of
 -- the expired; `limit` bounds one call (the caller calls again while a
 -- call returns `limit`).
--- ARGV: prefix, cutoff (ms), limit. KEYS: stages, total_viewers, open_stages.
+-- ARGV: prefix, cutoff (ms), limit.
+-- KEYS: stages, total_viewers, open_stages, stage_slot.
 -- Returns the number removed.
 local function sweep(keys, args)
   local c = context(keys, args)
@@ -444,12 +450,14 @@ local function stage_remove(keys, args)
   redis.call('DEL', stage_key(c, 'viewer:heartbeat:', arn), stage_key(c, 'viewer:expiry:', arn),
              stage_key(c, 'viewers:', arn), stage_key(c, 'stage:', arn))
   local slot = slot_of(c, arn)
-  if slot then redis.call('HDEL', key(c, 'slot_stage'), slot) end
+  if slot then
+    redis.call('HDEL', key(c, 'slot_stage'), slot)
+    redis.call('ZREM', key(c, 'open_stages'), slot)
+  end
   for _, hash in ipairs({'stage_info', 'stage_mode', 'stage_state', 'stage_tags', 'stage_slot'}) do
     redis.call('HDEL', key(c, hash), arn)
   end
   redis.call('ZREM', key(c, 'stages'), arn)
-  redis.call('ZREM', key(c, 'open_stages'), arn)
   return {seated, parent}
 end
 
