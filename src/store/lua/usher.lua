@@ -38,7 +38,7 @@ local function context(keys, args)
   local P = args[1]
   local declared = {}
   for _, k in ipairs(keys) do declared[string.sub(k, #P + 1)] = k end
-  return {P = P, declared = declared}
+  return {P = P, declared = declared, slots = {}}
 end
 
 local function key(c, name)
@@ -59,16 +59,23 @@ local function mode_of(c, arn) return redis.call('HGET', key(c, 'stage_mode'), a
 
 -- Every stage gets a small number, its slot, when it is added: the seat
 -- index stores slots (a few bytes a viewer) rather than ARNs.
--- `stage_slot` maps arn -> slot, `slot_stage` slot -> arn.
-local function slot_of(c, arn) return redis.call('HGET', key(c, 'stage_slot'), arn) end
+-- `stage_slot` maps arn -> slot, `slot_stage` slot -> arn; the call's
+-- context keeps those it has seen (c.slots), as each lookup scans a
+-- listpack of up to 128 stages.
+local function slot_of(c, arn)
+  local slot = c.slots[arn] or redis.call('HGET', key(c, 'stage_slot'), arn)
+  c.slots[arn] = slot
+  return slot
+end
 
 local function slot_give(c, arn)
   local slot = slot_of(c, arn)
   if slot then return slot end
-  slot = redis.call('INCR', key(c, 'stage_slot_seq'))
+  slot = tostring(redis.call('INCR', key(c, 'stage_slot_seq')))
   redis.call('HSET', key(c, 'stage_slot'), arn, slot)
   redis.call('HSET', key(c, 'slot_stage'), slot, arn)
-  return tostring(slot)
+  c.slots[arn] = slot
+  return slot
 end
 
 -- `open_stages`: the slots of the open stages by load, score = viewers +
@@ -99,6 +106,7 @@ local function least_loaded(c, capacity, except)
   local head = redis.call('ZRANGE', key(c, 'open_stages'), 0, 1, 'WITHSCORES')
   for i = 1, #head, 2 do
     local arn = redis.call('HGET', key(c, 'slot_stage'), head[i])
+    if arn then c.slots[arn] = head[i] end
     if arn ~= except then
       if arn and math.floor(tonumber(head[i + 1])) < capacity then return arn end
       return nil
