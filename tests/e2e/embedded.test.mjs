@@ -7,14 +7,18 @@ import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { USHER_BIN, freePort, sleep } from './harness.mjs';
+import { USHER_BIN, freePort, startListening } from './harness.mjs';
 
 // pids of redis-server processes whose command line names the socket.
 function redisFor(socket) {
   try {
     return execFileSync('pgrep', ['-f', `redis-server.*${socket}`], { encoding: 'utf8' })
       .split('\n').filter(Boolean);
-  } catch { return []; }
+  } catch (e) {
+    // pgrep: 1 means no process matched; anything else is no answer at all.
+    if (e.status === 1) return [];
+    throw e;
+  }
 }
 
 describe('embedded redis-server', () => {
@@ -27,23 +31,36 @@ describe('embedded redis-server', () => {
   });
 
   it('starts, serves, persists to DATA_DIR and stops with usher', async () => {
-    const port = await freePort();
+    // Started on a free port, again on another if that one was taken
+    // meanwhile; up once it listens itself and is healthy on its own redis.
     let log = '';
-    proc = spawn(USHER_BIN, [], {
-      env: { PATH: process.env.PATH, REDIS_EMBEDDED: 'true', DATA_DIR: dataDir, API_HOST: '127.0.0.1',
-        API_PORT: String(port), SKIP_AUTH: 'true', AUTO_SCALE_ENABLED: 'false', SIGNER_PRECOMPUTE: '8',
-        ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1' },
-      stdio: ['ignore', 'pipe', 'pipe'] });
-    proc.stdout.on('data', (d) => { log += d; });
-    proc.stderr.on('data', (d) => { log += d; });
-    const exited = new Promise((r) => proc.once('exit', (code) => r(code)));
-
-    let healthy = false;
-    for (let i = 0; i < 100 && !healthy; i++) {
-      await sleep(100);
-      try { healthy = (await fetch(`http://127.0.0.1:${port}/health`)).status === 200; } catch { /* not yet */ }
+    let exited;
+    let port;
+    try {
+      ({ proc, port } = await startListening({
+        port: await freePort(),
+        spawnOn: (p) => {
+          log = '';
+          const child = spawn(USHER_BIN, [], {
+            env: { PATH: process.env.PATH, REDIS_EMBEDDED: 'true', DATA_DIR: dataDir, API_HOST: '127.0.0.1',
+              API_PORT: String(p), SKIP_AUTH: 'true', AUTO_SCALE_ENABLED: 'false', SIGNER_PRECOMPUTE: '8',
+              ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1' },
+            stdio: ['ignore', 'pipe', 'pipe'] });
+          child.stdout.on('data', (d) => { log += d; });
+          child.stderr.on('data', (d) => { log += d; });
+          proc = child;
+          exited = new Promise((r) => child.once('exit', (code) => r(code)));
+          return { proc: child, log: () => log };
+        },
+        ready: async (child, p) => (await fetch(`http://127.0.0.1:${p}/health`)).status === 200,
+        bindFailed: (text) => /cannot listen on/.test(text),
+        newPort: freePort,
+        what: 'usher with its embedded redis-server',
+        timeoutMs: 30000,
+      }));
+    } catch (e) {
+      assert.fail(`usher became healthy on its own redis: ${e.message}`);
     }
-    assert.ok(healthy, `usher became healthy on its own redis\n${log}`);
     assert.ok(existsSync(socket), 'the socket is in DATA_DIR');
     assert.equal(redisFor(socket).length, 1, 'one redis-server of its own');
 

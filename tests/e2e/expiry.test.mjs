@@ -8,30 +8,34 @@
 // viewer can be seated again; once everyone is silent the counts reach zero.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Redis, Usher, PREFIX, sleep, checkInvariants } from './harness.mjs';
+import { Redis, Usher, PREFIX, sleep, checkInvariants, eventually } from './harness.mjs';
 
 const ENV = { AUTO_SCALE_ENABLED: 'false', MAX_VIEWERS_PER_STAGE: '1000',
   HEARTBEAT_TIMEOUT: '2', HEARTBEAT_CLEANUP_INTERVAL: '1' };
 const short = (r) => `${r.status} ${JSON.stringify(r.body).slice(0, 300)}`;
 
-// Polls check() until it is true; false after timeoutMs (the caller asserts).
-async function eventually(check, timeoutMs) {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (await check()) return true;
-    await sleep(250);
+// Who sits in each stage's heartbeat hash and expiry index, read without
+// blocking the event loop (the heartbeat loop must keep its period while
+// the test looks): {hash: Set of "user arn", expiry: Set of "user arn"}.
+async function seats(redis, stages) {
+  const hash = new Set(); const expiry = new Set();
+  for (const arn of stages) {
+    const [h, z] = await Promise.all([
+      redis.rawAsync('HKEYS', `${PREFIX}viewer:heartbeat:${arn}`),
+      redis.rawAsync('ZRANGE', `${PREFIX}viewer:expiry:${arn}`, 0, -1)]);
+    for (const u of h.split('\n').filter(Boolean)) hash.add(`${u} ${arn}`);
+    for (const u of z.split('\n').filter(Boolean)) expiry.add(`${u} ${arn}`);
   }
-  return check();
+  return { hash, expiry };
 }
-
-const inHash = (redis, v) => redis.raw('HEXISTS', `${PREFIX}viewer:heartbeat:${v.arn}`, v.userId) === '1';
-const inExpiry = (redis, v) => redis.raw('ZSCORE', `${PREFIX}viewer:expiry:${v.arn}`, v.userId) !== '';
+const seat = (v) => `${v.userId} ${v.arn}`;
+const totalViewers = async (redis) => Number(await redis.rawAsync('GET', `${PREFIX}total_viewers`));
 
 describe('heartbeat expiry with two sweeping processes', () => {
   let redis; let ushers; let stages;
   const viewers = [];          // {userId, arn}
   let live = []; let silent = [];
-  let beating = false; let beatLoop; const beatFailures = [];
+  let beating = false; let beatLoop; let beatStart; const beatFailures = []; let beatRounds = 0;
 
   before(async () => {
     redis = await Redis.start();
@@ -52,13 +56,17 @@ describe('heartbeat expiry with two sweeping processes', () => {
     await redis?.close();
   });
 
-  // Heartbeats for `live` every 500 ms, alternating processes, until stopped.
+  // Heartbeats for `live`, a round every 500 ms (from the start of one
+  // round to the next, so a slow round does not stretch the period),
+  // alternating processes, until stopped.
   async function heartbeatLoop() {
     for (let round = 0; beating; round++) {
+      const t0 = Date.now();
       const res = await Promise.all(live.map((v, i) =>
         ushers[(round + i) % 2].post('/api/viewer/heartbeat', { userId: v.userId, stageArn: v.arn })));
       res.forEach((r, i) => { if (r.status !== 200) beatFailures.push(`${live[i].userId}: ${short(r)}`); });
-      await sleep(500);
+      beatRounds++;
+      await sleep(Math.max(0, 500 - (Date.now() - t0)));
     }
   }
 
@@ -79,18 +87,23 @@ describe('heartbeat expiry with two sweeping processes', () => {
       assert.deepEqual(indexed.sort(), want.sort(), `viewer:expiry:${s}`);
     }
     beating = true;
+    beatStart = Date.now();
     beatLoop = heartbeatLoop();
   });
 
   it('removes the silent viewers and keeps the heartbeating ones', async () => {
-    await sleep(4000);
-    // Generous: timeout 2 s + sweep 1 s is due by now; allow slow CI more.
-    // (Poll one cheap key: redis-cli calls block the heartbeat loop.)
-    await eventually(() => Number(redis.raw('GET', `${PREFIX}total_viewers`)) <= 20, 8000);
-    const gone = silent.every((v) => !inHash(redis, v));
-    assert.ok(gone, `still seated: ${silent.filter((v) => inHash(redis, v)).map((v) => v.userId)}`);
-    for (const v of silent) assert.equal(inExpiry(redis, v), false, `${v.userId} left in viewer:expiry`);
-    for (const v of live) assert.ok(inHash(redis, v) && inExpiry(redis, v), `${v.userId} lost its seat`);
+    // Wait for the silent ones to go (timeout 2 s + sweep 1 s; generous for
+    // a loaded machine), and at least 4 s (twice the timeout) from the first
+    // heartbeat, so the heartbeating ones have outlived it twice over.
+    const cleared = await eventually(async () => await totalViewers(redis) <= 20, 20000, 250);
+    await sleep(Math.max(0, 4000 - (Date.now() - beatStart)));
+    const now = await seats(redis, stages);
+    assert.ok(cleared, `total_viewers still ${await totalViewers(redis)}`);
+    const still = silent.filter((v) => now.hash.has(seat(v))).map((v) => v.userId);
+    assert.deepEqual(still, [], 'silent viewers still seated');
+    for (const v of silent) assert.equal(now.expiry.has(seat(v)), false, `${v.userId} left in viewer:expiry`);
+    for (const v of live) assert.ok(now.hash.has(seat(v)) && now.expiry.has(seat(v)), `${v.userId} lost its seat`);
+    assert.ok(beatRounds > 0, 'the heartbeat loop ran');
     assert.deepEqual(beatFailures, []);
 
     const inv = checkInvariants(redis);
@@ -134,8 +147,9 @@ describe('heartbeat expiry with two sweeping processes', () => {
   it('once nobody heartbeats, every viewer expires and counts reach zero', async () => {
     beating = false;
     await beatLoop;
+    assert.ok(beatRounds > 0, 'the heartbeat loop ran');
     assert.deepEqual(beatFailures, []);
-    const empty = await eventually(() => Number(redis.raw('GET', `${PREFIX}total_viewers`)) === 0, 10000);
+    const empty = await eventually(async () => await totalViewers(redis) === 0, 20000, 250);
     const inv = checkInvariants(redis);
     assert.ok(empty, `total_viewers still ${inv.total}`);
     assert.deepEqual(inv.problems, []);

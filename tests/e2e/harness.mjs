@@ -3,8 +3,22 @@
 // Redis client for checking the SPEC §3 keys from the outside.
 //
 // The binary is $USHER_BIN (make e2e points it at the ASan build).
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+//
+// Determinism on a busy machine (other suites, builds):
+//  - ports come from below the kernel's ephemeral range, so no outgoing
+//    connection and no other bind(0) can take one between our check and the
+//    child's bind; a child that still cannot bind (another suite picked the
+//    same port) is started again on a new port, and a server counts as up
+//    only once the listening socket is the child's own (never a stranger's
+//    that answers on the port);
+//  - waits poll for the condition (waitFor / eventually) with a generous
+//    deadline instead of sleeping a guessed time;
+//  - checkInvariants reads every key in one atomic script: the keys cannot
+//    change half-way through the read, and one redis-cli call blocks the
+//    test's event loop (and with it background heartbeats) for one spawn,
+//    not one per key.
+import { spawn, execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,26 +27,112 @@ import http from 'node:http';
 export const USHER_BIN = process.env.USHER_BIN || 'build/asan/usher';
 export const PREFIX = 'ivs:test:';
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
+// The ports the kernel hands out for connect() and bind(0); ours come from
+// below it. Falls back to Linux's default range.
+function ephemeralRange() {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo > 0 && hi >= lo) return [lo, hi];
+  } catch { /* not Linux, or no /proc */ }
+  return [32768, 60999];
+}
+const [EPHEMERAL_LO] = ephemeralRange();
+const PORT_LO = EPHEMERAL_LO > 12000 ? 10000 : 1024;
+const PORT_HI = EPHEMERAL_LO > PORT_LO + 1000 ? EPHEMERAL_LO - 1 : 65535;
+
+function canListen(port) {
+  return new Promise((resolve) => {
     const srv = createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
+}
+
+// A TCP port on 127.0.0.1 that was free a moment ago, outside the ephemeral
+// range (see above). The caller's server may still lose it to another test
+// suite: start it with a retry on bind failure (Redis.start, Usher.start).
+export async function freePort() {
+  for (let i = 0; i < 200; i++) {
+    const port = PORT_LO + Math.floor(Math.random() * (PORT_HI - PORT_LO + 1));
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free port in ${PORT_LO}-${PORT_HI}`);
+}
+
+// Whether process `pid` holds a socket listening on `port` (any local
+// address, IPv4 or IPv6; read from Linux /proc): true or false, null where
+// /proc cannot tell (then the caller's readiness check alone decides).
+export function listenerOwnedBy(pid, port) {
+  let table;
+  try {
+    table = readFileSync('/proc/net/tcp', 'utf8') + readFileSync('/proc/net/tcp6', 'utf8');
+  } catch { return null; }
+  const inodes = new Set();
+  for (const line of table.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10 || f[3] !== '0A') continue;              // 0A: LISTEN
+    if (parseInt(f[1].split(':')[1], 16) === port) inodes.add(f[9]);
+  }
+  if (inodes.size === 0) return false;
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      let link;
+      try { link = readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { continue; }
+      const m = /^socket:\[(\d+)\]$/.exec(link);
+      if (m && inodes.has(m[1])) return true;
+    }
+  } catch { return false; }                                   // gone
+  return false;
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(check, timeoutMs, what) {
+// Polls check() (sync or async; a throw counts as "not yet") every stepMs
+// until it returns truthy; true then, false once timeoutMs has passed
+// (after one last try). For "wait for the condition, not for a sleep".
+export async function eventually(check, timeoutMs, stepMs = 100) {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    try { if (await check()) return; } catch { /* not yet */ }
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
+    try { if (await check()) return true; } catch { /* not yet */ }
+    if (Date.now() >= until) return false;
+    await sleep(stepMs);
+  }
+}
+
+// Like eventually(), but throws `timed out waiting for ${what}` instead of
+// returning false. opts: {timeoutMs (default 10000), stepMs (50), what}.
+export async function waitFor(check, opts = {}) {
+  const { timeoutMs = 10000, stepMs = 50, what = 'a condition' } = opts;
+  if (!(await eventually(check, timeoutMs, stepMs))) throw new Error(`timed out waiting for ${what}`);
+}
+
+// Starts a server child on a port until it listens there itself:
+// spawnOn(port) spawns it and returns {proc, log: () => text};
+// ready(proc, port) says whether it serves; bindFailed(log) whether it
+// exited for want of the port. A child that is up but not ready in time
+// is left running (the caller's close() stops it). When newPort is given, a child that could
+// not bind is started again on newPort(); otherwise on the same port, a
+// few times (the port was ours a moment ago). Returns {proc, port}.
+export async function startListening({ port, spawnOn, ready, bindFailed, newPort, what, timeoutMs }) {
+  for (let attempt = 1; ; attempt++) {
+    const { proc, log } = spawnOn(port);
+    let exit = null;
+    proc.once('exit', (code, signal) => { exit = { code, signal }; });
+    proc.once('error', (e) => { exit = { error: e.message }; });   // e.g. no such binary
+    const up = await eventually(async () => {
+      if (exit) return true;
+      return listenerOwnedBy(proc.pid, port) !== false && await ready(proc, port);
+    }, timeoutMs, 50);
+    if (up && !exit) return { proc, port };
+    const text = log();
+    if (exit && bindFailed(text) && attempt < 8) {
+      if (newPort) port = await newPort();
+      else await sleep(250 * attempt);
+      continue;
+    }
+    throw new Error(`${what} on port ${port} did not start` +
+      `${exit ? ` (exit ${JSON.stringify(exit)})` : ` within ${timeoutMs} ms`}\n${text}`);
   }
 }
 
@@ -40,19 +140,42 @@ async function waitFor(check, timeoutMs, what) {
 export class Redis {
   static async start() {
     const r = new Redis(await freePort(), mkdtempSync(join(tmpdir(), 'usher-redis-')));
-    await r.restart();
+    await r.restart({ newPortIfTaken: true });
     return r;
   }
-  constructor(port, dir) { this.port = port; this.dir = dir; this.proc = null; }
+  constructor(port, dir) { this.port = port; this.dir = dir; this.proc = null; this.log = ''; }
   get url() { return `redis://127.0.0.1:${this.port}`; }
-  async restart() {
-    this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1',
-      '--save', '', '--appendonly', 'no', '--dir', this.dir], { stdio: 'ignore' });
-    await waitFor(() => this.cli('PING') === 'PONG', 5000, 'redis-server');
+  // Starts redis-server on this.port. Once a usher points at the port it
+  // must stay: only the first start (Redis.start) may move to another port
+  // when the chosen one was taken meanwhile (opts.newPortIfTaken).
+  async restart({ newPortIfTaken = false } = {}) {
+    const { proc, port } = await startListening({
+      port: this.port,
+      spawnOn: (port) => {
+        this.log = '';
+        const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1',
+          '--save', '', '--appendonly', 'no', '--dir', this.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+        p.stdout.on('data', (d) => { this.log += d; });
+        p.stderr.on('data', (d) => { this.log += d; });
+        return { proc: p, log: () => this.log };
+      },
+      ready: (p, port) => this.cliOn(port, 'PING') === 'PONG',
+      bindFailed: (log) => /Address already in use|Could not create server TCP listening socket/i.test(log),
+      newPort: newPortIfTaken ? freePort : null,
+      what: 'redis-server',
+      timeoutMs: 20000,
+    });
+    this.proc = proc;
+    this.port = port;
+  }
+  cliOn(port, ...args) {
+    return execFileSync('redis-cli', ['-p', String(port), '--no-raw', ...args.map(String)],
+      { encoding: 'utf8', timeout: 5000 }).trim();
   }
   async stop() {
     if (!this.proc) return;
     const p = this.proc; this.proc = null;
+    if (p.exitCode !== null || p.signalCode !== null) return;
     const exited = new Promise((r) => p.once('exit', r));
     p.kill('SIGKILL');
     await exited;
@@ -67,6 +190,15 @@ export class Redis {
   raw(...args) {
     return execFileSync('redis-cli', ['-p', String(this.port), '--raw', ...args.map(String)],
       { encoding: 'utf8', timeout: 5000 }).replace(/\n$/, '');
+  }
+  // raw() without blocking the event loop: for checks made while requests
+  // of the test's own (heartbeats) must keep going out on time.
+  rawAsync(...args) {
+    return new Promise((resolve, reject) => {
+      execFile('redis-cli', ['-p', String(this.port), '--raw', ...args.map(String)],
+        { encoding: 'utf8', timeout: 5000 },
+        (err, out) => (err ? reject(err) : resolve(out.replace(/\n$/, ''))));
+    });
   }
   // Every key with its type and value, for "this request changed nothing".
   // The scaler's lease, its bookkeeping of each stage (replication, mode)
@@ -101,12 +233,15 @@ export class Usher {
     this.dataDir = mkdtempSync(join(tmpdir(), 'usher-data-'));
   }
   get base() { return `http://127.0.0.1:${this.port}`; }
+  // Starts the binary and waits until it listens (its own socket) and
+  // /health is 200. When the port was taken by someone else meanwhile it
+  // starts again on a new one: clients use this.port, which follows.
   async restart() {
     const env = {
       PATH: process.env.PATH,
       ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1:abort_on_error=0',
       UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1',
-      API_HOST: '127.0.0.1', API_PORT: String(this.port),
+      API_HOST: '127.0.0.1',
       REDIS_URL: this.redis.url, REDIS_KEY_PREFIX: PREFIX,
       DATA_DIR: this.dataDir, SKIP_AUTH: 'true', LOG_LEVEL: 'warn',
       RATE_LIMIT_MAX_REQUESTS: '0', AUTO_SCALE_ENABLED: 'false',
@@ -114,12 +249,29 @@ export class Usher {
       SIGNER_PRECOMPUTE: '32',
       ...this.env,
     };
-    this.proc = spawn(USHER_BIN, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.proc.stdout.on('data', (d) => { this.log += d; });
-    this.proc.stderr.on('data', (d) => { this.log += d; });
-    this.exited = new Promise((r) => this.proc.once('exit', (code, signal) => r({ code, signal })));
-    await waitFor(async () => (await fetch(`${this.base}/health`)).status === 200, 15000,
-      `usher on ${this.port}\n${this.log}`);
+    const spawnOn = (port) => {
+      this.log = '';
+      this.port = port;
+      const proc = spawn(USHER_BIN, [], { env: { ...env, API_PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+      proc.stdout.on('data', (d) => { this.log += d; });
+      proc.stderr.on('data', (d) => { this.log += d; });
+      this.proc = proc;
+      this.exited = new Promise((r) => proc.once('exit', (code, signal) => r({ code, signal })));
+      return { proc, log: () => this.log };
+    };
+    await startListening({
+      port: this.port,
+      spawnOn,
+      ready: async (proc, port) => (await fetch(`http://127.0.0.1:${port}/health`)).status === 200,
+      bindFailed: (log) => /cannot listen on/.test(log),
+      newPort: async () => {                // not the port kept for its Redis
+        let p;
+        do p = await freePort(); while (p === this.redis?.port);
+        return p;
+      },
+      what: 'usher',
+      timeoutMs: 30000,
+    });
   }
   // Graceful stop; resolves to the exit status. Sanitizer reports fail it.
   async stop(signal = 'SIGTERM') {
@@ -136,21 +288,29 @@ export class Usher {
 
   // HTTP with keep-alive; returns {status, headers, body (parsed JSON or text)}.
   // agent: an http.Agent of the caller's, to control how many sockets are open.
-  request(method, path, { body, headers = {}, raw, agent = Usher.agent } = {}) {
+  // timed: also return ms, the time from the whole request being handed to
+  // the kernel to the response head arriving: the server's part, without
+  // the client's connect and set-up (for bounds such as SPEC §1's 1 s).
+  request(method, path, { body, headers = {}, raw, agent = Usher.agent, timed = false } = {}) {
     const payload = raw !== undefined ? raw : body !== undefined ? JSON.stringify(body) : undefined;
     return new Promise((resolve, reject) => {
+      const t0 = performance.now(); let sentAt = null; let headAt = null;
       const req = http.request({ host: '127.0.0.1', port: this.port, method, path, agent,
         headers: { ...(payload !== undefined ? { 'content-type': 'application/json' } : {}), ...headers } },
       (res) => {
+        headAt = performance.now();
         const chunks = [];
         res.on('data', (c) => chunks.push(c));
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
           let parsed = text;
           try { parsed = JSON.parse(text); } catch { /* leave as text */ }
-          resolve({ status: res.statusCode, headers: res.headers, body: parsed });
+          const out = { status: res.statusCode, headers: res.headers, body: parsed };
+          if (timed) out.ms = headAt - (sentAt ?? t0);
+          resolve(out);
         });
       });
+      if (timed) req.once('finish', () => { sentAt = performance.now(); });
       req.on('error', reject);
       if (payload !== undefined) req.write(payload);
       req.end();
@@ -183,11 +343,11 @@ export async function startLive(env = {}) {
 // where the user sits) holds exactly the seated users, each slot names its
 // stage (stage_slot, slot_stage), and open_stages holds exactly the slots
 // of the open stages, with the integer part of each score equal to the
-// stage's count.
-function indexProblems(redis, counts, seatOf) {
-  const problems = [];
-  // One atomic read, so a stage the scaler adds meanwhile cannot skew it.
-  const snap = JSON.parse(redis.raw('EVAL', `local P, out = ARGV[1], {index = {}}
+// stage's count. Read in the same script as the seats (SEATS_LUA), so
+// nothing can change between the two reads.
+const INDEX_LUA = `
+local function indexes(P)
+    local out = {index = {}}
     local function map(key)
       local m, a = {}, redis.call('HGETALL', P .. key)
       for i = 1, #a, 2 do m[a[i]] = a[i + 1] end
@@ -207,7 +367,11 @@ function indexProblems(redis, counts, seatOf) {
         for i = 1, #a, 2 do out.index[a[i]] = a[i + 1] end
       end
     until cursor == '0'
-    return cjson.encode(out)`, 0, PREFIX));
+    return out
+end`;
+
+function indexProblems(snap, counts, seatOf) {
+  const problems = [];
   const obj = (x) => (Array.isArray(x) ? {} : x);  // cjson writes {} for an empty table
   const [modes, slotOf, stageOf, open, index] =
     [snap.modes, snap.slotOf, snap.stageOf, snap.open, snap.index].map(obj);
@@ -235,17 +399,33 @@ function indexProblems(redis, counts, seatOf) {
   return problems;
 }
 
+// Every stage's count and seated users, and total_viewers, read in one
+// Lua script: one atomic step, so a join, leave, sweep or scaler move can
+// never fall between two of the reads. JSON: {stages: [[arn, count|false,
+// [user...]]...], total: string|false, indexes: see INDEX_LUA}.
+const SEATS_LUA = `${INDEX_LUA}
+local P = ARGV[1]
+local out = {}
+for _, arn in ipairs(redis.call('ZRANGE', P .. 'stages', 0, -1)) do
+  out[#out + 1] = { arn, redis.call('GET', P .. 'viewers:' .. arn),
+    redis.call('HKEYS', P .. 'viewer:heartbeat:' .. arn) }
+end
+return cjson.encode({ stages = out, total = redis.call('GET', P .. 'total_viewers'), indexes = indexes(P) })`;
+
 // Checks every SPEC §3 invariant from the outside; returns a list of
 // violations (empty when all hold) and the per-stage counts.
 export function checkInvariants(redis, { capacity } = {}) {
   const problems = [];
-  const stages = redis.raw('ZRANGE', `${PREFIX}stages`, 0, -1).split('\n').filter(Boolean);
+  const read = JSON.parse(redis.raw('EVAL', SEATS_LUA, 0, PREFIX));
+  const list = (x) => (Array.isArray(x) ? x : []);           // cjson: {} for an empty table
   let sum = 0;
   const seatOf = new Map();
   const counts = {};
-  for (const arn of stages) {
-    const count = Number(redis.raw('GET', `${PREFIX}viewers:${arn}`) || 0);
-    const users = redis.raw('HKEYS', `${PREFIX}viewer:heartbeat:${arn}`).split('\n').filter(Boolean);
+  const stages = [];
+  for (const [arn, rawCount, rawUsers] of list(read.stages)) {
+    const count = Number(rawCount || 0);
+    const users = list(rawUsers);
+    stages.push(arn);
     counts[arn] = count;
     if (count !== users.length) problems.push(`viewers:${arn}=${count} but HLEN=${users.length}`);
     if (count < 0) problems.push(`negative count ${count} for ${arn}`);
@@ -256,8 +436,8 @@ export function checkInvariants(redis, { capacity } = {}) {
     }
     sum += count;
   }
-  const total = Number(redis.raw('GET', `${PREFIX}total_viewers`) || 0);
+  const total = Number(read.total || 0);
   if (total !== sum) problems.push(`total_viewers=${total} but sum=${sum}`);
-  problems.push(...indexProblems(redis, counts, seatOf));
+  problems.push(...indexProblems(read.indexes, counts, seatOf));
   return { problems, counts, total, seatOf, stages };
 }
