@@ -28,8 +28,8 @@ enum function {
 
 enum { MAX_KEYS = 12, MAX_ARGS = 12 };
 
-/* Heartbeats in one FCALL at most (write_batch.h): about 60 KB of ARGV. */
-enum { HEARTBEATS_PER_CALL = 512 };
+/* Heartbeats in one FCALL at most (write_batch.h): about 15 KB of ARGV. */
+enum { HEARTBEATS_PER_CALL = 128 };
 
 /* Each function's name and the fixed keys it touches, without the prefix. */
 static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[FN_COUNT] = {

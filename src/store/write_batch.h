@@ -10,7 +10,8 @@
  * a lone call goes at once, a crowd waits at most one round trip, and
  * Redis runs one batch while usher sends the next and answers the last
  * (with one in flight they took turns: at 1,000 connections, 500-call
- * batches and fewer heartbeats a second). Used by store.c only. */
+ * batches and fewer heartbeats a second than with no batching; four of up
+ * to 128 measured best, BENCHMARKS.md). Used by store.c only. */
 #ifndef USHER_STORE_WRITE_BATCH_H
 #define USHER_STORE_WRITE_BATCH_H
 
@@ -20,7 +21,7 @@
 
 struct write_batch;
 
-enum { WRITE_BATCH_IN_FLIGHT = 2 };
+enum { WRITE_BATCH_IN_FLIGHT = 4 };
 
 /* head: the FCALL argv up to the first call's arguments ("FCALL", name,
  * numkeys, keys..., prefix); the strings are not copied and must outlive
