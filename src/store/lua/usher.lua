@@ -126,8 +126,8 @@ end
 -- The seat index: userId -> the slot of the stage where the user sits, so
 -- finding a user's seat costs the same whatever the number of stages. It is
 -- spread over SEAT_BUCKETS small hashes (seat_index:{n}, n from the userId)
--- that Redis keeps as listpacks: about 20 bytes a viewer instead of ~65 in
--- one big hash (BENCHMARKS.md "Memory").
+-- that Redis keeps as listpacks: ~40 bytes a viewer at 1,000,000 seated,
+-- where one big hash would take ~65 (BENCHMARKS.md, issue 11 "Memory").
 local SEAT_BUCKETS = 16384
 
 local function index_key(c, user)
