@@ -19,6 +19,8 @@ struct sweeper;
 struct scaler;
 struct read_batch;
 struct stats_cache;
+struct endpoints_cache;
+struct aws_limiter;
 
 #define USHER_VERSION "0.1.0"
 
@@ -34,10 +36,13 @@ struct app {
     struct scaler *scaler;
     struct read_batch *stats_batch;  /* GET /api/stats callers share calls */
     struct stats_cache *stats_cache; /* its stage entries, rendered once */
+    struct endpoints_cache *endpoints; /* stages' endpoints for tokens (stages/endpoints.h) */
+    struct aws_limiter *limiter;     /* IVS call pace shared in Redis (aws provider only) */
     int64_t started_ms;
     /* The master stage, as Redis has it; empty until Redis has been reached
      * (it is looked up again after every reconnect). */
     char master_arn[STAGE_ARN_MAX + 1];
+    int master_lookups;              /* master stage look-ups under way (stages.c) */
 };
 
 #endif

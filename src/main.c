@@ -1,7 +1,9 @@
 /* main.c — usher's start and stop.
  *
- * Start: settings, the signing key, then the parts of struct app in the
- * order they depend on each other. The server listens at once; until Redis
+ * Start: settings, the signing key, the stage provider and its checks
+ * (with STAGE_PROVIDER=aws: the public key in IVS, MASTER_STAGE_ARN; a
+ * failure stops the start), then the parts of struct app in the order they
+ * depend on each other. The server listens at once; until Redis
  * answers, requests that need it get 503 and the Redis layer keeps retrying
  * (and says why in the log). Each time Redis becomes ready, the master
  * stage is looked up (or made) again, since Redis may have lost its data.
@@ -20,10 +22,13 @@
 
 #include "app.h"
 #include "config/config.h"
+#include "aws/client.h"
 #include "http/server.h"
 #include "ivs/provider.h"
+#include "ivs/shared_limiter.h"
 #include "routes/routes.h"
 #include "scaler/scaler.h"
+#include "stages/endpoints.h"
 #include "stages/stages.h"
 #include "store/embedded.h"
 #include "routes/stats_cache.h"
@@ -98,6 +103,14 @@ static void take_down(struct app *app)
         event_base_dispatch(app->base);
     }
     flush_loop(app->base);
+    if (app->limiter) {             /* before the client: its waiting calls fail next */
+        aws_client_set_limiter(aws_provider_client(app->provider), NULL);
+        app->limiter->free(app->limiter);
+    }
+    if (app->provider)              /* IVS calls still running end now, with an error; */
+        app->provider->ops->free(app->provider);   /* their follow-ups meet the store */
+    app->provider = NULL;
+    flush_loop(app->base);
     store_free(app->store);         /* Redis callbacks still due run now, with an error */
     app->store = NULL;
     flush_loop(app->base);
@@ -108,9 +121,67 @@ static void take_down(struct app *app)
     stats_cache_free(app->stats_cache);
     sweeper_free(app->sweeper);
     scaler_free(app->scaler);
-    if (app->provider)
-        app->provider->ops->free(app->provider);
     token_key_free(app->key);
+    endpoints_cache_free(app->endpoints);
+}
+
+struct prepared {
+    struct app *app;
+    bool done;
+    char *err;
+    size_t errlen;
+};
+
+static void provider_prepared(void *arg, const char *kid, const char *error)
+{
+    struct prepared *pr = arg;
+    pr->done = true;
+    if (error)
+        snprintf(pr->err, pr->errlen, "%s", error);
+    else if (kid[0] && token_key_set_id(pr->app->key, kid) != 0)
+        snprintf(pr->err, pr->errlen, "out of memory");
+    event_base_loopbreak(pr->app->base);
+}
+
+/* The provider's start-up checks (the public key, MASTER_STAGE_ARN: see
+ * ivs/provider.h), run to the end before anything is served. Returns 0,
+ * or -1 with the reason in err. */
+static int prepare_provider(struct app *app, char *err, size_t errlen)
+{
+    struct prepared pr = {app, false, err, errlen};
+    err[0] = '\0';
+    app->provider->ops->prepare(app->provider, token_key_public_pem(app->key), provider_prepared, &pr);
+    while (!pr.done && event_base_dispatch(app->base) == 0)
+        ;
+    return pr.done && !err[0] ? 0 : -1;
+}
+
+/* The parts that serve, once the provider is ready; -1 with err set when
+ * one cannot be made. */
+static int make_parts(struct app *app, char *err, size_t errlen)
+{
+    const struct config *cfg = app->cfg;
+    struct aws_client *client = aws_provider_client(app->provider);
+    app->signer = signer_new(app->base, app->key, cfg->signer_threads, (size_t)cfg->signer_precompute);
+    app->store = store_new(app->base, cfg, on_redis_ready, app);
+    app->http = http_server_new(app, usher_routes, usher_route_count, err, errlen);
+    app->sweeper = sweeper_new(app);
+    app->scaler = scaler_new(app);
+    app->stats_batch = app->store ? read_batch_new(app->store, free) : NULL;
+    app->stats_cache = stats_cache_new();
+    app->endpoints = endpoints_cache_new(2 * (size_t)cfg->max_stages + 16);
+    /* IVS calls are paced with every other process, through Redis. */
+    if (client && app->store &&
+        (app->limiter = shared_limiter_new(app->base, app->store, cfg->aws_pace_margin_ms)))
+        aws_client_set_limiter(client, app->limiter);
+    if (!app->http)
+        return -1;                  /* err says why */
+    if (!app->signer || !app->store || !app->sweeper || !app->scaler || !app->stats_batch ||
+        !app->stats_cache || !app->endpoints || (client && !app->limiter)) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
 }
 
 static int key_path(const struct config *cfg, char *out, size_t len)
@@ -161,17 +232,13 @@ static int run(struct config *cfg)
         fprintf(stderr, "usher: %s\n", app.key ? "cannot make an event loop" : err);
         goto out;
     }
-    app.signer = signer_new(app.base, app.key, cfg->signer_threads, (size_t)cfg->signer_precompute);
-    app.provider = local_provider_new(app.base, cfg);
-    app.store = store_new(app.base, cfg, on_redis_ready, &app);
-    app.http = http_server_new(&app, usher_routes, usher_route_count, err, sizeof err);
-    app.sweeper = sweeper_new(&app);
-    app.scaler = scaler_new(&app);
-    app.stats_batch = app.store ? read_batch_new(app.store, free) : NULL;
-    app.stats_cache = stats_cache_new();
-    if (!app.signer || !app.provider || !app.store || !app.http || !app.sweeper || !app.scaler ||
-        !app.stats_batch || !app.stats_cache) {
-        fprintf(stderr, "usher: %s\n", app.http ? "out of memory" : err);
+    app.provider = provider_new(app.base, cfg, err, sizeof err);
+    if (!app.provider || prepare_provider(&app, err, sizeof err) != 0) {
+        fprintf(stderr, "usher: %s\n", err);
+        goto out;
+    }
+    if (make_parts(&app, err, sizeof err) != 0) {
+        fprintf(stderr, "usher: %s\n", err);
         goto out;
     }
     struct event *sigterm = evsignal_new(app.base, SIGTERM, on_signal, &sd);

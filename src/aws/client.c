@@ -121,7 +121,10 @@ static void on_slot(void *arg);
 
 static void attempt(struct call *k)
 {
-    if (k->c->limiter->acquire(k->c->limiter, aws_op_class_at((size_t)k->op), on_slot, k) < 0)
+    struct aws_limiter *l = k->c->limiter;
+    int rc = l->acquire_op ? l->acquire_op(l, (size_t)k->op, on_slot, k)
+                           : l->acquire(l, aws_op_class_at((size_t)k->op), on_slot, k);
+    if (rc < 0)
         fail(k, AWS_ERR_TRANSPORT, "usher", "out of memory");
 }
 

@@ -65,6 +65,17 @@ size_t aws_op_count(void) { return sizeof ops / sizeof ops[0]; }
 const char *aws_op_name(size_t index) { return ops[index].name; }
 enum aws_op_class aws_op_class_at(size_t index) { return ops[index].cls; }
 
+bool aws_op_scaling(size_t index)
+{
+    static const char *const scaling[] = {"CreateStage", "DeleteStage",
+                                          "StartParticipantReplication",
+                                          "StopParticipantReplication"};
+    for (size_t i = 0; i < sizeof scaling / sizeof *scaling; i++)
+        if (strcmp(ops[index].name, scaling[i]) == 0)
+            return true;
+    return false;
+}
+
 int aws_op_index(const char *operation)
 {
     for (size_t i = 0; operation && i < aws_op_count(); i++)
@@ -167,7 +178,7 @@ struct aws_limiter *aws_local_limiter_new(struct event_base *base, aws_clock_fn 
     struct local *l = calloc(1, sizeof *l);
     if (!l)
         return NULL;
-    l->base = (struct aws_limiter){local_acquire, local_free};
+    l->base = (struct aws_limiter){local_acquire, local_free, NULL};
     l->evbase = base;
     l->now = now ? now : mono_ms;
     l->clock_arg = clock_arg;

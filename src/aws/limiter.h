@@ -11,6 +11,7 @@
 #ifndef USHER_AWS_LIMITER_H
 #define USHER_AWS_LIMITER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,18 +39,25 @@ const char *aws_op_name(size_t index);
 /* Index of an operation name, or -1 when it is not an IVS operation. */
 int aws_op_index(const char *operation);
 enum aws_op_class aws_op_class_at(size_t index);
+/* Whether the operation at index scales the audience's stages
+ * (CreateStage, DeleteStage, Start/StopParticipantReplication): a limiter
+ * may let these go before the others of their class. */
+bool aws_op_scaling(size_t index);
 
 typedef void (*aws_limiter_ready_fn)(void *arg);
 
 /* A limiter. acquire returns 0 and calls ready exactly once, from the loop
  * and never from inside acquire, when one call of class cls may be sent;
- * or returns -1 (out of memory) and never calls it. free drops
+ * or returns -1 (out of memory) and never calls it. acquire_op, when not
+ * NULL, is used instead and is told the operation (index as in
+ * aws_op_name), so it can give priority (aws_op_scaling). free drops
  * the acquires still waiting without calling them, so the user must fail
  * those calls itself (aws_client_free does). */
 struct aws_limiter {
     int (*acquire)(struct aws_limiter *l, enum aws_op_class cls,
                    aws_limiter_ready_fn ready, void *arg);
     void (*free)(struct aws_limiter *l);
+    int (*acquire_op)(struct aws_limiter *l, size_t op, aws_limiter_ready_fn ready, void *arg);
 };
 
 /* Even spacing: one call every interval_ms, no burst. */

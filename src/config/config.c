@@ -81,6 +81,7 @@ static const char *check_trust_proxy(const char *v);
 static const char *check_region(const char *v);
 static const char *check_account_id(const char *v);
 static const char *check_master_arn(const char *v);
+static const char *check_stream_name(const char *v);
 
 #define SECONDS "a number of seconds"
 #define MILLIS "a number of milliseconds"
@@ -161,6 +162,30 @@ static const struct setting SETTINGS[] = {
         T_STRING(master_stage_arn, check_master_arn),
         "the publisher's stage, arn:aws:ivs:REGION:ACCOUNT:stage/ID; "
         "empty = create one"),
+    ROW("Stages", "STREAM_NAME", "", T_STRING(stream_name, check_stream_name),
+        "the stream's name in the usher:stream tag of the stages usher makes in IVS "
+        "(1-256 characters); empty = REDIS_KEY_PREFIX"),
+    ROW("Stages", "AWS_TIMEOUT_MS", "10000",
+        T_LONG(aws_timeout_ms, 100, 120000, MILLIS),
+        "how long one IVS call attempt may take before it counts as lost"),
+    ROW("Stages", "AWS_PACE_MARGIN_MS", "50",
+        T_LONG(aws_pace_margin_ms, 0, 1000, MILLIS),
+        "aws: added to 1000/rate ms between two IVS calls of a class (all processes), so "
+        "network jitter does not put one call too many in IVS's window"),
+    ROW("Stages", "REPLICATION_MAX", "5",
+        T_LONG(replication_max, 0, 100, "a replication count"),
+        "aws: stages the publisher's stage feeds by replication (IVS allows 5 per participant)"),
+    ROW("Stages", "REPLICATION_CHAINING", "false", T_BOOL(replication_chaining),
+        "aws: let replicated stages feed further stages (IVS most likely refuses a replica "
+        "as a source)"),
+    ROW("Stages", "ORPHAN_SWEEP_INTERVAL", "300",
+        T_LONG(orphan_sweep_interval_s, 0, 86400, SECONDS),
+        "aws: how often stages tagged as this stream's but unknown to Redis are looked "
+        "for (ListStages); 0 = never"),
+    ROW("Stages", "ORPHAN_GRACE", "120",
+        T_LONG(orphan_grace_s, 1, 86400, SECONDS),
+        "aws: an unrecorded stage is deleted once seen unrecorded this long (a creation "
+        "in flight is not an orphan)"),
     ROW("Stages", "STAGE_NAME_PREFIX", "auto-stage",
         T_STRING(stage_name_prefix, NULL), "name prefix of the stages usher creates"),
     ROW("Stages", "MAX_VIEWERS_PER_STAGE", "50",
@@ -469,6 +494,12 @@ static const char *check_account_id(const char *v)
 static const char *check_master_arn(const char *v)
 {
     return valid_stage_arn(v) ? NULL : "is not an IVS stage ARN (arn:aws:ivs:REGION:ACCOUNT:stage/ID)";
+}
+
+/* An IVS tag value: at most 256 characters (TagValue in the API model). */
+static const char *check_stream_name(const char *v)
+{
+    return strlen(v) <= 256 ? NULL : "is longer than an IVS tag value (256)";
 }
 
 /* ------------------------------------------------------------------------

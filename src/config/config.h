@@ -52,6 +52,13 @@ struct config {
     char *aws_session_token;         /* AWS_SESSION_TOKEN */
     char *aws_account_id;            /* AWS_ACCOUNT_ID, 123456789012 (local ARNs) */
     char *master_stage_arn;          /* MASTER_STAGE_ARN, empty = create one */
+    char *stream_name;               /* STREAM_NAME, empty = REDIS_KEY_PREFIX (usher:stream tag) */
+    long aws_timeout_ms;             /* AWS_TIMEOUT_MS, 10000: one IVS attempt */
+    long aws_pace_margin_ms;         /* AWS_PACE_MARGIN_MS, 50: added to 1000/rate between calls */
+    long replication_max;            /* REPLICATION_MAX, 5: stages one source feeds */
+    bool replication_chaining;       /* REPLICATION_CHAINING, false: replicas as sources */
+    long orphan_sweep_interval_s;    /* ORPHAN_SWEEP_INTERVAL, 300 s; 0 = off */
+    long orphan_grace_s;             /* ORPHAN_GRACE, 120 s */
     char *stage_name_prefix;         /* STAGE_NAME_PREFIX, "auto-stage" */
     long max_viewers_per_stage;      /* MAX_VIEWERS_PER_STAGE, 50 */
     double scale_up_threshold;       /* SCALE_UP_THRESHOLD, 0.8 */

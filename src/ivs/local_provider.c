@@ -5,7 +5,8 @@
  * record of what IVS would be doing. LOCAL_REPLICATION_FAILURES makes the
  * first N replication starts fail, so the retry path can be tested.
  *
- * Every answer comes on a later loop turn, as a real provider's would. */
+ * Every answer comes on a later loop turn, as a real provider's would.
+ * The endpoints of a local stage follow from its id (stage_endpoints). */
 #include "ivs/provider.h"
 
 #include <stdio.h>
@@ -30,24 +31,45 @@ struct local_provider {
     long failures_left;
 };
 
-/* One deferred answer, for any of the operations. */
+/* One deferred answer, for any of the operations: `kind` says which
+ * callback of the union hears it. */
+enum answer_kind { ANSWER_DONE, ANSWER_STAGE, ANSWER_LIST, ANSWER_TEXT };
+
 struct answer {
-    provider_stage_fn stage_done;
-    provider_done_fn done;
+    enum answer_kind kind;
+    union {
+        provider_done_fn done;
+        provider_stage_fn stage;
+        provider_list_fn list;
+        provider_text_fn text;
+    } fn;
     void *arg;
     char arn[ARN_MAX];
+    char name[ARN_MAX];
+    const char *text;
     const char *error;
 };
+
+/* Calls a's callback with a's outcome. */
+static void call_back(const struct answer *a)
+{
+    char events[STAGE_ENDPOINT_MAX + 1], whip[STAGE_ENDPOINT_MAX + 1];
+    stage_endpoints(a->arn, events, sizeof events, whip, sizeof whip);
+    const struct provider_stage st = {.arn = a->arn, .name = a->name, .whip = whip,
+                                      .events = events, .active_session = ""};
+    switch (a->kind) {
+    case ANSWER_DONE: a->fn.done(a->arg, a->error); break;
+    case ANSWER_STAGE: a->fn.stage(a->arg, a->error ? NULL : &st, a->error); break;
+    case ANSWER_LIST: a->fn.list(a->arg, a->error ? NULL : &st, 0, a->error); break;
+    case ANSWER_TEXT: a->fn.text(a->arg, a->error ? NULL : a->text, a->error); break;
+    }
+}
 
 static void deliver(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    struct answer *a = arg;
-    if (a->stage_done)
-        a->stage_done(a->arg, a->error ? NULL : a->arn, a->error);
-    else
-        a->done(a->arg, a->error);
-    free(a);
+    call_back(arg);
+    free(arg);
 }
 
 static void answer_later(struct stage_provider *p, struct answer *a)
@@ -59,21 +81,24 @@ static void answer_later(struct stage_provider *p, struct answer *a)
     }
 }
 
-static struct answer *answer_new(provider_stage_fn stage_done, provider_done_fn done, void *arg)
+/* A deferred answer of kind; NULL (fn told) when out of memory. fn is the
+ * callback, cast to its kind's type when delivered. */
+static struct answer *answer_new(enum answer_kind kind, void (*fn)(void), void *arg)
 {
     struct answer *a = calloc(1, sizeof *a);
     if (!a) {
-        if (stage_done)
-            stage_done(arg, NULL, "out of memory");
-        else
-            done(arg, "out of memory");
+        /* No memory to answer later: the answer comes at once. */
+        struct answer failed = {.kind = kind, .arg = arg, .error = "out of memory"};
+        failed.fn.done = (provider_done_fn)fn;
+        call_back(&failed);
         return NULL;
     }
-    a->stage_done = stage_done;
-    a->done = done;
+    a->kind = kind;
+    a->fn.done = (provider_done_fn)fn;
     a->arg = arg;
     return a;
 }
+#define ANSWER(kind, fn) answer_new(kind, (void (*)(void))(fn), arg)
 
 static int random_stage_id(char *out)
 {
@@ -93,10 +118,11 @@ static int random_stage_id(char *out)
 static void local_create(struct stage_provider *p, const char *name, const json_t *tags,
                          provider_stage_fn done, void *arg)
 {
-    (void)name, (void)tags;
-    struct answer *a = answer_new(done, NULL, arg);
+    (void)tags;
+    struct answer *a = ANSWER(ANSWER_STAGE, done);
     if (!a)
         return;
+    snprintf(a->name, sizeof a->name, "%s", name ? name : "");
     char id[STAGE_ID_LEN + 1];
     if (random_stage_id(id) != 0)
         a->error = "no random bytes for a stage id";
@@ -106,20 +132,79 @@ static void local_create(struct stage_provider *p, const char *name, const json_
     answer_later(p, a);
 }
 
+/* A local stage is any ARN: its endpoints follow from its id. */
+static void local_get(struct stage_provider *p, const char *arn, provider_stage_fn done, void *arg)
+{
+    struct answer *a = ANSWER(ANSWER_STAGE, done);
+    if (!a)
+        return;
+    snprintf(a->arn, sizeof a->arn, "%s", arn);
+    answer_later(p, a);
+}
+
+/* Local stages live only in Redis: the provider holds none of its own,
+ * so there are never orphans. */
+static void local_list(struct stage_provider *p, provider_list_fn done, void *arg)
+{
+    struct answer *a = ANSWER(ANSWER_LIST, done);
+    if (a)
+        answer_later(p, a);
+}
+
+static void local_rename(struct stage_provider *p, const char *arn, const char *name,
+                         provider_done_fn done, void *arg)
+{
+    (void)arn, (void)name;
+    struct answer *a = ANSWER(ANSWER_DONE, done);
+    if (a)
+        answer_later(p, a);
+}
+
 static void local_delete(struct stage_provider *p, const char *arn,
                          provider_done_fn done, void *arg)
 {
     (void)arn;
-    struct answer *a = answer_new(NULL, done, arg);
+    struct answer *a = ANSWER(ANSWER_DONE, done);
     if (a)
         answer_later(p, a);
+}
+
+/* No participants here: nobody is found publishing. */
+static void local_find_publisher(struct stage_provider *p, const char *arn,
+                                 provider_text_fn done, void *arg)
+{
+    (void)arn;
+    struct answer *a = ANSWER(ANSWER_TEXT, done);
+    if (!a)
+        return;
+    a->text = "";
+    answer_later(p, a);
+}
+
+/* Nothing to check: tokens carry IVS_PUBLIC_KEY_ARN as given, or the
+ * local key id. */
+static void local_prepare(struct stage_provider *p, const char *public_pem,
+                          provider_text_fn done, void *arg)
+{
+    (void)public_pem;
+    struct answer *a = ANSWER(ANSWER_TEXT, done);
+    if (!a)
+        return;
+    a->text = p->cfg->public_key_arn;
+    answer_later(p, a);
+}
+
+static json_t *local_health(struct stage_provider *p)
+{
+    (void)p;
+    return json_object();
 }
 
 static void local_start_replication(struct stage_provider *p, const char *source,
                                     const char *dest, provider_done_fn done, void *arg)
 {
     struct local_provider *lp = (struct local_provider *)p;
-    struct answer *a = answer_new(NULL, done, arg);
+    struct answer *a = ANSWER(ANSWER_DONE, done);
     if (!a)
         return;
     struct replication *r = NULL;
@@ -150,7 +235,7 @@ static void local_stop_replication(struct stage_provider *p, const char *source,
             break;
         }
     }
-    struct answer *a = answer_new(NULL, done, arg);
+    struct answer *a = ANSWER(ANSWER_DONE, done);
     if (a)
         answer_later(p, a);
 }
@@ -168,8 +253,15 @@ static void local_free(struct stage_provider *p)
 
 static const struct stage_provider_ops local_ops = {
     .name = "local",
+    .replication_quota = false,
+    .prepare = local_prepare,
     .create_stage = local_create,
+    .get_stage = local_get,
+    .list_stages = local_list,
+    .rename_stage = local_rename,
     .delete_stage = local_delete,
+    .find_publisher = local_find_publisher,
+    .health = local_health,
     .start_replication = local_start_replication,
     .stop_replication = local_stop_replication,
     .free = local_free,

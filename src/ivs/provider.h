@@ -1,41 +1,88 @@
 /* provider.h — where stages come from.
  *
- * usher asks a provider to create and delete stages and to tell a stage's
+ * usher asks a provider to create, read, rename and delete stages, to
+ * replicate the publisher's video between them and to tell a stage's
  * endpoints; it records what the provider made in Redis itself (store/).
  * The local provider (the default) makes stages with ARNs of IVS's form
- * and no network at all; an AWS provider implements the same table of
- * operations against the IVS Real-Time control plane. Every operation is
- * asynchronous, as an AWS call takes 200–500 ms, and calls `done` exactly
- * once, on the loop thread, never from inside the call. */
+ * and no network at all; the AWS provider (aws_provider.c) implements the
+ * same table of operations against the IVS Real-Time control plane. Every
+ * operation is asynchronous, as an AWS call takes 200–500 ms, and calls
+ * `done` exactly once, on the loop thread, never from inside the call. */
 #ifndef USHER_IVS_PROVIDER_H
 #define USHER_IVS_PROVIDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <event2/event.h>
 #include <jansson.h>
 
 struct config;
 struct stage_provider;
+struct aws_client;
 
-/* arn is the new stage's ARN, or NULL with error set. */
-typedef void (*provider_stage_fn)(void *arg, const char *arn, const char *error);
+#define STAGE_ENDPOINT_MAX 255       /* bytes of one endpoint URL */
+
+/* A stage as the provider knows it; strings borrowed for the callback. */
+struct provider_stage {
+    const char *arn;
+    const char *name;
+    const char *whip;                /* endpoints.whip, "" when unknown */
+    const char *events;              /* endpoints.events, "" when unknown */
+    const char *active_session;      /* activeSessionId, "" when none */
+    const json_t *tags;              /* an object of strings, or NULL */
+};
+
+/* stage is NULL with error set on failure. */
+typedef void (*provider_stage_fn)(void *arg, const struct provider_stage *stage,
+                                  const char *error);
+/* Every stage of the account and region (all pages), or NULL with error. */
+typedef void (*provider_list_fn)(void *arg, const struct provider_stage *stages, size_t n,
+                                 const char *error);
+/* text as each operation says, or NULL with error. */
+typedef void (*provider_text_fn)(void *arg, const char *text, const char *error);
 /* error is NULL on success. */
 typedef void (*provider_done_fn)(void *arg, const char *error);
 
 struct stage_provider_ops {
     const char *name;                /* "local", "aws" */
-    /* tags: the stage's tags (a JSON object of strings, or NULL), for
-     * CreateStage's `tags`; the record in Redis keeps them too. */
+    /* Whether IVS's replication quota applies (5 per participant, no
+     * replica as a source): the scaler then plans at most REPLICATION_MAX
+     * added stages (scaler/policy.h, stage_ceiling). */
+    bool replication_quota;
+    /* Start-up checks before usher serves: the public key and
+     * MASTER_STAGE_ARN. public_pem is the signing key's public half
+     * (SPKI PEM). text: the key id tokens must carry (kid), or "" to
+     * keep the local one. error names the setting to fix. */
+    void (*prepare)(struct stage_provider *p, const char *public_pem,
+                    provider_text_fn done, void *arg);
+    /* tags: the stage's tags (an object of strings, or NULL); the
+     * provider adds its own (usher:managed, usher:stream). */
     void (*create_stage)(struct stage_provider *p, const char *name, const json_t *tags,
                          provider_stage_fn done, void *arg);
+    /* error when the stage does not exist or cannot be read. */
+    void (*get_stage)(struct stage_provider *p, const char *arn,
+                      provider_stage_fn done, void *arg);
+    /* The stages this deployment made (tagged usher:managed=true and its
+     * usher:stream), all pages. */
+    void (*list_stages)(struct stage_provider *p, provider_list_fn done, void *arg);
+    void (*rename_stage)(struct stage_provider *p, const char *arn, const char *name,
+                         provider_done_fn done, void *arg);
     void (*delete_stage)(struct stage_provider *p, const char *arn,
                          provider_done_fn done, void *arg);
+    /* text: the participant id publishing in the stage now (connected,
+     * published, not a replica), "" when nobody publishes. */
+    void (*find_publisher)(struct stage_provider *p, const char *arn,
+                           provider_text_fn done, void *arg);
     /* IVS participant replication: the publisher's video, present in
-     * source, is also published into dest (StartParticipantReplication). */
+     * source, is also published into dest (StartParticipantReplication,
+     * for the participant find_publisher names). */
     void (*start_replication)(struct stage_provider *p, const char *source,
                               const char *dest, provider_done_fn done, void *arg);
     void (*stop_replication)(struct stage_provider *p, const char *source,
                              const char *dest, provider_done_fn done, void *arg);
+    /* What /health shows of the provider beyond name and region: a new
+     * JSON object. */
+    json_t *(*health)(struct stage_provider *p);
     void (*free)(struct stage_provider *p);
 };
 
@@ -45,14 +92,37 @@ struct stage_provider {
     struct event_base *base;
 };
 
+/* The provider STAGE_PROVIDER names; NULL with the reason in err. */
+struct stage_provider *provider_new(struct event_base *base, const struct config *cfg,
+                                    char *err, size_t errlen);
 struct stage_provider *local_provider_new(struct event_base *base,
                                           const struct config *cfg);
+/* client: the IVS client the provider owns from now on (freed with it). */
+struct stage_provider *aws_provider_new(struct event_base *base, const struct config *cfg,
+                                        struct aws_client *client);
+
+/* The IVS client of an aws provider (to plug a limiter into), NULL for
+ * any other provider. */
+struct aws_client *aws_provider_client(struct stage_provider *p);
 
 /* The stage id: the ARN's last path segment (the JWT "topic"). */
 const char *stage_id_of(const char *arn);
 
-/* The stage's endpoints for a token's events_url / whip_url. */
+/* The endpoints of a local stage (SPEC §5's local mode): events
+ * wss://global.events.live-video.net, whip https://{id}.global-bm.whip.live-video.net. */
 void stage_endpoints(const char *arn, char *events_url, size_t events_len,
                      char *whip_url, size_t whip_len);
+
+/* The tags usher puts on the stages it makes: usher:managed=true and
+ * usher:stream=<STREAM_NAME, or REDIS_KEY_PREFIX when that is empty>. */
+#define USHER_TAG_MANAGED "usher:managed"
+#define USHER_TAG_STREAM "usher:stream"
+/* And usher:role=master on the master stage it makes, so it can be found
+ * again when Redis lost its record. */
+#define USHER_TAG_ROLE "usher:role"
+#define USHER_ROLE_MASTER "master"
+const char *provider_stream_name(const struct config *cfg);
+/* Whether tags mark a stage as made by this deployment. */
+bool provider_tags_ours(const struct config *cfg, const json_t *tags);
 
 #endif

@@ -3,7 +3,15 @@
  * swallow them (router.h). */
 #include "routes/routes.h"
 
+#include <stdlib.h>
+
+#include "app.h"
 #include "http/request.h"
+#include "stages/stages.h"
+
+/* Seconds a refused viewer waits: about the time IVS takes to create a
+ * stage and replicate into it. */
+#define STAGE_FULL_RETRY_AFTER_S "2"
 
 const struct route usher_routes[] = {
     {"GET", "/", route_root},
@@ -37,6 +45,19 @@ const struct route usher_routes[] = {
 };
 const size_t usher_route_count = sizeof usher_routes / sizeof *usher_routes;
 
+/* STAGE_FULL always carries Retry-After (SPEC §7) and says why: the
+ * ceiling of stages (stages/stages.h) and what sets it. */
+static void respond_stage_full(struct request *rq)
+{
+    struct stage_ceiling ceiling = stage_ceiling(rq->app);
+    request_add_header(rq, "Retry-After", STAGE_FULL_RETRY_AFTER_S);
+    respond_error(rq, 503, "STAGE_FULL", "no stage has room for another viewer",
+                  json_pack("{s:s, s:I, s:s, s:i}", "reason",
+                            "every open stage is full; stages are added up to the ceiling",
+                            "stageCeiling", (json_int_t)ceiling.stages, "ceilingReason", ceiling.reason,
+                            "retryAfterSeconds", atoi(STAGE_FULL_RETRY_AFTER_S)));
+}
+
 void respond_store_error(struct request *rq, enum store_error err, const char *detail)
 {
     switch (err) {
@@ -53,10 +74,12 @@ void respond_store_error(struct request *rq, enum store_error err, const char *d
         respond_error(rq, 404, "NOT_FOUND", "this viewer holds no seat in that stage", NULL);
         return;
     case STORE_STAGE_FULL:
-        respond_error(rq, 503, "STAGE_FULL", "no stage has room for another viewer", NULL);
+        respond_stage_full(rq);
         return;
     case STORE_STAGE_LIMIT:
-        respond_error(rq, 503, "STAGE_LIMIT_REACHED", "MAX_STAGES stages exist already", NULL);
+        respond_error(rq, 503, "STAGE_LIMIT_REACHED", "as many stages as allowed exist already",
+                      json_pack("{s:I, s:s}", "stageCeiling", (json_int_t)stage_ceiling(rq->app).stages,
+                                "ceilingReason", stage_ceiling(rq->app).reason));
         return;
     case STORE_IS_MASTER:
         respond_error(rq, 403, "FORBIDDEN", "the master stage cannot be deleted", NULL);

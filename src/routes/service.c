@@ -24,12 +24,15 @@ static void health_answer(struct request *rq, bool redis_up, double latency_ms)
         json_object_set_new(redis, "latencyMs", json_real(latency_ms));
     else
         json_object_set_new(redis, "error", json_string(store_last_error(app->store)));
-    json_t *data = json_pack("{s:s, s:I, s:s, s:{s:o, s:{s:s, s:s}}}",
+    /* The provider's own report (for aws: last call, recent throttles,
+     * errors and quota refusals) beside its name and region. */
+    json_t *ivs = app->provider->ops->health(app->provider);
+    json_object_set_new(ivs, "provider", json_string(app->provider->ops->name));
+    json_object_set_new(ivs, "region", json_string(app->cfg->aws_region));
+    json_t *data = json_pack("{s:s, s:I, s:s, s:{s:o, s:o}}",
                              "status", redis_up ? "healthy" : "degraded",
                              "uptime", (json_int_t)((clock_now_ms() - app->started_ms) / 1000),
-                             "version", USHER_VERSION, "services", "redis", redis,
-                             "ivs", "provider", app->provider->ops->name,
-                             "region", app->cfg->aws_region);
+                             "version", USHER_VERSION, "services", "redis", redis, "ivs", ivs);
     if (redis_up) {
         respond_ok(rq, 200, data);
         return;

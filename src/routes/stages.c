@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "http/fields.h"
 #include "http/request.h"
+#include "ivs/provider.h"
 #include "stages/stages.h"
 
 #define EVENTS_DEFAULT 100
@@ -124,6 +125,12 @@ static json_t *stage_json(const struct stage_info *info)
 static void created(void *arg, enum store_error err, json_t *doc, const char *detail)
 {
     struct request *rq = arg;
+    if (err == STORE_FAILED) {       /* the provider's refusal, in its words */
+        request_add_header(rq, "Retry-After", "5");
+        respond_error(rq, 503, "SERVICE_UNAVAILABLE", "the stage provider could not create the stage",
+                      json_pack("{s:s}", "provider", detail));
+        return;
+    }
     if (err != STORE_OK) {
         respond_store_error(rq, err, detail);
         return;
@@ -163,6 +170,19 @@ static void renamed(void *arg, enum store_error err, const char *detail,
     respond_ok(rq, 200, json_pack("{s:o}", "stage", stage_json(info)));
 }
 
+/* The provider renamed it (UpdateStage); then the record. */
+static void provider_renamed(void *arg, const char *error)
+{
+    struct request *rq = arg;
+    if (error) {
+        request_add_header(rq, "Retry-After", "5");
+        respond_error(rq, 503, "SERVICE_UNAVAILABLE", "the stage provider could not rename the stage",
+                      json_pack("{s:s}", "provider", error));
+        return;
+    }
+    store_stage_rename(rq->app->store, rq->param, body_str(rq, "name"), renamed, rq);
+}
+
 void route_stage_rename(struct request *rq)
 {
     if (!param_is_arn(rq))
@@ -170,7 +190,8 @@ void route_stage_rename(struct request *rq)
     const char *name = stage_name(rq);
     if (!name)
         return;
-    store_stage_rename(rq->app->store, rq->param, name, renamed, rq);
+    struct stage_provider *p = rq->app->provider;
+    p->ops->rename_stage(p, rq->param, name, provider_renamed, rq);
 }
 
 static void deleted(void *arg, enum store_error err, json_t *info, const char *detail)

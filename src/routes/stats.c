@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "http/request.h"
 #include "routes/stats_cache.h"
+#include "stages/stages.h"
 #include "store/read_batch.h"
 #include "util/clock.h"
 
@@ -96,6 +97,9 @@ static void stages_done(void *arg, enum store_error err, const char *detail,
     }
     json_t *stages = stage_entries(view, false);
     json_t *scaling = stage_spare(view, rq->app->cfg->max_viewers_per_stage);
+    struct stage_ceiling ceiling = stage_ceiling(rq->app);
+    json_object_set_new(scaling, "stageCeiling", json_integer(ceiling.stages));
+    json_object_set_new(scaling, "ceilingReason", json_string(ceiling.reason));
     respond_ok(rq, 200, json_pack("{s:I, s:o, s:o}", "totalStages", (json_int_t)json_array_size(stages),
                                   "stages", stages, "scaling", scaling));
 }

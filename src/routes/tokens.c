@@ -13,15 +13,21 @@
 #include "config/config.h"
 #include "http/fields.h"
 #include "http/request.h"
+#include "ivs/ids.h"
+#include "stages/endpoints.h"
 #include "tokens/issue.h"
 #include "tokens/jwt.h"
 #include "tokens/keypair.h"
 #include "util/clock.h"
 
-/* The answer's data waits here for the token. */
+/* The answer's data waits here for the endpoints and the token. */
 struct token_answer {
     struct request *rq;
     json_t *data;
+    struct token_order order;        /* strings: the request's, or below */
+    char user_id[USER_ID_MAX + 1];
+    char stage_arn[STAGE_ARN_MAX + 1];
+    char participant_id[PARTICIPANT_ID_MAX + 1];
 };
 
 static void token_issued(void *arg, const struct token_grant *g, const char *error)
@@ -52,25 +58,57 @@ static void token_issued(void *arg, const struct token_grant *g, const char *err
     free(a);
 }
 
-/* Has a token issued (tokens/issue.h) and answers rq with data plus the
- * token's fields, in every case. */
+static void issue(struct token_answer *a, const struct endpoints *ep)
+{
+    a->order.whip_url = ep->whip;
+    a->order.events_url = ep->events;
+    token_issue(a->rq->app->signer, a->rq->app->key, &a->order, token_issued, a);
+}
+
+static void endpoints_found(void *arg, const struct endpoints *ep, const char *error)
+{
+    struct token_answer *a = arg;
+    if (ep) {
+        issue(a, ep);
+        return;
+    }
+    json_decref(a->data);
+    if (strncmp(error, "unavailable", 11) == 0)
+        respond_unavailable(a->rq, error);
+    else
+        respond_error(a->rq, 500, "TOKEN_GENERATION_FAILED", "the stage's endpoints are not known", NULL);
+    free(a);
+}
+
+/* Has a token issued (tokens/issue.h) with the stage's endpoints
+ * (stages/endpoints.h) and answers rq with data plus the token's fields,
+ * in every case. */
 static void answer_with_token(struct request *rq, json_t *data, const char *user_id,
                               const char *stage_arn, const char *participant_id, bool publisher)
 {
     const struct config *cfg = rq->app->cfg;
     struct token_answer *a = malloc(sizeof *a);
-    if (!a) {
+    if (!a || strlen(user_id) > USER_ID_MAX || strlen(stage_arn) > STAGE_ARN_MAX ||
+        strlen(participant_id) > PARTICIPANT_ID_MAX) {
+        free(a);
         json_decref(data);
         respond_error(rq, 500, "TOKEN_GENERATION_FAILED", "the token could not be made", NULL);
         return;
     }
-    *a = (struct token_answer){rq, data};
-    const struct token_order order = {
-        .participant_id = participant_id, .user_id = user_id, .stage_arn = stage_arn,
+    *a = (struct token_answer){.rq = rq, .data = data};
+    strcpy(a->user_id, user_id);
+    strcpy(a->stage_arn, stage_arn);
+    strcpy(a->participant_id, participant_id);
+    a->order = (struct token_order){
+        .participant_id = a->participant_id, .user_id = a->user_id, .stage_arn = a->stage_arn,
         .publisher = publisher, .now_ms = clock_now_ms(),
         .duration_s = publisher ? cfg->publisher_token_duration : cfg->viewer_token_duration,
     };
-    token_issue(rq->app->signer, rq->app->key, &order, token_issued, a);
+    const struct endpoints *ep = endpoints_cached(rq->app->endpoints, stage_arn);
+    if (ep)
+        issue(a, ep);
+    else
+        endpoints_fetch(rq->app, stage_arn, endpoints_found, a);
 }
 
 /* ---- publisher --------------------------------------------------------- */
@@ -158,8 +196,9 @@ void route_public_key(struct request *rq)
     const struct token_key *key = rq->app->key;
     json_t *data = json_pack("{s:s, s:o}", "publicKeyPem", token_key_public_pem(key),
                              "jwks", token_key_jwks(key));
-    if (rq->app->cfg->public_key_arn[0])
-        json_object_set_new(data, "publicKeyArn", json_string(rq->app->cfg->public_key_arn));
+    /* An ARN: IVS_PUBLIC_KEY_ARN, or the key the AWS provider imported. */
+    if (strncmp(token_key_id(key), "arn:", 4) == 0)
+        json_object_set_new(data, "publicKeyArn", json_string(token_key_id(key)));
     json_object_set_new(data, "keyId", json_string(token_key_id(key)));
     respond_ok(rq, 200, data);
 }

@@ -12,6 +12,16 @@ long stages_needed(long seated, long capacity, double up, long max_stages)
     return need > max_stages ? max_stages : need;
 }
 
+struct stage_ceiling stage_ceiling_of(long max_stages, bool replication_quota,
+                                      long replication_max, bool chaining)
+{
+    if (!replication_quota || chaining || 1 + replication_max >= max_stages)
+        return (struct stage_ceiling){max_stages, "MAX_STAGES"};
+    return (struct stage_ceiling){1 + replication_max,
+                                  "REPLICATION_MAX: the publisher's stage feeds at most this many "
+                                  "stages by replication (IVS: 5 per participant), no chaining"};
+}
+
 static size_t push(struct scale_action *out, size_t n, size_t max,
                    enum action_kind kind, size_t stage)
 {

@@ -60,6 +60,21 @@ struct scale_action {
     size_t stage;                    /* index into stages; unused for ACT_CREATE */
 };
 
+/* The most stages the scaler plans, the master included, and why. With
+ * IVS's replication quota (replication_quota: at most 5 concurrent
+ * replications per participant, and a replica keeps the publisher's id, so
+ * chaining draws on the same 5; ../shared/aws/README.md "Quotas"), every
+ * added stage is fed from the master: 1 + replication_max, below
+ * MAX_STAGES. An operator may allow chaining (REPLICATION_CHAINING), and
+ * the local provider has no quota: then MAX_STAGES alone. The scaler
+ * passes `stages` as scale_input.max_stages. */
+struct stage_ceiling {
+    long stages;
+    const char *reason;              /* for /api/stats/stages and STAGE_FULL */
+};
+struct stage_ceiling stage_ceiling_of(long max_stages, bool replication_quota,
+                                      long replication_max, bool chaining);
+
 /* Stages needed for `seated` viewers (see above). */
 long stages_needed(long seated, long capacity, double up, long max_stages);
 

@@ -17,6 +17,7 @@
 #include "ivs/provider.h"
 #include "scaler/policy.h"
 #include "stages/events.h"
+#include "stages/orphans.h"
 #include "stages/stages.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -26,11 +27,11 @@
 #define REPLICATION_RETRY_MAX_MS 30000
 /* A start not answered by then (its scaler died) is tried again. */
 #define REPLICATION_PENDING_MS 10000
-#define REPLICATIONS_PER_SOURCE 5    /* IVS: at most 5 per publisher */
 
 struct scaler {
     struct app *app;
     struct event *timer;
+    struct orphans *orphans;         /* swept under the lease */
     char holder[40];                 /* this process's lease id */
     bool leader;
     bool ticking;
@@ -133,14 +134,18 @@ static void removed_done(void *arg, enum store_error err, json_t *info, const ch
 }
 
 /* The stage an added stage replicates from: the master while it has fewer
- * than REPLICATIONS_PER_SOURCE, else an open replicated stage that has. */
-static const char *pick_parent(const struct stage_view *v, size_t n)
+ * than REPLICATION_MAX children, else, where chaining is allowed (no
+ * replication quota, or REPLICATION_CHAINING), an open replicated stage
+ * that has. */
+static const char *pick_parent(const struct scaler *s, const struct stage_view *v, size_t n)
 {
-    for (int pass = 0; pass < 2; pass++)
+    const struct config *cfg = s->app->cfg;
+    int passes = !s->app->provider->ops->replication_quota || cfg->replication_chaining ? 2 : 1;
+    for (int pass = 0; pass < passes; pass++)
         for (size_t i = 0; i < n; i++) {
             bool candidate = pass == 0 ? v[i].master
                                        : v[i].mode == MODE_OPEN && v[i].replication == REPL_RUNNING;
-            if (candidate && v[i].children < REPLICATIONS_PER_SOURCE)
+            if (candidate && v[i].children < cfg->replication_max)
                 return v[i].arn;
         }
     return NULL;
@@ -148,7 +153,7 @@ static const char *pick_parent(const struct stage_view *v, size_t n)
 
 static void create_stage(struct scaler *s, const struct stage_view *v, size_t n)
 {
-    const char *parent = pick_parent(v, n);
+    const char *parent = pick_parent(s, v, n);
     if (!parent)
         return;
     /* Several stages may be added in one millisecond: the count keeps
@@ -268,7 +273,7 @@ static void viewed(void *arg, enum store_error err, const char *detail,
     struct scale_input in = {
         .stages = views, .nstages = n, .capacity = cfg->max_viewers_per_stage,
         .up = cfg->scale_up_threshold, .down = cfg->scale_down_threshold,
-        .max_stages = cfg->max_stages, .publisher_live = sv->publisher_live,
+        .max_stages = stage_ceiling(s->app).stages, .publisher_live = sv->publisher_live,
         .now_ms = now, .last_change_ms = s->last_change_ms,
         .cooldown_ms = cfg->scale_down_cooldown_s * 1000,
         .drain_timeout_ms = cfg->drain_timeout_s * 1000, .creating = s->creating,
@@ -301,6 +306,7 @@ static void leased(void *arg, enum store_error err, const char *detail, const st
         tick_end(s);
         return;
     }
+    orphans_tick(s->orphans);
     store_stats(s->app->store, viewed, s);
 }
 
@@ -310,6 +316,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct scaler *s = arg;
     if (s->ticking || !store_ready(s->app->store))
         return;
+    /* A master look-up that failed (IVS or Redis trouble) is tried again. */
+    if (!s->app->master_arn[0] && s->app->master_lookups == 0)
+        stage_ensure_master(s->app);
     s->ticking = true;
     store_lease(s->app->store, s->holder, s->app->cfg->scaler_lease_ms, leased, s);
 }
@@ -353,7 +362,11 @@ struct scaler *scaler_new(struct app *app)
         snprintf(s->holder + 2 * i, 3, "%02x", id[i]);
     s->app = app;
     s->timer = event_new(app->base, -1, EV_PERSIST, on_tick, s);
-    if (!s->timer) {
+    s->orphans = orphans_new(app);
+    if (!s->timer || !s->orphans) {
+        if (s->timer)
+            event_free(s->timer);
+        orphans_free(s->orphans);
         free(s);
         return NULL;
     }
@@ -368,5 +381,6 @@ void scaler_free(struct scaler *s)
     if (!s)
         return;
     event_free(s->timer);
+    orphans_free(s->orphans);
     free(s);
 }

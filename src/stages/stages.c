@@ -14,6 +14,7 @@
 #include "app.h"
 #include "config/config.h"
 #include "ivs/provider.h"
+#include "stages/endpoints.h"
 #include "stages/events.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -53,6 +54,7 @@ static struct stage_job *job_new(struct app *app, const struct stage_spec *spec,
         free(j);
         goto oom;
     }
+    app->master_lookups += master != MASTER_NONE;
     return j;
 oom:
     if (done)
@@ -62,6 +64,7 @@ oom:
 
 static void job_end(struct stage_job *j, enum store_error err, const char *detail)
 {
+    j->app->master_lookups -= j->master != MASTER_NONE;
     if (j->done)
         j->done(j->arg, err, err == STORE_OK && j->info ? json_incref(j->info) : NULL, detail);
     json_decref(j->info);
@@ -71,6 +74,13 @@ static void job_end(struct stage_job *j, enum store_error err, const char *detai
     json_decref(j->spec.tags);
     free(j->arn);
     free(j);
+}
+
+struct stage_ceiling stage_ceiling(const struct app *app)
+{
+    const struct config *cfg = app->cfg;
+    return stage_ceiling_of(cfg->max_stages, app->provider->ops->replication_quota,
+                            cfg->replication_max, cfg->replication_chaining);
 }
 
 /* ---- create ------------------------------------------------------------ */
@@ -103,42 +113,54 @@ static void recorded(void *arg, enum store_error err, const char *detail, const 
     job_end(j, STORE_OK, "");
 }
 
-static void record(struct stage_job *j, const char *arn)
+/* Records the stage the provider made or named (its ARN and endpoints). */
+static void record(struct stage_job *j, const struct provider_stage *stage)
 {
     struct app *app = j->app;
     int64_t now = clock_now_ms();
     char created_iso[32];
     clock_iso8601(now, created_iso, sizeof created_iso);
+    const char *arn = stage->arn;
+    endpoints_remember(app->endpoints, arn, stage->whip, stage->events);
     j->arn = strdup(arn);
     j->info = stage_info_new(arn, j->spec.name, j->spec.auto_scaled, created_iso, j->spec.parent);
     char *info = j->info ? json_dumps(j->info, JSON_COMPACT) : NULL;
     char *tags = j->spec.tags ? json_dumps(j->spec.tags, JSON_COMPACT) : NULL;
-    if (!j->arn || !info || (j->spec.tags && !tags)) {
-        free(info), free(tags);
+    char *endpoints = stage->whip[0] ? endpoints_json(stage->whip, stage->events) : NULL;
+    if (!j->arn || !info || (j->spec.tags && !tags) || (stage->whip[0] && !endpoints)) {
+        free(info), free(tags), free(endpoints);
         job_end(j, STORE_FAILED, "out of memory");
         return;
     }
     /* An added stage seats nobody until the publisher's video reaches it. */
     const struct stage_state pending = {.replication = REPL_PENDING};
     const struct stage_record r = {
-        .arn = arn, .info_json = info, .created_ms = now, .max_stages = app->cfg->max_stages,
+        .arn = arn, .info_json = info, .created_ms = now, .max_stages = stage_ceiling(app).stages,
         .master = j->master, .lease_holder = j->spec.lease_holder,
         .mode = j->spec.auto_scaled ? MODE_WAITING : MODE_OPEN,
         .state = j->spec.auto_scaled ? &pending : NULL, .tags_json = tags,
+        .endpoints_json = endpoints,
     };
     store_stage_add(app->store, &r, recorded, j);
-    free(info), free(tags);
+    free(info), free(tags), free(endpoints);
 }
 
-static void provided(void *arg, const char *arn, const char *error)
+static void provided(void *arg, const struct provider_stage *stage, const char *error)
 {
     struct stage_job *j = arg;
-    if (!arn) {
+    if (!stage && j->master == MASTER_FORCED) {
+        /* Checked at start; its endpoints are asked for again when needed. */
+        log_warn("MASTER_STAGE_ARN %s could not be read again: %s", j->app->cfg->master_stage_arn, error);
+        record(j, &(struct provider_stage){.arn = j->app->cfg->master_stage_arn, .whip = "", .events = ""});
+        return;
+    }
+    if (!stage) {
         log_error("stage provider could not create a stage: %s", error);
+        stage_event(j->app, "provider_error", "", error);
         job_end(j, STORE_FAILED, error);
         return;
     }
-    record(j, arn);
+    record(j, stage);
 }
 
 void stage_create(struct app *app, const struct stage_spec *spec,
@@ -204,30 +226,60 @@ void stage_remove(struct app *app, const char *arn, const char *lease_holder,
 
 /* ---- master ------------------------------------------------------------ */
 
+/* The master this stream made before, found by its tag (read again for
+ * its endpoints), else a new one, tagged as the master. */
+static void masters_listed(void *arg, const struct provider_stage *stages, size_t n,
+                           const char *error)
+{
+    struct stage_job *j = arg;
+    struct stage_provider *p = j->app->provider;
+    for (size_t i = 0; !error && i < n; i++) {
+        const char *role = json_string_value(json_object_get(stages[i].tags, USHER_TAG_ROLE));
+        if (role && strcmp(role, USHER_ROLE_MASTER) == 0) {
+            log_info("master stage found in the provider by its tag: %s", stages[i].arn);
+            p->ops->get_stage(p, stages[i].arn, provided, j);
+            return;
+        }
+    }
+    if (error) {                    /* the next reconnect tries again */
+        log_warn("looking for the master stage in the provider: %s", error);
+        job_end(j, STORE_FAILED, error);
+        return;
+    }
+    json_t *tags = json_pack("{s:s}", USHER_TAG_ROLE, USHER_ROLE_MASTER);
+    p->ops->create_stage(p, j->spec.name, tags, provided, j);
+    json_decref(tags);
+}
+
 static void master_looked_up(void *arg, enum store_error err, const char *detail, const char *arn)
 {
     struct app *app = arg;
     (void)detail;
+    app->master_lookups--;
     if (err != STORE_OK)
-        return;                     /* the next reconnect tries again */
+        return;                     /* tried again (stages.h) */
     if (arn[0]) {
         snprintf(app->master_arn, sizeof app->master_arn, "%s", arn);
         return;
     }
+    /* None recorded: the provider may still hold the one this stream made
+     * (Redis lost its data, or the record was never written). */
     struct stage_spec spec = {.name = "master-stage"};
     struct stage_job *j = job_new(app, &spec, MASTER_UNLESS_ONE, NULL, NULL);
     if (j)
-        app->provider->ops->create_stage(app->provider, spec.name, NULL, provided, j);
+        app->provider->ops->list_stages(app->provider, masters_listed, j);
 }
 
 void stage_ensure_master(struct app *app)
 {
     struct stage_spec spec = {.name = "master-stage"};
     if (app->cfg->master_stage_arn[0]) {
+        /* Read again for its endpoints (and to learn it still exists). */
         struct stage_job *j = job_new(app, &spec, MASTER_FORCED, NULL, NULL);
         if (j)
-            record(j, app->cfg->master_stage_arn);
+            app->provider->ops->get_stage(app->provider, app->cfg->master_stage_arn, provided, j);
         return;
     }
+    app->master_lookups++;
     store_master_get(app->store, master_looked_up, app);
 }

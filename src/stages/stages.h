@@ -10,13 +10,15 @@
 #include <stdbool.h>
 #include <jansson.h>
 
+#include "scaler/policy.h"
 #include "store/store.h"
 
 struct app;
 
 /* err: the store's refusal (STAGE_LIMIT, NO_STAGE, IS_MASTER, NOT_EMPTY,
- * NOT_LEADER), STORE_UNAVAILABLE, or STORE_FAILED when the provider failed;
- * detail says why. info: for a creation, the stage's record
+ * NOT_LEADER), STORE_UNAVAILABLE, or STORE_FAILED when the provider failed
+ * (detail: its words, e.g. the quota IVS names) or memory ran out; detail
+ * says why. info: for a creation, the stage's record
  * (stages/state.h: name, arn, autoScaled, createdAt, parentStage?),
  * a new reference, NULL unless STORE_OK. */
 typedef void (*stage_done_fn)(void *arg, enum store_error err, json_t *info, const char *detail);
@@ -38,9 +40,16 @@ void stage_create(struct app *app, const struct stage_spec *spec,
 void stage_remove(struct app *app, const char *arn, const char *lease_holder,
                   stage_done_fn done, void *arg);
 
-/* Learns the master stage (app->master_arn) from Redis, creating and
- * recording it when there is none (or taking MASTER_STAGE_ARN when set).
- * Called each time the Redis connection becomes ready. */
+/* This deployment's stage ceiling (scaler/policy.h): MAX_STAGES, or lower
+ * where the provider's replication quota feeds fewer stages. Stage records
+ * beyond it are refused (STAGE_LIMIT), whoever asks. */
+struct stage_ceiling stage_ceiling(const struct app *app);
+
+/* Learns the master stage (app->master_arn) from Redis, else finds the
+ * one this stream made in the provider by its tag, else creates and
+ * records it (or takes MASTER_STAGE_ARN when set). Called each time the
+ * Redis connection becomes ready, and by the scaler while no master is
+ * known and no look-up runs (app->master_lookups). */
 void stage_ensure_master(struct app *app);
 
 #endif

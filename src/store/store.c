@@ -22,8 +22,8 @@ extern const char usher_lua_library[];
 
 enum function {
     FN_SEAT, FN_HEARTBEAT, FN_LEAVE, FN_SWEEP, FN_VIEWER_LIST, FN_STATS, FN_STAGE_ADD,
-    FN_STAGE_UPDATE, FN_STAGE_REMOVE, FN_STAGE_RENAME, FN_STAGE_RENEW, FN_LEASE, FN_REINDEX,
-    FN_COUNT
+    FN_STAGE_UPDATE, FN_STAGE_REMOVE, FN_STAGE_RENAME, FN_STAGE_RENEW, FN_LEASE, FN_RATE_TAKE,
+    FN_REINDEX, FN_COUNT
 };
 
 enum { MAX_KEYS = 12, MAX_ARGS = 12 };
@@ -44,18 +44,20 @@ static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[
     [FN_STATS] = {"usher_stats", {"total_viewers", "publisher:status", "master_stage", "stages",
                                   "stage_info", "stage_mode", "stage_state"}},
     [FN_STAGE_ADD] = {"usher_stage_add", {"scaler:lease", "master_stage", "stages", "stage_info",
-                                          "stage_mode", "stage_state", "stage_tags", "open_stages",
-                                          "stage_slot", "slot_stage", "stage_slot_seq"}},
+                                          "stage_mode", "stage_state", "stage_tags",
+                                          "stage_endpoints", "open_stages", "stage_slot",
+                                          "slot_stage", "stage_slot_seq"}},
     [FN_STAGE_UPDATE] = {"usher_stage_update", {"scaler:lease", "stages", "stage_mode", "stage_state",
                                                 "open_stages", "stage_slot", "slot_stage",
                                                 "stage_slot_seq"}},
     [FN_STAGE_REMOVE] = {"usher_stage_remove", {"scaler:lease", "master_stage", "stages",
                                                 "total_viewers", "stage_info", "stage_mode",
-                                                "stage_state", "stage_tags", "open_stages",
-                                                "stage_slot", "slot_stage"}},
+                                                "stage_state", "stage_tags", "stage_endpoints",
+                                                "open_stages", "stage_slot", "slot_stage"}},
     [FN_STAGE_RENAME] = {"usher_stage_rename", {"stages", "stage_info"}},
     [FN_STAGE_RENEW] = {"usher_stage_renew", {"stages", "stage_info"}},
     [FN_LEASE] = {"usher_lease", {"scaler:lease", "scaler:epoch"}},
+    [FN_RATE_TAKE] = {"usher_rate_take", {NULL}},
     [FN_REINDEX] = {"usher_reindex", {"stages", "stage_mode", "open_stages", "stage_slot",
                                       "slot_stage", "stage_slot_seq"}},
 };
@@ -425,8 +427,9 @@ void store_stage_add(struct store *s, const struct stage_record *r, store_text_f
     lltoa(r->master == MASTER_NONE ? 0 : r->master == MASTER_UNLESS_ONE ? 1 : 2, master, sizeof master);
     const char *args[] = {r->arn, r->info_json, created, ttl, max, master,
                           r->lease_holder ? r->lease_holder : "", stage_mode_name(r->mode),
-                          state ? state : "", r->tags_json ? r->tags_json : ""};
-    fcall(s, FN_STAGE_ADD, CALL(TEXT, fn), 10, args);
+                          state ? state : "", r->tags_json ? r->tags_json : "",
+                          r->endpoints_json ? r->endpoints_json : ""};
+    fcall(s, FN_STAGE_ADD, CALL(TEXT, fn), 11, args);
     free(state);
 }
 
@@ -468,6 +471,11 @@ void store_stage_renew(struct store *s, store_number_fn fn, void *arg)
     fcall(s, FN_STAGE_RENEW, CALL(NUMBER, fn), 1, args);
 }
 
+void store_stage_endpoints(struct store *s, const char *stage_arn, store_text_fn fn, void *arg)
+{
+    command(s, "HGET", "stage_endpoints", NULL, CALL(TEXT, fn), 1, &stage_arn);
+}
+
 void store_master_get(struct store *s, store_text_fn fn, void *arg)
 {
     command(s, "GET", "master_stage", NULL, CALL(TEXT, fn), 0, NULL);
@@ -481,6 +489,17 @@ void store_lease(struct store *s, const char *holder, long ttl_ms, store_lease_f
     lltoa(ttl_ms, ttl, sizeof ttl);
     const char *args[] = {holder, ttl};
     fcall(s, FN_LEASE, CALL(LEASE, fn), 2, args);
+}
+
+/* ---- IVS call rates ------------------------------------------------------ */
+
+void store_rate_take(struct store *s, const char *cls, long interval_ms, bool priority,
+                     store_number_fn fn, void *arg)
+{
+    char interval[24];
+    lltoa(interval_ms, interval, sizeof interval);
+    const char *args[] = {cls, interval, priority ? "high" : "low"};
+    fcall(s, FN_RATE_TAKE, CALL(NUMBER, fn), 3, args);
 }
 
 /* ---- stage events ------------------------------------------------------- */

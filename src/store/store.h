@@ -167,6 +167,10 @@ struct stage_record {
     enum stage_mode mode;
     const struct stage_state *state; /* NULL: none */
     const char *tags_json;           /* the stage's tags as a JSON object, NULL: none */
+    /* The stage's endpoints from the provider, {"whip":…,"events":…}, kept
+     * beside the record (`stage_endpoints`, as SPEC §3 fixes stage:{arn});
+     * NULL: none. */
+    const char *endpoints_json;
 };
 /* Records a stage the provider made. text: the master ARN when asked for
  * one (the one recorded first, with MASTER_UNLESS_ONE), else the ARN.
@@ -201,6 +205,10 @@ void store_stage_rename(struct store *s, const char *stage_arn, const char *name
 /* Renews every live stage's stage:{arn} key; n: how many. */
 void store_stage_renew(struct store *s, store_number_fn fn, void *arg);
 
+/* text: the stage's endpoints JSON ({"whip","events"}), "" when none
+ * are recorded. */
+void store_stage_endpoints(struct store *s, const char *stage_arn, store_text_fn fn, void *arg);
+
 /* text: the master stage's ARN, "" when none is recorded. */
 void store_master_get(struct store *s, store_text_fn fn, void *arg);
 
@@ -215,6 +223,17 @@ typedef void (*store_lease_fn)(void *arg, enum store_error err, const char *deta
                                const struct lease *lease);
 /* Takes or renews the lease for ttl_ms; ttl_ms 0 gives it up. */
 void store_lease(struct store *s, const char *holder, long ttl_ms, store_lease_fn fn, void *arg);
+
+/* ---- IVS call rates ------------------------------------------------------ */
+
+/* Reserves the next slot for one IVS call of class cls ("stage", ...),
+ * calls of a class going interval_ms apart across every usher process
+ * (Redis's clock decides). A call with priority (a scaling call) queues;
+ * one without takes a slot only when none is queued. n >= 0: the slot is
+ * taken, call in n ms (0: now); n < 0 (no priority): none taken, ask again
+ * in -n ms. */
+void store_rate_take(struct store *s, const char *cls, long interval_ms, bool priority,
+                     store_number_fn fn, void *arg);
 
 /* ---- stage events ------------------------------------------------------- */
 

@@ -2,6 +2,7 @@
  * until the signer hands the token back. */
 #include "tokens/issue.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
@@ -19,7 +20,7 @@ struct issue_job {
     char participant_id[PARTICIPANT_ID_MAX + 1];
     char stage_arn[STAGE_ARN_MAX + 1];
     char *user_id;
-    char events_url[128], whip_url[160];
+    char events_url[STAGE_ENDPOINT_MAX + 1], whip_url[STAGE_ENDPOINT_MAX + 1];
 };
 
 static void signed_cb(void *arg, char *token, const char *error)
@@ -44,7 +45,13 @@ static struct issue_job *job_new(const struct token_order *o, token_issued_fn fn
     j->arg = arg;
     strcpy(j->participant_id, o->participant_id);
     strcpy(j->stage_arn, o->stage_arn);
-    stage_endpoints(o->stage_arn, j->events_url, sizeof j->events_url, j->whip_url, sizeof j->whip_url);
+    if (o->whip_url && o->events_url) {
+        snprintf(j->whip_url, sizeof j->whip_url, "%s", o->whip_url);
+        snprintf(j->events_url, sizeof j->events_url, "%s", o->events_url);
+    } else {
+        stage_endpoints(o->stage_arn, j->events_url, sizeof j->events_url, j->whip_url,
+                        sizeof j->whip_url);
+    }
     j->grant = (struct token_grant){
         .participant_id = j->participant_id, .user_id = j->user_id, .stage_arn = j->stage_arn,
         .publisher = o->publisher, .expires_at_ms = o->now_ms + o->duration_s * 1000,

@@ -20,6 +20,9 @@ struct token_order {
     bool publisher;                  /* publish + subscribe; else subscribe only */
     long duration_s;                 /* validity from now, seconds */
     int64_t now_ms;                  /* wall clock of issue */
+    /* The stage's endpoints as its provider gave them (stages/endpoints.h);
+     * NULL: a local stage's (ivs/provider.h, stage_endpoints). */
+    const char *whip_url, *events_url;
 };
 
 /* What was issued; strings are valid during the callback only. */

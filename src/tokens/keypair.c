@@ -298,6 +298,21 @@ fail:
     return NULL;
 }
 
+int token_key_set_id(struct token_key *key, const char *kid)
+{
+    char *id = strdup(kid);
+    json_t *jwks = id ? jwks_json(key->pkey, id) : NULL;
+    if (!jwks) {
+        free(id);
+        return -1;
+    }
+    free(key->kid);
+    json_decref(key->jwks);
+    key->kid = id;
+    key->jwks = jwks;
+    return 0;
+}
+
 void token_key_free(struct token_key *key)
 {
     if (!key)

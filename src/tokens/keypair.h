@@ -24,6 +24,10 @@ struct token_key *token_key_open(const char *path, int create,
                                  const char *public_key_arn,
                                  char *err, size_t errlen);
 void token_key_free(struct token_key *key);
+/* Makes kid the key id (JWT "kid", JWKS "kid"): the ARN IVS gave the
+ * imported public key (ivs/provider.h, prepare). Before tokens are issued
+ * only: not thread-safe. Returns -1 when out of memory (the old id kept). */
+int token_key_set_id(struct token_key *key, const char *kid);
 
 EVP_PKEY *token_key_pkey(const struct token_key *key);
 const char *token_key_id(const struct token_key *key);

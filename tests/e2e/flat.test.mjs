@@ -109,11 +109,11 @@ describe('costs flat in the size of the event', () => {
     assert.deepEqual(checkInvariants(redis).problems, []);
   });
 
-  it('seats recorded before the seat index existed (library version 1) are indexed at connect', async () => {
+  it('seats recorded before the seat index existed (library before version 5) are indexed at connect', async () => {
     const seated = checkInvariants(redis).seatOf;
     assert.ok(seated.size > 100);
     await usher.stop();
-    // What version 1 left: seats, counts and stages, none of the indexes.
+    // What a library before version 5 left: seats, counts and stages, none of the indexes.
     redis.raw('EVAL', `local cursor = '0'
       repeat
         local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1] .. 'seat_index:*', 'COUNT', 1000)

@@ -83,6 +83,13 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.aws_session_token, "");
     assert_string_equal(cfg.aws_account_id, "123456789012");
     assert_string_equal(cfg.master_stage_arn, "");
+    assert_string_equal(cfg.stream_name, "");
+    assert_int_equal(cfg.aws_timeout_ms, 10000);
+    assert_int_equal(cfg.aws_pace_margin_ms, 50);
+    assert_int_equal(cfg.replication_max, 5);
+    assert_false(cfg.replication_chaining);
+    assert_int_equal(cfg.orphan_sweep_interval_s, 300);
+    assert_int_equal(cfg.orphan_grace_s, 120);
     assert_string_equal(cfg.stage_name_prefix, "auto-stage");
     assert_int_equal(cfg.max_viewers_per_stage, 50);
     assert_float_equal(cfg.scale_up_threshold, 0.8, 1e-9);
@@ -293,6 +300,14 @@ static void test_bad_values_name_the_setting(void **state)
         {"HTTP_IDLE_TIMEOUT_MS=abc", "HTTP_IDLE_TIMEOUT_MS"},
         {"LOG_LEVEL=verbose", "LOG_LEVEL"},
         {"STAGE_PROVIDER=gcp", "STAGE_PROVIDER"},
+        {"STREAM_NAME=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "STREAM_NAME"},
+        {"REPLICATION_MAX=-1", "REPLICATION_MAX"},
+        {"REPLICATION_MAX=101", "REPLICATION_MAX"},
+        {"REPLICATION_CHAINING=sometimes", "REPLICATION_CHAINING"},
+        {"ORPHAN_SWEEP_INTERVAL=-5", "ORPHAN_SWEEP_INTERVAL"},
+        {"ORPHAN_GRACE=0", "ORPHAN_GRACE"},
+        {"AWS_TIMEOUT_MS=99", "AWS_TIMEOUT_MS"},
+        {"AWS_PACE_MARGIN_MS=1001", "AWS_PACE_MARGIN_MS"},
         {"REDIS_KEY_PREFIX=ivs prod:", "REDIS_KEY_PREFIX"},
         {"REDIS_KEY_PREFIX=ivs\tprod:", "REDIS_KEY_PREFIX"},
         {"REDIS_KEY_PREFIX=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",

@@ -24,7 +24,11 @@
  *    drain → draining with moves on heartbeat, remove → gone): the stage
  *    changes stay few, no stage exceeds capacity and no join is refused;
  *    both with random viewers leaving and with the last joiner leaving
- *    (one viewer coming and going); and a slow wide swing. */
+ *    (one viewer coming and going); and a slow wide swing.
+ *  - the stage ceiling (stage_ceiling_of): 1 + REPLICATION_MAX with IVS's
+ *    replication quota and no chaining, else MAX_STAGES; at the ceiling no
+ *    creation is planned, below it only up to it (creations in flight
+ *    counted), and a ramp to 10,000 viewers stops at the ceiling. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -870,6 +874,74 @@ static void test_hysteresis_wide_swing(void **state)
     assert_true(s.creates - creates0 <= 8);
 }
 
+
+/* ---- the replication ceiling ------------------------------------------- */
+
+static void test_ceiling_values(void **state)
+{
+    (void)state;
+    struct stage_ceiling c = stage_ceiling_of(20, true, 5, false);
+    assert_int_equal(c.stages, 6);                  /* the master + 5 fed */
+    assert_non_null(strstr(c.reason, "REPLICATION_MAX"));
+    assert_int_equal(stage_ceiling_of(20, true, 5, true).stages, 20);   /* chaining allowed */
+    assert_int_equal(stage_ceiling_of(20, false, 5, false).stages, 20); /* no quota (local) */
+    assert_int_equal(stage_ceiling_of(4, true, 5, false).stages, 4);    /* MAX_STAGES lower */
+    assert_string_equal(stage_ceiling_of(4, true, 5, false).reason, "MAX_STAGES");
+    assert_int_equal(stage_ceiling_of(20, true, 2, false).stages, 3);
+    assert_int_equal(stage_ceiling_of(20, true, 0, false).stages, 1);   /* master only */
+}
+
+/* An audience far beyond what 6 stages seat: at the ceiling nothing more
+ * is planned; below it only the stages up to it, creations in flight
+ * counted. */
+static void test_never_plans_beyond_ceiling(void **state)
+{
+    (void)state;
+    long ceiling = stage_ceiling_of(25, true, 5, false).stages;
+    struct stage_view full[6] = {master(C), added("a", C), added("b", C), added("c", C),
+                                 added("d", C), added("e", C)};
+    struct scale_input in = input(full, 6);
+    in.max_stages = ceiling;
+    struct decision d = decide(&in);
+    assert_int_equal(count(&d, ACT_CREATE), 0);
+    in.nstages = 5;                                 /* 100 seated: 7 stages needed */
+    d = decide(&in);
+    assert_int_equal(count(&d, ACT_CREATE), 1);     /* only up to the ceiling */
+    in.nstages = 4;                                 /* 80 seated: 5 needed, 1 being made */
+    in.creating = 1;
+    in.stages = (struct stage_view[]){master(C), added("a", C), added("b", C), added("c", C)};
+    d = decide(&in);
+    assert_int_equal(count(&d, ACT_CREATE), 0);
+    in.max_stages = 25;                             /* without the ceiling: 7 needed */
+    in.nstages = 5;
+    in.creating = 0;
+    in.stages = full;
+    d = decide(&in);
+    assert_int_equal(count(&d, ACT_CREATE), 2);
+}
+
+/* A ramp from the master alone to 10,000 viewers, creations applied each
+ * tick: the stage count climbs to the ceiling and never past it. */
+static void test_ramp_stops_at_ceiling(void **state)
+{
+    (void)state;
+    static const char *names[] = {"s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10"};
+    struct stage_view v[32] = {master(0)};
+    size_t n = 1;
+    long most = 0;
+    for (long viewers = 0; viewers <= 10000; viewers += 50) {
+        for (size_t i = 0; i < n; i++)          /* seat up to capacity, least loaded first */
+            v[i].viewers = viewers / (long)n > C ? C : viewers / (long)n;
+        struct scale_input in = input(v, n);
+        in.max_stages = stage_ceiling_of(25, true, 5, false).stages;
+        struct decision d = decide(&in);
+        for (size_t k = 0; k < count(&d, ACT_CREATE) && n < 32; k++, n++)
+            v[n] = added(names[(n - 1) % 10], 0);
+        most = (long)n > most ? (long)n : most;
+    }
+    assert_int_equal(most, 6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -902,6 +974,9 @@ int main(void)
         cmocka_unit_test(test_hysteresis_load_boundary_random),
         cmocka_unit_test(test_hysteresis_load_boundary_last_joiner),
         cmocka_unit_test(test_hysteresis_wide_swing),
+        cmocka_unit_test(test_ceiling_values),
+        cmocka_unit_test(test_never_plans_beyond_ceiling),
+        cmocka_unit_test(test_ramp_stops_at_ceiling),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

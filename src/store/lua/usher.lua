@@ -23,7 +23,7 @@
 
 -- Raise VERSION with every change to this file: a connecting usher replaces
 -- the library in Redis only when Redis holds an older one (store/redis.c).
-local VERSION = 2
+local VERSION = 5
 
 -- A stage's seating mode (stages/state.h names them in C). `stage_mode`
 -- holds only waiting and draining: no field means open.
@@ -369,14 +369,17 @@ end
 --       (then that one is returned and nothing is added); "2" the master
 --       whatever was there (MASTER_STAGE_ARN), lease holder ("" when no
 --       lease is needed), mode, scaler state JSON ("" for none), tags JSON
---       ("" for none; kept in `stage_tags`, as SPEC §3 fixes stage:{arn}).
+--       ("" for none; kept in `stage_tags`, as SPEC §3 fixes stage:{arn}),
+--       endpoints JSON {whip, events} ("" for none; kept in `stage_endpoints`).
 -- KEYS: scaler:lease, master_stage, stages, stage_info, stage_mode,
--- stage_state, stage_tags, open_stages, stage_slot, slot_stage, stage_slot_seq.
+-- stage_state, stage_tags, stage_endpoints, open_stages, stage_slot, slot_stage,
+-- stage_slot_seq.
 -- Returns the master ARN when asked to set it, else the ARN added.
 local function stage_add(keys, args)
   local c = context(keys, args)
   local arn, info, created, ttl, max = args[2], args[3], args[4], args[5], tonumber(args[6])
   local master, holder, mode, state, tags = args[7], args[8], args[9], args[10], args[11]
+  local endpoints = args[12]
   fence(c, holder)
   if master == '1' then
     local existing = redis.call('GET', key(c, 'master_stage'))
@@ -395,6 +398,8 @@ local function stage_add(keys, args)
     if state ~= '' then redis.call('HSET', key(c, 'stage_state'), arn, state) end
     if tags ~= '' then redis.call('HSET', key(c, 'stage_tags'), arn, tags) end
   end
+  -- The master named again (MASTER_STAGE_ARN, a restart) refreshes them.
+  if endpoints ~= '' then redis.call('HSET', key(c, 'stage_endpoints'), arn, endpoints) end
   stage_info_key_set(c, arn, redis.call('HGET', key(c, 'stage_info'), arn), ttl)
   if master ~= '0' then
     redis.call('SET', key(c, 'master_stage'), arn)
@@ -437,7 +442,8 @@ end
 -- ARGV: prefix, arn, lease holder ("" for an operator's DELETE, refused
 -- while viewers remain).
 -- KEYS: scaler:lease, master_stage, stages, total_viewers, stage_info,
--- stage_mode, stage_state, stage_tags, open_stages, stage_slot, slot_stage.
+-- stage_mode, stage_state, stage_tags, stage_endpoints, open_stages, stage_slot,
+-- slot_stage.
 -- Returns {viewers unseated, parentStage or ""}.
 local function stage_remove(keys, args)
   local c = context(keys, args)
@@ -462,7 +468,8 @@ local function stage_remove(keys, args)
     redis.call('HDEL', key(c, 'slot_stage'), slot)
     redis.call('ZREM', key(c, 'open_stages'), slot)
   end
-  for _, hash in ipairs({'stage_info', 'stage_mode', 'stage_state', 'stage_tags', 'stage_slot'}) do
+  for _, hash in ipairs({'stage_info', 'stage_mode', 'stage_state', 'stage_tags', 'stage_endpoints',
+                         'stage_slot'}) do
     redis.call('HDEL', key(c, hash), arn)
   end
   redis.call('ZREM', key(c, 'stages'), arn)
@@ -499,7 +506,7 @@ local function stage_renew(keys, args)
 end
 
 -- reindex: builds the seat index, the slots and open_stages for stages
--- recorded before they existed (library version 1), once: nothing to do
+-- recorded before they existed (libraries before version 5), once: nothing to do
 -- once stage_slot_seq exists. store.c calls it when a connection is ready.
 -- ARGV: prefix. KEYS: stages, stage_mode, open_stages, stage_slot,
 -- slot_stage, stage_slot_seq. Returns the number of seats indexed.
@@ -543,6 +550,30 @@ local function lease(keys, args)
   return {2, redis.call('INCR', key(c, 'scaler:epoch'))}
 end
 
+-- ---- IVS call rates ----------------------------------------------------------
+
+-- rate_take: reserves the next slot for one IVS call of a class, for every
+-- usher process of the deployment together (ivs/shared_limiter.c): calls of
+-- a class go `interval` ms apart. A scaling call ("high") queues for the
+-- next slot; any other ("low") takes a slot only when none is queued, and
+-- else is told when to ask again, so scaling calls pass it. The clock is
+-- Redis's own (TIME), so the processes need not agree on one. The key
+-- `aws_rate:{class}` is derived from the prefix, like the per-stage keys,
+-- and expires once idle.
+-- ARGV: prefix, class name, interval (ms), "high" or "low".
+-- Returns the ms to wait before calling (>= 0: the slot is taken), or,
+-- for a low call, minus the ms after which to ask again (< 0).
+local function rate_take(keys, args)
+  local c = context(keys, args)
+  local k, interval = stage_key(c, 'aws_rate:', args[2]), tonumber(args[3])
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local slot = math.max(tonumber(redis.call('GET', k) or '0'), now)
+  if args[4] == 'low' and slot > now then return now - slot end
+  redis.call('SET', k, slot + interval, 'PX', slot + interval - now + 1000)
+  return slot - now
+end
+
 local function version() return VERSION end
 
 redis.register_function('usher_seat', seat)
@@ -553,6 +584,7 @@ redis.register_function('usher_stage_rename', stage_rename)
 redis.register_function('usher_stage_renew', stage_renew)
 redis.register_function('usher_lease', lease)
 redis.register_function('usher_reindex', reindex)
+redis.register_function('usher_rate_take', rate_take)
 -- Those that only free seats and keys run even when Redis is out of
 -- memory (maxmemory reached), as they did as scripts: refusing them would
 -- keep the memory taken.

@@ -1,0 +1,668 @@
+/* aws_provider.c — stages in Amazon IVS Real-Time: the provider interface
+ * (provider.h) on the control-plane client (aws/client.h).
+ *
+ * Each provider operation is one `struct op` that runs one or more IVS
+ * calls in turn (find the publisher, then replicate; page after page of a
+ * list) and ends by calling the caller's callback once. IVS facts used here
+ * (../shared/aws/README.md and the API model): stage names match
+ * [a-zA-Z0-9-_]{0,128}; CreateStage and GetStage return the stage's
+ * endpoints (the WHIP host is not the stage id); ListParticipants needs the
+ * stage's activeSessionId and takes one filter; a replica keeps the
+ * source's participant id and is no source itself; public keys are
+ * imported as SPKI PEM, 3 per region; ServiceQuotaExceededException (402)
+ * names the quota in its message. */
+#include "ivs/provider.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "aws/client.h"
+#include "config/config.h"
+#include "ivs/ids.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#define PAGE_MAX 100                 /* maxResults of the List operations */
+#define STAGE_NAME_MAX 128           /* StageName */
+#define ERROR_MAX 400
+
+struct aws_provider {
+    struct stage_provider base;      /* first: the interface */
+    struct aws_client *client;
+    char quota[3 * ERROR_MAX];         /* the last 402's words, "" when none */
+    int64_t quota_at_ms;
+};
+
+enum op_kind { OP_DONE, OP_STAGE, OP_LIST, OP_TEXT };
+
+/* One provider operation in flight. */
+struct op {
+    struct aws_provider *ap;
+    enum op_kind kind;
+    void (*fn)(void);                /* the caller's callback, of kind's type */
+    void *arg;
+    char *source, *dest;             /* ARNs the steps need */
+    char *pem;                       /* prepare: our public key */
+    json_t *found;                   /* list_stages: stages so far; prepare: key ARNs */
+    size_t next_key;                 /* prepare: the next key of `found` to read */
+    bool starting;                   /* a replication start (else a stop) */
+    char session[128];               /* the source's active session */
+    char participant[PARTICIPANT_ID_MAX + 1];
+    char kid[STAGE_ENDPOINT_MAX + 1];
+    char error[3 * ERROR_MAX];       /* the words of a failure */
+};
+
+/* ------------------------------------------------------------------------
+ * Ending an operation
+ * --------------------------------------------------------------------- */
+
+/* A provider_stage view of an IVS Stage or StageSummary object. */
+static struct provider_stage stage_view(const json_t *s)
+{
+    const json_t *ep = json_object_get(s, "endpoints");
+    const char *whip = json_string_value(json_object_get(ep, "whip"));
+    const char *events = json_string_value(json_object_get(ep, "events"));
+    const char *session = json_string_value(json_object_get(s, "activeSessionId"));
+    const char *name = json_string_value(json_object_get(s, "name"));
+    return (struct provider_stage){
+        .arn = json_string_value(json_object_get(s, "arn")), .name = name ? name : "",
+        .whip = whip ? whip : "", .events = events ? events : "",
+        .active_session = session ? session : "", .tags = json_object_get(s, "tags"),
+    };
+}
+
+static void op_free(struct op *o)
+{
+    free(o->source), free(o->dest), free(o->pem);
+    json_decref(o->found);
+    free(o);
+}
+
+/* Calls the caller back: error, or on success the stage (OP_STAGE), the
+ * list in o->found (OP_LIST) or text (OP_TEXT). Frees o. */
+static void op_end(struct op *o, const char *error, const json_t *stage, const char *text)
+{
+    if (error) {
+        stage = NULL, text = NULL;
+    }
+    struct provider_stage one = stage ? stage_view(stage) : (struct provider_stage){0};
+    switch (o->kind) {
+    case OP_DONE: ((provider_done_fn)o->fn)(o->arg, error); break;
+    case OP_STAGE: ((provider_stage_fn)o->fn)(o->arg, stage ? &one : NULL, error); break;
+    case OP_TEXT: ((provider_text_fn)o->fn)(o->arg, error ? NULL : text, error); break;
+    case OP_LIST: {
+        size_t n = error ? 0 : json_array_size(o->found);
+        struct provider_stage *list = n ? calloc(n, sizeof *list) : NULL;
+        if (n && !list)
+            error = "out of memory", n = 0;
+        for (size_t i = 0; i < n; i++)
+            list[i] = stage_view(json_array_get(o->found, i));
+        ((provider_list_fn)o->fn)(o->arg, error ? NULL : list, n, error);
+        free(list);
+        break;
+    }
+    }
+    op_free(o);
+}
+
+static void end_later(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct op *o = arg;
+    op_end(o, o->error, NULL, NULL);
+}
+
+/* Ends o with error on a later loop turn (a failure before any call went). */
+static void fail_later(struct op *o, const char *error)
+{
+    static const struct timeval now = {0, 0};
+    snprintf(o->error, sizeof o->error, "%s", error);
+    if (event_base_once(o->ap->base.base, -1, EV_TIMEOUT, end_later, o, &now) != 0)
+        op_end(o, error, NULL, NULL);
+}
+
+/* Words for a failed call: "CreateStage: ServiceQuotaExceededException
+ * (quota_exceeded): stages per region: 1000 reached". A 402 is also kept
+ * for /health. */
+static const char *describe(struct op *o, const struct aws_result *r)
+{
+    snprintf(o->error, ERROR_MAX, "%s: %s (%s): %.200s", r->operation,
+             r->code ? r->code : "-", aws_error_name(r->error), r->message ? r->message : "-");
+    if (r->error == AWS_ERR_QUOTA_EXCEEDED) {
+        snprintf(o->ap->quota, sizeof o->ap->quota, "%s", o->error);
+        o->ap->quota_at_ms = clock_now_ms();
+    }
+    return o->error;
+}
+
+/* Starts IVS call operation with body (stolen); next hears the answer.
+ * Returns 0, or -1 with o ended (later). */
+static int call(struct op *o, const char *operation, json_t *body, aws_call_fn next)
+{
+    int rc = body ? aws_call(o->ap->client, operation, body, next, o) : -1;
+    json_decref(body);
+    if (rc < 0)
+        fail_later(o, "cannot call IVS: out of memory or shutting down");
+    return rc;
+}
+
+static struct op *op_new(struct stage_provider *p, enum op_kind kind, void (*fn)(void), void *arg)
+{
+    struct op *o = calloc(1, sizeof *o);
+    if (!o) {
+        log_error("aws provider: out of memory");
+        return NULL;
+    }
+    *o = (struct op){.ap = (struct aws_provider *)p, .kind = kind, .fn = fn, .arg = arg};
+    return o;
+}
+#define OP(kind, fn) op_new(p, kind, (void (*)(void))(fn), arg)
+
+/* The answer's member `name`, or the error words when the call failed. */
+static const json_t *answered(struct op *o, const struct aws_result *r, const char *name,
+                              const char **error)
+{
+    *error = r->error == AWS_OK ? NULL : describe(o, r);
+    return *error ? NULL : json_object_get(r->json, name);
+}
+
+/* ------------------------------------------------------------------------
+ * Stages
+ * --------------------------------------------------------------------- */
+
+static void stage_answered(void *arg, const struct aws_result *r)
+{
+    struct op *o = arg;
+    const char *error;
+    const json_t *stage = answered(o, r, "stage", &error);
+    if (!error && !json_string_value(json_object_get(stage, "arn")))
+        error = "IVS answered without a stage ARN";
+    op_end(o, error, stage, NULL);
+}
+
+/* IVS takes [a-zA-Z0-9-_]{0,128} as a name; usher keeps the name as given
+ * in its own record, and gives IVS the name with other bytes as '-'. */
+static json_t *ivs_name(const char *name)
+{
+    char out[STAGE_NAME_MAX + 1];
+    size_t n = 0;
+    for (; name && name[n] && n < STAGE_NAME_MAX; n++) {
+        char c = name[n];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_';
+        out[n] = ok ? c : '-';
+    }
+    out[n] = '\0';
+    return json_string(out);
+}
+
+/* The operator's tags plus usher's own; a new reference. */
+static json_t *stage_tags(const struct config *cfg, const json_t *tags)
+{
+    json_t *all = tags ? json_deep_copy(tags) : json_object();
+    if (all && (json_object_set_new(all, USHER_TAG_MANAGED, json_string("true")) < 0 ||
+                json_object_set_new(all, USHER_TAG_STREAM,
+                                    json_string(provider_stream_name(cfg))) < 0)) {
+        json_decref(all);
+        return NULL;
+    }
+    return all;
+}
+
+static void aws_create(struct stage_provider *p, const char *name, const json_t *tags,
+                       provider_stage_fn done, void *arg)
+{
+    struct op *o = OP(OP_STAGE, done);
+    json_t *all = o ? stage_tags(p->cfg, tags) : NULL;
+    if (o)
+        call(o, "CreateStage", all ? json_pack("{s:o, s:o}", "name", ivs_name(name), "tags", all) : NULL,
+             stage_answered);
+}
+
+static void aws_get(struct stage_provider *p, const char *arn, provider_stage_fn done, void *arg)
+{
+    struct op *o = OP(OP_STAGE, done);
+    if (o)
+        call(o, "GetStage", json_pack("{s:s}", "arn", arn), stage_answered);
+}
+
+static void call_done(void *arg, const struct aws_result *r)
+{
+    struct op *o = arg;
+    op_end(o, r->error == AWS_OK ? NULL : describe(o, r), NULL, NULL);
+}
+
+static void aws_rename(struct stage_provider *p, const char *arn, const char *name,
+                       provider_done_fn done, void *arg)
+{
+    struct op *o = OP(OP_DONE, done);
+    if (o)
+        call(o, "UpdateStage", json_pack("{s:s, s:o}", "arn", arn, "name", ivs_name(name)), call_done);
+}
+
+/* A stage already gone is deleted. */
+static void deleted(void *arg, const struct aws_result *r)
+{
+    struct op *o = arg;
+    bool gone = r->error == AWS_OK || r->error == AWS_ERR_NOT_FOUND;
+    op_end(o, gone ? NULL : describe(o, r), NULL, NULL);
+}
+
+static void aws_delete(struct stage_provider *p, const char *arn, provider_done_fn done, void *arg)
+{
+    struct op *o = OP(OP_DONE, done);
+    if (o)
+        call(o, "DeleteStage", json_pack("{s:s}", "arn", arn), deleted);
+}
+
+/* One page of ListStages: ours kept, then the next page or the end. */
+static void stages_listed(void *arg, const struct aws_result *r)
+{
+    struct op *o = arg;
+    const char *error;
+    const json_t *stages = answered(o, r, "stages", &error), *s;
+    if (error) {
+        op_end(o, error, NULL, NULL);
+        return;
+    }
+    size_t i;
+    json_array_foreach(stages, i, s)
+        if (json_string_value(json_object_get(s, "arn")) &&
+            provider_tags_ours(o->ap->base.cfg, json_object_get(s, "tags")))
+            json_array_append(o->found, (json_t *)s);
+    const char *next = json_string_value(json_object_get(r->json, "nextToken"));
+    if (!next || !*next) {
+        op_end(o, NULL, NULL, NULL);
+        return;
+    }
+    call(o, "ListStages", json_pack("{s:i, s:s}", "maxResults", PAGE_MAX, "nextToken", next),
+         stages_listed);
+}
+
+static void aws_list(struct stage_provider *p, provider_list_fn done, void *arg)
+{
+    struct op *o = OP(OP_LIST, done);
+    if (o && !(o->found = json_array())) {
+        fail_later(o, "out of memory");
+        return;
+    }
+    if (o)
+        call(o, "ListStages", json_pack("{s:i}", "maxResults", PAGE_MAX), stages_listed);
+}
+
+/* ------------------------------------------------------------------------
+ * The publisher and replication
+ * --------------------------------------------------------------------- */
+
+/* After the publisher is known (o->participant, "" for nobody). */
+typedef void (*publisher_next_fn)(struct op *o);
+
+static void publisher_found(struct op *o);
+
+/* The publisher: connected, published, and no replica (a replica keeps the
+ * source's id but cannot be a source). */
+static const char *publisher_in(const json_t *participants)
+{
+    const json_t *pt;
+    size_t i;
+    json_array_foreach(participants, i, pt) {
+        const char *state = json_string_value(json_object_get(pt, "state"));
+        const char *type = json_string_value(json_object_get(pt, "replicationType"));
+        const char *id = json_string_value(json_object_get(pt, "participantId"));
+        if (id && state && strcmp(state, "CONNECTED") == 0 && json_is_true(json_object_get(pt, "published")) &&
+            !(type && strcmp(type, "REPLICA") == 0) && strlen(id) <= PARTICIPANT_ID_MAX)
+            return id;
+    }
+    return NULL;
+}
+
+static void participants_listed(void *arg, const struct aws_result *r);
+
+static void list_participants(struct op *o, const char *session, const char *next)
+{
+    json_t *body = json_pack("{s:s, s:s, s:b, s:i}", "stageArn", o->source, "sessionId", session,
+                             "filterByPublished", 1, "maxResults", PAGE_MAX);
+    if (body && next)
+        json_object_set_new(body, "nextToken", json_string(next));
+    if (session != o->session)
+        snprintf(o->session, sizeof o->session, "%s", session);
+    call(o, "ListParticipants", body, participants_listed);
+}
+
+static void participants_listed(void *arg, const struct aws_result *r)
+{
+    struct op *o = arg;
+    const char *error;
+    const json_t *list = answered(o, r, "participants", &error);
+    if (error) {
+        op_end(o, error, NULL, NULL);
+        return;
+    }
+    const char *id = publisher_in(list);
+    const char *next = json_string_value(json_object_get(r->json, "nextToken"));
+    if (!id && next && *next) {
+        list_participants(o, o->session, next);
+        return;
+    }
+    snprintf(o->participant, sizeof o->participant, "%s", id ? id : "");
+    publisher_found(o);
+}
+
+/* GetStage for the active session, then ListParticipants in it. */
+static void source_read(void *arg, const struct aws_result *r)
+{
+    struct op *o = arg;
+    const char *error;
+    const json_t *stage = answered(o, r, "stage", &error);
+    if (error) {
+        op_end(o, error, NULL, NULL);
+        return;
+    }
+    const char *session = json_string_value(json_object_get(stage, "activeSessionId"));
+    if (!session || !*session) {
+        o->participant[0] = '\0';   /* no session: nobody is there */
+        publisher_found(o);
+        return;
+    }
+    list_participants(o, session, NULL);
+}
+
+/* What each operation does once the publisher is known. */
+static void replication_answered(void *arg, const struct aws_result *r)
+{
+    struct op *o = arg;
+    /* 409: this replication runs already (a start whose answer was lost);
+     * 404 on a stop: it had stopped. */
+    bool fine = r->error == AWS_OK || r->error == (o->starting ? AWS_ERR_CONFLICT : AWS_ERR_NOT_FOUND);
+    op_end(o, fine ? NULL : describe(o, r), NULL, NULL);
+}
+
+static void publisher_found(struct op *o)
+{
+    if (o->kind == OP_TEXT) {           /* find_publisher */
+        op_end(o, NULL, NULL, o->participant);
+        return;
+    }
+    if (!o->participant[0]) {        /* a stop has nothing to stop */
+        if (o->starting)
+            snprintf(o->error, sizeof o->error, "nobody is publishing in %s", o->source);
+        op_end(o, o->starting ? o->error : NULL, NULL, NULL);
+        return;
+    }
+    call(o, o->starting ? "StartParticipantReplication" : "StopParticipantReplication",
+         json_pack("{s:s, s:s, s:s}", "sourceStageArn", o->source, "destinationStageArn", o->dest,
+                   "participantId", o->participant),
+         replication_answered);
+}
+
+/* Reads the publisher of source, then publisher_found. */
+static void find_in(struct op *o, const char *source, const char *dest)
+{
+    o->source = strdup(source);
+    o->dest = dest ? strdup(dest) : NULL;
+    if (!o->source || (dest && !o->dest)) {
+        fail_later(o, "out of memory");
+        return;
+    }
+    call(o, "GetStage", json_pack("{s:s}", "arn", source), source_read);
+}
+
+static void aws_find_publisher(struct stage_provider *p, const char *arn, provider_text_fn done,
+                               void *arg)
+{
+    struct op *o = OP(OP_TEXT, done);
+    if (o)
+        find_in(o, arn, NULL);
+}
+
+static void aws_start(struct stage_provider *p, const char *source, const char *dest,
+                      provider_done_fn done, void *arg)
+{
+    struct op *o = OP(OP_DONE, done);
+    if (!o)
+        return;
+    o->starting = true;
+    find_in(o, source, dest);
+}
+
+static void aws_stop(struct stage_provider *p, const char *source, const char *dest,
+                     provider_done_fn done, void *arg)
+{
+    struct op *o = OP(OP_DONE, done);
+    if (o)
+        find_in(o, source, dest);
+}
+
+/* ------------------------------------------------------------------------
+ * Start-up: the public key, then MASTER_STAGE_ARN
+ * --------------------------------------------------------------------- */
+
+/* Whether two PEM public keys are the same key. */
+static bool same_key(const char *a, const char *b)
+{
+    BIO *ba = BIO_new_mem_buf(a, -1), *bb = BIO_new_mem_buf(b, -1);
+    EVP_PKEY *ka = ba ? PEM_read_bio_PUBKEY(ba, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *kb = bb ? PEM_read_bio_PUBKEY(bb, NULL, NULL, NULL) : NULL;
+    bool same = ka && kb && EVP_PKEY_eq(ka, kb) == 1;
+    EVP_PKEY_free(ka), EVP_PKEY_free(kb);
+    BIO_free(ba), BIO_free(bb);
+    return same;
+}
+
+static void master_read(void *arg, const struct aws_result *r)
+{
+    struct op *o = arg;
+    const char *arn = o->ap->base.cfg->master_stage_arn;
+    if (r->error != AWS_OK) {
+        char why[ERROR_MAX];
+        snprintf(why, sizeof why, "%s", describe(o, r));
+        snprintf(o->error, sizeof o->error,
+                 "MASTER_STAGE_ARN: the stage %s %s with these credentials (%s)", arn,
+                 r->error == AWS_ERR_NOT_FOUND ? "does not exist" : "cannot be read", why);
+        op_end(o, o->error, NULL, NULL);
+        return;
+    }
+    log_info("aws provider: MASTER_STAGE_ARN %s exists", arn);
+    op_end(o, NULL, NULL, o->kid);
+}
+
+/* The key is settled (o->kid): the master stage next, when one is named. */
+static void key_settled(struct op *o)
+{
+    const char *master = o->ap->base.cfg->master_stage_arn;
+    if (!master[0]) {
+        op_end(o, NULL, NULL, o->kid);
+        return;
+    }
+    call(o, "GetStage", json_pack("{s:s}", "arn", master), master_read);
+}
+
+static void key_imported(void *arg, const struct aws_result *r)
+{
+    struct op *o = arg;
+    const char *error;
+    const json_t *key = answered(o, r, "publicKey", &error);
+    const char *arn = json_string_value(json_object_get(key, "arn"));
+    if (error || !arn) {
+        snprintf(o->error, sizeof o->error,
+                 "IVS_PUBLIC_KEY_ARN is not set and the signing key could not be imported (%s)%s",
+                 error ? error : "no ARN in the answer",
+                 r->error == AWS_ERR_QUOTA_EXCEEDED
+                     ? ": IVS holds 3 public keys per region; delete one (DeletePublicKey) or "
+                       "set IVS_PUBLIC_KEY_ARN to one whose private key usher signs with"
+                     : "");
+        op_end(o, o->error, NULL, NULL);
+        return;
+    }
+    log_info("aws provider: imported the signing key's public half as %s", arn);
+    snprintf(o->kid, sizeof o->kid, "%s", arn);
+    key_settled(o);
+}
+
+static void next_key(struct op *o);
+
+/* One candidate key read: ours ends the search. */
+static void candidate_read(void *arg, const struct aws_result *r)
+{
+    struct op *o = arg;
+    const char *error;
+    const json_t *key = answered(o, r, "publicKey", &error);
+    const char *pem = json_string_value(json_object_get(key, "publicKeyMaterial"));
+    if (error) {
+        op_end(o, error, NULL, NULL);
+        return;
+    }
+    if (pem && same_key(pem, o->pem)) {
+        snprintf(o->kid, sizeof o->kid, "%s", json_string_value(json_object_get(key, "arn")));
+        log_info("aws provider: the signing key is imported already as %s", o->kid);
+        key_settled(o);
+        return;
+    }
+    next_key(o);
+}
+
+/* Reads the keys listed one by one (the list holds no material); none
+ * ours: ImportPublicKey. */
+static void next_key(struct op *o)
+{
+    const char *arn = json_string_value(json_array_get(o->found, o->next_key++));
+    if (arn) {
+        call(o, "GetPublicKey", json_pack("{s:s}", "arn", arn), candidate_read);
+        return;
+    }
+    json_t *tags = stage_tags(o->ap->base.cfg, NULL);
+    call(o, "ImportPublicKey",
+         tags ? json_pack("{s:s, s:s, s:o}", "publicKeyMaterial", o->pem, "name", "usher", "tags", tags)
+              : NULL,
+         key_imported);
+}
+
+static void keys_listed(void *arg, const struct aws_result *r)
+{
+    struct op *o = arg;
+    const char *error;
+    const json_t *keys = answered(o, r, "publicKeys", &error), *k;
+    if (error) {
+        op_end(o, error, NULL, NULL);
+        return;
+    }
+    size_t i;
+    json_array_foreach(keys, i, k)
+        if (json_string_value(json_object_get(k, "arn")))
+            json_array_append(o->found, json_object_get(k, "arn"));
+    const char *next = json_string_value(json_object_get(r->json, "nextToken"));
+    if (next && *next)
+        call(o, "ListPublicKeys", json_pack("{s:i, s:s}", "maxResults", PAGE_MAX, "nextToken", next),
+             keys_listed);
+    else
+        next_key(o);
+}
+
+/* IVS_PUBLIC_KEY_ARN read: its material must be our public half. */
+static void configured_key_read(void *arg, const struct aws_result *r)
+{
+    struct op *o = arg;
+    const char *arn = o->ap->base.cfg->public_key_arn;
+    const char *error;
+    const json_t *key = answered(o, r, "publicKey", &error);
+    const char *pem = json_string_value(json_object_get(key, "publicKeyMaterial"));
+    if (error || !pem || !same_key(pem, o->pem)) {
+        char why[ERROR_MAX];
+        snprintf(why, sizeof why, "%s", error ? error : "");
+        snprintf(o->error, sizeof o->error,
+                 error ? "IVS_PUBLIC_KEY_ARN: the key %s cannot be read (%s)"
+                       : "IVS_PUBLIC_KEY_ARN: the key %s is not the public half of usher's signing key%s; "
+                         "import GET /api/token/public-key's publicKeyPem (ImportPublicKey) and set its ARN, "
+                         "point TOKEN_PRIVATE_KEY_FILE at that key's private half, or unset "
+                         "IVS_PUBLIC_KEY_ARN so usher imports its key itself",
+                 arn, why);
+        op_end(o, o->error, NULL, NULL);
+        return;
+    }
+    snprintf(o->kid, sizeof o->kid, "%s", arn);
+    key_settled(o);
+}
+
+static void aws_prepare(struct stage_provider *p, const char *public_pem, provider_text_fn done,
+                        void *arg)
+{
+    struct op *o = OP(OP_TEXT, done);
+    if (!o)
+        return;
+    if (!(o->pem = strdup(public_pem)) || !(o->found = json_array())) {
+        fail_later(o, "out of memory");
+        return;
+    }
+    if (p->cfg->public_key_arn[0])
+        call(o, "GetPublicKey", json_pack("{s:s}", "arn", p->cfg->public_key_arn), configured_key_read);
+    else
+        call(o, "ListPublicKeys", json_pack("{s:i}", "maxResults", PAGE_MAX), keys_listed);
+}
+
+/* ------------------------------------------------------------------------
+ * Health and life
+ * --------------------------------------------------------------------- */
+
+static json_t *aws_health(struct stage_provider *p)
+{
+    struct aws_provider *ap = (struct aws_provider *)p;
+    int64_t now = clock_now_ms();
+    struct aws_client_last last = aws_client_last(ap->client);
+    struct aws_client_recent recent = aws_client_recent(ap->client, now);
+    json_t *h = json_pack("{s:s, s:I, s:I}", "credentials", aws_client_credentials_source(ap->client),
+                          "throttlesLastMinute", (json_int_t)recent.throttles,
+                          "errorsLastMinute", (json_int_t)recent.errors);
+    json_object_set_new(h, "lastCall", last.at_ms
+        ? json_pack("{s:s, s:s, s:I}", "operation", last.operation, "outcome", aws_error_name(last.error),
+                    "ageMs", (json_int_t)(now - last.at_ms))
+        : json_null());
+    json_object_set_new(h, "lastQuotaExceeded", ap->quota[0]
+        ? json_pack("{s:s, s:I}", "error", ap->quota, "ageMs", (json_int_t)(now - ap->quota_at_ms))
+        : json_null());
+    return h;
+}
+
+static void aws_free(struct stage_provider *p)
+{
+    struct aws_provider *ap = (struct aws_provider *)p;
+    aws_client_free(ap->client);    /* ends calls still running: their ops end */
+    free(ap);
+}
+
+static const struct stage_provider_ops aws_ops = {
+    .name = "aws",
+    .replication_quota = true,
+    .prepare = aws_prepare,
+    .create_stage = aws_create,
+    .get_stage = aws_get,
+    .list_stages = aws_list,
+    .rename_stage = aws_rename,
+    .delete_stage = aws_delete,
+    .find_publisher = aws_find_publisher,
+    .start_replication = aws_start,
+    .stop_replication = aws_stop,
+    .health = aws_health,
+    .free = aws_free,
+};
+
+struct aws_client *aws_provider_client(struct stage_provider *p)
+{
+    return p->ops == &aws_ops ? ((struct aws_provider *)p)->client : NULL;
+}
+
+struct stage_provider *aws_provider_new(struct event_base *base, const struct config *cfg,
+                                        struct aws_client *client)
+{
+    struct aws_provider *ap = calloc(1, sizeof *ap);
+    if (!ap) {
+        aws_client_free(client);
+        return NULL;
+    }
+    ap->base = (struct stage_provider){&aws_ops, cfg, base};
+    ap->client = client;
+    return &ap->base;
+}
