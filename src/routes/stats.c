@@ -60,6 +60,19 @@ json_t *stage_spare(const struct stats_view *view, long capacity)
                      "capacityPerStage", (json_int_t)capacity, "spareInUse", seats < capacity);
 }
 
+/* The batch's data with the request's own moment as data.timestamp, the
+ * same as the envelope's: malloc'd, NULL when out of memory. */
+static char *stats_with_time(const char *memo, int64_t now_ms)
+{
+    char when[32];
+    clock_iso8601(now_ms, when, sizeof when);
+    size_t len = strlen(memo);          /* ends with the object's '}' */
+    char *out = malloc(len + sizeof when + 16);
+    if (out)
+        sprintf(out, "%.*s,\"timestamp\":\"%s\"}", (int)(len - 1), memo, when);
+    return out;
+}
+
 /* Dashboards poll /api/stats in crowds: requests arriving together share
  * one Redis call and one JSON rendering (read_batch.h), which formats only
  * the counts into each stage's cached entry (stats_cache.h). */
@@ -71,15 +84,14 @@ static void stats_done(void *arg, enum store_error err, const char *detail,
         respond_store_error(rq, err, detail);
         return;
     }
-    if (!*memo) {
-        char now[32];
-        clock_iso8601(clock_now_ms(), now, sizeof now);
-        *memo = stats_cache_render(rq->app->stats_cache, view, now);
-    }
-    if (*memo)
-        respond_ok_text(rq, 200, *memo);
+    if (!*memo)
+        *memo = stats_cache_render(rq->app->stats_cache, view);
+    char *text = *memo ? stats_with_time(*memo, rq->now_ms) : NULL;
+    if (text)
+        respond_ok_text(rq, 200, text);
     else
         respond_error(rq, 500, "INTERNAL_ERROR", "the statistics could not be rendered", NULL);
+    free(text);
 }
 
 void route_stats(struct request *rq)

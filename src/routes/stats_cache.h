@@ -17,9 +17,10 @@ struct stats_cache *stats_cache_new(void);  /* NULL when out of memory */
 void stats_cache_free(struct stats_cache *c);
 
 /* The data of /api/stats (SPEC §2: totalViewers, activeStages,
- * isPublisherLive, stages, timestamp) as compact JSON; timestamp is ISO
- * 8601. Returns malloc'd text the caller frees, NULL when out of memory.
- * Entries of stages gone from the view are dropped from the cache. */
-char *stats_cache_render(struct stats_cache *c, const struct stats_view *view, const char *timestamp);
+ * isPublisherLive, stages) as compact JSON, without its timestamp (each
+ * request adds its own). Returns malloc'd text the caller frees, NULL when
+ * out of memory. Entries of stages gone from the view are dropped from the
+ * cache. */
+char *stats_cache_render(struct stats_cache *c, const struct stats_view *view);
 
 #endif

@@ -22,5 +22,9 @@ struct scaler *scaler_new(struct app *app);
  * settled (on the loop, exactly once). */
 void scaler_stop(struct scaler *s, void (*done)(void *arg), void *arg);
 void scaler_free(struct scaler *s);
+/* A tick now (on the next loop turn) instead of at the next interval:
+ * a join found no room, or a stage was just added. Ticks never overlap:
+ * a wake during a tick makes another one follow it. */
+void scaler_wake(struct scaler *s);
 
 #endif

@@ -23,10 +23,10 @@ extern const char usher_lua_library[];
 enum function {
     FN_SEAT, FN_HEARTBEAT, FN_LEAVE, FN_SWEEP, FN_VIEWER_LIST, FN_STATS, FN_STAGE_ADD,
     FN_STAGE_UPDATE, FN_STAGE_REMOVE, FN_STAGE_RENAME, FN_STAGE_RENEW, FN_LEASE, FN_RATE_TAKE,
-    FN_REINDEX, FN_COUNT
+    FN_REINDEX, FN_CHECK, FN_COUNT
 };
 
-enum { MAX_KEYS = 12, MAX_ARGS = 12 };
+enum { MAX_KEYS = 18, MAX_ARGS = 12 };
 
 /* Heartbeats in one FCALL at most (write_batch.h): about 15 KB of ARGV. */
 enum { HEARTBEATS_PER_CALL = 128 };
@@ -34,7 +34,8 @@ enum { HEARTBEATS_PER_CALL = 128 };
 /* Each function's name and the fixed keys it touches, without the prefix. */
 static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[FN_COUNT] = {
     [FN_SEAT] = {"usher_seat", {"publisher:status", "stages", "stage_mode", "total_viewers",
-                                "open_stages", "stage_slot", "slot_stage", "stage_slot_seq"}},
+                                "seat_waiting", "open_stages", "stage_slot", "slot_stage",
+                                "stage_slot_seq"}},
     [FN_HEARTBEAT] = {"usher_heartbeats", {"stages", "stage_mode", "open_stages", "stage_slot",
                                           "slot_stage", "stage_slot_seq"}},
     [FN_LEAVE] = {"usher_leave", {"stages", "total_viewers", "open_stages", "stage_slot",
@@ -42,7 +43,7 @@ static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[
     [FN_SWEEP] = {"usher_sweep", {"stages", "total_viewers", "open_stages", "stage_slot"}},
     [FN_VIEWER_LIST] = {"usher_viewer_list", {"stages"}},
     [FN_STATS] = {"usher_stats", {"total_viewers", "publisher:status", "master_stage", "stages",
-                                  "stage_info", "stage_mode", "stage_state"}},
+                                  "stage_info", "stage_mode", "stage_state", "seat_waiting"}},
     [FN_STAGE_ADD] = {"usher_stage_add", {"scaler:lease", "master_stage", "stages", "stage_info",
                                           "stage_mode", "stage_state", "stage_tags",
                                           "stage_endpoints", "open_stages", "stage_slot",
@@ -60,6 +61,11 @@ static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[
     [FN_RATE_TAKE] = {"usher_rate_take", {NULL}},
     [FN_REINDEX] = {"usher_reindex", {"stages", "stage_mode", "open_stages", "stage_slot",
                                       "slot_stage", "stage_slot_seq"}},
+    [FN_CHECK] = {"usher_check", {"state_id", "master_stage", "stages", "total_viewers",
+                                  "publisher:status", "stage_info", "stage_mode", "stage_state",
+                                  "stage_tags", "scaler:lease", "scaler:epoch", "stage_events",
+                                  "seat_waiting", "stage_endpoints", "open_stages", "stage_slot",
+                                  "slot_stage", "stage_slot_seq"}},
 };
 
 struct store {
@@ -87,6 +93,7 @@ union answer {
     struct stage_removed removed;
     struct stage_info info;
     struct stage_events events;
+    struct state_check check;
 };
 struct call;
 struct answer_kind {
@@ -198,11 +205,13 @@ static enum store_error dec_lease(const redisReply *r, union answer *a) { return
 static enum store_error dec_removed(const redisReply *r, union answer *a) { return decode_stage_removed(r, &a->removed); }
 static enum store_error dec_info(const redisReply *r, union answer *a) { return decode_stage_info(r, &a->info); }
 static enum store_error dec_events(const redisReply *r, union answer *a) { return decode_events(r, &a->events); }
+static enum store_error dec_check(const redisReply *r, union answer *a) { return decode_check(r, &a->check); }
 
 static void clear_list(union answer *a) { viewer_list_clear(&a->list); }
 static void clear_stats(union answer *a) { stats_view_clear(&a->stats); }
 static void clear_info(union answer *a) { stage_info_clear(&a->info); }
 static void clear_events(union answer *a) { stage_events_clear(&a->events); }
+static void clear_check(union answer *a) { state_check_clear(&a->check); }
 
 #define GIVE(type, field) ((type)c->fn)(c->arg, err, detail, a ? &a->field : NULL)
 static void give_done(const struct call *c, enum store_error err, const char *detail, const union answer *a)
@@ -226,6 +235,7 @@ static void give_lease(const struct call *c, enum store_error err, const char *d
 static void give_removed(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_removed_fn, removed); }
 static void give_info(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_info_fn, info); }
 static void give_events(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_events_fn, events); }
+static void give_check(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_check_fn, check); }
 #undef GIVE
 
 static const struct answer_kind
@@ -235,7 +245,8 @@ static const struct answer_kind
     SEAT = {dec_seat, give_seat, NULL},       HEARTBEAT = {dec_heartbeat, give_heartbeat, NULL},
     LIST = {dec_list, give_list, clear_list}, STATS = {dec_stats, give_stats, clear_stats},
     LEASE = {dec_lease, give_lease, NULL},    REMOVED = {dec_removed, give_removed, NULL},
-    INFO = {dec_info, give_info, clear_info}, EVENTS = {dec_events, give_events, clear_events};
+    INFO = {dec_info, give_info, clear_info}, EVENTS = {dec_events, give_events, clear_events},
+    CHECK = {dec_check, give_check, clear_check};
 
 /* Every reply comes here: Redis trouble, a refusal, or an answer to decode. */
 static void on_reply(void *p, redisReply *reply, const char *error)
@@ -334,12 +345,13 @@ static void store_on_ready(void *arg)
 
 void store_seat(struct store *s, const struct seat_request *q, store_seat_fn fn, void *arg)
 {
-    char now[24], capacity[24];
+    char now[24], capacity[24], max_stages[24];
     lltoa(q->now_ms, now, sizeof now);
     lltoa(q->capacity, capacity, sizeof capacity);
+    lltoa(q->max_stages, max_stages, sizeof max_stages);
     const char *args[] = {q->user_id, q->stage_arn ? q->stage_arn : "", q->participant_id,
-                          now, capacity, q->rejoin ? "rejoin" : "join"};
-    fcall(s, FN_SEAT, CALL(SEAT, fn), 6, args);
+                          now, capacity, q->rejoin ? "rejoin" : "join", max_stages};
+    fcall(s, FN_SEAT, CALL(SEAT, fn), 7, args);
 }
 
 void store_heartbeat(struct store *s, const char *user_id, const char *stage_arn,
@@ -476,9 +488,9 @@ void store_stage_endpoints(struct store *s, const char *stage_arn, store_text_fn
     command(s, "HGET", "stage_endpoints", NULL, CALL(TEXT, fn), 1, &stage_arn);
 }
 
-void store_master_get(struct store *s, store_text_fn fn, void *arg)
+void store_check(struct store *s, const char *new_state_id, store_check_fn fn, void *arg)
 {
-    command(s, "GET", "master_stage", NULL, CALL(TEXT, fn), 0, NULL);
+    fcall(s, FN_CHECK, CALL(CHECK, fn), 1, &new_state_id);
 }
 
 /* ---- scaler lease ------------------------------------------------------- */

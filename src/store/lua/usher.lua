@@ -18,12 +18,12 @@
 -- hash tag in the prefix (REDIS_KEY_PREFIX="{usher}:prod:"); README "Redis".
 --
 -- Refusals are errors whose first word is their code (NOT_LIVE, NO_STAGE,
--- STAGE_FULL, STAGE_LIMIT, NOT_LEADER, IS_MASTER, NOT_EMPTY); store.c turns
--- them into enum store_error.
+-- STAGE_FULL, NO_ROOM_YET, STAGE_LIMIT, NOT_LEADER, IS_MASTER, NOT_EMPTY);
+-- store.c turns them into enum store_error.
 
 -- Raise VERSION with every change to this file: a connecting usher replaces
 -- the library in Redis only when Redis holds an older one (store/redis.c).
-local VERSION = 5
+local VERSION = 6
 
 -- A stage's seating mode (stages/state.h names them in C). `stage_mode`
 -- holds only waiting and draining: no field means open.
@@ -208,19 +208,49 @@ end
 
 -- ---- viewer functions --------------------------------------------------
 
+-- Joins that found no room are demand the scaler sizes for: `seat_waiting`
+-- holds userId -> when it was refused (Redis's clock, ms), and counts for
+-- DEMAND_MS or until the user is seated. Redis's own clock keeps the
+-- entries of several usher processes comparable.
+local DEMAND_MS = 10000
+
+local function redis_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- A join found no stage with room: it counts as demand, and the refusal
+-- says whether room is coming (a stage waits to open, or one can be
+-- added: NO_ROOM_YET, worth waiting for) or not (STAGE_FULL).
+local function no_room(c, user, max_stages)
+  local waiting = key(c, 'seat_waiting')
+  local now = redis_ms()
+  redis.call('ZREMRANGEBYSCORE', waiting, '-inf', now - DEMAND_MS)
+  redis.call('ZADD', waiting, now, user)
+  local stages = live_stages(c)
+  for _, arn in ipairs(stages) do
+    if redis.call('HGET', key(c, 'stage_mode'), arn) == 'waiting' then
+      refuse('NO_ROOM_YET', 'a stage is opening')
+    end
+  end
+  if #stages < max_stages then refuse('NO_ROOM_YET', 'a stage can be added') end
+  refuse('STAGE_FULL', 'all ' .. #stages .. ' stages are full and no more may be added')
+end
+
 -- seat: join, same-seat refresh, move, rejoin.
 -- ARGV: prefix, userId, wanted stage ARN ("" = least-loaded with room),
 --       participantId for a new seat, now (ms), capacity,
---       "join" (needs a live publisher) or "rejoin" (keeps the given id).
--- KEYS: publisher:status, stages, stage_mode, total_viewers, open_stages,
--- stage_slot, slot_stage, stage_slot_seq.
+--       "join" (needs a live publisher) or "rejoin" (keeps the given id),
+--       stages that may exist (MAX_STAGES; 0 when none may be added).
+-- KEYS: publisher:status, stages, stage_mode, total_viewers, seat_waiting,
+-- open_stages, stage_slot, slot_stage, stage_slot_seq.
 -- Returns {stageArn, participantId, viewersInStage, isNew (0/1), movedFrom or ""}.
 -- Only open stages take new seats; from a draining stage a viewer asking
 -- again is moved to an open one with room, else keeps its seat.
 local function seat(keys, args)
   local c = context(keys, args)
-  local user, wanted, new_pid, now, capacity, how =
-    args[2], args[3], args[4], args[5], tonumber(args[6]), args[7]
+  local user, wanted, new_pid, now, capacity, how, max_stages =
+    args[2], args[3], args[4], args[5], tonumber(args[6]), args[7], tonumber(args[8])
   if how == 'join' and redis.call('GET', key(c, 'publisher:status')) ~= 'live' then
     refuse('NOT_LIVE', 'the publisher is not live')
   end
@@ -236,7 +266,8 @@ local function seat(keys, args)
     target = current
   else
     target = least_loaded(c, capacity, nil) or current
-    if not target then refuse('STAGE_FULL', 'no stage has room') end
+    if not target then no_room(c, user, max_stages) end
+    redis.call('ZREM', key(c, 'seat_waiting'), user)
   end
   if current == target then
     local pid, joined = record_fields(rec, now)
@@ -253,12 +284,13 @@ local function seat(keys, args)
 end
 
 -- One heartbeat: a seated viewer says it is still there. Returns {1} for
--- a plain heartbeat, {0} when the user holds no seat in that stage, or
+-- a plain heartbeat, {0} when the user holds no seat in that stage, {3}
+-- when the stage is not live (the seat cannot come back there), or
 -- {2, newArn, participantId} when the stage is draining and the viewer was
 -- moved to an open stage with room.
 local function beat(c, user, arn, now, capacity)
   local rec = redis.call('HGET', stage_key(c, 'viewer:heartbeat:', arn), user)
-  if not rec then return {0} end
+  if not rec then return {is_stage(c, arn) and 0 or 3} end
   local record, pid = record_touched(rec, now)
   if mode_of(c, arn) == DRAINING then
     local target = least_loaded(c, capacity, arn)
@@ -337,14 +369,16 @@ end
 
 -- stats: everything /api/stats shows and the scaler decides from.
 -- ARGV: prefix. KEYS: total_viewers, publisher:status, master_stage,
--- stages, stage_info, stage_mode, stage_state.
--- Returns {totalViewers, publisherStatus, masterArn or "", then per stage,
--- oldest first: arn, viewerCount, info JSON or "", mode, state JSON or ""}.
+-- stages, stage_info, stage_mode, stage_state, seat_waiting.
+-- Returns {totalViewers, publisherStatus, masterArn or "", joins waiting
+-- for room (seat_waiting within DEMAND_MS), then per stage, oldest first:
+-- arn, viewerCount, info JSON or "", mode, state JSON or ""}.
 local function stats(keys, args)
   local c = context(keys, args)
   local out = {redis.call('GET', key(c, 'total_viewers')) or '0',
                redis.call('GET', key(c, 'publisher:status')) or 'offline',
-               redis.call('GET', key(c, 'master_stage')) or ''}
+               redis.call('GET', key(c, 'master_stage')) or '',
+               redis.call('ZCOUNT', key(c, 'seat_waiting'), redis_ms() - DEMAND_MS, '+inf')}
   for _, arn in ipairs(live_stages(c)) do
     out[#out + 1] = arn
     out[#out + 1] = tostring(count(c, arn))
@@ -506,7 +540,7 @@ local function stage_renew(keys, args)
 end
 
 -- reindex: builds the seat index, the slots and open_stages for stages
--- recorded before they existed (libraries before version 5), once: nothing to do
+-- recorded before they existed (libraries before version 6), once: nothing to do
 -- once stage_slot_seq exists. store.c calls it when a connection is ready.
 -- ARGV: prefix. KEYS: stages, stage_mode, open_stages, stage_slot,
 -- slot_stage, stage_slot_seq. Returns the number of seats indexed.
@@ -550,6 +584,146 @@ local function lease(keys, args)
   return {2, redis.call('INCR', key(c, 'scaler:epoch'))}
 end
 
+-- ---- the state check ------------------------------------------------------
+
+-- The type each fixed key must have, in the order they are checked.
+local FIXED_TYPES = {
+  {'state_id', 'string'}, {'master_stage', 'string'}, {'stages', 'zset'},
+  {'total_viewers', 'string'}, {'publisher:status', 'string'}, {'stage_info', 'hash'},
+  {'stage_mode', 'hash'}, {'stage_state', 'hash'}, {'stage_tags', 'hash'},
+  {'scaler:lease', 'string'}, {'scaler:epoch', 'string'}, {'stage_events', 'stream'},
+  {'seat_waiting', 'zset'}, {'stage_endpoints', 'hash'},
+}
+local FOREIGN_KEPT_S = 86400
+
+-- A key holding another type than usher's would make every call that
+-- touches it fail: it is renamed aside (`foreign:{name}`, kept a day for
+-- the operator) and usher's key starts empty. Returns the problem or nil.
+local function set_aside(c, k, name, want)
+  local t = redis.call('TYPE', k).ok
+  if t == 'none' or t == want then return nil end
+  local aside = c.P .. 'foreign:' .. name
+  redis.call('RENAME', k, aside)
+  redis.call('EXPIRE', aside, FOREIGN_KEPT_S)
+  return name .. ' held a ' .. t .. ', moved to ' .. aside
+end
+
+local function is_integer(v) return v == false or string.match(v, '^%-?%d+$') ~= nil end
+
+-- The expiry index of a stage made again from its seats (their last
+-- heartbeats), when it lost entries: a seat missing there would never expire.
+local function expiry_rebuilt(c, arn, seats, index)
+  redis.call('DEL', index)
+  local all = redis.call('HGETALL', seats)
+  for i = 1, #all, 2 do
+    local ok, doc = pcall(cjson.decode, all[i + 1])
+    local at = ok and type(doc) == 'table' and tonumber(doc.timestamp) or 0
+    redis.call('ZADD', index, at, all[i])
+  end
+  return 'viewer:expiry:' .. arn .. ' did not match the seats; rebuilt from them'
+end
+
+-- Unix ms as ISO 8601 UTC with milliseconds (as util/clock.c writes it);
+-- days to a civil date after Howard Hinnant's days_from_civil inverse.
+local function iso8601(ms)
+  local s = math.floor(ms / 1000)
+  local days, rest = math.floor(s / 86400), s % 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400 + (m <= 2 and 1 or 0)
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d, math.floor(rest / 3600),
+                       math.floor(rest / 60) % 60, rest % 60, ms % 1000)
+end
+
+-- A live stage without its record (`stage_info`) gets one again: created
+-- when `stages` says, named after its id; not autoScaled, so the scaler
+-- never drains it on a guess.
+local function info_rebuilt(c, arn, master)
+  local created = tonumber(redis.call('ZSCORE', key(c, 'stages'), arn)) or 0
+  local name = arn == master and 'master-stage' or ('stage-' .. (string.match(arn, '/([^/]*)$') or ''))
+  redis.call('HSET', key(c, 'stage_info'), arn, cjson.encode(
+    {name = name, arn = arn, autoScaled = false, createdAt = iso8601(created)}))
+  return 'stage_info had no record for ' .. arn .. '; made one (' .. name .. ')'
+end
+
+-- Per live stage: its seat keys' types, the expiry index covering every
+-- seat, and viewers:{arn} = HLEN of its seats (the SPEC §3 invariant)
+-- repaired from the seats. Returns the sum of seats; appends problems to
+-- `found`.
+local function check_stage(c, arn, found)
+  local seats = stage_key(c, 'viewer:heartbeat:', arn)
+  local index = stage_key(c, 'viewer:expiry:', arn)
+  for _, kt in ipairs({{seats, 'hash'}, {index, 'zset'}}) do
+    local p = set_aside(c, kt[1], string.sub(kt[1], #c.P + 1), kt[2])
+    if p then found[#found + 1] = p end
+  end
+  local n = redis.call('HLEN', seats)
+  if redis.call('ZCARD', index) ~= n then found[#found + 1] = expiry_rebuilt(c, arn, seats, index) end
+  local counter = stage_key(c, 'viewers:', arn)
+  local p = set_aside(c, counter, string.sub(counter, #c.P + 1), 'string')
+  if p then found[#found + 1] = p end
+  local v = redis.call('GET', counter)
+  if not is_integer(v) or tonumber(v or '0') ~= n then
+    redis.call('SET', counter, n)
+    found[#found + 1] = 'viewers:' .. arn .. ' held ' .. tostring(v) .. ', set to ' .. n
+  end
+  return n
+end
+
+-- check: is usher's state in Redis whole? Run every few seconds by every
+-- process (stages/recovery.c). Repairs what it can: keys of a foreign type
+-- are set aside, counts are recomputed from the seats, a `master_stage`
+-- naming no live stage is removed. `state_id` marks one life of the state:
+-- it is set (to ARGV[2]) once a master stage is recorded, so a process
+-- that finds it gone or changed knows Redis lost its data (a flush, a
+-- failover to an empty replica, a restart without persistence).
+-- ARGV: prefix, a new state id. KEYS: the FIXED_TYPES keys, open_stages,
+-- stage_slot, slot_stage, stage_slot_seq.
+-- Returns {state id or "", master ARN or "", publisher:status or "",
+-- problem...}.
+local function check(keys, args)
+  local c = context(keys, args)
+  local found = {}
+  for _, kt in ipairs(FIXED_TYPES) do
+    local p = set_aside(c, key(c, kt[1]), kt[1], kt[2])
+    if p then found[#found + 1] = p end
+  end
+  local sum = 0
+  local recorded_master = redis.call('GET', key(c, 'master_stage'))
+  for _, arn in ipairs(live_stages(c)) do
+    sum = sum + check_stage(c, arn, found)
+    open_set(c, arn, mode_of(c, arn) == OPEN)     -- its load in open_stages follows the count
+    if not redis.call('HGET', key(c, 'stage_info'), arn) then
+      found[#found + 1] = info_rebuilt(c, arn, recorded_master)
+    end
+  end
+  local total = redis.call('GET', key(c, 'total_viewers'))
+  if not is_integer(total) or tonumber(total or '0') ~= sum then
+    redis.call('SET', key(c, 'total_viewers'), sum)
+    found[#found + 1] = 'total_viewers held ' .. tostring(total) .. ', set to ' .. sum
+  end
+  local master = redis.call('GET', key(c, 'master_stage'))
+  if master and not is_stage(c, master) then
+    redis.call('DEL', key(c, 'master_stage'))
+    found[#found + 1] = 'master_stage named ' .. string.sub(master, 1, 200) .. ', not a live stage; removed'
+    master = false
+  end
+  local id = redis.call('GET', key(c, 'state_id'))
+  if master and not id then
+    id = args[2]
+    redis.call('SET', key(c, 'state_id'), id)
+  end
+  local out = {id or '', master or '', redis.call('GET', key(c, 'publisher:status')) or ''}
+  for _, p in ipairs(found) do out[#out + 1] = p end
+  return out
+end
+
 -- ---- IVS call rates ----------------------------------------------------------
 
 -- rate_take: reserves the next slot for one IVS call of a class, for every
@@ -584,6 +758,7 @@ redis.register_function('usher_stage_rename', stage_rename)
 redis.register_function('usher_stage_renew', stage_renew)
 redis.register_function('usher_lease', lease)
 redis.register_function('usher_reindex', reindex)
+redis.register_function{function_name = 'usher_check', callback = check, flags = {'allow-oom'}}
 redis.register_function('usher_rate_take', rate_take)
 -- Those that only free seats and keys run even when Redis is out of
 -- memory (maxmemory reached), as they did as scripts: refusing them would
