@@ -106,6 +106,7 @@ local function least_loaded(c, capacity, except)
   local head = redis.call('ZRANGE', key(c, 'open_stages'), 0, 1, 'WITHSCORES')
   for i = 1, #head, 2 do
     local arn = redis.call('HGET', key(c, 'slot_stage'), head[i])
+    if arn and not is_stage(c, arn) then arn = nil end   -- only live stages (`stages`) seat
     if arn then c.slots[arn] = head[i] end
     if arn ~= except then
       if arn and math.floor(tonumber(head[i + 1])) < capacity then return arn end
