@@ -23,6 +23,7 @@ struct read_batch;
 struct live;
 struct metrics;
 struct webhooks;
+struct stats_cache;
 struct endpoints_cache;
 struct aws_limiter;
 
@@ -44,6 +45,7 @@ struct app {
     struct live *live;               /* the live feed: /api/stats/stream, /ws */
     struct metrics *metrics;         /* this process's counters, GET /metrics */
     struct webhooks *webhooks;       /* NULL without WEBHOOK_URLS */
+    struct stats_cache *stats_cache; /* its stage entries, rendered once */
     struct endpoints_cache *endpoints; /* stages' endpoints for tokens (stages/endpoints.h) */
     struct aws_limiter *limiter;     /* IVS call pace shared in Redis (aws provider only) */
     int64_t started_ms;

@@ -35,6 +35,7 @@
 #include "stages/endpoints.h"
 #include "stages/recovery.h"
 #include "store/embedded.h"
+#include "routes/stats_cache.h"
 #include "store/read_batch.h"
 #include "store/store.h"
 #include "sweeper/sweeper.h"
@@ -133,6 +134,7 @@ static void take_down(struct app *app)
     http_server_free(app->http);     /* streams end: their subscriptions too */
     live_free(app->live);
     read_batch_free(app->stats_batch);
+    stats_cache_free(app->stats_cache);
     sweeper_free(app->sweeper);
     scaler_free(app->scaler);
     recovery_free(app->recovery);
@@ -189,6 +191,7 @@ static int make_parts(struct app *app, char *err, size_t errlen)
     app->waiters = waiters_new(app->base);
     app->recovery = recovery_new(app);
     app->stats_batch = app->store ? read_batch_new(app->store, free) : NULL;
+    app->stats_cache = stats_cache_new();
     app->endpoints = endpoints_cache_new(2 * (size_t)cfg->max_stages + 16);
     /* IVS calls are paced with every other process, through Redis. */
     if (client && app->store &&
@@ -200,8 +203,8 @@ static int make_parts(struct app *app, char *err, size_t errlen)
     if (!app->http)
         return -1;                  /* err says why */
     if (!app->signer || !app->store || !app->sweeper || !app->scaler || !app->waiters ||
-        !app->recovery || !app->stats_batch || !app->endpoints || (client && !app->limiter) ||
-        !app->metrics || !app->live || webhooks_failed) {
+        !app->recovery || !app->stats_batch || !app->stats_cache || !app->endpoints ||
+        (client && !app->limiter) || !app->metrics || !app->live || webhooks_failed) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }

@@ -12,6 +12,7 @@
 #include "app.h"
 #include "config/config.h"
 #include "http/request.h"
+#include "routes/stats_cache.h"
 #include "stages/stages.h"
 #include "store/read_batch.h"
 #include "util/clock.h"
@@ -20,27 +21,30 @@
 /* JSON for a string that may be missing from a stage's record. */
 static json_t *text_or_null(const char *s) { return s ? json_string(s) : json_null(); }
 
+json_t *stage_entry(const struct stage_entry *e, bool list_shape)
+{
+    json_t *auto_scaled = e->info.doc ? json_boolean(e->info.auto_scaled) : json_null();
+    json_t *entry = list_shape
+        ? json_pack("{s:s, s:o, s:I, s:o, s:o}", "stageArn", e->arn,
+                    "name", text_or_null(e->info.name), "viewerCount", (json_int_t)e->viewers,
+                    "autoScaled", auto_scaled, "createdAt", text_or_null(e->info.created_at))
+        : json_pack("{s:s, s:I, s:{s:o, s:o, s:o}}", "stageId", e->arn,
+                    "viewerCount", (json_int_t)e->viewers, "info",
+                    "name", text_or_null(e->info.name), "autoScaled", auto_scaled,
+                    "createdAt", text_or_null(e->info.created_at));
+    json_object_set_new(entry, "mode", json_string(stage_mode_name(e->mode)));
+    /* The master is where the publisher's video comes from. */
+    json_object_set_new(entry, "replication",
+                        json_string(e->master ? "source" : replication_name(e->state.replication)));
+    json_object_set_new(entry, "isMasterStage", json_boolean(e->master));
+    return entry;
+}
+
 json_t *stage_entries(const struct stats_view *view, bool list_shape)
 {
     json_t *stages = json_array();
-    for (size_t i = 0; i < view->count; i++) {
-        const struct stage_entry *e = &view->stages[i];
-        json_t *auto_scaled = e->info.doc ? json_boolean(e->info.auto_scaled) : json_null();
-        json_t *entry = list_shape
-            ? json_pack("{s:s, s:o, s:I, s:o, s:o}", "stageArn", e->arn,
-                        "name", text_or_null(e->info.name), "viewerCount", (json_int_t)e->viewers,
-                        "autoScaled", auto_scaled, "createdAt", text_or_null(e->info.created_at))
-            : json_pack("{s:s, s:I, s:{s:o, s:o, s:o}}", "stageId", e->arn,
-                        "viewerCount", (json_int_t)e->viewers, "info",
-                        "name", text_or_null(e->info.name), "autoScaled", auto_scaled,
-                        "createdAt", text_or_null(e->info.created_at));
-        json_object_set_new(entry, "mode", json_string(stage_mode_name(e->mode)));
-        /* The master is where the publisher's video comes from. */
-        json_object_set_new(entry, "replication",
-                            json_string(e->master ? "source" : replication_name(e->state.replication)));
-        json_object_set_new(entry, "isMasterStage", json_boolean(e->master));
-        json_array_append_new(stages, entry);
-    }
+    for (size_t i = 0; i < view->count; i++)
+        json_array_append_new(stages, stage_entry(&view->stages[i], list_shape));
     return stages;
 }
 
@@ -69,16 +73,6 @@ json_t *stats_data(const struct stats_view *view, const char *timestamp)
     return data;
 }
 
-/* The data of /api/stats as compact JSON without its `timestamp`, made
- * once per batch; each request adds its own (stats_with_time). */
-static char *stats_text(const struct stats_view *view)
-{
-    json_t *data = stats_data(view, NULL);
-    char *text = json_dumps(data, JSON_COMPACT);
-    json_decref(data);
-    return text;
-}
-
 /* The batch's data with the request's own moment as data.timestamp, the
  * same as the envelope's: malloc'd, NULL when out of memory. */
 static char *stats_with_time(const char *memo, int64_t now_ms)
@@ -93,7 +87,8 @@ static char *stats_with_time(const char *memo, int64_t now_ms)
 }
 
 /* Dashboards poll /api/stats in crowds: requests arriving together share
- * one Redis call and one JSON rendering (read_batch.h). */
+ * one Redis call and one JSON rendering (read_batch.h), which formats only
+ * the counts into each stage's cached entry (stats_cache.h). */
 static void stats_done(void *arg, enum store_error err, const char *detail,
                        const struct stats_view *view, void **memo)
 {
@@ -103,7 +98,7 @@ static void stats_done(void *arg, enum store_error err, const char *detail,
         return;
     }
     if (!*memo)
-        *memo = stats_text(view);
+        *memo = stats_cache_render(rq->app->stats_cache, view);
     char *text = *memo ? stats_with_time(*memo, rq->now_ms) : NULL;
     if (text)
         respond_ok_text(rq, 200, text);

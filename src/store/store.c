@@ -15,43 +15,58 @@
 #include "config/config.h"
 #include "store/decode.h"
 #include "store/redis.h"
+#include "store/write_batch.h"
 #include "util/clock.h"
+#include "util/log.h"
 
 extern const char usher_lua_library[];
 
 enum function {
     FN_SEAT, FN_HEARTBEAT, FN_LEAVE, FN_SWEEP, FN_VIEWER_LIST, FN_STATS, FN_STAGE_ADD,
     FN_STAGE_UPDATE, FN_STAGE_REMOVE, FN_STAGE_RENAME, FN_STAGE_RENEW, FN_LEASE, FN_RATE_TAKE,
-    FN_CHECK, FN_WEBHOOK_CLAIM, FN_LIVE, FN_COUNT
+    FN_REINDEX, FN_CHECK, FN_WEBHOOK_CLAIM, FN_LIVE, FN_COUNT
 };
 
-enum { MAX_KEYS = 16, MAX_ARGS = 12 };
+enum { MAX_KEYS = 18, MAX_ARGS = 12 };
+
+/* Heartbeats in one FCALL at most (write_batch.h): about 15 KB of ARGV. */
+enum { HEARTBEATS_PER_CALL = 128 };
 
 /* Each function's name and the fixed keys it touches, without the prefix. */
 static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[FN_COUNT] = {
     [FN_SEAT] = {"usher_seat", {"publisher:status", "stages", "stage_mode", "total_viewers",
-                                "seat_waiting"}},
-    [FN_HEARTBEAT] = {"usher_heartbeat", {"stages", "stage_mode"}},
-    [FN_LEAVE] = {"usher_leave", {"stages", "total_viewers"}},
-    [FN_SWEEP] = {"usher_sweep", {"stages", "total_viewers"}},
+                                "seat_waiting", "open_stages", "stage_slot", "slot_stage",
+                                "stage_slot_seq"}},
+    [FN_HEARTBEAT] = {"usher_heartbeats", {"stages", "stage_mode", "open_stages", "stage_slot",
+                                          "slot_stage", "stage_slot_seq"}},
+    [FN_LEAVE] = {"usher_leave", {"stages", "total_viewers", "open_stages", "stage_slot",
+                                  "slot_stage"}},
+    [FN_SWEEP] = {"usher_sweep", {"stages", "total_viewers", "open_stages", "stage_slot"}},
     [FN_VIEWER_LIST] = {"usher_viewer_list", {"stages"}},
     [FN_STATS] = {"usher_stats", {"total_viewers", "publisher:status", "master_stage", "stages",
                                   "stage_info", "stage_mode", "stage_state", "seat_waiting"}},
     [FN_STAGE_ADD] = {"usher_stage_add", {"scaler:lease", "master_stage", "stages", "stage_info",
                                           "stage_mode", "stage_state", "stage_tags",
-                                          "stage_endpoints"}},
-    [FN_STAGE_UPDATE] = {"usher_stage_update", {"scaler:lease", "stages", "stage_mode", "stage_state"}},
+                                          "stage_endpoints", "open_stages", "stage_slot",
+                                          "slot_stage", "stage_slot_seq"}},
+    [FN_STAGE_UPDATE] = {"usher_stage_update", {"scaler:lease", "stages", "stage_mode", "stage_state",
+                                                "open_stages", "stage_slot", "slot_stage",
+                                                "stage_slot_seq"}},
     [FN_STAGE_REMOVE] = {"usher_stage_remove", {"scaler:lease", "master_stage", "stages",
                                                 "total_viewers", "stage_info", "stage_mode",
-                                                "stage_state", "stage_tags", "stage_endpoints"}},
+                                                "stage_state", "stage_tags", "stage_endpoints",
+                                                "open_stages", "stage_slot", "slot_stage"}},
     [FN_STAGE_RENAME] = {"usher_stage_rename", {"stages", "stage_info"}},
     [FN_STAGE_RENEW] = {"usher_stage_renew", {"stages", "stage_info"}},
     [FN_LEASE] = {"usher_lease", {"scaler:lease", "scaler:epoch"}},
     [FN_RATE_TAKE] = {"usher_rate_take", {NULL}},
+    [FN_REINDEX] = {"usher_reindex", {"stages", "stage_mode", "open_stages", "stage_slot",
+                                      "slot_stage", "stage_slot_seq"}},
     [FN_CHECK] = {"usher_check", {"state_id", "master_stage", "stages", "total_viewers",
                                   "publisher:status", "stage_info", "stage_mode", "stage_state",
                                   "stage_tags", "scaler:lease", "scaler:epoch", "stage_events",
-                                  "seat_waiting", "stage_endpoints"}},
+                                  "seat_waiting", "stage_endpoints", "open_stages", "stage_slot",
+                                  "slot_stage", "stage_slot_seq"}},
     [FN_WEBHOOK_CLAIM] = {"usher_webhook_claim", {"webhook:sequence"}},
     [FN_LIVE] = {"usher_live", {"total_viewers", "publisher:status", "master_stage", "stages",
                                 "stage_info", "stage_mode", "stage_state", "seat_waiting",
@@ -61,10 +76,15 @@ static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[
 struct store {
     struct redis *redis;
     const char *prefix;
+    store_ready_fn on_ready;
+    void *ready_arg;
     char *keys[FN_COUNT][MAX_KEYS];  /* the functions' fixed keys, prefixed */
     size_t nkeys[FN_COUNT];
     store_observe_fn observe;
     void *observe_arg;
+    char heartbeat_numkeys[8];
+    const char *heartbeat_head[3 + MAX_KEYS + 1];  /* FCALL usher_heartbeats ... prefix */
+    struct write_batch *heartbeats;
 };
 
 /* What a kind of answer needs: its decoder (into a union answer), how it
@@ -127,6 +147,22 @@ static bool store_keys_make(struct store *s)
     return true;
 }
 
+static void store_on_ready(void *arg);
+
+/* The batch heartbeats share: its FCALL head is that of FN_HEARTBEAT. */
+static struct write_batch *heartbeats_new(struct store *s)
+{
+    int n = 0;
+    snprintf(s->heartbeat_numkeys, sizeof s->heartbeat_numkeys, "%zu", s->nkeys[FN_HEARTBEAT]);
+    s->heartbeat_head[n++] = "FCALL";
+    s->heartbeat_head[n++] = functions[FN_HEARTBEAT].name;
+    s->heartbeat_head[n++] = s->heartbeat_numkeys;
+    for (size_t k = 0; k < s->nkeys[FN_HEARTBEAT]; k++)
+        s->heartbeat_head[n++] = s->keys[FN_HEARTBEAT][k];
+    s->heartbeat_head[n++] = s->prefix;
+    return write_batch_new(s->redis, n, s->heartbeat_head, HEARTBEATS_PER_CALL);
+}
+
 struct store *store_new(struct event_base *base, const struct config *cfg,
                         store_ready_fn on_ready, void *ready_arg)
 {
@@ -137,8 +173,12 @@ struct store *store_new(struct event_base *base, const struct config *cfg,
         return NULL;
     }
     s->prefix = cfg->redis_key_prefix;
+    s->on_ready = on_ready;
+    s->ready_arg = ready_arg;
     if (!store_keys_make(s) ||
-        !(s->redis = redis_new(base, cfg, usher_lua_library, version, on_ready, ready_arg))) {
+        !(s->redis = redis_new(base, cfg, usher_lua_library, version, store_on_ready, s)) ||
+        !(s->heartbeats = heartbeats_new(s))) {
+        redis_free(s->redis);
         store_keys_free(s);
         free(s);
         return NULL;
@@ -150,6 +190,7 @@ void store_free(struct store *s)
 {
     if (!s)
         return;
+    write_batch_free(s->heartbeats);
     redis_free(s->redis);
     store_keys_free(s);
     free(s);
@@ -309,6 +350,25 @@ static void command(struct store *s, const char *verb, const char *name, const c
 
 static void lltoa(long long v, char *out, size_t len) { snprintf(out, len, "%lld", v); }
 
+static void reindexed(void *arg, enum store_error err, const char *detail, long long seats)
+{
+    (void)arg;
+    if (err != STORE_OK)
+        log_error("redis: usher_reindex failed: %s", detail);
+    else if (seats > 0)
+        log_info("redis: seat index built for %lld seats recorded before it existed", seats);
+}
+
+/* Each ready connection first builds what an older library left out (a
+ * no-op once done); commands sent after it run after it, in order. */
+static void store_on_ready(void *arg)
+{
+    struct store *s = arg;
+    fcall(s, FN_REINDEX, call_new(s, &NUMBER, (void (*)(void))reindexed, NULL), 0, NULL);
+    if (s->on_ready)
+        s->on_ready(s->ready_arg);
+}
+
 /* ---- viewers ------------------------------------------------------------ */
 
 void store_seat(struct store *s, const struct seat_request *q, store_seat_fn fn, void *arg)
@@ -329,7 +389,9 @@ void store_heartbeat(struct store *s, const char *user_id, const char *stage_arn
     lltoa(now_ms, now, sizeof now);
     lltoa(capacity, cap, sizeof cap);
     const char *args[] = {user_id, stage_arn, now, cap};
-    fcall(s, FN_HEARTBEAT, CALL(HEARTBEAT, fn), 4, args);
+    struct call *c = CALL(HEARTBEAT, fn);
+    if (c)
+        write_batch_add(s->heartbeats, 4, args, on_reply, c);
 }
 
 void store_leave(struct store *s, const char *user_id, const char *stage_arn,

@@ -9,7 +9,8 @@
 -- function touches (total_viewers, stages, stage_mode, scaler:lease, ...)
 -- are declared by the caller as KEYS, and read here by name (key()). The
 -- per-stage keys (viewers:{arn}, viewer:heartbeat:{arn},
--- viewer:expiry:{arn}, stage:{arn}) are derived from the prefix, because
+-- viewer:expiry:{arn}, stage:{arn}) and the seat index's buckets
+-- (seat_index:{n}) are derived from the prefix, because
 -- which stages a call touches is found inside the call (the least-loaded
 -- stage, the stage a user sits in, the stages a sweep visits): declaring
 -- them would take a round trip first and lose the atomicity. On Redis
@@ -22,7 +23,7 @@
 
 -- Raise VERSION with every change to this file: a connecting usher replaces
 -- the library in Redis only when Redis holds an older one (store/redis.c).
-local VERSION = 6
+local VERSION = 7
 
 -- A stage's seating mode (stages/state.h names them in C). `stage_mode`
 -- holds only waiting and draining: no field means open.
@@ -37,7 +38,7 @@ local function context(keys, args)
   local P = args[1]
   local declared = {}
   for _, k in ipairs(keys) do declared[string.sub(k, #P + 1)] = k end
-  return {P = P, declared = declared}
+  return {P = P, declared = declared, slots = {}}
 end
 
 local function key(c, name)
@@ -56,17 +57,62 @@ local function count(c, arn) return tonumber(redis.call('GET', stage_key(c, 'vie
 
 local function mode_of(c, arn) return redis.call('HGET', key(c, 'stage_mode'), arn) or OPEN end
 
--- The open stage with room and the fewest viewers, other than `except`;
--- ZRANGE gives the oldest first, and a strict < keeps the oldest among equals.
+-- Every stage gets a small number, its slot, when it is added: the seat
+-- index stores slots (a few bytes a viewer) rather than ARNs.
+-- `stage_slot` maps arn -> slot, `slot_stage` slot -> arn; the call's
+-- context keeps those it has seen (c.slots), as each lookup scans a
+-- listpack of up to 128 stages.
+local function slot_of(c, arn)
+  local slot = c.slots[arn] or redis.call('HGET', key(c, 'stage_slot'), arn)
+  c.slots[arn] = slot
+  return slot
+end
+
+local function slot_give(c, arn)
+  local slot = slot_of(c, arn)
+  if slot then return slot end
+  slot = tostring(redis.call('INCR', key(c, 'stage_slot_seq')))
+  redis.call('HSET', key(c, 'stage_slot'), arn, slot)
+  redis.call('HSET', key(c, 'slot_stage'), slot, arn)
+  c.slots[arn] = slot
+  return slot
+end
+
+-- `open_stages`: the slots of the open stages by load, score = viewers +
+-- slot / 2^20, so the integer part is the stage's count and, among equal
+-- counts, the stage added first comes first. Slots, not ARNs: Redis keeps
+-- a zset of up to 128 members as one listpack that each change rewrites,
+-- and short members keep that cheap at 100 stages. Kept by every step that
+-- seats, unseats or changes a mode (recount(), open_set()).
+local TIE = 1048576
+
+local function open_set(c, arn, open)
+  local slot = slot_give(c, arn)
+  if not open then return redis.call('ZREM', key(c, 'open_stages'), slot) end
+  local score = count(c, arn) + (tonumber(slot) % TIE) / TIE
+  redis.call('ZADD', key(c, 'open_stages'), string.format('%.17g', score), slot)
+end
+
+-- A stage's count moves by delta (its viewers:{arn} and its load in
+-- open_stages when open); returns the new count.
+local function recount(c, arn, slot, delta)
+  if slot then redis.call('ZADD', key(c, 'open_stages'), 'XX', 'INCR', delta, slot) end
+  return redis.call('INCRBY', stage_key(c, 'viewers:', arn), delta)
+end
+
+-- The open stage with room and the fewest viewers, other than `except`
+-- (among equals the one added first): the head of open_stages.
 local function least_loaded(c, capacity, except)
-  local target, best
-  for _, arn in ipairs(live_stages(c)) do
-    local n = count(c, arn)
-    if arn ~= except and n < capacity and mode_of(c, arn) == OPEN and (best == nil or n < best) then
-      target, best = arn, n
+  local head = redis.call('ZRANGE', key(c, 'open_stages'), 0, 1, 'WITHSCORES')
+  for i = 1, #head, 2 do
+    local arn = redis.call('HGET', key(c, 'slot_stage'), head[i])
+    if arn and not is_stage(c, arn) then arn = nil end   -- only live stages (`stages`) seat
+    if arn then c.slots[arn] = head[i] end
+    if arn ~= except then
+      if arn and math.floor(tonumber(head[i + 1])) < capacity then return arn end
+      return nil
     end
   end
-  return target
 end
 
 -- Fencing: a scaler action (holder ~= '') runs only while its lease holds.
@@ -78,17 +124,46 @@ end
 
 -- ---- seats ----------------------------------------------------------------
 
-local function put_seat(c, arn, user, record, now)
+-- The seat index: userId -> the slot of the stage where the user sits, so
+-- finding a user's seat costs the same whatever the number of stages. It is
+-- spread over SEAT_BUCKETS small hashes (seat_index:{n}, n from the userId)
+-- that Redis keeps as listpacks: ~40 bytes a viewer at 1,000,000 seated,
+-- where one big hash would take ~65 (BENCHMARKS.md, issue 11 "Memory").
+local SEAT_BUCKETS = 16384
+
+local function index_key(c, user)
+  local h = 0
+  for i = 1, #user do h = (h * 31 + string.byte(user, i)) % SEAT_BUCKETS end
+  return c.P .. 'seat_index:' .. h
+end
+
+-- A seated viewer's record and expiry entry, refreshed.
+local function touch_seat(c, arn, user, record, now)
   redis.call('HSET', stage_key(c, 'viewer:heartbeat:', arn), user, record)
   redis.call('ZADD', stage_key(c, 'viewer:expiry:', arn), now, user)
 end
 
+-- A new seat in `arn` for a user holding none; returns the stage's count.
+local function add_seat(c, arn, user, record, now)
+  touch_seat(c, arn, user, record, now)
+  local slot = slot_give(c, arn)
+  redis.call('HSET', index_key(c, user), user, slot)
+  return recount(c, arn, slot, 1)
+end
+
 -- Removes the seats of `users` in stage `arn` (those really there) and
--- returns how many; total_viewers is the caller's (a move keeps it).
+-- returns how many; total_viewers is the caller's (a move keeps it). The
+-- one way a seat goes: the index and the counts follow here.
 local function drop_seats(c, arn, users)
-  local n = redis.call('HDEL', stage_key(c, 'viewer:heartbeat:', arn), unpack(users))
+  local seats, n = stage_key(c, 'viewer:heartbeat:', arn), 0
+  for _, user in ipairs(users) do
+    if redis.call('HDEL', seats, user) == 1 then
+      redis.call('HDEL', index_key(c, user), user)
+      n = n + 1
+    end
+  end
   redis.call('ZREM', stage_key(c, 'viewer:expiry:', arn), unpack(users))
-  if n > 0 then redis.call('DECRBY', stage_key(c, 'viewers:', arn), n) end
+  if n > 0 then recount(c, arn, slot_of(c, arn), -n) end
   return n
 end
 
@@ -101,8 +176,7 @@ end
 
 local function move_seat(c, from, to, user, record, now)
   drop_seats(c, from, {user})
-  put_seat(c, to, user, record, now)
-  return redis.call('INCR', stage_key(c, 'viewers:', to))
+  return add_seat(c, to, user, record, now)
 end
 
 -- A seat record is {"timestamp":ms,"participantId":"…","joinedAt":ms}.
@@ -125,10 +199,12 @@ end
 
 -- The stage where `user` sits and its record: one seat at most.
 local function find_seat(c, user)
-  for _, arn in ipairs(live_stages(c)) do
-    local rec = redis.call('HGET', stage_key(c, 'viewer:heartbeat:', arn), user)
-    if rec then return arn, rec end
-  end
+  local slot = redis.call('HGET', index_key(c, user), user)
+  if not slot then return end
+  local arn = redis.call('HGET', key(c, 'slot_stage'), slot)
+  if not arn then return end
+  local rec = redis.call('HGET', stage_key(c, 'viewer:heartbeat:', arn), user)
+  if rec then return arn, rec end
 end
 
 -- ---- viewer functions --------------------------------------------------
@@ -167,7 +243,8 @@ end
 --       participantId for a new seat, now (ms), capacity,
 --       "join" (needs a live publisher) or "rejoin" (keeps the given id),
 --       stages that may exist (MAX_STAGES; 0 when none may be added).
--- KEYS: publisher:status, stages, stage_mode, total_viewers, seat_waiting.
+-- KEYS: publisher:status, stages, stage_mode, total_viewers, seat_waiting,
+-- open_stages, stage_slot, slot_stage, stage_slot_seq.
 -- Returns {stageArn, participantId, viewersInStage, isNew (0/1), movedFrom or ""}.
 -- Only open stages take new seats; from a draining stage a viewer asking
 -- again is moved to an open one with room, else keeps its seat.
@@ -196,7 +273,7 @@ local function seat(keys, args)
   if current == target then
     local pid, joined = record_fields(rec, now)
     if how == 'rejoin' then pid = new_pid end
-    put_seat(c, target, user, record_new(pid, joined, now), now)
+    touch_seat(c, target, user, record_new(pid, joined, now), now)
     return {target, pid, count(c, target), 0, ''}
   end
   local record = record_new(new_pid, now, now)
@@ -204,20 +281,15 @@ local function seat(keys, args)
     return {target, new_pid, move_seat(c, current, target, user, record, now), 0, current}
   end
   redis.call('INCR', key(c, 'total_viewers'))
-  put_seat(c, target, user, record, now)
-  return {target, new_pid, redis.call('INCR', stage_key(c, 'viewers:', target)), 1, ''}
+  return {target, new_pid, add_seat(c, target, user, record, now), 1, ''}
 end
 
--- heartbeat: a seated viewer says it is still there.
--- ARGV: prefix, userId, stage ARN, now (ms), capacity.
--- KEYS: stages, stage_mode.
--- Returns {1} for a plain heartbeat, {0} when the user holds no seat in
--- that stage, {3} when the stage is not live (the seat cannot come back
--- there), or {2, newArn, participantId} when the stage is draining and
--- the viewer was moved to an open stage with room.
-local function heartbeat(keys, args)
-  local c = context(keys, args)
-  local user, arn, now, capacity = args[2], args[3], args[4], tonumber(args[5])
+-- One heartbeat: a seated viewer says it is still there. Returns {1} for
+-- a plain heartbeat, {0} when the user holds no seat in that stage, {3}
+-- when the stage is not live (the seat cannot come back there), or
+-- {2, newArn, participantId} when the stage is draining and the viewer was
+-- moved to an open stage with room.
+local function beat(c, user, arn, now, capacity)
   local rec = redis.call('HGET', stage_key(c, 'viewer:heartbeat:', arn), user)
   if not rec then return {is_stage(c, arn) and 0 or 3} end
   local record, pid = record_touched(rec, now)
@@ -228,22 +300,35 @@ local function heartbeat(keys, args)
       return {2, target, pid}
     end
   end
-  put_seat(c, arn, user, record, now)
+  touch_seat(c, arn, user, record, now)
   return {1}
 end
 
+-- heartbeats: the heartbeats that reached one usher together, in one call
+-- (store/write_batch.c); each is the step it would be alone.
+-- ARGV: prefix, then per heartbeat: userId, stage ARN, now (ms), capacity.
+-- KEYS: stages, stage_mode, open_stages, stage_slot, slot_stage, stage_slot_seq.
+-- Returns one answer of beat() per heartbeat, in order.
+local function heartbeats(keys, args)
+  local c = context(keys, args)
+  local out = {}
+  for i = 2, #args - 3, 4 do
+    out[#out + 1] = beat(c, args[i], args[i + 1], args[i + 2], tonumber(args[i + 3]))
+  end
+  return out
+end
+
 -- leave: a viewer gives up its seat; a second leave changes nothing. A
--- viewer the scaler moved may name its old stage: then its one seat is
--- looked for in the other stages.
--- ARGV: prefix, userId, stage ARN. KEYS: stages, total_viewers.
+-- viewer the scaler moved may name its old stage: its one seat is found
+-- through the seat index.
+-- ARGV: prefix, userId, stage ARN.
+-- KEYS: stages, total_viewers, open_stages, stage_slot, slot_stage.
 -- Returns the ARN of the stage whose seat was freed, or "".
 local function leave(keys, args)
   local c = context(keys, args)
-  local user, named = args[2], args[3]
-  if unseat(c, named, {user}) > 0 then return named end
-  for _, arn in ipairs(live_stages(c)) do
-    if arn ~= named and unseat(c, arn, {user}) > 0 then return arn end
-  end
+  local user = args[2]
+  local arn = find_seat(c, user)
+  if arn and unseat(c, arn, {user}) > 0 then return arn end
   return ''
 end
 
@@ -251,7 +336,8 @@ end
 -- seats. The expiry index is sorted by heartbeat, so the cost is that of
 -- the expired; `limit` bounds one call (the caller calls again while a
 -- call returns `limit`).
--- ARGV: prefix, cutoff (ms), limit. KEYS: stages, total_viewers.
+-- ARGV: prefix, cutoff (ms), limit.
+-- KEYS: stages, total_viewers, open_stages, stage_slot.
 -- Returns the number removed.
 local function sweep(keys, args)
   local c = context(keys, args)
@@ -339,7 +425,8 @@ end
 --       ("" for none; kept in `stage_tags`, as SPEC §3 fixes stage:{arn}),
 --       endpoints JSON {whip, events} ("" for none; kept in `stage_endpoints`).
 -- KEYS: scaler:lease, master_stage, stages, stage_info, stage_mode,
--- stage_state, stage_tags, stage_endpoints.
+-- stage_state, stage_tags, stage_endpoints, open_stages, stage_slot, slot_stage,
+-- stage_slot_seq.
 -- Returns the master ARN when asked to set it, else the ARN added.
 local function stage_add(keys, args)
   local c = context(keys, args)
@@ -358,7 +445,9 @@ local function stage_add(keys, args)
     redis.call('ZADD', key(c, 'stages'), created, arn)
     redis.call('HSET', key(c, 'stage_info'), arn, info)
     redis.call('SET', stage_key(c, 'viewers:', arn), 0, 'NX')
+    slot_give(c, arn)
     if mode ~= OPEN then redis.call('HSET', key(c, 'stage_mode'), arn, mode) end
+    open_set(c, arn, mode == OPEN)
     if state ~= '' then redis.call('HSET', key(c, 'stage_state'), arn, state) end
     if tags ~= '' then redis.call('HSET', key(c, 'stage_tags'), arn, tags) end
   end
@@ -368,6 +457,7 @@ local function stage_add(keys, args)
   if master ~= '0' then
     redis.call('SET', key(c, 'master_stage'), arn)
     redis.call('HDEL', key(c, 'stage_mode'), arn)
+    open_set(c, arn, true)
   end
   return arn
 end
@@ -376,7 +466,8 @@ end
 -- under the lease. Draining is final: a late answer that would open the
 -- stage again only updates the bookkeeping, and keeps the drain's start.
 -- ARGV: prefix, lease holder, arn, mode, scaler state JSON.
--- KEYS: scaler:lease, stages, stage_mode, stage_state.
+-- KEYS: scaler:lease, stages, stage_mode, stage_state, open_stages,
+-- stage_slot, slot_stage, stage_slot_seq.
 -- Returns 1, or 0 when the stage is gone.
 local function stage_update(keys, args)
   local c = context(keys, args)
@@ -394,6 +485,7 @@ local function stage_update(keys, args)
   else
     redis.call('HSET', key(c, 'stage_mode'), arn, mode)
   end
+  open_set(c, arn, mode == OPEN)
   redis.call('HSET', key(c, 'stage_state'), arn, state)
   return 1
 end
@@ -403,7 +495,8 @@ end
 -- ARGV: prefix, arn, lease holder ("" for an operator's DELETE, refused
 -- while viewers remain).
 -- KEYS: scaler:lease, master_stage, stages, total_viewers, stage_info,
--- stage_mode, stage_state, stage_tags, stage_endpoints.
+-- stage_mode, stage_state, stage_tags, stage_endpoints, open_stages, stage_slot,
+-- slot_stage.
 -- Returns {viewers unseated, parentStage or ""}.
 local function stage_remove(keys, args)
   local c = context(keys, args)
@@ -413,15 +506,23 @@ local function stage_remove(keys, args)
   if redis.call('GET', key(c, 'master_stage')) == arn then
     refuse('IS_MASTER', 'the master stage is never removed')
   end
-  local seated = redis.call('HLEN', stage_key(c, 'viewer:heartbeat:', arn))
+  local seats = stage_key(c, 'viewer:heartbeat:', arn)
+  local seated = redis.call('HLEN', seats)
   if holder == '' and seated > 0 then refuse('NOT_EMPTY', 'viewers are still seated there') end
   local info = redis.call('HGET', key(c, 'stage_info'), arn)
   local parent = info and cjson.decode(info).parentStage or ''
   if type(parent) ~= 'string' then parent = '' end
-  redis.call('DECRBY', key(c, 'total_viewers'), seated)
+  local users = redis.call('HKEYS', seats)
+  for i = 1, #users, 1000 do unseat(c, arn, {unpack(users, i, math.min(i + 999, #users))}) end
   redis.call('DEL', stage_key(c, 'viewer:heartbeat:', arn), stage_key(c, 'viewer:expiry:', arn),
              stage_key(c, 'viewers:', arn), stage_key(c, 'stage:', arn))
-  for _, hash in ipairs({'stage_info', 'stage_mode', 'stage_state', 'stage_tags', 'stage_endpoints'}) do
+  local slot = slot_of(c, arn)
+  if slot then
+    redis.call('HDEL', key(c, 'slot_stage'), slot)
+    redis.call('ZREM', key(c, 'open_stages'), slot)
+  end
+  for _, hash in ipairs({'stage_info', 'stage_mode', 'stage_state', 'stage_tags', 'stage_endpoints',
+                         'stage_slot'}) do
     redis.call('HDEL', key(c, hash), arn)
   end
   redis.call('ZREM', key(c, 'stages'), arn)
@@ -455,6 +556,27 @@ local function stage_renew(keys, args)
     if info then stage_info_key_set(c, arn, info, args[2]) end
   end
   return #stages
+end
+
+-- reindex: builds the seat index, the slots and open_stages for stages
+-- recorded before they existed (libraries before version 6), once: nothing to do
+-- once stage_slot_seq exists. store.c calls it when a connection is ready.
+-- ARGV: prefix. KEYS: stages, stage_mode, open_stages, stage_slot,
+-- slot_stage, stage_slot_seq. Returns the number of seats indexed.
+local function reindex(keys, args)
+  local c = context(keys, args)
+  if redis.call('EXISTS', key(c, 'stage_slot_seq')) == 1 then return 0 end
+  local seats = 0
+  for _, arn in ipairs(live_stages(c)) do
+    local slot = slot_give(c, arn)
+    open_set(c, arn, mode_of(c, arn) == OPEN)
+    for _, user in ipairs(redis.call('HKEYS', stage_key(c, 'viewer:heartbeat:', arn))) do
+      redis.call('HSET', index_key(c, user), user, slot)
+      seats = seats + 1
+    end
+  end
+  redis.call('SET', key(c, 'stage_slot_seq'), 0, 'NX')
+  return seats
 end
 
 -- lease: the scaler lease, one process at a time; every scaler write is
@@ -580,7 +702,8 @@ end
 -- it is set (to ARGV[2]) once a master stage is recorded, so a process
 -- that finds it gone or changed knows Redis lost its data (a flush, a
 -- failover to an empty replica, a restart without persistence).
--- ARGV: prefix, a new state id. KEYS: the FIXED_TYPES keys.
+-- ARGV: prefix, a new state id. KEYS: the FIXED_TYPES keys, open_stages,
+-- stage_slot, slot_stage, stage_slot_seq.
 -- Returns {state id or "", master ARN or "", publisher:status or "",
 -- problem...}.
 local function check(keys, args)
@@ -594,6 +717,7 @@ local function check(keys, args)
   local recorded_master = redis.call('GET', key(c, 'master_stage'))
   for _, arn in ipairs(live_stages(c)) do
     sum = sum + check_stage(c, arn, found)
+    open_set(c, arn, mode_of(c, arn) == OPEN)     -- its load in open_stages follows the count
     if not redis.call('HGET', key(c, 'stage_info'), arn) then
       found[#found + 1] = info_rebuilt(c, arn, recorded_master)
     end
@@ -659,12 +783,13 @@ end
 local function version() return VERSION end
 
 redis.register_function('usher_seat', seat)
-redis.register_function('usher_heartbeat', heartbeat)
+redis.register_function('usher_heartbeats', heartbeats)
 redis.register_function('usher_stage_add', stage_add)
 redis.register_function('usher_stage_update', stage_update)
 redis.register_function('usher_stage_rename', stage_rename)
 redis.register_function('usher_stage_renew', stage_renew)
 redis.register_function('usher_lease', lease)
+redis.register_function('usher_reindex', reindex)
 redis.register_function{function_name = 'usher_check', callback = check, flags = {'allow-oom'}}
 redis.register_function('usher_rate_take', rate_take)
 redis.register_function('usher_webhook_claim', webhook_claim)
