@@ -15,6 +15,7 @@
 #include "app.h"
 #include "config/config.h"
 #include "ivs/provider.h"
+#include "reconcile/reconcile.h"
 #include "scaler/policy.h"
 #include "stages/events.h"
 #include "stages/orphans.h"
@@ -32,6 +33,7 @@ struct scaler {
     struct app *app;
     struct event *timer;
     struct orphans *orphans;         /* swept under the lease */
+    struct reconcile *reconcile;     /* seats against IVS, under the lease */
     char holder[40];                 /* this process's lease id */
     bool leader;
     bool ticking;
@@ -307,6 +309,7 @@ static void leased(void *arg, enum store_error err, const char *detail, const st
         return;
     }
     orphans_tick(s->orphans);
+    reconcile_tick(s->reconcile);
     store_stats(s->app->store, viewed, s);
 }
 
@@ -363,10 +366,12 @@ struct scaler *scaler_new(struct app *app)
     s->app = app;
     s->timer = event_new(app->base, -1, EV_PERSIST, on_tick, s);
     s->orphans = orphans_new(app);
-    if (!s->timer || !s->orphans) {
+    s->reconcile = reconcile_new(app);
+    if (!s->timer || !s->orphans || !s->reconcile) {
         if (s->timer)
             event_free(s->timer);
         orphans_free(s->orphans);
+        reconcile_free(s->reconcile);
         free(s);
         return NULL;
     }
@@ -382,5 +387,8 @@ void scaler_free(struct scaler *s)
         return;
     event_free(s->timer);
     orphans_free(s->orphans);
+    reconcile_free(s->reconcile);
     free(s);
 }
+
+struct reconcile *scaler_reconcile(struct scaler *s) { return s ? s->reconcile : NULL; }

@@ -22,5 +22,8 @@ struct scaler *scaler_new(struct app *app);
  * settled (on the loop, exactly once). */
 void scaler_stop(struct scaler *s, void (*done)(void *arg), void *arg);
 void scaler_free(struct scaler *s);
+/* The reconciliation the scaler runs under its lease (reconcile/reconcile.h);
+ * NULL for a NULL scaler. */
+struct reconcile *scaler_reconcile(struct scaler *s);
 
 #endif
