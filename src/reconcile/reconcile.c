@@ -35,7 +35,9 @@ struct reconcile {
     int64_t read_at_ms;              /* when its participants were asked for */
     json_t *notes;                   /* arn → this pass's note, for stages read */
     /* the publisher */
-    bool looking, hinted;
+    bool looking;
+    char event_time[40];             /* the newest IVS event taken (ISO 8601), "" none */
+    char event_id[128];              /* and its id */
     int64_t looked_ms;               /* last look's start, 0 = never */
     int64_t absent_since_ms;         /* no publisher seen since, 0 = one was seen */
     bool was_live;                   /* publisher:status at the last look */
@@ -249,11 +251,20 @@ static void publisher_written(void *arg, enum store_error err, const char *detai
         log_warn("reconcile: publisher:status not written: %s", detail);
 }
 
-/* What IVS showed (found: a publisher) against publisher:status (live). */
-static void publisher_judge(struct reconcile *r, bool found, bool live)
+/* What IVS showed (found: a publisher) against publisher:status (live).
+ * A look for a hint (regular false) only ever makes it live: the grace is
+ * counted by the regular looks of the lease holder. */
+static void publisher_judge(struct reconcile *r, bool found, bool live, bool regular)
 {
     int64_t now = clock_now_ms();
     const char *master = r->app->master_arn;
+    if (!regular) {
+        if (found && !live) {
+            stage_event(r->app, "publisher_live", master, "a published participant is connected in IVS");
+            store_publisher_set(r->app->store, true, publisher_written, NULL);
+        }
+        return;
+    }
     if (live && !r->was_live)        /* made live meanwhile (a publisher token): grace anew */
         r->absent_since_ms = 0;
     r->was_live = live;
@@ -279,13 +290,14 @@ static void publisher_judge(struct reconcile *r, bool found, bool live)
 struct look {
     struct reconcile *r;
     bool found;
+    bool regular;                    /* a poll of the lease holder, not a hint's */
 };
 
 static void status_read(void *arg, enum store_error err, const char *detail, long long live)
 {
     struct look *l = arg;
     struct reconcile *r = l->r;
-    bool found = l->found;
+    struct look done = *l;
     free(l);
     r->looking = false;
     if (err != STORE_OK) {
@@ -293,33 +305,44 @@ static void status_read(void *arg, enum store_error err, const char *detail, lon
         return;
     }
     if (alive(r))
-        publisher_judge(r, found, live == 1);
+        publisher_judge(r, done.found, live == 1, done.regular);
 }
 
 static void publisher_found(void *arg, const char *participant, const char *error)
 {
-    struct reconcile *r = arg;
-    struct look *l = !error && alive(r) ? malloc(sizeof *l) : NULL;
-    if (!l) {
+    struct look *l = arg;
+    struct reconcile *r = l->r;
+    if (error || !alive(r)) {
         if (error)
             log_warn("reconcile: the publisher could not be looked for: %s", error);
+        free(l);
         r->looking = false;
         return;
     }
-    *l = (struct look){r, participant[0] != '\0'};
+    l->found = participant[0] != '\0';
     store_publisher_get(r->app->store, status_read, l);
+}
+
+/* Looks for the publisher in the master stage (find_publisher), then
+ * judges (publisher_judge). */
+static void publisher_look(struct reconcile *r, bool regular)
+{
+    struct look *l = malloc(sizeof *l);
+    if (!l)
+        return;
+    *l = (struct look){.r = r, .regular = regular};
+    r->looking = true;
+    r->app->provider->ops->find_publisher(r->app->provider, r->app->master_arn, publisher_found, l);
 }
 
 static void publisher_tick(struct reconcile *r, int64_t now)
 {
     long every = r->app->cfg->publisher_poll_interval_s * 1000;
-    if (r->looking || !r->app->master_arn[0] || (every == 0 && !r->hinted) ||
-        (!r->hinted && r->looked_ms && now - r->looked_ms < every))
+    if (r->looking || !r->app->master_arn[0] || every == 0 ||
+        (r->looked_ms && now - r->looked_ms < every))
         return;
-    r->looking = true;
-    r->hinted = false;
     r->looked_ms = now;
-    r->app->provider->ops->find_publisher(r->app->provider, r->app->master_arn, publisher_found, r);
+    publisher_look(r, true);
 }
 
 /* ---- ticks ------------------------------------------------------------------- */
@@ -339,8 +362,28 @@ void reconcile_tick(struct reconcile *r)
     store_stats(r->app->store, stages_read, r);
 }
 
-void reconcile_hint(struct reconcile *r, const char *arn)
+/* Whether an event (time: ISO 8601 of EventBridge's envelope, id) is news:
+ * not one seen already, nor older than the newest seen. ISO 8601 times of
+ * one form compare as text. */
+static bool event_news(struct reconcile *r, const char *time, const char *id)
 {
-    if (r && strcmp(arn, r->app->master_arn) == 0)
-        r->hinted = true;
+    int order = strcmp(time, r->event_time);
+    if (order < 0 || (order == 0 && strcmp(id, r->event_id) == 0))
+        return false;
+    snprintf(r->event_time, sizeof r->event_time, "%s", time);
+    snprintf(r->event_id, sizeof r->event_id, "%s", id);
+    return true;
+}
+
+enum hint_verdict reconcile_hint(struct reconcile *r, const char *arn, const char *time,
+                                 const char *id)
+{
+    if (!r->app->master_arn[0] || strcmp(arn, r->app->master_arn) != 0)
+        return HINT_OTHER_STAGE;
+    if (!event_news(r, time, id))
+        return HINT_STALE;
+    struct stage_provider *p = r->app->provider;
+    if (p && p->ops->knows_participants(p) && !r->looking)
+        publisher_look(r, false);
+    return HINT_TAKEN;
 }
