@@ -149,6 +149,11 @@ static void stages_done(void *arg, enum store_error err, const char *detail,
     store_reconcile_notes(rq->app->store, notes_read, a);
 }
 
+void route_stats_stages(struct request *rq)
+{
+    store_stats(rq->app->store, stages_done, rq);
+}
+
 static void viewers_done(void *arg, enum store_error err, const char *detail, long long total)
 {
     struct request *rq = arg;
