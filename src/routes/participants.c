@@ -91,16 +91,20 @@ static void kick_found(void *arg, enum store_error err, const char *detail, cons
     free(k);
 }
 
+/* DisconnectParticipantReason: 0-128 bytes; no NUL. */
+static bool check_reason(const char *s, size_t len) { return len <= REASON_MAX && strlen(s) == len; }
+
 void route_viewer_kick(struct request *rq)
 {
     json_t *bad = json_array();
-    const char *reason = rq->body ? field_string(rq->body, "reason", false, NULL, bad) : NULL;
-    if (!reason)
-        reason = request_query(rq, "reason");
+    const char *reason = field_string(rq->body, "reason", false, check_reason, bad);
+    const char *query = request_query(rq, "reason");
+    if (!reason && query && !check_reason(query, strlen(query)))
+        json_array_append_new(bad, json_string("reason"));
+    else if (!reason)
+        reason = query;
     if (!valid_user_id(rq->param, strlen(rq->param)))
         json_array_append_new(bad, json_string("userId"));
-    if (reason && strlen(reason) > REASON_MAX)
-        json_array_append_new(bad, json_string("reason"));
     if (json_array_size(bad)) {
         respond_invalid(rq, "the path must hold a percent-encoded userId (1-128 bytes of UTF-8); "
                             "reason, when given, is a string of at most 128 bytes", bad);
