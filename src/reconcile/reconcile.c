@@ -34,6 +34,7 @@ struct reconcile {
     size_t at;                       /* the stage being read, then cleaned */
     int64_t read_at_ms;              /* when its participants were asked for */
     json_t *notes;                   /* arn → this pass's note, for stages read */
+    json_t *read_at;                 /* arn → when its participants were asked for (ms) */
     /* the publisher */
     bool looking;
     char event_time[40];             /* the newest IVS event taken (ISO 8601), "" none */
@@ -57,6 +58,7 @@ void reconcile_free(struct reconcile *r)
         return;
     json_decref(r->arns);
     json_decref(r->notes);
+    json_decref(r->read_at);
     free(r);
 }
 
@@ -68,8 +70,8 @@ static void pass_end(struct reconcile *r, const char *why)
 {
     if (why)
         log_warn("reconcile: pass ended early: %s", why);
-    json_decref(r->arns), json_decref(r->notes);
-    r->arns = r->notes = NULL;
+    json_decref(r->arns), json_decref(r->notes), json_decref(r->read_at);
+    r->arns = r->notes = r->read_at = NULL;
     r->passing = false;
 }
 
@@ -133,13 +135,18 @@ static void ghosts_removed(void *arg, enum store_error err, const char *detail, 
     ghosts_next(r);
 }
 
-/* The next stage that was read, else the pass is over. */
+/* The next stage that was read, else the pass is over. A seat is a ghost
+ * when last seen (or joined) before the grace and before this pass read
+ * its stage: so a pass longer than the grace removes none it saw. */
 static void ghosts_next(struct reconcile *r)
 {
     for (; r->at < json_array_size(r->arns); r->at++) {
         const char *arn = json_string_value(json_array_get(r->arns, r->at));
         if (json_object_get(r->notes, arn)) {
             int64_t cutoff = clock_now_ms() - r->app->cfg->reconcile_grace_s * 1000;
+            int64_t read_at = json_integer_value(json_object_get(r->read_at, arn));
+            if (cutoff >= read_at)
+                cutoff = read_at - 1;
             store_reconcile_ghosts(r->app->store, arn, cutoff, ghosts_removed, r);
             return;
         }
@@ -208,6 +215,7 @@ static void participants_read(void *arg, const struct participant_page *page, co
     clock_iso8601(clock_now_ms(), at, sizeof at);
     json_object_set_new(r->notes, arn, json_pack("{s:s, s:I}", "lastReconciledAt", at,
                                                   "connected", (json_int_t)n));
+    json_object_set_new(r->read_at, arn, json_integer(r->read_at_ms));
     store_reconcile_seat(r->app->store, arn, r->read_at_ms, clock_now_ms(),
                          r->app->cfg->max_viewers_per_stage, list, n, seated, r);
     free(list);
@@ -232,7 +240,8 @@ static void stages_read(void *arg, enum store_error err, const char *detail,
                         const struct stats_view *v)
 {
     struct reconcile *r = arg;
-    if (err != STORE_OK || !alive(r) || !(r->arns = json_array()) || !(r->notes = json_object())) {
+    if (err != STORE_OK || !alive(r) || !(r->arns = json_array()) || !(r->notes = json_object()) ||
+        !(r->read_at = json_object())) {
         pass_end(r, err != STORE_OK ? detail : alive(r) ? "out of memory" : NULL);
         return;
     }
