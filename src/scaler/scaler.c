@@ -18,6 +18,7 @@
 #include "reconcile/reconcile.h"
 #include "scaler/policy.h"
 #include "stages/events.h"
+#include "stages/evict.h"
 #include "stages/orphans.h"
 #include "stages/stages.h"
 #include "store/store.h"
@@ -34,6 +35,7 @@ struct scaler {
     struct event *timer;
     struct orphans *orphans;         /* swept under the lease */
     struct reconcile *reconcile;     /* seats against IVS, under the lease */
+    json_t *evicting;                /* draining stages whose participants are being disconnected */
     char holder[40];                 /* this process's lease id */
     bool leader;
     bool ticking;
@@ -124,6 +126,50 @@ static void created(void *arg, enum store_error err, json_t *info, const char *d
     if (err != STORE_OK)
         log_warn("scaler: no stage added: %s", detail);
     json_decref(info);
+}
+
+/* A draining stage past DRAIN_TIMEOUT: its participants are disconnected,
+ * then it is removed. */
+struct eviction_job {
+    struct scaler *s;
+    char *arn;
+};
+
+static void removed_done(void *arg, enum store_error err, json_t *info, const char *detail);
+
+static void evicted(void *arg, const char *error)
+{
+    struct eviction_job *e = arg;
+    if (error)
+        log_warn("scaler: the participants of %s could not be listed: %s", e->arn, error);
+    json_object_del(e->s->evicting, e->arn);
+    if (!error && e->s->leader)      /* else a later tick tries again (or we are stopping) */
+        stage_remove(e->s->app, e->arn, e->s->holder, removed_done, e->arn);
+    else
+        free(e->arn);
+    free(e);
+}
+
+/* Removes the stage of v; a draining one with viewers left (its drain
+ * timed out) has them disconnected first. */
+static void remove_stage(struct scaler *s, const struct stage_view *v)
+{
+    char *arn = strdup(v->arn);
+    if (!arn)
+        return;
+    if (v->mode != MODE_DRAINING || v->viewers == 0) {
+        stage_remove(s->app, arn, s->holder, removed_done, arn);
+        return;
+    }
+    struct eviction_job *e = json_object_get(s->evicting, arn) ? NULL : malloc(sizeof *e);
+    if (!e) {                        /* under way already */
+        free(arn);
+        return;
+    }
+    *e = (struct eviction_job){s, arn};
+    json_object_set_new(s->evicting, arn, json_true());
+    stage_event(s->app, "drain_timeout", arn, "disconnecting the participants left, then deleting");
+    stage_evict(s->app, arn, evicted, e);
 }
 
 static void removed_done(void *arg, enum store_error err, json_t *info, const char *detail)
@@ -218,9 +264,7 @@ static void act(struct scaler *s, const struct scale_action *a, const struct sta
     }
     const struct stage_view *v = &views[a->stage];
     if (a->kind == ACT_REMOVE) {
-        char *arn = strdup(v->arn);
-        if (arn)
-            stage_remove(s->app, arn, s->holder, removed_done, arn);
+        remove_stage(s, v);
         return;
     }
     const struct stage_entry *e = &sv->stages[a->stage];
@@ -367,7 +411,9 @@ struct scaler *scaler_new(struct app *app)
     s->timer = event_new(app->base, -1, EV_PERSIST, on_tick, s);
     s->orphans = orphans_new(app);
     s->reconcile = reconcile_new(app);
-    if (!s->timer || !s->orphans || !s->reconcile) {
+    s->evicting = json_object();
+    if (!s->timer || !s->orphans || !s->reconcile || !s->evicting) {
+        json_decref(s->evicting);
         if (s->timer)
             event_free(s->timer);
         orphans_free(s->orphans);
@@ -388,6 +434,7 @@ void scaler_free(struct scaler *s)
     event_free(s->timer);
     orphans_free(s->orphans);
     reconcile_free(s->reconcile);
+    json_decref(s->evicting);
     free(s);
 }
 

@@ -324,3 +324,46 @@ describe('a full pass at 5 TPS', () => {
     assert.equal(throttled, 0, 'no call over the rate');
   });
 });
+
+describe('a draining stage past DRAIN_TIMEOUT', () => {
+  let fake, redis, usher, master;
+  before(async () => {
+    fake = await startFake();
+    redis = await Redis.start();
+    ({ usher, master } = await startOn(fake, redis, { AUTO_SCALE_ENABLED: 'true', DRAIN_TIMEOUT: '1',
+      RECONCILE_INTERVAL: '0', PUBLISHER_POLL_INTERVAL: '0' }));
+  });
+  after(async () => {
+    await usher?.close();
+    await redis?.close();
+    await fake?.close();
+  });
+
+  it('disconnects its remaining participants, then is deleted', async () => {
+    const other = ok(await usher.post('/api/stage', { name: 'closing' })).stage.stageArn;
+    await waitFor(() => fake.replications().some((r) => r.destinationStageArn === other || r.destination === other),
+      { timeoutMs: 10000, what: 'replication into the stage' });
+    const seat = ok(await usher.post('/api/viewer/rejoin', { userId: 'stayer', stageArn: other, participantId: 'stayer-p1' }));
+    assert.equal(seat.stageArn, other);
+    fake.connectParticipant(other, { participantId: 'stayer-p1', userId: 'stayer' });
+    // The stage drains (by hand here), long enough ago.
+    const state = JSON.parse(redis.raw('HGET', `${PREFIX}stage_state`, other) || '{}');
+    state.drainingSince = Date.now() - 5000;
+    redis.raw('HSET', `${PREFIX}stage_state`, other, JSON.stringify(state));
+    redis.raw('HSET', `${PREFIX}stage_mode`, other, 'draining');
+    await waitFor(() => fake.callsOf('DisconnectParticipant').some((c) => c.input?.participantId === 'stayer-p1'),
+      { timeoutMs: 10000, what: 'DisconnectParticipant' });
+    const call = fake.callsOf('DisconnectParticipant').find((c) => c.input?.participantId === 'stayer-p1');
+    assert.equal(call.input.stageArn, other);
+    assert.match(call.input.reason, /closing/);
+    await waitFor(() => !fake.stage(other), { timeoutMs: 10000, what: 'the stage deleted in IVS' });
+    assert.equal(redis.raw('ZSCORE', `${PREFIX}stages`, other), '');
+    const inv = checkInvariants(redis);
+    assert.deepEqual(inv.problems, []);
+    assert.ok(!inv.seatOf.has('stayer'));
+    // The disconnect came before the deletion.
+    const del = fake.callsOf('DeleteStage').find((c) => c.input?.arn === other);
+    assert.ok(del.time >= call.time);
+    void master;
+  });
+});
