@@ -760,6 +760,9 @@ static int check_aws(const struct config *cfg, char *err, size_t errlen)
 {
     if (strcmp(cfg->stage_provider, "aws") != 0)
         return 0;
+    if (cfg->local_participants_api)
+        return fail(err, errlen, "LOCAL_PARTICIPANTS_API is for the local provider only, "
+                                 "not with STAGE_PROVIDER=aws (IVS says who is connected)");
     bool no_id = !*cfg->aws_access_key_id, no_secret = !*cfg->aws_secret_access_key;
     if (no_id != no_secret)
         return fail(err, errlen, "STAGE_PROVIDER=aws: %s is set without %s",
