@@ -6,8 +6,10 @@
  * read that removes the ghosts (phase 2). The ghosts wait for phase 1 of
  * every stage, so a viewer IVS shows in another stage is moved there, not
  * removed here and seated anew. A failed read or store step ends the pass;
- * the next one starts over. State of a pass lives in this process only: a
- * pass cut short by a lease change is simply redone by the new holder. */
+ * the next one starts over. State of a pass lives in this process only. A
+ * pass under way when the lease moves runs to its end while the new
+ * holder may start its own: each correction decides on Redis's state of
+ * the moment, so two passes cost IVS calls twice but never count twice. */
 #include "reconcile/reconcile.h"
 
 #include <stdio.h>
