@@ -14,7 +14,8 @@
 //  4. Joins and leaves racing reconciliation passes: SPEC §3 invariants
 //     after each of many rounds; viewers who left stay gone.
 //  5. Kick: the fake sees DisconnectParticipant with the seat's participant
-//     id, the counts drop by one; an unknown user is 404. The participants
+//     id, the counts drop by one; an unknown user is 404; IVS refusing is
+//     503 with its words and the seat kept. The participants
 //     view lists IVS's participants beside their seats, page by page.
 //  6. The publisher leaves IVS → publisher:status offline after
 //     PUBLISHER_OFFLINE_GRACE and viewer joins 404; back → live.
@@ -22,7 +23,9 @@
 //     publisher live at once (no regular polling); duplicates, older events
 //     and unknown detail-types are answered and change nothing; malformed
 //     ones are 400.
-//  8. 10 stages of 300 participants at 5 TPS: a full pass completes (every
+//  8. A draining stage past DRAIN_TIMEOUT: its participants are disconnected
+//     (DisconnectParticipant with the reason) before DeleteStage.
+//  9. 10 stages of 300 participants at 5 TPS: a full pass completes (every
 //     stage noted, 3000 seated) and a stage creation asked for during it is
 //     answered within a second.
 import { describe, it, before, after } from 'node:test';
@@ -186,6 +189,16 @@ describe('reconciliation against the fake IVS', () => {
     assert.equal(missing.body.error.code, 'NOT_FOUND');
     await sleep(1500);                 // a pass does not seat the kicked viewer again
     assert.ok(!seated(v.stageArn, 'kicked'));
+    // IVS refusing the disconnect: 503 with its words, the seat kept.
+    const w = await join('kept');
+    fake.connectParticipant(w.stageArn, { participantId: w.participantId, userId: 'kept' });
+    fake.failNext('DisconnectParticipant', { status: 403, code: 'AccessDeniedException', message: 'not allowed' });
+    const refused = await usher.request('DELETE', '/api/viewer/kept');
+    assert.equal(refused.status, 503);
+    assert.match(refused.body.error.details.provider, /AccessDeniedException/);
+    assert.ok(Number(refused.headers['retry-after']) > 0);
+    assert.ok(seated(w.stageArn, 'kept'));
+    invariants();
   });
 
   it('lists IVS\'s participants beside their seats, page by page', async () => {
