@@ -16,7 +16,10 @@
 //  5. Kick: DELETE /api/viewer/{userId} frees the seat (counts drop by one),
 //     the model shows the participant disconnected; an unknown user is 404;
 //     bad input is 400 and changes nothing.
-//  6. Without LOCAL_PARTICIPANTS_API the test route is 404 and nothing is
+//  6. The publisher followed in the model: offline after
+//     PUBLISHER_OFFLINE_GRACE without a published participant (joins 404),
+//     live again when one connects.
+//  7. Without LOCAL_PARTICIPANTS_API the test route is 404 and nothing is
 //     reconciled.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -229,6 +232,33 @@ describe('without LOCAL_PARTICIPANTS_API', () => {
       await sleep(3000);
       assert.equal(redis.raw('HEXISTS', `${PREFIX}viewer:heartbeat:${master}`, 'stays'), '1');
       assert.equal((await usher.get(`/api/stage/${enc(master)}/participants`)).status, 404);
+    } finally {
+      await usher.close();
+      await redis.close();
+    }
+  });
+});
+
+describe('the publisher followed in the local model', () => {
+  it('offline after the grace when no published participant is connected, live again when one is', async () => {
+    const { redis, usher } = await startLive({ LOCAL_PARTICIPANTS_API: 'true', RECONCILE_INTERVAL: '0',
+      SCALER_INTERVAL_MS: '200', PUBLISHER_POLL_INTERVAL: '1', PUBLISHER_OFFLINE_GRACE: '2' });
+    try {
+      const master = redis.raw('GET', `${PREFIX}master_stage`);
+      const status = () => redis.raw('GET', `${PREFIX}publisher:status`);
+      const set = (connected) => usher.post('/api/test/participants',
+        { stageArn: master, participantId: 'pub-1', userId: 'publisher-1', published: true, connected });
+      ok(await set(true));
+      await sleep(2500);
+      assert.equal(status(), 'live', 'a connected publisher keeps it live past the grace');
+      ok(await set(false));
+      const t0 = Date.now();
+      await waitFor(() => status() === 'offline', { timeoutMs: 8000, what: 'offline' });
+      assert.ok(Date.now() - t0 >= 1000, 'not before the grace');
+      assert.equal((await usher.post('/api/token/viewer', { userId: 'late' })).status, 404);
+      ok(await set(true));
+      await waitFor(() => status() === 'live', { timeoutMs: 5000, what: 'live again' });
+      ok(await usher.post('/api/token/viewer', { userId: 'late' }));
     } finally {
       await usher.close();
       await redis.close();
