@@ -208,6 +208,28 @@ static void participants_listed(void *arg, const struct participant_page *page, 
         listing_end(l);
 }
 
+static void stage_known(void *arg, enum store_error err, const char *detail,
+                        const struct viewer_list *list)
+{
+    (void)list;
+    struct request *rq = arg;
+    struct stage_provider *p = rq->app->provider;
+    struct listing *l = err == STORE_OK && p ? calloc(1, sizeof *l) : NULL;
+    if (!l) {
+        if (err != STORE_OK)
+            respond_store_error(rq, err, detail);
+        else
+            respond_unavailable(rq, p ? "out of memory" : "shutting down");
+        return;
+    }
+    const char *max = request_query(rq, "maxResults");
+    l->rq = rq;
+    struct participant_query q = {.arn = rq->param, .session = request_query(rq, "sessionId"),
+                                  .next_token = request_query(rq, "nextToken"),
+                                  .max_results = max ? strtol(max, NULL, 10) : 100};
+    p->ops->list_participants(p, &q, participants_listed, l);
+}
+
 /* Whether s is 1-max bytes of [A-Za-z0-9+/=_-] (IVS's tokens and ids). */
 static bool token_ok(const char *s, size_t max)
 {
@@ -236,18 +258,13 @@ void route_stage_participants(struct request *rq)
         return;
     }
     json_decref(bad);
-    struct stage_provider *p = rq->app->provider;
-    struct listing *l = calloc(1, sizeof *l);
-    if (!l || !p->ops->knows_participants(p)) {
-        free(l);
+    if (!rq->app->provider->ops->knows_participants(rq->app->provider)) {
         respond_error(rq, 404, "NOT_FOUND", "the stage provider lists no participants "
                                             "(local provider without LOCAL_PARTICIPANTS_API)", NULL);
         return;
     }
-    l->rq = rq;
-    struct participant_query q = {.arn = rq->param, .session = session, .next_token = next,
-                                  .max_results = most};
-    p->ops->list_participants(p, &q, participants_listed, l);
+    /* A stage usher does not run is 404 before IVS is asked. */
+    store_viewer_list(rq->app->store, rq->param, 0, 1, stage_known, rq);
 }
 
 /* ---- IVS events (EventBridge) ---------------------------------------------- */

@@ -202,23 +202,33 @@ describe('reconciliation against the fake IVS', () => {
   });
 
   it('lists IVS\'s participants beside their seats, page by page', async () => {
+    const present = await join('lister');
+    fake.connectParticipant(present.stageArn, { participantId: present.participantId, userId: 'lister' });
+    const arn = present.stageArn;
+    for (let i = 0; i < 4; i++) fake.connectParticipant(arn, { participantId: `extra-${i}`, userId: `extra-${i}` });
     const seen = [];
     let next = null;
     let pages = 0;
     do {
-      const page = ok(await usher.get(`/api/stage/${enc(master)}/participants?maxResults=3${next ? `&nextToken=${enc(next)}` : ''}`));
+      const page = ok(await usher.get(`/api/stage/${enc(arn)}/participants?maxResults=3${next ? `&nextToken=${enc(next)}` : ''}`));
       seen.push(...page.participants);
       next = page.nextToken;
       pages++;
     } while (next && pages < 50);
     assert.ok(pages > 1, 'more than one page');
-    const p = seen.find((x) => x.userId === 'pub');
+    const inMaster = ok(await usher.get(`/api/stage/${enc(master)}/participants`)).participants;
+    const p = inMaster.find((x) => x.userId === 'pub' && x.state === 'CONNECTED');
     assert.equal(p.published, true);
     assert.equal(p.seated, false, 'the publisher holds no seat');
-    const present = seen.find((x) => x.userId === 'present');
-    assert.equal(present.state, 'CONNECTED');
-    assert.equal(present.seated, true);
-    assert.ok(present.firstJoinTime);
+    const listed = seen.find((x) => x.participantId === present.participantId);
+    assert.equal(listed.state, 'CONNECTED');
+    assert.equal(listed.seated, true);
+    assert.equal(listed.seat.sameParticipant, true);
+    assert.ok(listed.firstJoinTime);
+    // A stage usher does not run is 404, and IVS is not asked.
+    const unknown = await usher.get(`/api/stage/${enc('arn:aws:ivs:us-east-1:123456789012:stage/unknownStage1')}/participants`);
+    assert.equal(unknown.status, 404);
+    assert.equal(fake.callsOf('GetStage').filter((c) => c.input?.arn?.endsWith('unknownStage1')).length, 0);
   });
 
   it('follows the publisher in IVS: offline after the grace, joins 404; back live', async () => {
