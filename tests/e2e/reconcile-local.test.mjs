@@ -19,6 +19,9 @@
 //  6. The publisher followed in the model: offline after
 //     PUBLISHER_OFFLINE_GRACE without a published participant (joins 404),
 //     live again when one connects.
+//  8. The library functions called directly with a read time before what
+//     happened since: a leave or a seat taken after the read is not undone;
+//     a full stage seats nobody (unseated); ghosts only before the cutoff.
 //  7. Without LOCAL_PARTICIPANTS_API the test route is 404 and nothing is
 //     reconciled.
 import { describe, it, before, after } from 'node:test';
@@ -263,5 +266,77 @@ describe('the publisher followed in the local model', () => {
       await usher.close();
       await redis.close();
     }
+  });
+});
+
+// The library's reconcile functions called directly (usher loaded them),
+// with a read time before what happened since: each correction decides on
+// the state of the moment, so none undoes a join or leave made after the
+// read.
+describe('reconcile_seat and reconcile_ghosts compare, then act', () => {
+  let redis, usher, master, other;
+  const fcall = (fn, keys, ...args) => redis.raw('FCALL', fn, keys.length, ...keys.map((k) => PREFIX + k), PREFIX, ...args);
+  const seat = (arn, readAt, capacity, ...pairs) =>
+    JSON.parse(fcall('usher_reconcile_seat', ['stages', 'total_viewers', 'viewer:left'], arn, readAt, Date.now(), capacity, ...pairs));
+  const list = (x) => (Array.isArray(x) ? x : []);
+  before(async () => {
+    ({ redis, usher } = await startLive({ LOCAL_PARTICIPANTS_API: 'true', RECONCILE_INTERVAL: '0', PUBLISHER_POLL_INTERVAL: '0' }));
+    master = redis.raw('GET', `${PREFIX}master_stage`);
+    other = ok(await usher.post('/api/stage', { name: 'second' })).stage.stageArn;
+  });
+  after(async () => {
+    await usher?.close();
+    await redis?.close();
+  });
+
+  it('a leave after the read is not undone; one before it is', async () => {
+    const j = ok(await usher.post('/api/token/viewer', { userId: 'leaver' }));
+    const readAt = Date.now();
+    await sleep(5);
+    ok(await usher.post('/api/viewer/leave', { userId: 'leaver', stageArn: j.stageArn }));
+    const out = seat(j.stageArn, readAt, 50, j.participantId, 'leaver');
+    assert.deepEqual(list(out.seated), []);
+    assert.equal(checkInvariants(redis).seatOf.has('leaver'), false);
+    const later = seat(j.stageArn, Date.now() + 5, 50, j.participantId, 'leaver');
+    assert.deepEqual(later.seated, ['leaver'], 'IVS read after the leave: seated');
+    assert.deepEqual(checkInvariants(redis).problems, []);
+  });
+
+  it('a seat taken after the read is not moved; one taken before is', async () => {
+    const readAt = Date.now();
+    await sleep(5);
+    const j = ok(await usher.post('/api/viewer/rejoin', { userId: 'fresh', stageArn: master, participantId: 'fresh-p' }));
+    assert.equal(j.stageArn, master);
+    assert.deepEqual(list(seat(other, readAt, 50, 'fresh-old', 'fresh').moved), []);
+    assert.ok(checkInvariants(redis).seatOf.get('fresh') === master);
+    const moved = seat(other, Date.now() + 5, 50, 'fresh-old', 'fresh').moved;
+    assert.deepEqual(moved, [['fresh', master]]);
+    const inv = checkInvariants(redis);
+    assert.deepEqual(inv.problems, []);
+    assert.equal(inv.seatOf.get('fresh'), other);
+  });
+
+  it('a full stage seats nobody more: unseated', async () => {
+    const before = checkInvariants(redis);
+    const cap = before.counts[other];
+    const out = seat(other, Date.now(), cap, 'full-p', 'full-user');
+    assert.deepEqual(out.unseated, ['full-user']);
+    assert.deepEqual(checkInvariants(redis).problems, []);
+    assert.equal(checkInvariants(redis).total, before.total);
+  });
+
+  it('ghosts: only seats neither joined nor seen after the cutoff go', async () => {
+    const a = ok(await usher.post('/api/viewer/rejoin', { userId: 'ghost-a', stageArn: master, participantId: 'ga' }));
+    void a;
+    const cutoff = Date.now() - 60000;
+    const gone = JSON.parse(fcall('usher_reconcile_ghosts', ['stages', 'total_viewers'], master, cutoff));
+    assert.deepEqual(list(gone), [], 'joined after the cutoff: kept');
+    const all = JSON.parse(fcall('usher_reconcile_ghosts', ['stages', 'total_viewers'], master, Date.now() + 1));
+    assert.ok(all.includes('ghost-a'));
+    const inv = checkInvariants(redis);
+    assert.deepEqual(inv.problems, []);
+    assert.equal(inv.counts[master], 0);
+    assert.equal(fcall('usher_reconcile_seat', ['stages', 'total_viewers', 'viewer:left'],
+      'arn:aws:ivs:ap-northeast-1:123456789012:stage/gone00000000', 0, 0, 50), '', 'a stage gone: ""');
   });
 });
