@@ -168,7 +168,8 @@ static int make_parts(struct app *app, char *err, size_t errlen)
     app->stats_batch = app->store ? read_batch_new(app->store, free) : NULL;
     app->endpoints = endpoints_cache_new(2 * (size_t)cfg->max_stages + 16);
     /* IVS calls are paced with every other process, through Redis. */
-    if (client && app->store && (app->limiter = shared_limiter_new(app->base, app->store, cfg->aws_pace_margin_ms)))
+    if (client && app->store &&
+        (app->limiter = shared_limiter_new(app->base, app->store, cfg->aws_pace_margin_ms)))
         aws_client_set_limiter(client, app->limiter);
     if (!app->http)
         return -1;                  /* err says why */

@@ -82,7 +82,9 @@ void respond_store_error(struct request *rq, enum store_error err, const char *d
         respond_stage_full(rq);
         return;
     case STORE_STAGE_LIMIT:
-        respond_error(rq, 503, "STAGE_LIMIT_REACHED", "MAX_STAGES stages exist already", NULL);
+        respond_error(rq, 503, "STAGE_LIMIT_REACHED", "as many stages as allowed exist already",
+                      json_pack("{s:I, s:s}", "stageCeiling", (json_int_t)stage_ceiling(rq->app).stages,
+                                "ceilingReason", stage_ceiling(rq->app).reason));
         return;
     case STORE_IS_MASTER:
         respond_error(rq, 403, "FORBIDDEN", "the master stage cannot be deleted", NULL);
