@@ -295,6 +295,7 @@ describe('usher HTTP API', () => {
       const d = ok(await usher.get('/api/stats'));
       assert.deepEqual(Object.keys(d).sort(),
         ['activeStages', 'isPublisherLive', 'stages', 'timestamp', 'totalViewers']);
+      assert.ok(d.stages.length > 0, 'at least the master stage is listed');
       for (const s of d.stages) {
         assert.deepEqual(Object.keys(s).sort(),
           ['info', 'isMasterStage', 'mode', 'replication', 'stageId', 'viewerCount']);

@@ -14,7 +14,11 @@ function redisFor(socket) {
   try {
     return execFileSync('pgrep', ['-f', `redis-server.*${socket}`], { encoding: 'utf8' })
       .split('\n').filter(Boolean);
-  } catch { return []; }
+  } catch (e) {
+    // pgrep: 1 means no process matched; anything else is no answer at all.
+    if (e.status === 1) return [];
+    throw e;
+  }
 }
 
 describe('embedded redis-server', () => {

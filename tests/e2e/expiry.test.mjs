@@ -35,7 +35,7 @@ describe('heartbeat expiry with two sweeping processes', () => {
   let redis; let ushers; let stages;
   const viewers = [];          // {userId, arn}
   let live = []; let silent = [];
-  let beating = false; let beatLoop; let beatStart; const beatFailures = [];
+  let beating = false; let beatLoop; let beatStart; const beatFailures = []; let beatRounds = 0;
 
   before(async () => {
     redis = await Redis.start();
@@ -65,6 +65,7 @@ describe('heartbeat expiry with two sweeping processes', () => {
       const res = await Promise.all(live.map((v, i) =>
         ushers[(round + i) % 2].post('/api/viewer/heartbeat', { userId: v.userId, stageArn: v.arn })));
       res.forEach((r, i) => { if (r.status !== 200) beatFailures.push(`${live[i].userId}: ${short(r)}`); });
+      beatRounds++;
       await sleep(Math.max(0, 500 - (Date.now() - t0)));
     }
   }
@@ -102,6 +103,7 @@ describe('heartbeat expiry with two sweeping processes', () => {
     assert.deepEqual(still, [], 'silent viewers still seated');
     for (const v of silent) assert.equal(now.expiry.has(seat(v)), false, `${v.userId} left in viewer:expiry`);
     for (const v of live) assert.ok(now.hash.has(seat(v)) && now.expiry.has(seat(v)), `${v.userId} lost its seat`);
+    assert.ok(beatRounds > 0, 'the heartbeat loop ran');
     assert.deepEqual(beatFailures, []);
 
     const inv = checkInvariants(redis);
@@ -145,6 +147,7 @@ describe('heartbeat expiry with two sweeping processes', () => {
   it('once nobody heartbeats, every viewer expires and counts reach zero', async () => {
     beating = false;
     await beatLoop;
+    assert.ok(beatRounds > 0, 'the heartbeat loop ran');
     assert.deepEqual(beatFailures, []);
     const empty = await eventually(async () => await totalViewers(redis) === 0, 20000, 250);
     const inv = checkInvariants(redis);

@@ -370,6 +370,7 @@ describe('auto-scaling: ramp 0 → 400 over two processes, then drain', () => {
     assert.ok(!ev.some((e) => e.type === 'drain' || e.type === 'delete'), 'nothing drained on the way up');
     // A round that took longer than HEARTBEAT_TIMEOUT would be the test's
     // own failure to keep its viewers alive: the slowest round says.
+    assert.ok(beating.rounds > 0, 'the heartbeat rounds ran');
     assert.deepEqual(beating.failures, [], `every heartbeat of a seated viewer is answered 200 ` +
       `(slowest heartbeat round ${beating.maxRoundMs} ms)`);
   });
@@ -377,6 +378,7 @@ describe('auto-scaling: ramp 0 → 400 over two processes, then drain', () => {
   it('ramp down: stages drain and go, heartbeating viewers are moved, the master stays, no stale keys', async (t) => {
     assert.equal(viewers.size, 400, 'the ramp must have seated 400');
     await beating.stop();
+    assert.ok(beating.rounds > 0, 'the heartbeat rounds ran');
     assert.deepEqual(beating.failures, []);
     const beforeList = await stageList(ushers[0]);
 
@@ -420,6 +422,7 @@ describe('auto-scaling: ramp 0 → 400 over two processes, then drain', () => {
       `moves seen: ${liveBeats.moves.length}`);
     assert.ok(settled, `stages did not drain: ${JSON.stringify(last.stages.map((s) => [s.name, s.viewerCount, s.mode]))}`);
     assert.deepEqual(invProblems, [], 'invariants during the drain');
+    assert.ok(liveBeats.rounds > 0, 'the heartbeat rounds ran');
     assert.deepEqual(liveBeats.failures, [], 'heartbeating viewers never lose their seat');
     assert.ok(liveBeats.moves.length >= 1, 'at least one heartbeat answer said moved: true');
 
@@ -563,6 +566,7 @@ describe('auto-scaling: the lease holder is killed mid-ramp', () => {
     assert.ok(final.stages.every((s) => s.mode === 'open'));
 
     await sampler.stop();
+    assert.ok(sampler.samples.length > 10, 'the sampler saw the stages');
     const over = sampler.samples.filter((s) =>
       s.totalStages > stagesNeeded(s.stages.reduce((n, x) => n + x.viewerCount, 0)) + 1);
     assert.deepEqual(over.map((s) => `${s.totalStages} stages for ${s.stages.reduce((n, x) => n + x.viewerCount, 0)} viewers`), [],
