@@ -5,8 +5,9 @@
  * and moves (phase 1); once every stage is read, one store step per stage
  * read that removes the ghosts (phase 2). The ghosts wait for phase 1 of
  * every stage, so a viewer IVS shows in another stage is moved there, not
- * removed here and seated anew. A failed read or store step ends the pass;
- * the next one starts over. State of a pass lives in this process only. A
+ * removed here and seated anew. A stage IVS cannot list is skipped (its
+ * note says why); a failed store step ends the pass; the next one starts
+ * over. State of a pass lives in this process only. A
  * pass under way when the lease moves runs to its end while the new
  * holder may start its own: each correction decides on Redis's state of
  * the moment, so two passes cost IVS calls twice but never count twice. */
@@ -202,14 +203,35 @@ static size_t subscribers(const struct participant_page *page, struct reconcile_
     return n;
 }
 
+/* A stage whose participants could not be read (deleted in IVS meanwhile,
+ * IVS trouble): its seats stay as they are this pass, and its note says why. */
+static void stage_unread(struct reconcile *r, const char *arn, const char *error)
+{
+    log_warn("reconcile: %s not read: %s", arn, error);
+    char at[32];
+    clock_iso8601(clock_now_ms(), at, sizeof at);
+    json_t *note = json_pack("{s:s, s:s}", "lastAttemptAt", at, "error", error);
+    char *text = note ? json_dumps(note, JSON_COMPACT) : NULL;
+    if (text)
+        store_reconcile_note(r->app->store, arn, text, noted, NULL);
+    free(text);
+    json_decref(note);
+}
+
 static void participants_read(void *arg, const struct participant_page *page, const char *error)
 {
     struct reconcile *r = arg;
     const char *arn = json_string_value(json_array_get(r->arns, r->at));
     struct reconcile_participant *list = page ? calloc(page->count + 1, sizeof *list) : NULL;
-    if (error || !list || !alive(r)) {
+    if (!alive(r) || (!error && !list)) {
         free(list);
-        pass_end(r, error ? error : alive(r) ? "out of memory" : NULL);
+        pass_end(r, alive(r) ? "out of memory" : NULL);
+        return;
+    }
+    if (error) {                     /* this stage is skipped, noted; the others go on */
+        stage_unread(r, arn, error);
+        r->at++;
+        stage_next(r);
         return;
     }
     size_t n = subscribers(page, list);

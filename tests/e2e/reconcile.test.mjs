@@ -17,6 +17,8 @@
 //     id, the counts drop by one; an unknown user is 404; IVS refusing is
 //     503 with its words and the seat kept. The participants
 //     view lists IVS's participants beside their seats, page by page.
+//     A stage deleted in IVS behind usher's back is skipped (its note says
+//     why) and the other stages are still reconciled.
 //  6. The publisher leaves IVS → publisher:status offline after
 //     PUBLISHER_OFFLINE_GRACE and viewer joins 404; back → live.
 //  7. EventBridge events: a Participant Published event makes the
@@ -229,6 +231,18 @@ describe('reconciliation against the fake IVS', () => {
     const unknown = await usher.get(`/api/stage/${enc('arn:aws:ivs:us-east-1:123456789012:stage/unknownStage1')}/participants`);
     assert.equal(unknown.status, 404);
     assert.equal(fake.callsOf('GetStage').filter((c) => c.input?.arn?.endsWith('unknownStage1')).length, 0);
+  });
+
+  it('a stage IVS cannot list is skipped and noted; the others are reconciled', async () => {
+    const doomed = ok(await usher.post('/api/stage', { name: 'doomed' })).stage.stageArn;
+    fake.invoke('DeleteStage', { arn: doomed });   // behind usher's back
+    ok(await usher.post('/api/viewer/rejoin', { userId: 'ghost-late', stageArn: master, participantId: 'ghost-late-p' }));
+    await waitFor(() => !seated(master, 'ghost-late'), { timeoutMs: 15000, what: 'the ghost in the master removed' });
+    await waitFor(async () => {
+      const s = ok(await usher.get('/api/stats/stages')).stages.find((x) => x.stageId === doomed);
+      return s && /GetStage.*ResourceNotFound/.test(s.reconcile?.error ?? '');
+    }, { timeoutMs: 10000, what: 'the doomed stage noted' });
+    invariants();
   });
 
   it('follows the publisher in IVS: offline after the grace, joins 404; back live', async () => {
