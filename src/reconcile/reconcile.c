@@ -40,8 +40,6 @@ struct reconcile {
     json_t *read_at;                 /* arn → when its participants were asked for (ms) */
     /* the publisher */
     bool looking;
-    char event_time[40];             /* the newest IVS event taken (ISO 8601), "" none */
-    char event_id[128];              /* and its id */
     int64_t looked_ms;               /* last look's start, 0 = never */
     int64_t absent_since_ms;         /* no publisher seen since, 0 = one was seen */
     bool was_live;                   /* publisher:status at the last look */
@@ -395,28 +393,9 @@ void reconcile_tick(struct reconcile *r)
     store_stats(r->app->store, stages_read, r);
 }
 
-/* Whether an event (time: ISO 8601 of EventBridge's envelope, id) is news:
- * not one seen already, nor older than the newest seen. ISO 8601 times of
- * one form compare as text. */
-static bool event_news(struct reconcile *r, const char *time, const char *id)
+void reconcile_look_now(struct reconcile *r)
 {
-    int order = strcmp(time, r->event_time);
-    if (order < 0 || (order == 0 && strcmp(id, r->event_id) == 0))
-        return false;
-    snprintf(r->event_time, sizeof r->event_time, "%s", time);
-    snprintf(r->event_id, sizeof r->event_id, "%s", id);
-    return true;
-}
-
-enum hint_verdict reconcile_hint(struct reconcile *r, const char *arn, const char *time,
-                                 const char *id)
-{
-    if (!r->app->master_arn[0] || strcmp(arn, r->app->master_arn) != 0)
-        return HINT_OTHER_STAGE;
-    if (!event_news(r, time, id))
-        return HINT_STALE;
     struct stage_provider *p = r->app->provider;
-    if (p && p->ops->knows_participants(p) && !r->looking)
+    if (p && r->app->store && p->ops->knows_participants(p) && !r->looking && r->app->master_arn[0])
         publisher_look(r, false);
-    return HINT_TAKEN;
 }

@@ -21,8 +21,8 @@
  * It also follows the publisher in the master stage
  * (PUBLISHER_POLL_INTERVAL, find_publisher): a published participant
  * there makes publisher:status live; none for PUBLISHER_OFFLINE_GRACE makes
- * it offline. reconcile_hint takes an IVS event (EventBridge) as a hint
- * to look at once, in the process that received it.
+ * it offline. reconcile_look_now looks at once, in the process that
+ * received an IVS event (EventBridge) saying something happened there.
  *
  * Runs only with a provider that knows participants (knows_participants). */
 #ifndef USHER_RECONCILE_RECONCILE_H
@@ -44,14 +44,10 @@ void reconcile_free(struct reconcile *r);
  * for when PUBLISHER_POLL_INTERVAL has passed or a hint came. */
 void reconcile_tick(struct reconcile *r);
 
-/* Something happened to the publisher in stage arn (an IVS event of time
- * `time`, ISO 8601 as EventBridge's envelope has it, and id `id`). When arn
- * is the master stage and the event is news (not a duplicate, not older
- * than the newest taken in this process), the publisher is looked for at
- * once; that look can only make publisher:status live (going offline
- * takes the lease holder's regular looks and the grace). */
-enum hint_verdict { HINT_TAKEN, HINT_STALE, HINT_OTHER_STAGE };
-enum hint_verdict reconcile_hint(struct reconcile *r, const char *arn, const char *time,
-                                 const char *id);
+/* Looks for the publisher in the master stage at once (an IVS event said
+ * something happened there), unless a look is under way. That look can
+ * only make publisher:status live: going offline takes the lease holder's
+ * regular looks and the grace. */
+void reconcile_look_now(struct reconcile *r);
 
 #endif

@@ -303,6 +303,19 @@ static const char *event_ignored(json_t *body, const char **arn)
     return NULL;
 }
 
+static void event_judged(void *arg, enum store_error err, const char *detail, long long news)
+{
+    struct request *rq = arg;
+    if (err != STORE_OK) {
+        respond_store_error(rq, err, detail);
+        return;
+    }
+    if (news)
+        reconcile_look_now(scaler_reconcile(rq->app->scaler));
+    respond_ok(rq, 200, json_pack("{s:s, s:b, s:s?}", "id", body_str(rq, "id"), "taken", news == 1,
+                                  "ignored", news ? NULL : "a duplicate, or older than an event taken"));
+}
+
 void route_ivs_events(struct request *rq)
 {
     json_t *bad = json_array();
@@ -319,13 +332,13 @@ void route_ivs_events(struct request *rq)
     }
     json_decref(bad);
     const char *arn, *why = event_ignored(rq->body, &arn);
-    struct reconcile *r = scaler_reconcile(rq->app->scaler);
-    if (!why && r) {
-        enum hint_verdict v = reconcile_hint(r, arn, time, id);
-        why = v == HINT_STALE ? "a duplicate, or older than an event already taken"
-            : v == HINT_OTHER_STAGE ? "not the master stage" : NULL;
+    if (!why && strcmp(arn, rq->app->master_arn) != 0)
+        why = "not the master stage";
+    if (why) {
+        respond_ok(rq, 200, json_pack("{s:s, s:b, s:s}", "id", id, "taken", 0, "ignored", why));
+        return;
     }
-    respond_ok(rq, 200, json_pack("{s:s, s:b, s:s?}", "id", id, "taken", why == NULL, "ignored", why));
+    store_event_news(rq->app->store, arn, time, id, event_judged, rq);
 }
 
 /* ---- the local provider's test model ---------------------------------------- */

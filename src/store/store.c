@@ -21,7 +21,7 @@ extern const char usher_lua_library[];
 enum function {
     FN_SEAT, FN_HEARTBEAT, FN_LEAVE, FN_SWEEP, FN_VIEWER_LIST, FN_STATS, FN_STAGE_ADD,
     FN_STAGE_UPDATE, FN_STAGE_REMOVE, FN_STAGE_RENAME, FN_STAGE_RENEW, FN_LEASE, FN_RATE_TAKE,
-    FN_SEAT_OF, FN_RECONCILE_SEAT, FN_RECONCILE_GHOSTS, FN_RECONCILE_NOTES,
+    FN_SEAT_OF, FN_RECONCILE_SEAT, FN_RECONCILE_GHOSTS, FN_RECONCILE_NOTES, FN_EVENT_NEWS,
     FN_COUNT
 };
 
@@ -52,6 +52,7 @@ static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[
     [FN_RECONCILE_SEAT] = {"usher_reconcile_seat", {"stages", "total_viewers", "viewer:left"}},
     [FN_RECONCILE_GHOSTS] = {"usher_reconcile_ghosts", {"stages", "total_viewers"}},
     [FN_RECONCILE_NOTES] = {"usher_reconcile_notes", {"stage_reconcile"}},
+    [FN_EVENT_NEWS] = {"usher_event_news", {"ivs_events"}},
 };
 
 struct store {
@@ -510,6 +511,13 @@ void store_reconcile_note(struct store *s, const char *stage_arn, const char *no
 void store_reconcile_notes(struct store *s, store_text_fn fn, void *arg)
 {
     fcall(s, FN_RECONCILE_NOTES, CALL(TEXT, fn), 0, NULL);
+}
+
+void store_event_news(struct store *s, const char *stage_arn, const char *time, const char *id,
+                      store_number_fn fn, void *arg)
+{
+    const char *args[] = {stage_arn, time, id};
+    fcall(s, FN_EVENT_NEWS, CALL(NUMBER, fn), 3, args);
 }
 
 /* ---- stage events ------------------------------------------------------- */

@@ -263,6 +263,11 @@ void store_reconcile_note(struct store *s, const char *stage_arn, const char *no
                           store_done_fn fn, void *arg);
 /* text: JSON object arn → note, of every stage reconciled. */
 void store_reconcile_notes(struct store *s, store_text_fn fn, void *arg);
+/* Whether an IVS event (EventBridge envelope: time as ISO 8601
+ * YYYY-MM-DDTHH:MM:SS[.f]Z, id) about a stage is news: none later, nor
+ * the same, was taken for it. n: 1 news (now recorded), 0 not. */
+void store_event_news(struct store *s, const char *stage_arn, const char *time, const char *id,
+                      store_number_fn fn, void *arg);
 
 /* ---- stage events ------------------------------------------------------- */
 

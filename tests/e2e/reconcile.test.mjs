@@ -317,6 +317,21 @@ describe('EventBridge events as hints', () => {
     }
     assert.equal((await usher.post('/api/ivs/events', event('e-9', '2026-01-01T00:01:00Z'))).status, 401, 'the API key is needed');
   });
+
+  it('another process sees the same duplicates', async () => {
+    const second = await Usher.start(redis, awsEnv(fake, { PUBLISHER_POLL_INTERVAL: '0', RECONCILE_INTERVAL: '0',
+      API_SECRET_KEY: 'k'.repeat(32), SKIP_AUTH: 'false' }));
+    try {
+      const first = ok(await post(event('e-10', '2026-01-01T00:02:00Z')));
+      assert.equal(first.taken, true);
+      const again = ok(await second.post('/api/ivs/events', event('e-10', '2026-01-01T00:02:00Z'), { headers: key }));
+      assert.equal(again.taken, false, 'the duplicate delivered to another process');
+      const older = ok(await second.post('/api/ivs/events', event('e-11', '2026-01-01T00:01:30Z'), { headers: key }));
+      assert.equal(older.taken, false);
+    } finally {
+      await second.close();
+    }
+  });
 });
 
 describe('a full pass at 5 TPS', () => {

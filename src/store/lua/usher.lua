@@ -22,7 +22,7 @@
 
 -- Raise VERSION with every change to this file: a connecting usher replaces
 -- the library in Redis only when Redis holds an older one (store/redis.c).
-local VERSION = 5
+local VERSION = 6
 
 -- A stage's seating mode (stages/state.h names them in C). `stage_mode`
 -- holds only waiting and draining: no field means open.
@@ -359,6 +359,23 @@ local function reconcile_notes(keys, args)
   return '{' .. table.concat(parts, ',') .. '}'
 end
 
+-- event_news: an IVS event (EventBridge) about a stage is news when no
+-- event taken for that stage was later, nor is the same one; then it is
+-- recorded (`ivs_events`, arn → "time id"), so every usher process judges
+-- duplicates and order alike. Times are ISO 8601 of one form (they compare
+-- as text, and hold no space).
+-- ARGV: prefix, arn, time, event id. KEYS: ivs_events.
+-- Returns 1 when news (recorded), else 0.
+local function event_news(keys, args)
+  local c = context(keys, args)
+  local arn, time, id = args[2], args[3], args[4]
+  local last = redis.call('HGET', key(c, 'ivs_events'), arn)
+  local t, i = string.match(last or '', '^(%S+) (.*)$')
+  if t and (time < t or (time == t and id == i)) then return 0 end
+  redis.call('HSET', key(c, 'ivs_events'), arn, time .. ' ' .. id)
+  return 1
+end
+
 -- stats: everything /api/stats shows and the scaler decides from.
 -- ARGV: prefix. KEYS: total_viewers, publisher:status, master_stage,
 -- stages, stage_info, stage_mode, stage_state.
@@ -575,6 +592,7 @@ redis.register_function('usher_stage_renew', stage_renew)
 redis.register_function('usher_lease', lease)
 redis.register_function('usher_rate_take', rate_take)
 redis.register_function('usher_reconcile_seat', reconcile_seat)
+redis.register_function('usher_event_news', event_news)
 -- Those that only free seats and keys run even when Redis is out of
 -- memory (maxmemory reached), as they did as scripts: refusing them would
 -- keep the memory taken.
