@@ -130,6 +130,7 @@ struct listing {
     json_t *page;                    /* {sessionId, nextToken} */
     size_t waiting;                  /* seat look-ups still due */
     bool failed;
+    long max_results;                /* asked for, 1-100 */
 };
 
 static void listing_end(struct listing *l)
@@ -208,25 +209,25 @@ static void participants_listed(void *arg, const struct participant_page *page, 
         listing_end(l);
 }
 
+/* The stage is usher's: IVS is asked for its participants. */
 static void stage_known(void *arg, enum store_error err, const char *detail,
                         const struct viewer_list *list)
 {
     (void)list;
-    struct request *rq = arg;
+    struct listing *l = arg;
+    struct request *rq = l->rq;
     struct stage_provider *p = rq->app->provider;
-    struct listing *l = err == STORE_OK && p ? calloc(1, sizeof *l) : NULL;
-    if (!l) {
+    if (err != STORE_OK || !p) {
         if (err != STORE_OK)
             respond_store_error(rq, err, detail);
         else
-            respond_unavailable(rq, p ? "out of memory" : "shutting down");
+            respond_unavailable(rq, "shutting down");
+        free(l);
         return;
     }
-    const char *max = request_query(rq, "maxResults");
-    l->rq = rq;
     struct participant_query q = {.arn = rq->param, .session = request_query(rq, "sessionId"),
                                   .next_token = request_query(rq, "nextToken"),
-                                  .max_results = max ? strtol(max, NULL, 10) : 100};
+                                  .max_results = l->max_results};
     p->ops->list_participants(p, &q, participants_listed, l);
 }
 
@@ -263,8 +264,15 @@ void route_stage_participants(struct request *rq)
                                             "(local provider without LOCAL_PARTICIPANTS_API)", NULL);
         return;
     }
+    struct listing *l = calloc(1, sizeof *l);
+    if (!l) {
+        respond_error(rq, 500, "INTERNAL_ERROR", "the request could not be completed", NULL);
+        return;
+    }
+    l->rq = rq;
+    l->max_results = most;
     /* A stage usher does not run is 404 before IVS is asked. */
-    store_viewer_list(rq->app->store, rq->param, 0, 1, stage_known, rq);
+    store_viewer_list(rq->app->store, rq->param, 0, 1, stage_known, l);
 }
 
 /* ---- IVS events (EventBridge) ---------------------------------------------- */
