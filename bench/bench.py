@@ -10,17 +10,17 @@ How each figure is taken:
   usher CPU us/request          utime+stime of /proc/<usher>/stat (all
                                 threads) over the timed run / requests
   Redis round trips/request     INFO commandstats deltas over the timed run:
-                                commands that no usher script calls
-                                (EVALSHA, PING, ...) / requests. Redis 7
-                                also counts the commands a script runs
+                                commands that no usher function calls
+                                (FCALL, PING, ...) / requests. Redis 7
+                                also counts the commands a function runs
                                 (redis.call) in commandstats; those are
                                 shown apart, as "in-script commands".
                                 A MONITOR probe before each run records
                                 exactly what usher sends per request.
   usher RSS                     VmRSS of /proc/<usher>/status
-  references                    redis-benchmark -c 50 with the EVALSHA
-                                argv usher itself sent (caught by MONITOR),
-                                after SCRIPT LOAD of src/store/lua/*.lua;
+  references                    redis-benchmark -c 50 with the FCALL
+                                argv usher itself sent (caught by MONITOR)
+                                of its library src/store/lua/usher.lua;
                                 openssl speed -multi <nproc> ecdsap384
 
 Settings (environment): BENCH_SECONDS (10), BENCH_WARMUP (2),

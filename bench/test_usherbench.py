@@ -93,9 +93,10 @@ class Parsers(unittest.TestCase):
         self.assertEqual((top, inner), ([["EVALSHA", "abc", "1"]], 1))
 
     def test_background_calls_left_out(self):
-        top = [["EVALSHA", "L"], ["EVALSHA", "S"], ["EVALSHA", "H"], ["XADD", "x"], ["EVALSHA", "S"]]
-        mine, bg = probe.split_background(top, {"lease": "L", "stats": "S", "sweep": None})
-        self.assertEqual(mine, [["EVALSHA", "H"], ["EVALSHA", "S"]])
+        top = [["FCALL", "usher_lease"], ["FCALL", "usher_stats"], ["FCALL", "usher_heartbeats"], ["XADD", "x"],
+               ["FCALL", "usher_stats"]]
+        mine, bg = probe.split_background(top)
+        self.assertEqual(mine, [["FCALL", "usher_heartbeats"], ["FCALL", "usher_stats"]])
         self.assertEqual(len(bg), 3)
 
     def test_probe_summary_of_nothing_has_no_rates(self):
@@ -116,7 +117,7 @@ def full_results():
     ref = {"rps": 40000.0, "p50_ms": 0.5, "p99_ms": 1.0, "redis_cpu_us": 3.0}
     burst = {"n": 10, "idle_wait_s": 1, "send_window_s": 0.9, "send_lag_max_ms": 0.1, "ok": 10,
              "statuses": {200: 10}, "p50_ms": 100, "p99_ms": 300, "max_ms": 400, "last_answer_s": 1.0,
-             "usher_cpu_us": 700, "evalsha": 10, "cpu_split": [90, 5, 3, 2], "rss_before": 1 << 20,
+             "usher_cpu_us": 700, "fcall": 10, "cpu_split": [90, 5, 3, 2], "rss_before": 1 << 20,
              "rss": 2 << 20, "lat_by_decile": [[1, 2, 3]], "log": [], "wanted": 10}
     return {
         "date": "today", "elapsed_s": 60, "versions": {"usher": "1.0"}, "quiet": 2,
@@ -133,7 +134,7 @@ def full_results():
                    "stats": {"top_per_req": 1, "names": {"EVALSHA": 1}, "background": 0, "inner_per_req": 9},
                    "stats_big": {"top_per_req": 1, "names": {"EVALSHA": 1}, "background": 0, "inner_per_req": 9},
                    "heartbeat": {"top_per_req": 1, "names": {"EVALSHA": 1}, "background": 0, "inner_per_req": 3}},
-        "checks": [{"script": "stats", "sha": "a" * 40, "usher_sha": "a" * 40, "same": True}],
+        "checks": [{"library": "usher", "version": 2, "source_version": 2, "same": True}],
         "burst": burst,
         "mem": {"seeded": {"total_viewers": 100000, "hlen_sum": 100000, "per_viewer": 250, "viewers": 99800,
                            "seconds": 3, "seat_us": 20, "parts": {}, "sample": ["u", "{}"]},
@@ -153,7 +154,7 @@ class Report(unittest.TestCase):
         text = report.render(full_results(), self.ctx)
         for part in ("Run of today", "| scenario | req/s |", "Each usher figure as a ratio", "CPU split during",
                      "Round trips per request", "Before each run the harness waits", "Join-then-leave:",
-                     "What usher sent to Redis", "Scripts: stats.lua = the SHA usher runs", "Burst: 10 connections",
+                     "What usher sent to Redis", "Function library: `usher` version 2 in Redis = src/store/lua/usher.lua", "Burst: 10 connections",
                      "Memory at 100000 seated", "Sweep: usher running", "### Targets", "### Commands, as run",
                      "wrk -t2 x"):
             self.assertIn(part, text)

@@ -17,7 +17,10 @@ struct stage_provider;
 struct http_server;
 struct sweeper;
 struct scaler;
+struct waiters;
+struct recovery;
 struct read_batch;
+struct stats_cache;
 struct endpoints_cache;
 struct aws_limiter;
 
@@ -33,14 +36,18 @@ struct app {
     struct http_server *http;
     struct sweeper *sweeper;
     struct scaler *scaler;
+    struct waiters *waiters;         /* joins waiting for a stage to open */
+    struct recovery *recovery;       /* notices lost state in Redis, rebuilds it */
     struct read_batch *stats_batch;  /* GET /api/stats callers share calls */
+    struct stats_cache *stats_cache; /* its stage entries, rendered once */
     struct endpoints_cache *endpoints; /* stages' endpoints for tokens (stages/endpoints.h) */
     struct aws_limiter *limiter;     /* IVS call pace shared in Redis (aws provider only) */
     int64_t started_ms;
     /* The master stage, as Redis has it; empty until Redis has been reached
-     * (it is looked up again after every reconnect). */
+     * (checked again every few seconds and after every reconnect, and
+     * kept as the hint to rebuild with when Redis loses it:
+     * stages/recovery.h). */
     char master_arn[STAGE_ARN_MAX + 1];
-    int master_lookups;              /* master stage look-ups under way (stages.c) */
 };
 
 #endif

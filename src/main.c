@@ -5,8 +5,9 @@
  * failure stops the start), then the parts of struct app in the order they
  * depend on each other. The server listens at once; until Redis
  * answers, requests that need it get 503 and the Redis layer keeps retrying
- * (and says why in the log). Each time Redis becomes ready, the master
- * stage is looked up (or made) again, since Redis may have lost its data.
+ * (and says why in the log). Each time Redis becomes ready, and every few
+ * seconds, the state in Redis is checked, since Redis may have lost its
+ * data (stages/recovery.h).
  *
  * Stop (SIGTERM/SIGINT): close the listener, let requests in flight finish
  * (up to DRAIN_LIMIT_MS), then take the parts down in reverse, flushing the
@@ -28,9 +29,11 @@
 #include "ivs/shared_limiter.h"
 #include "routes/routes.h"
 #include "scaler/scaler.h"
+#include "scaler/waiters.h"
 #include "stages/endpoints.h"
-#include "stages/stages.h"
+#include "stages/recovery.h"
 #include "store/embedded.h"
+#include "routes/stats_cache.h"
 #include "store/read_batch.h"
 #include "store/store.h"
 #include "sweeper/sweeper.h"
@@ -52,7 +55,9 @@ struct shutdown {
 
 static void on_redis_ready(void *arg)
 {
-    stage_ensure_master(arg);
+    struct app *app = arg;
+    if (app->recovery)
+        recovery_check(app->recovery);
 }
 
 static void drain_check(evutil_socket_t fd, short what, void *arg)
@@ -102,6 +107,8 @@ static void take_down(struct app *app)
         event_base_dispatch(app->base);
     }
     flush_loop(app->base);
+    waiters_free(app->waiters);     /* joins still waiting try once more, and are answered */
+    app->waiters = NULL;
     if (app->limiter) {             /* before the client: its waiting calls fail next */
         aws_client_set_limiter(aws_provider_client(app->provider), NULL);
         app->limiter->free(app->limiter);
@@ -117,8 +124,10 @@ static void take_down(struct app *app)
     flush_loop(app->base);
     http_server_free(app->http);
     read_batch_free(app->stats_batch);
+    stats_cache_free(app->stats_cache);
     sweeper_free(app->sweeper);
     scaler_free(app->scaler);
+    recovery_free(app->recovery);
     token_key_free(app->key);
     endpoints_cache_free(app->endpoints);
 }
@@ -165,7 +174,10 @@ static int make_parts(struct app *app, char *err, size_t errlen)
     app->http = http_server_new(app, usher_routes, usher_route_count, err, errlen);
     app->sweeper = sweeper_new(app);
     app->scaler = scaler_new(app);
+    app->waiters = waiters_new(app->base);
+    app->recovery = recovery_new(app);
     app->stats_batch = app->store ? read_batch_new(app->store, free) : NULL;
+    app->stats_cache = stats_cache_new();
     app->endpoints = endpoints_cache_new(2 * (size_t)cfg->max_stages + 16);
     /* IVS calls are paced with every other process, through Redis. */
     if (client && app->store &&
@@ -173,8 +185,9 @@ static int make_parts(struct app *app, char *err, size_t errlen)
         aws_client_set_limiter(client, app->limiter);
     if (!app->http)
         return -1;                  /* err says why */
-    if (!app->signer || !app->store || !app->sweeper || !app->scaler || !app->stats_batch ||
-        !app->endpoints || (client && !app->limiter)) {
+    if (!app->signer || !app->store || !app->sweeper || !app->scaler || !app->waiters ||
+        !app->recovery || !app->stats_batch || !app->stats_cache || !app->endpoints ||
+        (client && !app->limiter)) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }

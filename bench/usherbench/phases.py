@@ -27,11 +27,11 @@ def repeat(n, fn):
     return n
 
 
-def first_evalsha(p):
-    """The first EVALSHA argv a probe caught; stops the run when there is none."""
-    calls = [a for a in p["top"] if a[0].upper() == "EVALSHA"]
+def first_fcall(p, *names):
+    """The first FCALL argv of one of names a probe caught; stops the run when there is none."""
+    calls = [a for a in p["top"] if probe.fcall_name(a) in names]
     if not calls:
-        raise SystemExit(f"probe {p['label']}: usher sent no EVALSHA ({p['top']})")
+        raise SystemExit(f"probe {p['label']}: usher sent no FCALL {' or '.join(names)} ({p['top']})")
     return calls[0]
 
 
@@ -59,14 +59,14 @@ def run_stats(ctx, R, usher, redis, key, stages, viewers):
     label = "stats" if key == "stats_small" else "stats-big"
     p = probe.probe(ctx, redis, lambda: repeat(10, lambda: usher.must("GET", "/api/stats")), label)
     R["probes"]["stats" if key == "stats_small" else key] = p
-    call = first_evalsha(p)
+    call = first_fcall(p, "usher_stats")
     if key == "stats_small":
-        R["checks"].append(probe.script_check(ctx, redis, "stats", call[1]))
+        R["checks"].append(probe.library_check(ctx, redis))
     prof = ctx.perf_path(key.replace("_", "-"))
     R["scen"][key] = measure.scenario(ctx, f"GET /api/stats ({stages} stages, {viewers} viewers)",
                                       usher, redis, "get.lua", "/api/stats", profile_to=prof)
     R["scen"][key]["stages"], R["scen"][key]["viewers"] = stages, viewers
-    R["refs"][key] = references.redis_benchmark(ctx, redis, call, f"stats.lua, {stages} stages")
+    R["refs"][key] = references.redis_benchmark(ctx, redis, call, f"FCALL usher_stats, {stages} stages")
     R["profiles"][key] = prof
 
 
@@ -77,20 +77,18 @@ def run_heartbeat(ctx, R, usher, redis, users_file, seated):
         return len(seated[:10])
     p = probe.probe(ctx, redis, beats, "heartbeat")
     R["probes"]["heartbeat"] = p
-    call = first_evalsha(p)
-    R["checks"].append(probe.script_check(ctx, redis, "heartbeat", call[1]))
+    call = first_fcall(p, "usher_heartbeats", "usher_heartbeat")   # batched since library version 2
     prof = ctx.perf_path("heartbeat")
     R["scen"]["heartbeat"] = measure.scenario(ctx, "POST /api/viewer/heartbeat", usher, redis, "heartbeat.lua",
                                               "/api/viewer/heartbeat", {"BENCH_USERS": users_file},
                                               profile_to=prof)
-    R["refs"]["heartbeat"] = references.redis_benchmark(ctx, redis, call, "heartbeat.lua")
+    R["refs"]["heartbeat"] = references.redis_benchmark(ctx, redis, call, f"FCALL {call[1]} (1 heartbeat)")
     R["profiles"]["heartbeat"] = prof
 
 
 def run_join(ctx, R, usher, redis):
     call, p, _ = probe.seat_call(ctx, usher, redis, "probe-join-1")
     R["probes"]["join"] = p
-    R["checks"].append(probe.script_check(ctx, redis, "seat", call.argv[1]))
     snap = {}
 
     def join_snapshot():        # after the warm-up, which seats viewers too
@@ -144,7 +142,7 @@ def redis_parts(redis, arn):
 
 
 def seed_big(ctx, R, usher, redis, arns):
-    """Seats viewers with usher's own seat.lua call up to BENCH_BIG_VIEWERS."""
+    """Seats viewers with usher's own usher_seat call up to BENCH_BIG_VIEWERS."""
     call, _, _ = probe.seat_call(ctx, usher, redis, "probe-join-2")
     need = ctx.cfg.big_viewers - redis.get_int(PREFIX + "total_viewers")
     if need <= 0:
@@ -152,20 +150,20 @@ def seed_big(ctx, R, usher, redis, arns):
                          f"{ctx.cfg.big_viewers}: no viewer left to seat, so no memory per viewer to measure "
                          "(raise BENCH_BIG_VIEWERS)")
     mem0, cs0 = redis.used_memory(), redis.r.cmdstats()
-    log(f"big: {len(arns)} stages; seating {need} more viewers with usher's seat.lua call "
-        f"(EVALSHA, pipelined) to reach {ctx.cfg.big_viewers}")
+    log(f"big: {len(arns)} stages; seating {need} more viewers with usher's own call "
+        f"(FCALL usher_seat, pipelined) to reach {ctx.cfg.big_viewers}")
     took = probe.seed(redis, call, need, f"seed-{random.getrandbits(24):06x}-", int(time.time() * 1000))
     cs1, mem1 = redis.r.cmdstats(), redis.used_memory()
     tv = redis.get_int(PREFIX + "total_viewers")
     hl = sum(redis.r.pipeline([["HLEN", f"{PREFIX}viewer:heartbeat:{a}"] for a in arns]))
-    seat_calls = cs1["evalsha"][0] - cs0["evalsha"][0]
+    seat_calls = cs1["fcall"][0] - cs0.get("fcall", (0, 0))[0]
     R["mem"]["seeded"] = {"viewers": need, "bytes": mem1 - mem0, "per_viewer": (mem1 - mem0) / need,
                           "seconds": took, "total_viewers": tv, "hlen_sum": hl,
-                          "seat_us": (cs1["evalsha"][1] - cs0["evalsha"][1]) / max(1, seat_calls),
+                          "seat_us": (cs1["fcall"][1] - cs0.get("fcall", (0, 0))[1]) / max(1, seat_calls),
                           "used_memory": mem1, "parts": redis_parts(redis, arns[-1]),
                           "sample": redis.r.call("HRANDFIELD", f"{PREFIX}viewer:heartbeat:{arns[-1]}", "1",
                                                  "WITHVALUES")}
-    log(f"big: {tv} seated (sum of HLEN {hl}) in {took:.1f}s; seat.lua at {len(arns)} stages "
+    log(f"big: {tv} seated (sum of HLEN {hl}) in {took:.1f}s; usher_seat at {len(arns)} stages "
         f"{R['mem']['seeded']['seat_us']:.0f} us in Redis per call")
     return tv
 
@@ -255,7 +253,7 @@ def burst_once(ctx, redis, name, settings):
     # CPU % of one core over the burst: usher, redis, this client, everything else
     res["cpu_split"] = [100 * x / d[0] for x in (d[2], d[3], d[4], max(0.0, d[1] - d[2] - d[3] - d[4]))]
     res["usher_cpu_us"] = d[2] * 1e6 / max(1, res["ok"])
-    res["evalsha"] = snap["cs1"]["evalsha"][0] - snap["cs0"].get("evalsha", (0, 0))[0]
+    res["fcall"] = snap["cs1"].get("fcall", (0, 0))[0] - snap["cs0"].get("fcall", (0, 0))[0]
     res["rss"], res["rss_before"] = usher.hwm(), snap["rss0"]
     res["wanted"], res["settings"] = ctx.cfg.burst, settings
     usher.stop()
@@ -297,7 +295,7 @@ def sweep_seed(ctx, usher, redis, call):
     old = int(time.time() * 1000) - 2 * SWEEP_TIMEOUT * 1000
     tag = f"silent-{random.getrandbits(24):06x}-"
     cmds = [["MULTI"]] + [call.make(f"{tag}{i}", old) for i in range(n)] + [["EXEC"]]
-    tick = probe.wait_for_call(redis, probe.lua_sha(ctx.cfg.lua_src, "sweep"), 3 * SWEEP_INTERVAL)
+    tick = probe.wait_for_call(redis, "usher_sweep", 3 * SWEEP_INTERVAL)
     replies = redis.r.pipeline(cmds)
     t_seeded = time.time()
     for cmd in SLOWLOG_SETUP:
@@ -326,13 +324,12 @@ def sweep_watch(redis, seeded, t_seeded):
     return t_first, t_zero
 
 
-def sweep_calls(slow, sweep_sha):
+def sweep_calls(slow, sweep_fn="usher_sweep"):
     """From SLOWLOG GET entries: the sweep calls' µs (descending) and the
     longest other commands (the harness's own, named bench-harness, left out)."""
-    calls = sorted((e[2] for e in slow if len(e[3]) > 1 and e[3][0].upper() == "EVALSHA"
-                    and e[3][1] == sweep_sha), reverse=True)
+    calls = sorted((e[2] for e in slow if probe.fcall_name(e[3]) == sweep_fn), reverse=True)
     others = sorted(({"us": e[2], "cmd": " ".join(str(x) for x in e[3][:3])[:70]} for e in slow
-                     if not (len(e[3]) > 1 and e[3][1] == sweep_sha)
+                     if probe.fcall_name(e[3]) != sweep_fn
                      and not (len(e) > 5 and e[5] == "bench-harness")), key=lambda e: -e["us"])
     return calls, others
 
@@ -354,11 +351,11 @@ def phase_sweep(ctx, R):
     usher.must("POST", "/api/viewer/leave", {"userId": "probe-join-3", "stageArn": d["stageArn"]})
     idle = procs.wait_idle(usher)
     log(f"sweep: usher idle after {idle:.0f}s; {ctx.cfg.sweep_n} viewers with heartbeats {2 * SWEEP_TIMEOUT}s "
-        f"old appear at once (MULTI, {ctx.cfg.sweep_n} x usher's seat.lua call, EXEC)")
+        f"old appear at once (MULTI, {ctx.cfg.sweep_n} x usher's usher_seat call, EXEC)")
     tick, t_seeded = sweep_seed(ctx, usher, redis, call)
     t_first, t_zero = sweep_watch(redis, ctx.cfg.sweep_n, t_seeded)
     time.sleep(0.3)
-    calls, others = sweep_calls(redis.r.call("SLOWLOG", "GET", "-1"), probe.lua_sha(ctx.cfg.lua_src, "sweep"))
+    calls, others = sweep_calls(redis.r.call("SLOWLOG", "GET", "-1"))
     latest = redis.r.call("LATENCY", "LATEST")
     with open(usher.logfile, errors="replace") as f:
         sweep_lines = [l.strip() for l in f if "sweep:" in l]

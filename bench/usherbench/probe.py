@@ -1,9 +1,8 @@
 """probe -- what usher sends to Redis, seen with MONITOR: the commands
-one request costs (top level and inside scripts), usher's own seat.lua
-call (so viewers can be seated with exactly usher's script and
-arguments), and waiting for one of usher's timers to fire."""
+one request costs (top level and inside functions), usher's own
+`FCALL usher_seat` (so viewers can be seated with exactly usher's function
+and arguments), and waiting for one of usher's timers to fire."""
 
-import hashlib
 import os
 import random
 import re
@@ -37,7 +36,7 @@ def unrepr(s):
 
 
 def script_inner_commands(lua_src):
-    """Names of the commands usher's scripts run with redis.call/pcall."""
+    """Names of the commands usher's function library runs with redis.call/pcall."""
     names = set()
     for fn in sorted(os.listdir(lua_src)):
         if fn.endswith(".lua"):
@@ -46,13 +45,16 @@ def script_inner_commands(lua_src):
     return frozenset(names)
 
 
-def lua_sha(lua_src, name):
-    """SHA1 of src/store/lua/<name>.lua (what EVALSHA names), None if absent."""
-    path = os.path.join(lua_src, name + ".lua")
-    if not os.path.exists(path):
-        return None
-    with open(path, "rb") as f:
-        return hashlib.sha1(f.read()).hexdigest()
+def fcall_name(argv):
+    """The function an FCALL argv calls (usher_seat, ...), None for other commands."""
+    return argv[1] if argv and argv[0].upper() in ("FCALL", "FCALL_RO") and len(argv) > 1 else None
+
+
+def library_version(lua_src):
+    """The VERSION of src/store/lua/usher.lua."""
+    with open(os.path.join(lua_src, "usher.lua")) as f:
+        m = re.search(r"^local VERSION = (\d+)", f.read(), re.M)
+    return int(m.group(1)) if m else None
 
 
 def parse_monitor(lines, own_addr):
@@ -71,18 +73,20 @@ def parse_monitor(lines, own_addr):
     return top, inner
 
 
-def split_background(top, shas):
+OWN_TIMERS = ("usher_lease", "usher_sweep", "usher_stage_renew", "usher_reindex")
+
+
+def split_background(top):
     """usher's own timers may fire meanwhile: the scaler's tick is a lease
     call then a stats call; the sweeper's are sweep and stage_renew calls.
-    shas: {script name: sha}. Returns (the request's commands, background)."""
-    own = {shas.get(n) for n in ("lease", "sweep", "stage_renew")} - {None}
+    Returns (the request's commands, background)."""
     mine, bg, skip_view = [], [], 0
     for a in top:
-        sha = a[1] if a[0].upper() == "EVALSHA" and len(a) > 1 else None
-        if sha in own or a[0].upper() == "XADD":
+        fn = fcall_name(a)
+        if fn in OWN_TIMERS or a[0].upper() == "XADD":
             bg.append(a)
-            skip_view += sha == shas.get("lease")
-        elif skip_view and sha == shas.get("stats"):
+            skip_view += fn == "usher_lease"
+        elif skip_view and fn == "usher_stats":
             bg.append(a)
             skip_view -= 1
         else:
@@ -126,8 +130,7 @@ def probe(ctx, redis, fn, label):
         lines.append(line)
     mon.close()
     top, inner = parse_monitor(lines, redis.r.addr)
-    shas = {k: lua_sha(ctx.cfg.lua_src, k) for k in ("lease", "sweep", "stage_renew", "stats")}
-    mine, bg = split_background(top, shas)
+    mine, bg = split_background(top)
     return probe_summary(label, n, mine, bg, inner, elapsed)
 
 
@@ -138,18 +141,17 @@ def probe_text(p):
             f"{p['inner_per_req']:g} in-script")
 
 
-def script_check(ctx, redis, name, sha):
-    """SCRIPT LOADs src/store/lua/<name>.lua; does usher run that text?"""
-    with open(os.path.join(ctx.cfg.lua_src, name + ".lua"), "rb") as f:
-        text = f.read()
-    loaded = redis.r.call("SCRIPT", "LOAD", text)
-    return {"script": name, "sha": loaded, "usher_sha": sha, "same": loaded == sha}
+def library_check(ctx, redis):
+    """Does Redis run the library of src/store/lua/usher.lua (its VERSION)?"""
+    want = library_version(ctx.cfg.lua_src)
+    loaded = int(redis.r.call("FCALL", "usher_version", "0"))
+    return {"library": "usher", "version": loaded, "source_version": want, "same": loaded == want}
 
 
 class SeatCall:
-    """The EVALSHA argv usher sent for one join (from a MONITOR probe), with
-    the positions of the user id, participant id and time stamp, so that
-    viewers can be seated with exactly usher's script and arguments."""
+    """The FCALL usher_seat argv usher sent for one join (from a MONITOR
+    probe), with the positions of the user id, participant id and time
+    stamp, so that viewers can be seated with exactly usher's call."""
 
     def __init__(self, argv, user, pid, now_ms):
         self.argv = argv
@@ -177,14 +179,14 @@ def seat_call(ctx, usher, redis, user):
         got["data"] = usher.must("POST", "/api/token/viewer", {"userId": user})
         return 1
     p = probe(ctx, redis, join, "join")
-    evals = [a for a in p["top"] if a[0].upper() == "EVALSHA" and user in a]
+    evals = [a for a in p["top"] if fcall_name(a) == "usher_seat" and user in a]
     if len(evals) != 1:
         raise SystemExit(f"could not catch usher's seat call: {p['top']}")
     return SeatCall(evals[0], user, got["data"]["participantId"], got["now"]), p, got["data"]
 
 
 def seed(redis, call, count, prefix, now_ms, batch=2000):
-    """Seats `count` new viewers with usher's own seat.lua call, pipelined."""
+    """Seats `count` new viewers with usher's own usher_seat call, pipelined."""
     done, t0 = 0, time.time()
     while done < count:
         k = min(batch, count - done)
@@ -196,8 +198,8 @@ def seed(redis, call, count, prefix, now_ms, batch=2000):
     return time.time() - t0
 
 
-def wait_for_call(redis, sha, timeout):
-    """Waits (MONITOR) until usher sends EVALSHA <sha>; False on timeout."""
+def wait_for_call(redis, name, timeout):
+    """Waits (MONITOR) until usher sends FCALL <name>; False on timeout."""
     mon = Resp(redis.port)
     mon.sock.settimeout(timeout)
     mon.sock.sendall(Resp.encode(["MONITOR"]))
@@ -205,7 +207,7 @@ def wait_for_call(redis, sha, timeout):
     try:
         while time.time() < deadline:
             line = mon.read()
-            if isinstance(line, str) and sha and sha in line:
+            if isinstance(line, str) and f'"FCALL" "{name}"' in line:
                 return True
     except (OSError, socket.timeout):
         pass

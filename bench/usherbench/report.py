@@ -37,9 +37,9 @@ def short_names(cfg):
 def ref_rows(cfg):
     """(scenario, its reference, the reference's name) in table order."""
     return [("health", "health", "redis-benchmark PING"),
-            ("stats_small", "stats_small", "redis-benchmark EVALSHA stats.lua"),
-            ("stats_big", "stats_big", "redis-benchmark EVALSHA stats.lua"),
-            ("heartbeat", "heartbeat", "redis-benchmark EVALSHA heartbeat.lua"),
+            ("stats_small", "stats_small", "redis-benchmark FCALL usher_stats"),
+            ("stats_big", "stats_big", "redis-benchmark FCALL usher_stats"),
+            ("heartbeat", "heartbeat", "redis-benchmark FCALL usher_heartbeats, 1 heartbeat"),
             ("join", "openssl", f"openssl speed -multi {cfg.nproc} ecdsap384 (sign/s)"),
             ("joinleave", "openssl", "same, per join (cycles/s = req/s ÷ 2)")]
 
@@ -56,7 +56,7 @@ def section_intro(R, ctx, w):
     w("")
     w(f"Each scenario: {cfg.warmup} s warm-up, then {cfg.seconds} s of `wrk -t{cfg.wrk_threads} -c{cfg.conns} --latency`. "
       f"References run against the same Redis in the same run: `redis-benchmark -c {cfg.conns}` with the "
-      f"EVALSHA call usher itself sent (caught with MONITOR), and `openssl speed -seconds "
+      f"FCALL usher itself sent (caught with MONITOR), and `openssl speed -seconds "
       f"{cfg.openssl_seconds} -multi {cfg.nproc} ecdsap384`, run before the join runs and again after them: "
       f"{F['openssl']['before']:.1f} and {F['openssl']['after']:.1f} ES384 signatures/s (other processes "
       f"meanwhile {F['openssl']['other'][0]:.0f} % and {F['openssl']['other'][1]:.0f} % of one core), mean "
@@ -159,13 +159,14 @@ def section_warmup(R, ctx, w):
 
 
 def section_probes(R, ctx, w):
-    """What usher sent to Redis per request; the scripts' SHAs."""
+    """What usher sent to Redis per request; the function library's version."""
     w("What usher sent to Redis per request (MONITOR probe of 10 requests before each run): " + "; ".join(
         f"{k}: {probe_text(p)}" for k, p in R["probes"].items()) + ".")
     w("")
-    w("Scripts: " + ", ".join(
-        f"{c['script']}.lua {'= the SHA usher runs' if c['same'] else 'DIFFERS from what usher runs (' + c['usher_sha'][:8] + ')'}"
-        f" ({c['sha'][:12]})" for c in R["checks"]) + " (SCRIPT LOAD of src/store/lua/*.lua).")
+    w("Function library: " + ", ".join(
+        f"`{c['library']}` version {c['version']} in Redis "
+        f"{'= src/store/lua/usher.lua' if c['same'] else 'DIFFERS from src/store/lua/usher.lua (' + str(c['source_version']) + ')'}"
+        for c in R["checks"]) + ".")
     w("")
 
 
@@ -184,7 +185,7 @@ def section_bursts(R, ctx, w):
           f"{b['p50_ms']:.0f} ms, p99 {b['p99_ms']:.0f} ms, max {b['max_ms']:.0f} ms; last answer "
           f"{b['last_answer_s']:.2f} s after the first request (= {b['ok'] / max(b['last_answer_s'], 1e-9):.0f} "
           f"joins/s); usher {b['usher_cpu_us']:.0f} µs CPU per join from the first request to the last answer, "
-          f"{b['evalsha']} EVALSHA; CPU over the burst (% of one core): usher {b['cpu_split'][0]:.0f}, redis "
+          f"{b['fcall']} FCALL; CPU over the burst (% of one core): usher {b['cpu_split'][0]:.0f}, redis "
           f"{b['cpu_split'][1]:.0f}, the client {b['cpu_split'][2]:.0f}, other processes {b['cpu_split'][3]:.0f}; "
           f"usher RSS {mb(b['rss_before'])} with the {b['n']} connections open, peak "
           f"{mb(b['rss'])}. Latency by tenth of the burst, in sending order (min/median/max ms): "
@@ -201,8 +202,8 @@ def section_memory(R, ctx, w):
     w(f"Memory at {sd['total_viewers']} seated in {S['stats_big']['stages']} stages (sum of HLEN "
       f"{sd['hlen_sum']}): usher RSS {mb(me['usher_rss_big'])} (peak {mb(me['usher_hwm'])}); Redis used_memory "
       f"{mb(me['redis_used_memory'])}. Redis bytes per seated viewer: {sd['per_viewer']:.0f} "
-      f"(used_memory delta over {sd['viewers']} viewers seated with usher's own seat.lua EVALSHA, pipelined, "
-      f"{sd['seconds']:.1f} s, {sd['seat_us']:.0f} µs Redis time per seat.lua call at "
+      f"(used_memory delta over {sd['viewers']} viewers seated with usher's own FCALL usher_seat, pipelined, "
+      f"{sd['seconds']:.1f} s, {sd['seat_us']:.0f} µs Redis time per usher_seat call at "
       f"{S['stats_big']['stages']} stages); {hj['per_viewer']:.0f} over the {hj['viewers']} viewers "
       f"the timed join run seated by HTTP (5 stages). Where the bytes go, from `MEMORY USAGE … SAMPLES 0` of "
       f"the last stage's keys: " + "; ".join(
@@ -219,9 +220,9 @@ def section_sweep(R, ctx, w):
     w(f"Sweep: usher running with HEARTBEAT_CLEANUP_INTERVAL={SWEEP_INTERVAL}, HEARTBEAT_TIMEOUT={SWEEP_TIMEOUT} "
       f"and idle (nonce pool full, {sw['idle_wait_s']:.0f} s after start), then {sw['seeded']} viewers with last "
       f"heartbeats {2 * SWEEP_TIMEOUT} s old appear at once, just after one of usher's (empty) sweeps "
-      f"(one MULTI/EXEC of usher's seat.lua call): first "
+      f"(one MULTI/EXEC of usher's usher_seat call): first "
       f"removal {fmt_s(sw['t_first_s'])} later, all gone {fmt_s(sw['duration_s'])} after that ({sw['left']} "
-      f"left). SLOWLOG (threshold 0 during the test, so every call is there): {sw['calls']} sweep.lua calls, "
+      f"left). SLOWLOG (threshold 0 during the test, so every call is there): {sw['calls']} usher_sweep calls, "
       f"longest {sw['max_us']} µs, median {sw['median_us']} µs, {sw['sum_us'] / 1000:.1f} ms in all, "
       f"{sw['over_1ms']} of them ≥ 1 ms"
       + (f"; longest other command from usher {om[0]['us']} µs (`{om[0]['cmd']}`)" if om else "")

@@ -221,6 +221,9 @@ static const struct setting SETTINGS[] = {
     ROW("Stages", "STAGE_CREATE_RATE", "5",
         T_LONG(stage_create_rate, 1, 100, "stages per second"),
         "most stage creations started per second (IVS allows 5)"),
+    ROW("Stages", "JOIN_WAIT_MS", "3000", T_LONG(join_wait_ms, 0, 60000, MILLIS),
+        "a join that finds no room while a stage is being added waits this long "
+        "for it (0: answer 503 STAGE_FULL with Retry-After at once)"),
     ROW("Stages", "REPLICATION_RETRY_MS", "1000",
         T_LONG(replication_retry_ms, 10, 600000, MILLIS),
         "first wait before retrying a failed replication; doubles, up to 30 s"),

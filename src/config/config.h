@@ -70,6 +70,8 @@ struct config {
     long scale_down_cooldown_s;      /* SCALE_DOWN_COOLDOWN, 30 */
     long drain_timeout_s;            /* DRAIN_TIMEOUT, 120 */
     long stage_create_rate;          /* STAGE_CREATE_RATE, 5 per second */
+    long join_wait_ms;               /* JOIN_WAIT_MS, 3000: a join waits this for a
+                                      * stage being opened */
     long replication_retry_ms;       /* REPLICATION_RETRY_MS, 1000 (doubling) */
     long local_replication_failures; /* LOCAL_REPLICATION_FAILURES, 0 (tests) */
     bool local_participants_api;     /* LOCAL_PARTICIPANTS_API, false (tests) */

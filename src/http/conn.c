@@ -234,6 +234,7 @@ static void begin_request_slot(struct http_conn *c)
     c->rq.method = "-";
     c->rq.path = "-";
     c->rq.start_us = clock_mono_us();
+    c->rq.now_ms = clock_now_ms();  /* read again once the request is whole (dispatch) */
     snprintf(c->rq.client_ip, sizeof c->rq.client_ip, "%s", c->peer);
 }
 
@@ -436,6 +437,7 @@ static void dispatch(struct http_conn *c)
     c->state = C_BUSY;
     c->deadline_ms = 0;
     c->rq.path = c->head.p + c->path;
+    c->rq.now_ms = clock_now_ms();  /* the request's moment: request.h */
     c->l->inflight++;
     c->l->dispatch(c->l->arg, &c->rq);
 }
@@ -467,9 +469,11 @@ void http_conn_add_header(struct http_conn *c, const char *name, const char *val
     buf_str(&c->extra, "\r\n");
 }
 
-static const char *date_header(struct http_listener *l)
+/* The Date header for an answer whose moment is now_ms (the request's
+ * reading, so Date and the body's timestamp agree). */
+static const char *date_header(struct http_listener *l, int64_t now_ms)
 {
-    int64_t now_s = clock_now_ms() / 1000;
+    int64_t now_s = now_ms / 1000;
     if (now_s != l->date_s) {
         time_t t = (time_t)now_s;
         struct tm tm;
@@ -495,7 +499,7 @@ static void write_head(struct http_conn *c, int status, const char *type, size_t
     snprintf(line, sizeof line, "HTTP/1.%d %d %s\r\n", is_http10(c) ? 0 : 1, status,
              reason && reason[0] != '<' ? reason : "Unknown");
     buf_str(&c->out, line);
-    buf_str(&c->out, date_header(c->l));
+    buf_str(&c->out, date_header(c->l, c->rq.now_ms));
     if (type) {
         snprintf(line, sizeof line, "Content-Type: %s\r\n", type);
         buf_str(&c->out, line);

@@ -31,6 +31,12 @@ struct request {
     char *param_buf;
     char client_ip[64];
     int64_t start_us;
+    /* The request's one reading of the wall clock (unix ms), taken when it
+     * arrives: every time its answer reports (the envelope's timestamp,
+     * token iat/exp, seat and stage times, durations) derives from it, so
+     * the same moment never shows as two. A join that waits for a stage
+     * reads it again when it is seated (routes/tokens.c). */
+    int64_t now_ms;
 };
 
 /* 2xx with {"success":true,"data":data,...}; steals the reference to data. */

@@ -81,7 +81,7 @@ evutil_socket_t http_takeover(struct request *rq, char *rest, size_t *rest_len)
 static void send_json(struct request *rq, int status, json_t *doc)
 {
     char when[32];
-    clock_iso8601(clock_now_ms(), when, sizeof when);
+    clock_iso8601(rq->now_ms, when, sizeof when);
     json_object_set_new(doc, "timestamp", json_string(when));
     char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(doc);
@@ -98,7 +98,7 @@ static void send_json(struct request *rq, int status, json_t *doc)
 void respond_ok_text(struct request *rq, int status, const char *data_json)
 {
     char when[32];
-    clock_iso8601(clock_now_ms(), when, sizeof when);
+    clock_iso8601(rq->now_ms, when, sizeof when);
     static const char head[] = "{\"success\":true,\"data\":", tail[] = ",\"timestamp\":\"";
     size_t dlen = strlen(data_json), wlen = strlen(when);
     size_t len = sizeof head - 1 + dlen + sizeof tail - 1 + wlen + 2;
@@ -233,7 +233,7 @@ static bool within_rate(struct http_server *s, struct request *rq)
     if (!counted(rq->path))
         return true;
     struct ratelimit_verdict v;
-    ratelimit_hit(s->ratelimit, rq->client_ip, clock_now_ms(), &v);
+    ratelimit_hit(s->ratelimit, rq->client_ip, rq->now_ms, &v);
     if (v.limit <= 0)
         return true;
     char num[24];
@@ -260,7 +260,7 @@ static bool within_user_rate(struct http_server *s, struct request *rq)
         !valid_user_id(json_string_value(user), json_string_length(user)))
         return true;
     struct ratelimit_verdict v;
-    ratelimit_hit(s->user_ratelimit, json_string_value(user), clock_now_ms(), &v);
+    ratelimit_hit(s->user_ratelimit, json_string_value(user), rq->now_ms, &v);
     if (v.allowed)
         return true;
     char num[24];

@@ -13,12 +13,18 @@
  * position), disconnect_participant marks one DISCONNECTED, and
  * find_publisher names a connected published one. Without it the provider
  * knows no participants and reconciliation does not run.
+ * It also remembers the stages it made (and did not delete), so that
+ * usher can record them again when Redis loses its data (list_stages).
+ * That memory is this process's only: a restarted process, or another
+ * process, does not know them (with the local provider they exist nowhere
+ * else). They carry no tags, so they are never taken for orphans.
  *
  * Every answer comes on a later loop turn, as a real provider's would.
  * The endpoints of a local stage follow from its id (stage_endpoints). */
 #include "ivs/provider.h"
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,23 +42,28 @@ struct replication {
     char source[ARN_MAX], dest[ARN_MAX];
 };
 
+struct made {
+    struct made *next;
+    char arn[ARN_MAX], name[ARN_MAX];
+};
+
 struct local_provider {
     struct stage_provider base;      /* first: the interface */
     struct replication *replications;
+    struct made *made;               /* stages made and not deleted */
     long failures_left;
     json_t *participants;            /* the model: arn → id → participant; NULL when off */
 };
 
 /* One deferred answer, for any of the operations: `kind` says which
  * callback of the union hears it. */
-enum answer_kind { ANSWER_DONE, ANSWER_STAGE, ANSWER_LIST, ANSWER_TEXT };
+enum answer_kind { ANSWER_DONE, ANSWER_STAGE, ANSWER_TEXT };
 
 struct answer {
     enum answer_kind kind;
     union {
         provider_done_fn done;
         provider_stage_fn stage;
-        provider_list_fn list;
         provider_text_fn text;
     } fn;
     void *arg;
@@ -72,7 +83,6 @@ static void call_back(const struct answer *a)
     switch (a->kind) {
     case ANSWER_DONE: a->fn.done(a->arg, a->error); break;
     case ANSWER_STAGE: a->fn.stage(a->arg, a->error ? NULL : &st, a->error); break;
-    case ANSWER_LIST: a->fn.list(a->arg, a->error ? NULL : &st, 0, a->error); break;
     case ANSWER_TEXT: a->fn.text(a->arg, a->error ? NULL : a->text, a->error); break;
     }
 }
@@ -131,16 +141,25 @@ static void local_create(struct stage_provider *p, const char *name, const json_
                          provider_stage_fn done, void *arg)
 {
     (void)tags;
+    struct local_provider *lp = (struct local_provider *)p;
     struct answer *a = ANSWER(ANSWER_STAGE, done);
     if (!a)
         return;
     snprintf(a->name, sizeof a->name, "%s", name ? name : "");
     char id[STAGE_ID_LEN + 1];
-    if (random_stage_id(id) != 0)
+    struct made *m = NULL;
+    if (random_stage_id(id) != 0) {
         a->error = "no random bytes for a stage id";
-    else
+    } else if (!(m = calloc(1, sizeof *m))) {
+        a->error = "out of memory";
+    } else {
         snprintf(a->arn, sizeof a->arn, "arn:aws:ivs:%s:%s:stage/%s",
                  p->cfg->aws_region, p->cfg->aws_account_id, id);
+        snprintf(m->arn, sizeof m->arn, "%s", a->arn);
+        snprintf(m->name, sizeof m->name, "%s", name ? name : "");
+        m->next = lp->made;
+        lp->made = m;
+    }
     answer_later(p, a);
 }
 
@@ -152,15 +171,6 @@ static void local_get(struct stage_provider *p, const char *arn, provider_stage_
         return;
     snprintf(a->arn, sizeof a->arn, "%s", arn);
     answer_later(p, a);
-}
-
-/* Local stages live only in Redis: the provider holds none of its own,
- * so there are never orphans. */
-static void local_list(struct stage_provider *p, provider_list_fn done, void *arg)
-{
-    struct answer *a = ANSWER(ANSWER_LIST, done);
-    if (a)
-        answer_later(p, a);
 }
 
 static void local_rename(struct stage_provider *p, const char *arn, const char *name,
@@ -175,7 +185,15 @@ static void local_rename(struct stage_provider *p, const char *arn, const char *
 static void local_delete(struct stage_provider *p, const char *arn,
                          provider_done_fn done, void *arg)
 {
-    (void)arn;
+    struct local_provider *lp = (struct local_provider *)p;
+    for (struct made **m = &lp->made; *m; m = &(*m)->next) {
+        if (strcmp((*m)->arn, arn) == 0) {
+            struct made *gone = *m;
+            *m = gone->next;
+            free(gone);
+            break;
+        }
+    }
     struct answer *a = ANSWER(ANSWER_DONE, done);
     if (a)
         answer_later(p, a);
@@ -386,9 +404,76 @@ static void local_stop_replication(struct stage_provider *p, const char *source,
         answer_later(p, a);
 }
 
+/* The list as it is now, delivered on a later loop turn. */
+struct listing {
+    struct local_provider *lp;
+    provider_list_fn done;
+    void *arg;
+    size_t n;
+    struct provider_stage *stages;
+};
+
+static const char *replication_source(const struct local_provider *lp, const char *dest)
+{
+    for (const struct replication *r = lp->replications; r; r = r->next)
+        if (strcmp(r->dest, dest) == 0)
+            return r->source;
+    return NULL;
+}
+
+static void listing_free(struct listing *l)
+{
+    for (size_t i = 0; l->stages && i < l->n; i++)
+        free((char *)l->stages[i].arn), free((char *)l->stages[i].name);
+    free(l->stages);
+    free(l);
+}
+
+static void deliver_listing(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct listing *l = arg;
+    /* Sources are looked up now: a replication may have stopped meanwhile. */
+    for (size_t i = 0; i < l->n; i++)
+        l->stages[i].replicating_from = replication_source(l->lp, l->stages[i].arn);
+    l->done(l->arg, l->stages, l->n, NULL);
+    listing_free(l);
+}
+
+static void local_list_stages(struct stage_provider *p, provider_list_fn done, void *arg)
+{
+    struct local_provider *lp = (struct local_provider *)p;
+    struct listing *l = calloc(1, sizeof *l);
+    size_t n = 0;
+    for (const struct made *m = lp->made; m; m = m->next)
+        n++;
+    if (l)
+        l->stages = calloc(n ? n : 1, sizeof *l->stages);
+    for (const struct made *m = lp->made; l && l->stages && m; m = m->next, l->n++)
+        l->stages[l->n] = (struct provider_stage){.arn = strdup(m->arn), .name = strdup(m->name),
+                                                  .whip = "", .events = "", .active_session = ""};
+    bool whole = l && l->stages;
+    for (size_t i = 0; whole && i < l->n; i++)
+        whole = l->stages[i].arn && l->stages[i].name;
+    struct timeval now = {0, 0};
+    if (whole) {
+        *l = (struct listing){lp, done, arg, l->n, l->stages};
+        if (event_base_once(p->base, -1, EV_TIMEOUT, deliver_listing, l, &now) == 0)
+            return;
+    }
+    if (l)
+        listing_free(l);
+    done(arg, NULL, 0, "out of memory");
+}
+
 static void local_free(struct stage_provider *p)
 {
     struct local_provider *lp = (struct local_provider *)p;
+    while (lp->made) {
+        struct made *next = lp->made->next;
+        free(lp->made);
+        lp->made = next;
+    }
     while (lp->replications) {
         struct replication *next = lp->replications->next;
         free(lp->replications);
@@ -404,7 +489,7 @@ static const struct stage_provider_ops local_ops = {
     .prepare = local_prepare,
     .create_stage = local_create,
     .get_stage = local_get,
-    .list_stages = local_list,
+    .list_stages = local_list_stages,
     .rename_stage = local_rename,
     .delete_stage = local_delete,
     .find_publisher = local_find_publisher,

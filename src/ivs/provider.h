@@ -30,6 +30,9 @@ struct provider_stage {
     const char *events;              /* endpoints.events, "" when unknown */
     const char *active_session;      /* activeSessionId, "" when none */
     const json_t *tags;              /* an object of strings, or NULL */
+    const char *replicating_from;    /* list_stages of the local provider: the
+                                      * replication into it runs from there;
+                                      * NULL when none or unknown */
 };
 
 /* stage is NULL with error set on failure. */
@@ -92,7 +95,8 @@ struct stage_provider_ops {
     void (*get_stage)(struct stage_provider *p, const char *arn,
                       provider_stage_fn done, void *arg);
     /* The stages this deployment made (tagged usher:managed=true and its
-     * usher:stream), all pages. */
+     * usher:stream), all pages; also how usher finds them again when Redis
+     * lost its records (stages/recovery.h). */
     void (*list_stages)(struct stage_provider *p, provider_list_fn done, void *arg);
     void (*rename_stage)(struct stage_provider *p, const char *arn, const char *name,
                          provider_done_fn done, void *arg);
@@ -126,6 +130,7 @@ struct stage_provider_ops {
      * JSON object. */
     json_t *(*health)(struct stage_provider *p);
     void (*free)(struct stage_provider *p);
+
 };
 
 struct stage_provider {

@@ -92,7 +92,7 @@ static void correction_event(struct reconcile *r, const char *type, const char *
     }
     if (n > NAMED_MAX && len > 0 && (size_t)len < sizeof detail)
         snprintf(detail + len, sizeof detail - (size_t)len, " and %zu more", n - NAMED_MAX);
-    stage_event(r->app, type, arn, detail);
+    stage_event(r->app, clock_now_ms(), type, arn, detail);
 }
 
 /* An answer's list member as an array (Lua's cjson gives {} for empty). */
@@ -291,7 +291,7 @@ static void publisher_judge(struct reconcile *r, bool found, bool live, bool reg
     const char *master = r->app->master_arn;
     if (!regular) {
         if (found && !live) {
-            stage_event(r->app, "publisher_live", master, "a published participant is connected in IVS");
+            stage_event(r->app, clock_now_ms(), "publisher_live", master, "a published participant is connected in IVS");
             store_publisher_set(r->app->store, true, publisher_written, NULL);
         }
         return;
@@ -302,7 +302,7 @@ static void publisher_judge(struct reconcile *r, bool found, bool live, bool reg
     if (found) {
         r->absent_since_ms = 0;
         if (!live) {
-            stage_event(r->app, "publisher_live", master, "a published participant is connected in IVS");
+            stage_event(r->app, clock_now_ms(), "publisher_live", master, "a published participant is connected in IVS");
             store_publisher_set(r->app->store, true, publisher_written, NULL);
             r->was_live = true;
         }
@@ -311,7 +311,7 @@ static void publisher_judge(struct reconcile *r, bool found, bool live, bool reg
     if (!r->absent_since_ms)
         r->absent_since_ms = now;
     if (live && now - r->absent_since_ms >= r->app->cfg->publisher_offline_grace_s * 1000) {
-        stage_event(r->app, "publisher_offline", master,
+        stage_event(r->app, clock_now_ms(), "publisher_offline", master,
                     "no published participant in IVS for PUBLISHER_OFFLINE_GRACE");
         store_publisher_set(r->app->store, false, publisher_written, NULL);
         r->was_live = false;

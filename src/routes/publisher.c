@@ -7,6 +7,7 @@
 
 #include "app.h"
 #include "http/request.h"
+#include "stages/recovery.h"
 
 static void status_written(void *arg, enum store_error err, const char *detail)
 {
@@ -15,6 +16,7 @@ static void status_written(void *arg, enum store_error err, const char *detail)
         respond_store_error(rq, err, detail);
         return;
     }
+    recovery_publisher_seen(rq->app->recovery, strcmp(body_str(rq, "status"), "live") == 0);
     respond_ok(rq, 200, json_pack("{s:b, s:s}", "isPublisherLive",
                                   strcmp(body_str(rq, "status"), "live") == 0,
                                   "status", body_str(rq, "status")));

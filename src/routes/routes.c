@@ -3,15 +3,18 @@
  * swallow them (router.h). */
 #include "routes/routes.h"
 
-#include <stdlib.h>
+#include <stdio.h>
 
 #include "app.h"
 #include "http/request.h"
 #include "stages/stages.h"
 
-/* Seconds a refused viewer waits: about the time IVS takes to create a
- * stage and replicate into it. */
-#define STAGE_FULL_RETRY_AFTER_S "2"
+/* Retry-After of a 503 STAGE_FULL: when every stage that may exist is
+ * full, room comes as viewers leave or expire (a few seconds is a fair
+ * guess at a live event's churn); when a stage is being added, it seats
+ * viewers within a second or two. */
+#define STAGE_FULL_RETRY_S 5
+#define ROOM_COMING_RETRY_S 1
 
 const struct route usher_routes[] = {
     {"GET", "/", route_root},
@@ -50,17 +53,21 @@ const struct route usher_routes[] = {
 };
 const size_t usher_route_count = sizeof usher_routes / sizeof *usher_routes;
 
-/* STAGE_FULL always carries Retry-After (SPEC §7) and says why: the
- * ceiling of stages (stages/stages.h) and what sets it. */
-static void respond_stage_full(struct request *rq)
+/* 503 STAGE_FULL always says when to come back (SPEC §7): Retry-After,
+ * and in details why, when room is expected, and the ceiling of stages
+ * (stages/stages.h) with what sets it. */
+static void respond_stage_full(struct request *rq, long retry_s, const char *why,
+                               const char *expected)
 {
     struct stage_ceiling ceiling = stage_ceiling(rq->app);
-    request_add_header(rq, "Retry-After", STAGE_FULL_RETRY_AFTER_S);
-    respond_error(rq, 503, "STAGE_FULL", "no stage has room for another viewer",
-                  json_pack("{s:s, s:I, s:s, s:i}", "reason",
-                            "every open stage is full; stages are added up to the ceiling",
-                            "stageCeiling", (json_int_t)ceiling.stages, "ceilingReason", ceiling.reason,
-                            "retryAfterSeconds", atoi(STAGE_FULL_RETRY_AFTER_S)));
+    char after[24];
+    snprintf(after, sizeof after, "%ld", retry_s);
+    request_add_header(rq, "Retry-After", after);
+    respond_error(rq, 503, "STAGE_FULL", "no stage has room for another viewer now",
+                  json_pack("{s:s, s:s, s:I, s:I, s:s}", "why", why, "roomExpected", expected,
+                            "retryAfterSeconds", (json_int_t)retry_s,
+                            "stageCeiling", (json_int_t)ceiling.stages,
+                            "ceilingReason", ceiling.reason));
 }
 
 void respond_store_error(struct request *rq, enum store_error err, const char *detail)
@@ -79,7 +86,12 @@ void respond_store_error(struct request *rq, enum store_error err, const char *d
         respond_error(rq, 404, "NOT_FOUND", "this viewer holds no seat in that stage", NULL);
         return;
     case STORE_STAGE_FULL:
-        respond_stage_full(rq);
+        respond_stage_full(rq, STAGE_FULL_RETRY_S, detail,
+                           "when a seated viewer leaves or its seat expires");
+        return;
+    case STORE_NO_ROOM_YET:
+        respond_stage_full(rq, ROOM_COMING_RETRY_S, "no stage opened within JOIN_WAIT_MS",
+                           "a stage is being added; it seats viewers once the stream reaches it");
         return;
     case STORE_STAGE_LIMIT:
         respond_error(rq, 503, "STAGE_LIMIT_REACHED", "as many stages as allowed exist already",

@@ -60,6 +60,8 @@ void respond_store_error(struct request *rq, enum store_error err, const char *d
  * does ({stageArn, name, viewerCount, autoScaled, createdAt}); both with
  * mode, replication and isMasterStage. */
 json_t *stage_entries(const struct stats_view *view, bool list_shape);
+/* One of those entries (a new reference; NULL when out of memory). */
+json_t *stage_entry(const struct stage_entry *e, bool list_shape);
 /* {spareSeats, capacityPerStage, spareInUse}: the free seats in open
  * stages, "in use" once less than one stage's worth is left (the scaler is
  * then adding a stage). */

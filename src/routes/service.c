@@ -9,12 +9,31 @@
 #include "config/config.h"
 #include "http/request.h"
 #include "ivs/provider.h"
+#include "stages/recovery.h"
 #include "util/clock.h"
 
 struct health_check {
     struct request *rq;
     int64_t sent_us;
 };
+
+/* What Redis holds for usher (stages/recovery.h): "ok", or "degraded" with
+ * the problem; and the last repair made, if any. */
+static json_t *state_health(const struct app *app)
+{
+    const char *problem = recovery_problem(app->recovery);
+    json_t *state = json_pack("{s:s}", "status", problem[0] ? "degraded" : "ok");
+    if (problem[0])
+        json_object_set_new(state, "problem", json_string(problem));
+    int64_t at_ms;
+    const char *repair = recovery_last_repair(app->recovery, &at_ms);
+    if (repair[0]) {
+        char at[32];
+        clock_iso8601(at_ms, at, sizeof at);
+        json_object_set_new(state, "lastRepair", json_pack("{s:s, s:s}", "what", repair, "at", at));
+    }
+    return state;
+}
 
 static void health_answer(struct request *rq, bool redis_up, double latency_ms)
 {
@@ -24,22 +43,25 @@ static void health_answer(struct request *rq, bool redis_up, double latency_ms)
         json_object_set_new(redis, "latencyMs", json_real(latency_ms));
     else
         json_object_set_new(redis, "error", json_string(store_last_error(app->store)));
+    json_object_set_new(redis, "state", state_health(app));
+    bool healthy = redis_up && !recovery_problem(app->recovery)[0];
     /* The provider's own report (for aws: last call, recent throttles,
      * errors and quota refusals) beside its name and region. */
     json_t *ivs = app->provider->ops->health(app->provider);
     json_object_set_new(ivs, "provider", json_string(app->provider->ops->name));
     json_object_set_new(ivs, "region", json_string(app->cfg->aws_region));
     json_t *data = json_pack("{s:s, s:I, s:s, s:{s:o, s:o}}",
-                             "status", redis_up ? "healthy" : "degraded",
-                             "uptime", (json_int_t)((clock_now_ms() - app->started_ms) / 1000),
+                             "status", healthy ? "healthy" : "degraded",
+                             "uptime", (json_int_t)((rq->now_ms - app->started_ms) / 1000),
                              "version", USHER_VERSION, "services", "redis", redis, "ivs", ivs);
-    if (redis_up) {
+    if (healthy) {
         respond_ok(rq, 200, data);
         return;
     }
     /* SPEC §1 wants every error in the error envelope; the health document
      * a probe wants rides along in error.details.health. */
-    respond_error(rq, 503, "SERVICE_UNAVAILABLE", "redis is unreachable",
+    respond_error(rq, 503, "SERVICE_UNAVAILABLE",
+                  redis_up ? "usher's state in redis is being rebuilt" : "redis is unreachable",
                   json_pack("{s:o}", "health", data));
 }
 

@@ -12,6 +12,7 @@
 #include "http/fields.h"
 #include "http/request.h"
 #include "ivs/provider.h"
+#include "scaler/waiters.h"
 #include "stages/stages.h"
 
 #define EVENTS_DEFAULT 100
@@ -135,6 +136,9 @@ static void created(void *arg, enum store_error err, json_t *doc, const char *de
         respond_store_error(rq, err, detail);
         return;
     }
+    /* The stage is open at once: joins waiting for room try it. */
+    if (rq->app->waiters)
+        waiters_wake(rq->app->waiters);
     char *text = json_dumps(doc, JSON_COMPACT);
     struct stage_info info;
     stage_info_parse(text, &info);
@@ -155,7 +159,8 @@ void route_stage_create(struct request *rq)
     const char *name = stage_name(rq);
     if (!name)
         return;
-    struct stage_spec spec = {.name = name, .tags = json_is_object(tags) ? tags : NULL};
+    struct stage_spec spec = {.name = name, .tags = json_is_object(tags) ? tags : NULL,
+                              .now_ms = rq->now_ms};
     stage_create(rq->app, &spec, created, rq);
 }
 
@@ -208,7 +213,7 @@ static void deleted(void *arg, enum store_error err, json_t *info, const char *d
 void route_stage_delete(struct request *rq)
 {
     if (param_is_arn(rq))
-        stage_remove(rq->app, rq->param, NULL, deleted, rq);
+        stage_remove(rq->app, rq->param, NULL, rq->now_ms, deleted, rq);
 }
 
 /* ---- events ---------------------------------------------------------------- */

@@ -2,7 +2,11 @@
  *
  * A token request first changes state in Redis (the publisher goes live;
  * a viewer takes a seat), then has the token issued (tokens/issue.h), and
- * answers with the data it prepared plus the token's fields. */
+ * answers with the data it prepared plus the token's fields. A join that
+ * finds no room while a stage is being added wakes the scaler and waits
+ * for the stage (JOIN_WAIT_MS, README "Scaling") without holding a thread;
+ * a client that hangs up meanwhile is still seated, and its seat expires
+ * like any other without heartbeats. */
 #include "routes/routes.h"
 
 #include <stdio.h>
@@ -14,11 +18,19 @@
 #include "http/fields.h"
 #include "http/request.h"
 #include "ivs/ids.h"
+#include "scaler/scaler.h"
+#include "scaler/waiters.h"
 #include "stages/endpoints.h"
+#include "stages/recovery.h"
+#include "stages/stages.h"
 #include "tokens/issue.h"
 #include "tokens/jwt.h"
 #include "tokens/keypair.h"
 #include "util/clock.h"
+
+/* A waiting join tries its seat again this often, besides when this
+ * process's scaler opens a stage (for stages other processes open). */
+#define JOIN_RETRY_MS 200
 
 /* The answer's data waits here for the endpoints and the token. */
 struct token_answer {
@@ -101,7 +113,7 @@ static void answer_with_token(struct request *rq, json_t *data, const char *user
     strcpy(a->participant_id, participant_id);
     a->order = (struct token_order){
         .participant_id = a->participant_id, .user_id = a->user_id, .stage_arn = a->stage_arn,
-        .publisher = publisher, .now_ms = clock_now_ms(),
+        .publisher = publisher, .now_ms = rq->now_ms,
         .duration_s = publisher ? cfg->publisher_token_duration : cfg->viewer_token_duration,
     };
     const struct endpoints *ep = endpoints_cached(rq->app->endpoints, stage_arn);
@@ -120,6 +132,7 @@ static void publisher_marked_live(void *arg, enum store_error err, const char *d
         respond_store_error(rq, err, detail);
         return;
     }
+    recovery_publisher_seen(rq->app->recovery, true);
     char participant_id[PARTICIPANT_ID_LEN + 1];
     if (participant_id_new(participant_id) != 0) {
         respond_error(rq, 500, "TOKEN_GENERATION_FAILED", "no random participant id", NULL);
@@ -147,9 +160,48 @@ void route_publisher_token(struct request *rq)
 
 /* ---- viewer ------------------------------------------------------------ */
 
+/* A join between its tries: a join that finds no room while a stage is
+ * being opened waits for it (JOIN_WAIT_MS) on the loop (scaler/waiters.h). */
+struct join {
+    struct request *rq;
+    char participant_id[PARTICIPANT_ID_LEN + 1];
+    int64_t deadline_us;             /* monotonic: waiting ends then */
+    bool woke;                       /* the scaler was woken for this join */
+};
+
+static void join_try(struct join *j);
+
+static void join_retry(void *arg)
+{
+    struct join *j = arg;
+    /* The answer's moment is when the seat is taken. */
+    j->rq->now_ms = clock_now_ms();
+    join_try(j);
+}
+
+/* No room: the scaler is woken at once (on the first refusal; the demand
+ * it sizes for is in Redis from then on), and the join waits while its
+ * time lasts. True when it waits. */
+static bool join_wait(struct join *j)
+{
+    struct app *app = j->rq->app;
+    if (!j->woke)
+        scaler_wake(app->scaler);
+    j->woke = true;
+    int64_t left_ms = (j->deadline_us - clock_mono_us()) / 1000;
+    if (left_ms <= 0 || !app->waiters)
+        return false;
+    return waiters_add(app->waiters, left_ms < JOIN_RETRY_MS ? left_ms : JOIN_RETRY_MS,
+                       join_retry, j) == 0;
+}
+
 static void viewer_seated(void *arg, enum store_error err, const char *detail, const struct seat *seat)
 {
-    struct request *rq = arg;
+    struct join *j = arg;
+    struct request *rq = j->rq;
+    if (err == STORE_NO_ROOM_YET && join_wait(j))
+        return;
+    free(j);
     if (err != STORE_OK) {
         respond_store_error(rq, err, detail);
         return;
@@ -161,6 +213,18 @@ static void viewer_seated(void *arg, enum store_error err, const char *detail, c
     answer_with_viewer_token(rq, data, body_str(rq, "userId"), seat->stage_arn, seat->participant_id);
 }
 
+static void join_try(struct join *j)
+{
+    const struct config *cfg = j->rq->app->cfg;
+    const struct seat_request q = {
+        .user_id = body_str(j->rq, "userId"), .stage_arn = body_str(j->rq, "stageArn"),
+        .participant_id = j->participant_id, .now_ms = j->rq->now_ms,
+        .capacity = cfg->max_viewers_per_stage,
+        .max_stages = cfg->auto_scale_enabled ? stage_ceiling(j->rq->app).stages : 0,
+    };
+    store_seat(j->rq->app->store, &q, viewer_seated, j);
+}
+
 void answer_with_viewer_token(struct request *rq, json_t *data, const char *user_id,
                               const char *stage_arn, const char *participant_id)
 {
@@ -170,23 +234,24 @@ void answer_with_viewer_token(struct request *rq, json_t *data, const char *user
 void route_viewer_token(struct request *rq)
 {
     json_t *bad = json_array();
-    const char *user_id = field_string(rq->body, "userId", true, check_user_id, bad);
-    const char *wanted = field_string(rq->body, "stageArn", false, check_stage_arn, bad);
+    field_string(rq->body, "userId", true, check_user_id, bad);
+    field_string(rq->body, "stageArn", false, check_stage_arn, bad);
     if (json_array_size(bad)) {
         respond_invalid(rq, "userId must be 1-128 bytes of UTF-8 without control characters; "
                             "stageArn, when given, a stage ARN", bad);
         return;
     }
     json_decref(bad);
-    char participant_id[PARTICIPANT_ID_LEN + 1];
-    if (participant_id_new(participant_id) != 0) {
+    struct join *j = malloc(sizeof *j);
+    if (!j || participant_id_new(j->participant_id) != 0) {
+        free(j);
         respond_error(rq, 500, "TOKEN_GENERATION_FAILED", "no random participant id", NULL);
         return;
     }
-    const struct seat_request q = {.user_id = user_id, .stage_arn = wanted,
-                                   .participant_id = participant_id, .now_ms = clock_now_ms(),
-                                   .capacity = rq->app->cfg->max_viewers_per_stage};
-    store_seat(rq->app->store, &q, viewer_seated, rq);
+    j->rq = rq;
+    j->woke = false;
+    j->deadline_us = clock_mono_us() + rq->app->cfg->join_wait_ms * 1000;
+    join_try(j);
 }
 
 /* ---- public key ---------------------------------------------------------- */

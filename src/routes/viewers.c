@@ -32,12 +32,30 @@ static const char *seat_fields(struct request *rq, const char **arn)
 
 /* ---- heartbeat ------------------------------------------------------------ */
 
+/* A seat that is not there (expired, or lost with Redis's data) is a 404
+ * that tells the client what to do (README "Lost seats"): "rejoin" (POST
+ * /api/viewer/rejoin with its participantId; its token is still good for
+ * the stage) when the stage is live, "join" (POST /api/token/viewer: a new
+ * seat and token) when it is not. */
+static void respond_lost_seat(struct request *rq, enum store_error err)
+{
+    bool stage_gone = err == STORE_NO_STAGE;
+    respond_error(rq, 404, "NOT_FOUND",
+                  stage_gone ? "no such stage" : "this viewer holds no seat in that stage",
+                  json_pack("{s:s, s:s}", "action", stage_gone ? "join" : "rejoin",
+                            "reason", stage_gone ? "no_stage" : "no_seat"));
+}
+
 /* A heartbeat from a draining stage may come back moved: then the answer
  * names the new stage and carries a token for it. */
 static void heartbeat_done(void *arg, enum store_error err, const char *detail,
                            const struct heartbeat *hb)
 {
     struct request *rq = arg;
+    if (err == STORE_NO_SEAT || err == STORE_NO_STAGE) {
+        respond_lost_seat(rq, err);
+        return;
+    }
     if (err != STORE_OK) {
         respond_store_error(rq, err, detail);
         return;
@@ -58,7 +76,7 @@ void route_viewer_heartbeat(struct request *rq)
     const char *arn, *user = seat_fields(rq, &arn);
     if (!user)
         return;
-    store_heartbeat(rq->app->store, user, arn, clock_now_ms(), rq->app->cfg->max_viewers_per_stage,
+    store_heartbeat(rq->app->store, user, arn, rq->now_ms, rq->app->cfg->max_viewers_per_stage,
                     heartbeat_done, rq);
 }
 
@@ -93,6 +111,10 @@ void route_viewer_leave(struct request *rq)
 static void rejoin_done(void *arg, enum store_error err, const char *detail, const struct seat *seat)
 {
     struct request *rq = arg;
+    if (err == STORE_NO_STAGE) {
+        respond_lost_seat(rq, err);
+        return;
+    }
     if (err != STORE_OK) {
         respond_store_error(rq, err, detail);
         return;
@@ -116,7 +138,7 @@ void route_viewer_rejoin(struct request *rq)
     }
     json_decref(bad);
     const struct seat_request q = {.user_id = user, .stage_arn = arn, .participant_id = pid,
-                                   .now_ms = clock_now_ms(), .rejoin = true,
+                                   .now_ms = rq->now_ms, .rejoin = true,
                                    .capacity = rq->app->cfg->max_viewers_per_stage};
     store_seat(rq->app->store, &q, rejoin_done, rq);
 }
@@ -148,7 +170,7 @@ void route_viewer_list(struct request *rq)
         return;
     }
     store_viewer_list(rq->app->store, rq->param,
-                      clock_now_ms() - rq->app->cfg->heartbeat_timeout * 1000, LIST_MAX,
+                      rq->now_ms - rq->app->cfg->heartbeat_timeout * 1000, LIST_MAX,
                       list_done, rq);
 }
 
@@ -161,7 +183,7 @@ static void duration_done(void *arg, enum store_error err, const char *detail, l
         respond_store_error(rq, err, detail);
         return;
     }
-    long long secs = (clock_now_ms() - joined_ms) / 1000;
+    long long secs = (rq->now_ms - joined_ms) / 1000;
     if (secs < 0)
         secs = 0;
     char formatted[32];

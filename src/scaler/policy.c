@@ -67,7 +67,7 @@ static size_t drain_candidate(const struct scale_input *in)
 size_t scale_decide(const struct scale_input *in, struct scale_action *out, size_t max)
 {
     size_t n = 0;
-    long need = stages_needed(seated(in), in->capacity, in->up, in->max_stages);
+    long need = stages_needed(seated(in) + in->waiting, in->capacity, in->up, in->max_stages);
     long have = usable(in) + in->creating;
     long room = in->max_stages - (long)in->nstages - in->creating;
 

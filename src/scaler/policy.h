@@ -7,7 +7,8 @@
  *   - at least one stage's worth of free seats is ready ahead of demand
  *     (the spare), since a stage takes 200–500 ms to create in IVS;
  * so the stages needed are max(ceil(S / (up × C)), ceil((S + C) / C)) for
- * S seated viewers and capacity C, at least 1, at most MAX_STAGES. An added
+ * S viewers seated or waiting for a seat (joins refused for want of room
+ * count as demand until seated) and capacity C, at least 1, at most MAX_STAGES. An added
  * stage waits until the publisher's video is replicated into it before it
  * seats anyone. Scaling down drains one added stage at a time: the least
  * loaded one whose load is at most SCALE_DOWN_THRESHOLD, when the others
@@ -50,6 +51,8 @@ struct scale_input {
     long cooldown_ms;
     long drain_timeout_ms;
     long creating;                   /* creations under way */
+    long waiting;                    /* joins refused for want of room, not yet
+                                      * seated: demand beyond the seated */
     long create_budget;              /* creations allowed to start now */
 };
 

@@ -17,6 +17,7 @@
 #include "ivs/provider.h"
 #include "reconcile/reconcile.h"
 #include "scaler/policy.h"
+#include "scaler/waiters.h"
 #include "stages/events.h"
 #include "stages/evict.h"
 #include "stages/orphans.h"
@@ -33,12 +34,14 @@
 struct scaler {
     struct app *app;
     struct event *timer;
+    struct event *wake;              /* a tick now (scaler_wake) */
     struct orphans *orphans;         /* swept under the lease */
     struct reconcile *reconcile;     /* seats against IVS, under the lease */
     json_t *evicting;                /* draining stages whose participants are being disconnected */
     char holder[40];                 /* this process's lease id */
     bool leader;
     bool ticking;
+    bool again;                      /* woken while ticking: tick again after */
     long creating;
     long created_total;              /* numbers the names of added stages */
     int64_t last_change_ms;
@@ -62,7 +65,22 @@ static void job_free(struct action_job *j)
     free(j);
 }
 
-static void tick_end(struct scaler *s) { s->ticking = false; }
+static void tick_end(struct scaler *s)
+{
+    s->ticking = false;
+    if (s->again) {
+        s->again = false;
+        event_active(s->wake, EV_TIMEOUT, 0);
+    }
+}
+
+void scaler_wake(struct scaler *s)
+{
+    if (s->ticking)
+        s->again = true;
+    else
+        event_active(s->wake, EV_TIMEOUT, 0);
+}
 
 /* ---- writing a stage's mode and bookkeeping ------------------------------- */
 
@@ -72,6 +90,9 @@ static void update_done(void *arg, enum store_error err, const char *detail)
     /* A stage removed meanwhile needs no bookkeeping. */
     if (err != STORE_OK && err != STORE_NO_STAGE)
         log_warn("scaler: updating %s: %s", j->arn, detail);
+    /* A stage may have opened: joins waiting for room try again. */
+    if (err == STORE_OK && j->s->app->waiters)
+        waiters_wake(j->s->app->waiters);
     job_free(j);
 }
 
@@ -87,11 +108,12 @@ static void replication_answered(void *arg, const char *error)
 {
     struct action_job *j = arg;
     struct app *app = j->s->app;
+    int64_t now = clock_now_ms();
     if (!error) {
         j->state.replication = REPL_RUNNING;
         j->state.error[0] = '\0';
         j->state.retry_at_ms = 0;
-        stage_event(app, "replication_started", j->arn, j->parent);
+        stage_event(app, now, "replication_started", j->arn, j->parent);
         write_stage(j, MODE_OPEN);
         return;
     }
@@ -103,9 +125,9 @@ static void replication_answered(void *arg, const char *error)
         wait = REPLICATION_RETRY_MAX_MS;
     j->state.replication = REPL_FAILED;
     j->state.attempts = attempts;
-    j->state.retry_at_ms = clock_now_ms() + wait;
+    j->state.retry_at_ms = now + wait;
     snprintf(j->state.error, sizeof j->state.error, "%s", error);
-    stage_event(app, "replication_failed", j->arn, error);
+    stage_event(app, now, "replication_failed", j->arn, error);
     /* An open stage (one an operator made) stays open; an added one waits. */
     write_stage(j, j->mode == MODE_WAITING ? MODE_WAITING : MODE_OPEN);
 }
@@ -125,6 +147,8 @@ static void created(void *arg, enum store_error err, json_t *info, const char *d
     s->last_change_ms = clock_now_ms();
     if (err != STORE_OK)
         log_warn("scaler: no stage added: %s", detail);
+    else
+        scaler_wake(s);             /* its replication starts now, not next tick */
     json_decref(info);
 }
 
@@ -144,7 +168,7 @@ static void evicted(void *arg, const char *error)
         log_warn("scaler: the participants of %s could not be listed: %s", e->arn, error);
     json_object_del(e->s->evicting, e->arn);
     if (!error && e->s->leader)      /* else a later tick tries again (or we are stopping) */
-        stage_remove(e->s->app, e->arn, e->s->holder, removed_done, e->arn);
+        stage_remove(e->s->app, e->arn, e->s->holder, clock_now_ms(), removed_done, e->arn);
     else
         free(e->arn);
     free(e);
@@ -152,13 +176,13 @@ static void evicted(void *arg, const char *error)
 
 /* Removes the stage of v; a draining one with viewers left (its drain
  * timed out) has them disconnected first. */
-static void remove_stage(struct scaler *s, const struct stage_view *v)
+static void remove_stage(struct scaler *s, const struct stage_view *v, int64_t now)
 {
     char *arn = strdup(v->arn);
     if (!arn)
         return;
     if (v->mode != MODE_DRAINING || v->viewers == 0) {
-        stage_remove(s->app, arn, s->holder, removed_done, arn);
+        stage_remove(s->app, arn, s->holder, now, removed_done, arn);
         return;
     }
     struct eviction_job *e = json_object_get(s->evicting, arn) ? NULL : malloc(sizeof *e);
@@ -168,7 +192,7 @@ static void remove_stage(struct scaler *s, const struct stage_view *v)
     }
     *e = (struct eviction_job){s, arn};
     json_object_set_new(s->evicting, arn, json_true());
-    stage_event(s->app, "drain_timeout", arn, "disconnecting the participants left, then deleting");
+    stage_event(s->app, now, "drain_timeout", arn, "disconnecting the participants left, then deleting");
     stage_evict(s->app, arn, evicted, e);
 }
 
@@ -199,7 +223,7 @@ static const char *pick_parent(const struct scaler *s, const struct stage_view *
     return NULL;
 }
 
-static void create_stage(struct scaler *s, const struct stage_view *v, size_t n)
+static void create_stage(struct scaler *s, const struct stage_view *v, size_t n, int64_t now)
 {
     const char *parent = pick_parent(s, v, n);
     if (!parent)
@@ -208,9 +232,9 @@ static void create_stage(struct scaler *s, const struct stage_view *v, size_t n)
      * their names apart. */
     char name[160];
     snprintf(name, sizeof name, "%s-%lld-%ld", s->app->cfg->stage_name_prefix,
-             (long long)clock_now_ms(), ++s->created_total);
+             (long long)now, ++s->created_total);
     struct stage_spec spec = {.name = name, .auto_scaled = true, .parent = parent,
-                              .lease_holder = s->holder};
+                              .lease_holder = s->holder, .now_ms = now};
     s->creating++;
     s->created_in_window++;
     stage_create(s->app, &spec, created, s);
@@ -255,16 +279,17 @@ static struct action_job *job_for(struct scaler *s, const struct stage_entry *e,
     return j;
 }
 
+/* Does one action of the tick whose clock reading is now (unix ms). */
 static void act(struct scaler *s, const struct scale_action *a, const struct stage_view *views,
-                size_t n, const struct stats_view *sv)
+                size_t n, const struct stats_view *sv, int64_t now)
 {
     if (a->kind == ACT_CREATE) {
-        create_stage(s, views, n);
+        create_stage(s, views, n, now);
         return;
     }
     const struct stage_view *v = &views[a->stage];
     if (a->kind == ACT_REMOVE) {
-        remove_stage(s, v);
+        remove_stage(s, v, now);
         return;
     }
     const struct stage_entry *e = &sv->stages[a->stage];
@@ -275,7 +300,7 @@ static void act(struct scaler *s, const struct scale_action *a, const struct sta
     case ACT_START_REPLICATION:
         /* Marked first, so the next tick does not start it twice. */
         j->state.replication = REPL_PENDING;
-        j->state.retry_at_ms = clock_now_ms() + REPLICATION_PENDING_MS;
+        j->state.retry_at_ms = now + REPLICATION_PENDING_MS;
         {
             struct action_job *mark = job_for(s, e, &j->state, sv->master_arn);
             if (mark)
@@ -287,15 +312,27 @@ static void act(struct scaler *s, const struct scale_action *a, const struct sta
         write_stage(j, MODE_OPEN);
         return;
     case ACT_DRAIN:
-        j->state.draining_since_ms = clock_now_ms();
-        s->last_change_ms = clock_now_ms();
-        stage_event(s->app, "drain", j->arn, NULL);
+        j->state.draining_since_ms = now;
+        s->last_change_ms = now;
+        stage_event(s->app, now, "drain", j->arn, NULL);
         write_stage(j, MODE_DRAINING);
         return;
     default:
         job_free(j);
         return;
     }
+}
+
+/* This second's creations are used up: the next tick comes when the next
+ * second starts, so a ramp goes at STAGE_CREATE_RATE and not at the pace
+ * of the interval. */
+static void pace_next(struct scaler *s, int64_t now)
+{
+    if (s->created_in_window < s->app->cfg->stage_create_rate)
+        return;
+    long ms = (long)(s->window_start_ms + 1000 - now);
+    struct timeval after = {0, (ms > 0 ? ms : 0) * 1000};
+    event_add(s->wake, &after);
 }
 
 static void viewed(void *arg, enum store_error err, const char *detail,
@@ -323,6 +360,7 @@ static void viewed(void *arg, enum store_error err, const char *detail,
         .now_ms = now, .last_change_ms = s->last_change_ms,
         .cooldown_ms = cfg->scale_down_cooldown_s * 1000,
         .drain_timeout_ms = cfg->drain_timeout_s * 1000, .creating = s->creating,
+        .waiting = (long)sv->waiting,
         .create_budget = cfg->auto_scale_enabled ? cfg->stage_create_rate - s->created_in_window : 0,
     };
     struct scale_action actions[MAX_ACTIONS];
@@ -333,9 +371,10 @@ static void viewed(void *arg, enum store_error err, const char *detail,
         bool scaling = actions[i].kind == ACT_CREATE || actions[i].kind == ACT_DRAIN ||
                        actions[i].kind == ACT_REMOVE;
         if (!scaling || cfg->auto_scale_enabled)
-            act(s, &actions[i], views, n, sv);
+            act(s, &actions[i], views, n, sv, now);
     }
     free(views);
+    pace_next(s, now);
     tick_end(s);
 }
 
@@ -363,9 +402,6 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct scaler *s = arg;
     if (s->ticking || !store_ready(s->app->store))
         return;
-    /* A master look-up that failed (IVS or Redis trouble) is tried again. */
-    if (!s->app->master_arn[0] && s->app->master_lookups == 0)
-        stage_ensure_master(s->app);
     s->ticking = true;
     store_lease(s->app->store, s->holder, s->app->cfg->scaler_lease_ms, leased, s);
 }
@@ -386,6 +422,7 @@ static void released(void *arg, enum store_error err, const char *detail, const 
 void scaler_stop(struct scaler *s, void (*done)(void *arg), void *arg)
 {
     event_del(s->timer);
+    event_del(s->wake);
     struct release *r = malloc(sizeof *r);
     if (!r) {
         done(arg);
@@ -409,13 +446,16 @@ struct scaler *scaler_new(struct app *app)
         snprintf(s->holder + 2 * i, 3, "%02x", id[i]);
     s->app = app;
     s->timer = event_new(app->base, -1, EV_PERSIST, on_tick, s);
+    s->wake = event_new(app->base, -1, 0, on_tick, s);
     s->orphans = orphans_new(app);
     s->reconcile = reconcile_new(app);
     s->evicting = json_object();
-    if (!s->timer || !s->orphans || !s->reconcile || !s->evicting) {
+    if (!s->timer || !s->wake || !s->orphans || !s->reconcile || !s->evicting) {
         json_decref(s->evicting);
         if (s->timer)
             event_free(s->timer);
+        if (s->wake)
+            event_free(s->wake);
         orphans_free(s->orphans);
         reconcile_free(s->reconcile);
         free(s);
@@ -432,6 +472,7 @@ void scaler_free(struct scaler *s)
     if (!s)
         return;
     event_free(s->timer);
+    event_free(s->wake);
     orphans_free(s->orphans);
     reconcile_free(s->reconcile);
     json_decref(s->evicting);

@@ -25,5 +25,9 @@ void scaler_free(struct scaler *s);
 /* The reconciliation the scaler runs under its lease (reconcile/reconcile.h);
  * NULL for a NULL scaler. */
 struct reconcile *scaler_reconcile(struct scaler *s);
+/* A tick now (on the next loop turn) instead of at the next interval:
+ * a join found no room, or a stage was just added. Ticks never overlap:
+ * a wake during a tick makes another one follow it. */
+void scaler_wake(struct scaler *s);
 
 #endif

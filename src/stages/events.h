@@ -11,7 +11,12 @@
 struct app;
 
 /* type: "scale_up", "drain", "delete", "replication_started", ...;
- * detail may be NULL. */
-void stage_event(struct app *app, const char *type, const char *arn, const char *detail);
+ * detail may be NULL; at_ms: when it happened (unix ms), the reading of
+ * the request or scaler tick that made it, so the event and the answer or
+ * record that shows the same moment agree. */
+#include <stdint.h>
+
+void stage_event(struct app *app, int64_t at_ms, const char *type, const char *arn,
+                 const char *detail);
 
 #endif

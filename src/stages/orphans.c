@@ -86,7 +86,7 @@ static void judge(struct orphans *o, const struct stats_view *v)
             json_object_set_new(seen, a, json_integer(since));
             continue;
         }
-        stage_event(o->app, "orphan_deleted", a, "tagged as this stream's in IVS, recorded nowhere");
+        stage_event(o->app, now, "orphan_deleted", a, "tagged as this stream's in IVS, recorded nowhere");
         char *copy = strdup(a);
         if (copy)
             o->app->provider->ops->delete_stage(o->app->provider, a, orphan_deleted, copy);

@@ -28,6 +28,7 @@ struct stage_job {
     enum master_choice master;
     json_t *info;
     char *arn;
+    bool made;                       /* the provider made the stage for this job */
 };
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
@@ -43,6 +44,8 @@ static struct stage_job *job_new(struct app *app, const struct stage_spec *spec,
     j->arg = arg;
     j->master = master;
     j->spec.auto_scaled = spec->auto_scaled;
+    j->spec.now_ms = spec->now_ms;
+    j->spec.replicating = spec->replicating;
     j->spec.name = dup_or_null(spec->name);
     j->spec.parent = dup_or_null(spec->parent);
     j->spec.lease_holder = dup_or_null(spec->lease_holder);
@@ -54,7 +57,6 @@ static struct stage_job *job_new(struct app *app, const struct stage_spec *spec,
         free(j);
         goto oom;
     }
-    app->master_lookups += master != MASTER_NONE;
     return j;
 oom:
     if (done)
@@ -64,7 +66,6 @@ oom:
 
 static void job_end(struct stage_job *j, enum store_error err, const char *detail)
 {
-    j->app->master_lookups -= j->master != MASTER_NONE;
     if (j->done)
         j->done(j->arg, err, err == STORE_OK && j->info ? json_incref(j->info) : NULL, detail);
     json_decref(j->info);
@@ -107,8 +108,14 @@ static void recorded(void *arg, enum store_error err, const char *detail, const 
     if (j->master != MASTER_NONE) {
         snprintf(j->app->master_arn, sizeof j->app->master_arn, "%s", arn);
         log_info("master stage: %s", j->app->master_arn);
+        /* Another process recorded its master first: ours is not needed. */
+        if (j->made && strcmp(arn, j->arn) != 0)
+            j->app->provider->ops->delete_stage(j->app->provider, j->arn, unused_stage_deleted,
+                                                strdup(j->arn));
     } else {
-        stage_event(j->app, j->spec.auto_scaled ? "scale_up" : "created", j->arn, j->spec.name);
+        stage_event(j->app, j->spec.now_ms, j->spec.replicating ? "recovered"
+                                            : j->spec.auto_scaled ? "scale_up" : "created",
+                    j->arn, j->spec.name);
     }
     job_end(j, STORE_OK, "");
 }
@@ -117,7 +124,7 @@ static void recorded(void *arg, enum store_error err, const char *detail, const 
 static void record(struct stage_job *j, const struct provider_stage *stage)
 {
     struct app *app = j->app;
-    int64_t now = clock_now_ms();
+    int64_t now = j->spec.now_ms;
     char created_iso[32];
     clock_iso8601(now, created_iso, sizeof created_iso);
     const char *arn = stage->arn;
@@ -132,13 +139,16 @@ static void record(struct stage_job *j, const struct provider_stage *stage)
         job_end(j, STORE_FAILED, "out of memory");
         return;
     }
-    /* An added stage seats nobody until the publisher's video reaches it. */
+    /* An added stage seats nobody until the publisher's video reaches it;
+     * one adopted with its replication running seats at once. */
     const struct stage_state pending = {.replication = REPL_PENDING};
+    const struct stage_state running = {.replication = REPL_RUNNING};
+    const bool waits = j->spec.auto_scaled && !j->spec.replicating;
     const struct stage_record r = {
         .arn = arn, .info_json = info, .created_ms = now, .max_stages = stage_ceiling(app).stages,
         .master = j->master, .lease_holder = j->spec.lease_holder,
-        .mode = j->spec.auto_scaled ? MODE_WAITING : MODE_OPEN,
-        .state = j->spec.auto_scaled ? &pending : NULL, .tags_json = tags,
+        .mode = waits ? MODE_WAITING : MODE_OPEN,
+        .state = !j->spec.auto_scaled ? NULL : waits ? &pending : &running, .tags_json = tags,
         .endpoints_json = endpoints,
     };
     store_stage_add(app->store, &r, recorded, j);
@@ -156,11 +166,19 @@ static void provided(void *arg, const struct provider_stage *stage, const char *
     }
     if (!stage) {
         log_error("stage provider could not create a stage: %s", error);
-        stage_event(j->app, "provider_error", "", error);
+        stage_event(j->app, j->spec.now_ms, "provider_error", "", error);
         job_end(j, STORE_FAILED, error);
         return;
     }
     record(j, stage);
+}
+
+/* provided() for a stage the provider made for this job (not one it read). */
+static void made(void *arg, const struct provider_stage *stage, const char *error)
+{
+    struct stage_job *j = arg;
+    j->made = stage != NULL;
+    provided(j, stage, error);
 }
 
 void stage_create(struct app *app, const struct stage_spec *spec,
@@ -168,7 +186,7 @@ void stage_create(struct app *app, const struct stage_spec *spec,
 {
     struct stage_job *j = job_new(app, spec, MASTER_NONE, done, arg);
     if (j)
-        app->provider->ops->create_stage(app->provider, spec->name, spec->tags, provided, j);
+        app->provider->ops->create_stage(app->provider, spec->name, spec->tags, made, j);
 }
 
 /* ---- remove ------------------------------------------------------------ */
@@ -178,7 +196,7 @@ static void provider_deleted(void *arg, const char *error)
     struct stage_job *j = arg;
     if (error)
         log_warn("stage %s left Redis but the provider could not delete it: %s", j->arn, error);
-    stage_event(j->app, "delete", j->arn, error);
+    stage_event(j->app, j->spec.now_ms, "delete", j->arn, error);
     job_end(j, STORE_OK, "");
 }
 
@@ -201,7 +219,7 @@ static void removed(void *arg, enum store_error err, const char *detail,
     if (r->unseated > 0) {
         char what[64];
         snprintf(what, sizeof what, "%lld viewers unseated", r->unseated);
-        stage_event(j->app, "drain_timeout", j->arn, what);
+        stage_event(j->app, j->spec.now_ms, "drain_timeout", j->arn, what);
     }
     struct stage_provider *p = j->app->provider;
     if (r->parent[0])
@@ -210,10 +228,10 @@ static void removed(void *arg, enum store_error err, const char *detail,
         p->ops->delete_stage(p, j->arn, provider_deleted, j);
 }
 
-void stage_remove(struct app *app, const char *arn, const char *lease_holder,
+void stage_remove(struct app *app, const char *arn, const char *lease_holder, int64_t now_ms,
                   stage_done_fn done, void *arg)
 {
-    struct stage_spec spec = {.lease_holder = lease_holder};
+    struct stage_spec spec = {.lease_holder = lease_holder, .now_ms = now_ms};
     struct stage_job *j = job_new(app, &spec, MASTER_NONE, done, arg);
     if (!j)
         return;
@@ -224,7 +242,7 @@ void stage_remove(struct app *app, const char *arn, const char *lease_holder,
     store_stage_remove(app->store, arn, lease_holder, removed, j);
 }
 
-/* ---- master ------------------------------------------------------------ */
+/* ---- master, and stages recorded again ------------------------------------ */
 
 /* The master this stream made before, found by its tag (read again for
  * its endpoints), else a new one, tagged as the master. */
@@ -241,45 +259,40 @@ static void masters_listed(void *arg, const struct provider_stage *stages, size_
             return;
         }
     }
-    if (error) {                    /* the next reconnect tries again */
+    if (error) {                    /* the next state check tries again */
         log_warn("looking for the master stage in the provider: %s", error);
         job_end(j, STORE_FAILED, error);
         return;
     }
     json_t *tags = json_pack("{s:s}", USHER_TAG_ROLE, USHER_ROLE_MASTER);
-    p->ops->create_stage(p, j->spec.name, tags, provided, j);
+    p->ops->create_stage(p, j->spec.name, tags, made, j);
     json_decref(tags);
 }
 
-static void master_looked_up(void *arg, enum store_error err, const char *detail, const char *arn)
+void stage_recover_master(struct app *app, stage_done_fn done, void *arg)
 {
-    struct app *app = arg;
-    (void)detail;
-    app->master_lookups--;
-    if (err != STORE_OK)
-        return;                     /* tried again (stages.h) */
-    if (arn[0]) {
-        snprintf(app->master_arn, sizeof app->master_arn, "%s", arn);
+    struct stage_spec spec = {.name = "master-stage", .now_ms = clock_now_ms()};
+    bool forced = app->cfg->master_stage_arn[0] != '\0';
+    struct stage_job *j = job_new(app, &spec, forced ? MASTER_FORCED : MASTER_UNLESS_ONE, done, arg);
+    if (!j)
         return;
-    }
-    /* None recorded: the provider may still hold the one this stream made
-     * (Redis lost its data, or the record was never written). */
-    struct stage_spec spec = {.name = "master-stage"};
-    struct stage_job *j = job_new(app, &spec, MASTER_UNLESS_ONE, NULL, NULL);
-    if (j)
-        app->provider->ops->list_stages(app->provider, masters_listed, j);
+    struct stage_provider *p = app->provider;
+    if (forced)                     /* read again for its endpoints (and that it exists) */
+        p->ops->get_stage(p, app->cfg->master_stage_arn, provided, j);
+    else if (app->master_arn[0])    /* its endpoints are asked for again when needed */
+        record(j, &(struct provider_stage){.arn = app->master_arn, .whip = "", .events = ""});
+    else
+        p->ops->list_stages(p, masters_listed, j);
 }
 
-void stage_ensure_master(struct app *app)
+void stage_adopt(struct app *app, const struct provider_stage *ps, int64_t now_ms,
+                 stage_done_fn done, void *arg)
 {
-    struct stage_spec spec = {.name = "master-stage"};
-    if (app->cfg->master_stage_arn[0]) {
-        /* Read again for its endpoints (and to learn it still exists). */
-        struct stage_job *j = job_new(app, &spec, MASTER_FORCED, NULL, NULL);
-        if (j)
-            app->provider->ops->get_stage(app->provider, app->cfg->master_stage_arn, provided, j);
-        return;
-    }
-    app->master_lookups++;
-    store_master_get(app->store, master_looked_up, app);
+    const char *parent = ps->replicating_from ? ps->replicating_from : app->master_arn;
+    struct stage_spec spec = {.name = ps->name && ps->name[0] ? ps->name : "recovered-stage",
+                              .auto_scaled = true, .parent = parent[0] ? parent : NULL,
+                              .now_ms = now_ms, .replicating = ps->replicating_from != NULL};
+    struct stage_job *j = job_new(app, &spec, MASTER_NONE, done, arg);
+    if (j)
+        record(j, ps);
 }

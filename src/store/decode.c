@@ -5,8 +5,8 @@
 #include <string.h>
 #include <jansson.h>
 
-/* Fields per stage in the stats reply, after its header of three. */
-enum { STATS_HEADER = 3, STATS_PER_STAGE = 5 };
+/* Fields per stage in the stats reply, after its header of four. */
+enum { STATS_HEADER = 4, STATS_PER_STAGE = 5 };
 
 static bool is_array(const redisReply *r, size_t min)
 {
@@ -43,7 +43,7 @@ enum store_error decode_error(const redisReply *reply)
         {"NOT_LIVE ", STORE_NOT_LIVE},       {"NO_STAGE ", STORE_NO_STAGE},
         {"STAGE_FULL ", STORE_STAGE_FULL},   {"STAGE_LIMIT ", STORE_STAGE_LIMIT},
         {"NOT_LEADER ", STORE_NOT_LEADER},   {"IS_MASTER ", STORE_IS_MASTER},
-        {"NOT_EMPTY ", STORE_NOT_EMPTY},
+        {"NOT_EMPTY ", STORE_NOT_EMPTY},     {"NO_ROOM_YET ", STORE_NO_ROOM_YET},
     };
     if (!reply || reply->type != REDIS_REPLY_ERROR)
         return STORE_OK;
@@ -75,6 +75,8 @@ enum store_error decode_heartbeat(const redisReply *reply, struct heartbeat *out
         return STORE_FAILED;
     if (outcome == 0)
         return STORE_NO_SEAT;
+    if (outcome == 3)
+        return STORE_NO_STAGE;
     if (outcome == 1) {
         *out = (struct heartbeat){.moved = false};
         return STORE_OK;
@@ -213,10 +215,11 @@ static bool decode_stage(const redisReply *reply, size_t at, const char *master,
 
 enum store_error decode_stats(const redisReply *reply, struct stats_view *out)
 {
-    long long total;
+    long long total, waiting;
     *out = (struct stats_view){0};
     if (!is_array(reply, STATS_HEADER) || (reply->elements - STATS_HEADER) % STATS_PER_STAGE ||
-        !number_of(reply->element[0], &total) || !text_at(reply, 1) || !text_at(reply, 2))
+        !number_of(reply->element[0], &total) || !text_at(reply, 1) || !text_at(reply, 2) ||
+        !number_of(reply->element[3], &waiting))
         return STORE_FAILED;
     size_t n = (reply->elements - STATS_HEADER) / STATS_PER_STAGE;
     out->stages = calloc(n ? n : 1, sizeof *out->stages);
@@ -225,6 +228,7 @@ enum store_error decode_stats(const redisReply *reply, struct stats_view *out)
     out->total_viewers = total;
     out->publisher_live = strcmp(text_at(reply, 1), "live") == 0;
     out->master_arn = text_at(reply, 2);
+    out->waiting = waiting;
     for (; out->count < n; out->count++)
         if (!decode_stage(reply, STATS_HEADER + out->count * STATS_PER_STAGE, out->master_arn,
                           &out->stages[out->count])) {
@@ -232,6 +236,32 @@ enum store_error decode_stats(const redisReply *reply, struct stats_view *out)
             return STORE_FAILED;
         }
     return STORE_OK;
+}
+
+enum store_error decode_check(const redisReply *reply, struct state_check *out)
+{
+    *out = (struct state_check){0};
+    if (!is_array(reply, 3))
+        return STORE_FAILED;
+    for (size_t i = 0; i < reply->elements; i++)
+        if (!text_at(reply, i))
+            return STORE_FAILED;
+    size_t n = reply->elements - 3;
+    const char **problems = n < 4096 ? calloc(n + 1, sizeof *problems) : NULL;
+    if (!problems)
+        return STORE_FAILED;
+    for (size_t i = 0; i < n; i++)
+        problems[i] = text_at(reply, i + 3);
+    *out = (struct state_check){.state_id = text_at(reply, 0), .master_arn = text_at(reply, 1),
+                                .publisher = text_at(reply, 2), .nproblems = n,
+                                .problems = problems};
+    return STORE_OK;
+}
+
+void state_check_clear(struct state_check *check)
+{
+    free((void *)check->problems);
+    *check = (struct state_check){0};
 }
 
 void stats_view_clear(struct stats_view *view)

@@ -19,7 +19,7 @@
 enum store_error decode_error(const redisReply *reply);
 
 enum store_error decode_seat(const redisReply *reply, struct seat *out);
-/* {0} is STORE_NO_SEAT. */
+/* {0} is STORE_NO_SEAT, {3} STORE_NO_STAGE. */
 enum store_error decode_heartbeat(const redisReply *reply, struct heartbeat *out);
 /* A string, status or nil ("") reply. */
 enum store_error decode_text(const redisReply *reply, const char **out);
@@ -41,6 +41,9 @@ enum store_error decode_viewer_list(const redisReply *reply, struct viewer_list 
 void viewer_list_clear(struct viewer_list *list);
 
 enum store_error decode_stats(const redisReply *reply, struct stats_view *out);
+/* {stateId, masterArn, publisherStatus, problem...}. */
+enum store_error decode_check(const redisReply *reply, struct state_check *out);
+void state_check_clear(struct state_check *check);
 void stats_view_clear(struct stats_view *view);
 
 /* XREVRANGE entries [id, [field, value, ...]]; fields other than type,

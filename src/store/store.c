@@ -15,42 +15,66 @@
 #include "config/config.h"
 #include "store/decode.h"
 #include "store/redis.h"
+#include "store/write_batch.h"
+#include "util/log.h"
 
 extern const char usher_lua_library[];
 
 enum function {
     FN_SEAT, FN_HEARTBEAT, FN_LEAVE, FN_SWEEP, FN_VIEWER_LIST, FN_STATS, FN_STAGE_ADD,
     FN_STAGE_UPDATE, FN_STAGE_REMOVE, FN_STAGE_RENAME, FN_STAGE_RENEW, FN_LEASE, FN_RATE_TAKE,
+    FN_REINDEX, FN_CHECK,
     FN_SEAT_OF, FN_RECONCILE_SEAT, FN_RECONCILE_GHOSTS, FN_RECONCILE_NOTES, FN_EVENT_NEWS,
     FN_COUNT
 };
 
-enum { MAX_KEYS = 10, MAX_ARGS = 12 };
+enum { MAX_KEYS = 18, MAX_ARGS = 12 };
+
+/* Heartbeats in one FCALL at most (write_batch.h): about 15 KB of ARGV. */
+enum { HEARTBEATS_PER_CALL = 128 };
 
 /* Each function's name and the fixed keys it touches, without the prefix. */
 static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[FN_COUNT] = {
-    [FN_SEAT] = {"usher_seat", {"publisher:status", "stages", "stage_mode", "total_viewers"}},
-    [FN_HEARTBEAT] = {"usher_heartbeat", {"stages", "stage_mode"}},
-    [FN_LEAVE] = {"usher_leave", {"stages", "total_viewers", "viewer:left"}},
-    [FN_SWEEP] = {"usher_sweep", {"stages", "total_viewers"}},
+    [FN_SEAT] = {"usher_seat", {"publisher:status", "stages", "stage_mode", "total_viewers",
+                                "seat_waiting", "open_stages", "stage_slot", "slot_stage",
+                                "stage_slot_seq"}},
+    [FN_HEARTBEAT] = {"usher_heartbeats", {"stages", "stage_mode", "open_stages", "stage_slot",
+                                          "slot_stage", "stage_slot_seq"}},
+    [FN_LEAVE] = {"usher_leave", {"stages", "total_viewers", "open_stages", "stage_slot",
+                                  "slot_stage", "viewer:left"}},
+    [FN_SWEEP] = {"usher_sweep", {"stages", "total_viewers", "open_stages", "stage_slot"}},
     [FN_VIEWER_LIST] = {"usher_viewer_list", {"stages"}},
     [FN_STATS] = {"usher_stats", {"total_viewers", "publisher:status", "master_stage", "stages",
-                                  "stage_info", "stage_mode", "stage_state"}},
+                                  "stage_info", "stage_mode", "stage_state", "seat_waiting"}},
     [FN_STAGE_ADD] = {"usher_stage_add", {"scaler:lease", "master_stage", "stages", "stage_info",
                                           "stage_mode", "stage_state", "stage_tags",
-                                          "stage_endpoints"}},
-    [FN_STAGE_UPDATE] = {"usher_stage_update", {"scaler:lease", "stages", "stage_mode", "stage_state"}},
+                                          "stage_endpoints", "open_stages", "stage_slot",
+                                          "slot_stage", "stage_slot_seq"}},
+    [FN_STAGE_UPDATE] = {"usher_stage_update", {"scaler:lease", "stages", "stage_mode", "stage_state",
+                                                "open_stages", "stage_slot", "slot_stage",
+                                                "stage_slot_seq"}},
     [FN_STAGE_REMOVE] = {"usher_stage_remove", {"scaler:lease", "master_stage", "stages",
                                                 "total_viewers", "stage_info", "stage_mode",
                                                 "stage_state", "stage_tags", "stage_endpoints",
+                                                "open_stages", "stage_slot", "slot_stage",
                                                 "stage_reconcile"}},
     [FN_STAGE_RENAME] = {"usher_stage_rename", {"stages", "stage_info"}},
     [FN_STAGE_RENEW] = {"usher_stage_renew", {"stages", "stage_info"}},
     [FN_LEASE] = {"usher_lease", {"scaler:lease", "scaler:epoch"}},
     [FN_RATE_TAKE] = {"usher_rate_take", {NULL}},
-    [FN_SEAT_OF] = {"usher_seat_of", {"stages"}},
-    [FN_RECONCILE_SEAT] = {"usher_reconcile_seat", {"stages", "total_viewers", "viewer:left"}},
-    [FN_RECONCILE_GHOSTS] = {"usher_reconcile_ghosts", {"stages", "total_viewers"}},
+    [FN_REINDEX] = {"usher_reindex", {"stages", "stage_mode", "open_stages", "stage_slot",
+                                      "slot_stage", "stage_slot_seq"}},
+    [FN_CHECK] = {"usher_check", {"state_id", "master_stage", "stages", "total_viewers",
+                                  "publisher:status", "stage_info", "stage_mode", "stage_state",
+                                  "stage_tags", "scaler:lease", "scaler:epoch", "stage_events",
+                                  "seat_waiting", "stage_endpoints", "open_stages", "stage_slot",
+                                  "slot_stage", "stage_slot_seq"}},
+    [FN_SEAT_OF] = {"usher_seat_of", {"stages", "slot_stage"}},
+    [FN_RECONCILE_SEAT] = {"usher_reconcile_seat", {"stages", "total_viewers", "viewer:left",
+                                                    "open_stages", "stage_slot", "slot_stage",
+                                                    "stage_slot_seq"}},
+    [FN_RECONCILE_GHOSTS] = {"usher_reconcile_ghosts", {"stages", "total_viewers", "open_stages",
+                                                        "stage_slot"}},
     [FN_RECONCILE_NOTES] = {"usher_reconcile_notes", {"stage_reconcile"}},
     [FN_EVENT_NEWS] = {"usher_event_news", {"ivs_events"}},
 };
@@ -58,8 +82,13 @@ static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[
 struct store {
     struct redis *redis;
     const char *prefix;
+    store_ready_fn on_ready;
+    void *ready_arg;
     char *keys[FN_COUNT][MAX_KEYS];  /* the functions' fixed keys, prefixed */
     size_t nkeys[FN_COUNT];
+    char heartbeat_numkeys[8];
+    const char *heartbeat_head[3 + MAX_KEYS + 1];  /* FCALL usher_heartbeats ... prefix */
+    struct write_batch *heartbeats;
 };
 
 /* What a kind of answer needs: its decoder (into a union answer), how it
@@ -75,6 +104,7 @@ union answer {
     struct stage_removed removed;
     struct stage_info info;
     struct stage_events events;
+    struct state_check check;
 };
 struct call;
 struct answer_kind {
@@ -118,6 +148,22 @@ static bool store_keys_make(struct store *s)
     return true;
 }
 
+static void store_on_ready(void *arg);
+
+/* The batch heartbeats share: its FCALL head is that of FN_HEARTBEAT. */
+static struct write_batch *heartbeats_new(struct store *s)
+{
+    int n = 0;
+    snprintf(s->heartbeat_numkeys, sizeof s->heartbeat_numkeys, "%zu", s->nkeys[FN_HEARTBEAT]);
+    s->heartbeat_head[n++] = "FCALL";
+    s->heartbeat_head[n++] = functions[FN_HEARTBEAT].name;
+    s->heartbeat_head[n++] = s->heartbeat_numkeys;
+    for (size_t k = 0; k < s->nkeys[FN_HEARTBEAT]; k++)
+        s->heartbeat_head[n++] = s->keys[FN_HEARTBEAT][k];
+    s->heartbeat_head[n++] = s->prefix;
+    return write_batch_new(s->redis, n, s->heartbeat_head, HEARTBEATS_PER_CALL);
+}
+
 struct store *store_new(struct event_base *base, const struct config *cfg,
                         store_ready_fn on_ready, void *ready_arg)
 {
@@ -128,8 +174,12 @@ struct store *store_new(struct event_base *base, const struct config *cfg,
         return NULL;
     }
     s->prefix = cfg->redis_key_prefix;
+    s->on_ready = on_ready;
+    s->ready_arg = ready_arg;
     if (!store_keys_make(s) ||
-        !(s->redis = redis_new(base, cfg, usher_lua_library, version, on_ready, ready_arg))) {
+        !(s->redis = redis_new(base, cfg, usher_lua_library, version, store_on_ready, s)) ||
+        !(s->heartbeats = heartbeats_new(s))) {
+        redis_free(s->redis);
         store_keys_free(s);
         free(s);
         return NULL;
@@ -141,6 +191,7 @@ void store_free(struct store *s)
 {
     if (!s)
         return;
+    write_batch_free(s->heartbeats);
     redis_free(s->redis);
     store_keys_free(s);
     free(s);
@@ -165,11 +216,13 @@ static enum store_error dec_lease(const redisReply *r, union answer *a) { return
 static enum store_error dec_removed(const redisReply *r, union answer *a) { return decode_stage_removed(r, &a->removed); }
 static enum store_error dec_info(const redisReply *r, union answer *a) { return decode_stage_info(r, &a->info); }
 static enum store_error dec_events(const redisReply *r, union answer *a) { return decode_events(r, &a->events); }
+static enum store_error dec_check(const redisReply *r, union answer *a) { return decode_check(r, &a->check); }
 
 static void clear_list(union answer *a) { viewer_list_clear(&a->list); }
 static void clear_stats(union answer *a) { stats_view_clear(&a->stats); }
 static void clear_info(union answer *a) { stage_info_clear(&a->info); }
 static void clear_events(union answer *a) { stage_events_clear(&a->events); }
+static void clear_check(union answer *a) { state_check_clear(&a->check); }
 
 #define GIVE(type, field) ((type)c->fn)(c->arg, err, detail, a ? &a->field : NULL)
 static void give_done(const struct call *c, enum store_error err, const char *detail, const union answer *a)
@@ -193,6 +246,7 @@ static void give_lease(const struct call *c, enum store_error err, const char *d
 static void give_removed(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_removed_fn, removed); }
 static void give_info(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_info_fn, info); }
 static void give_events(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_events_fn, events); }
+static void give_check(const struct call *c, enum store_error err, const char *detail, const union answer *a) { GIVE(store_check_fn, check); }
 #undef GIVE
 
 static const struct answer_kind
@@ -202,7 +256,8 @@ static const struct answer_kind
     SEAT = {dec_seat, give_seat, NULL},       HEARTBEAT = {dec_heartbeat, give_heartbeat, NULL},
     LIST = {dec_list, give_list, clear_list}, STATS = {dec_stats, give_stats, clear_stats},
     LEASE = {dec_lease, give_lease, NULL},    REMOVED = {dec_removed, give_removed, NULL},
-    INFO = {dec_info, give_info, clear_info}, EVENTS = {dec_events, give_events, clear_events};
+    INFO = {dec_info, give_info, clear_info}, EVENTS = {dec_events, give_events, clear_events},
+    CHECK = {dec_check, give_check, clear_check};
 
 /* Every reply comes here: Redis trouble, a refusal, or an answer to decode. */
 static void on_reply(void *p, redisReply *reply, const char *error)
@@ -287,16 +342,36 @@ static void command(struct store *s, const char *verb, const char *name, const c
 
 static void lltoa(long long v, char *out, size_t len) { snprintf(out, len, "%lld", v); }
 
+static void reindexed(void *arg, enum store_error err, const char *detail, long long seats)
+{
+    (void)arg;
+    if (err != STORE_OK)
+        log_error("redis: usher_reindex failed: %s", detail);
+    else if (seats > 0)
+        log_info("redis: seat index built for %lld seats recorded before it existed", seats);
+}
+
+/* Each ready connection first builds what an older library left out (a
+ * no-op once done); commands sent after it run after it, in order. */
+static void store_on_ready(void *arg)
+{
+    struct store *s = arg;
+    fcall(s, FN_REINDEX, call_new(&NUMBER, (void (*)(void))reindexed, NULL), 0, NULL);
+    if (s->on_ready)
+        s->on_ready(s->ready_arg);
+}
+
 /* ---- viewers ------------------------------------------------------------ */
 
 void store_seat(struct store *s, const struct seat_request *q, store_seat_fn fn, void *arg)
 {
-    char now[24], capacity[24];
+    char now[24], capacity[24], max_stages[24];
     lltoa(q->now_ms, now, sizeof now);
     lltoa(q->capacity, capacity, sizeof capacity);
+    lltoa(q->max_stages, max_stages, sizeof max_stages);
     const char *args[] = {q->user_id, q->stage_arn ? q->stage_arn : "", q->participant_id,
-                          now, capacity, q->rejoin ? "rejoin" : "join"};
-    fcall(s, FN_SEAT, CALL(SEAT, fn), 6, args);
+                          now, capacity, q->rejoin ? "rejoin" : "join", max_stages};
+    fcall(s, FN_SEAT, CALL(SEAT, fn), 7, args);
 }
 
 void store_heartbeat(struct store *s, const char *user_id, const char *stage_arn,
@@ -306,7 +381,9 @@ void store_heartbeat(struct store *s, const char *user_id, const char *stage_arn
     lltoa(now_ms, now, sizeof now);
     lltoa(capacity, cap, sizeof cap);
     const char *args[] = {user_id, stage_arn, now, cap};
-    fcall(s, FN_HEARTBEAT, CALL(HEARTBEAT, fn), 4, args);
+    struct call *c = CALL(HEARTBEAT, fn);
+    if (c)
+        write_batch_add(s->heartbeats, 4, args, on_reply, c);
 }
 
 void store_leave(struct store *s, const char *user_id, const char *stage_arn, int64_t now_ms,
@@ -438,9 +515,9 @@ void store_stage_endpoints(struct store *s, const char *stage_arn, store_text_fn
     command(s, "HGET", "stage_endpoints", NULL, CALL(TEXT, fn), 1, &stage_arn);
 }
 
-void store_master_get(struct store *s, store_text_fn fn, void *arg)
+void store_check(struct store *s, const char *new_state_id, store_check_fn fn, void *arg)
 {
-    command(s, "GET", "master_stage", NULL, CALL(TEXT, fn), 0, NULL);
+    fcall(s, FN_CHECK, CALL(CHECK, fn), 1, &new_state_id);
 }
 
 /* ---- scaler lease ------------------------------------------------------- */

@@ -34,7 +34,10 @@ enum store_error {
     STORE_NOT_LIVE,      /* a join while the publisher is not live */
     STORE_NO_STAGE,      /* no such live stage */
     STORE_NO_SEAT,       /* the user holds no seat in that stage */
-    STORE_STAGE_FULL,    /* no room in the stage asked for, or in any */
+    STORE_STAGE_FULL,    /* no room in the stage asked for, or in any, and
+                          * no stage can be added */
+    STORE_NO_ROOM_YET,   /* no room in any stage now, but a stage is
+                          * opening or can be added: worth waiting for */
     STORE_STAGE_LIMIT,   /* MAX_STAGES stages exist */
     STORE_NOT_LEADER,    /* a scaler write without the lease */
     STORE_IS_MASTER,     /* the master stage is never removed */
@@ -69,6 +72,8 @@ struct seat_request {
     const char *participant_id;      /* for a new seat (and for a rejoin, always) */
     int64_t now_ms;
     long capacity;                   /* MAX_VIEWERS_PER_STAGE */
+    long max_stages;                 /* stages that may exist (MAX_STAGES), 0 when
+                                      * none may be added (auto-scaling off) */
     bool rejoin;                     /* no live publisher needed; keeps the given id */
 };
 struct seat {
@@ -81,7 +86,8 @@ struct seat {
 typedef void (*store_seat_fn)(void *arg, enum store_error err, const char *detail,
                               const struct seat *seat);
 /* Seats a viewer (join, same-seat refresh, move, rejoin). Errors:
- * NOT_LIVE (join only), NO_STAGE, STAGE_FULL. */
+ * NOT_LIVE (join only), NO_STAGE, STAGE_FULL, NO_ROOM_YET (a join without
+ * a stage asked for; the refusal is counted as demand, see stats_view). */
 void store_seat(struct store *s, const struct seat_request *q, store_seat_fn fn, void *arg);
 
 struct heartbeat {
@@ -91,7 +97,8 @@ struct heartbeat {
 };
 typedef void (*store_heartbeat_fn)(void *arg, enum store_error err, const char *detail,
                                    const struct heartbeat *hb);
-/* Error NO_SEAT when the user holds no seat in that stage. */
+/* Errors: NO_SEAT when the user holds no seat in that stage, NO_STAGE
+ * when that stage is not live. */
 void store_heartbeat(struct store *s, const char *user_id, const char *stage_arn,
                      int64_t now_ms, long capacity, store_heartbeat_fn fn, void *arg);
 
@@ -150,6 +157,8 @@ struct stats_view {
     long long total_viewers;
     bool publisher_live;
     const char *master_arn;          /* "" when none */
+    long long waiting;               /* joins refused for want of room in the
+                                      * last 10 s and not seated since: demand */
     size_t count;
     struct stage_entry *stages;      /* oldest first */
 };
@@ -215,8 +224,24 @@ void store_stage_renew(struct store *s, store_number_fn fn, void *arg);
  * are recorded. */
 void store_stage_endpoints(struct store *s, const char *stage_arn, store_text_fn fn, void *arg);
 
-/* text: the master stage's ARN, "" when none is recorded. */
-void store_master_get(struct store *s, store_text_fn fn, void *arg);
+/* ---- the state check ------------------------------------------------------- */
+
+struct state_check {
+    const char *state_id;            /* this life of the state; "" when no master
+                                      * stage is recorded (never made, or lost) */
+    const char *master_arn;          /* "" when none (or it named no live stage) */
+    const char *publisher;           /* publisher:status ("live", "offline"), "" when none */
+    size_t nproblems;
+    const char *const *problems;     /* what was found and repaired, for the log */
+};
+typedef void (*store_check_fn)(void *arg, enum store_error err, const char *detail,
+                               const struct state_check *check);
+/* Checks that usher's keys hold usher's types and true counts, repairing
+ * what it can (a foreign value is renamed to `foreign:{name}`, kept a day;
+ * counts are recomputed from the seats; a master_stage naming no live
+ * stage is removed), and sets `state_id` to new_state_id when a master is
+ * recorded and no id is. */
+void store_check(struct store *s, const char *new_state_id, store_check_fn fn, void *arg);
 
 /* ---- scaler lease ------------------------------------------------------- */
 

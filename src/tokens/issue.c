@@ -33,6 +33,13 @@ static void signed_cb(void *arg, char *token, const char *error)
     free(j);
 }
 
+/* The token's whole seconds: iat is the order's moment, truncated; exp is
+ * iat + duration. The grant's expiresAt/expiresIn come from these, never
+ * from the milliseconds, so the answer promises exactly what the token
+ * holds. */
+static int64_t iat_of(const struct token_order *o) { return o->now_ms / 1000; }
+static int64_t exp_of(const struct token_order *o) { return iat_of(o) + o->duration_s; }
+
 static struct issue_job *job_new(const struct token_order *o, token_issued_fn fn, void *arg)
 {
     struct issue_job *j = calloc(1, sizeof *j);
@@ -54,8 +61,8 @@ static struct issue_job *job_new(const struct token_order *o, token_issued_fn fn
     }
     j->grant = (struct token_grant){
         .participant_id = j->participant_id, .user_id = j->user_id, .stage_arn = j->stage_arn,
-        .publisher = o->publisher, .expires_at_ms = o->now_ms + o->duration_s * 1000,
-        .expires_in_s = o->duration_s, .whip_url = j->whip_url,
+        .publisher = o->publisher, .expires_at_ms = exp_of(o) * 1000,
+        .expires_in_s = (long)(exp_of(o) - iat_of(o)), .whip_url = j->whip_url,
     };
     return j;
 }
@@ -72,7 +79,7 @@ void token_issue(struct signer *signer, const struct token_key *key,
     struct token_claims claims = {
         .participant_id = j->participant_id, .user_id = j->user_id, .stage_arn = j->stage_arn,
         .events_url = j->events_url, .whip_url = j->whip_url, .allow_publish = o->publisher,
-        .iat = o->now_ms / 1000, .exp = o->now_ms / 1000 + o->duration_s, .attributes = role,
+        .iat = iat_of(o), .exp = exp_of(o), .attributes = role,
     };
     char *input = jwt_signing_input(token_key_id(key), &claims);
     json_decref(role);

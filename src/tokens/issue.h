@@ -19,7 +19,7 @@ struct token_order {
     const char *stage_arn;
     bool publisher;                  /* publish + subscribe; else subscribe only */
     long duration_s;                 /* validity from now, seconds */
-    int64_t now_ms;                  /* wall clock of issue */
+    int64_t now_ms;                  /* wall clock of issue (the request's reading) */
     /* The stage's endpoints as its provider gave them (stages/endpoints.h);
      * NULL: a local stage's (ivs/provider.h, stage_endpoints). */
     const char *whip_url, *events_url;
@@ -30,8 +30,8 @@ struct token_grant {
     const char *token;               /* the signed JWT */
     const char *participant_id, *user_id, *stage_arn;
     bool publisher;
-    int64_t expires_at_ms;           /* now_ms + duration_s * 1000 */
-    long expires_in_s;
+    int64_t expires_at_ms;           /* the token's exp * 1000, exactly */
+    long expires_in_s;               /* exp - iat */
     const char *whip_url;            /* the stage's WHIP endpoint (for the publisher) */
 };
 

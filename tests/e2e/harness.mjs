@@ -338,18 +338,79 @@ export async function startLive(env = {}) {
   return { redis, usher };
 }
 
+// The library's own indexes (src/store/lua/usher.lua) agree with the
+// seats: the seat index (seat_index:{n}: userId -> the slot of the stage
+// where the user sits) holds exactly the seated users, each slot names its
+// stage (stage_slot, slot_stage), and open_stages holds exactly the slots
+// of the open stages, with the integer part of each score equal to the
+// stage's count. Read in the same script as the seats (SEATS_LUA), so
+// nothing can change between the two reads.
+const INDEX_LUA = `
+local function indexes(P)
+    local out = {index = {}}
+    local function map(key)
+      local m, a = {}, redis.call('HGETALL', P .. key)
+      for i = 1, #a, 2 do m[a[i]] = a[i + 1] end
+      return m
+    end
+    out.stages = redis.call('ZRANGE', P .. 'stages', 0, -1)
+    out.modes, out.slotOf, out.stageOf = map('stage_mode'), map('stage_slot'), map('slot_stage')
+    out.open = {}
+    local z = redis.call('ZRANGE', P .. 'open_stages', 0, -1, 'WITHSCORES')
+    for i = 1, #z, 2 do out.open[redis.call('HGET', P .. 'slot_stage', z[i]) or ('slot ' .. z[i])] = z[i + 1] end
+    local cursor = '0'
+    repeat
+      local r = redis.call('SCAN', cursor, 'MATCH', P .. 'seat_index:*', 'COUNT', 1000)
+      cursor = r[1]
+      for _, k in ipairs(r[2]) do
+        local a = redis.call('HGETALL', k)
+        for i = 1, #a, 2 do out.index[a[i]] = a[i + 1] end
+      end
+    until cursor == '0'
+    return out
+end`;
+
+function indexProblems(snap, counts, seatOf) {
+  const problems = [];
+  const obj = (x) => (Array.isArray(x) ? {} : x);  // cjson writes {} for an empty table
+  const [modes, slotOf, stageOf, open, index] =
+    [snap.modes, snap.slotOf, snap.stageOf, snap.open, snap.index].map(obj);
+  const stages = Array.isArray(snap.stages) ? snap.stages : [];
+  for (const arn of stages) {
+    const slot = slotOf[arn];
+    if (slot === undefined || stageOf[slot] !== arn) problems.push(`stage ${arn} has no slot (${slot})`);
+    const isOpen = !(arn in modes);
+    if (isOpen !== arn in open) problems.push(`${arn} open=${isOpen} but in open_stages=${arn in open}`);
+    if (arn in open && arn in counts && Math.floor(Number(open[arn])) !== counts[arn]) {
+      problems.push(`open_stages score ${open[arn]} for ${arn} but viewers=${counts[arn]}`);
+    }
+  }
+  for (const arn of Object.keys(open)) {
+    if (!stages.includes(arn)) problems.push(`open_stages holds ${arn}, not a live stage`);
+  }
+  if (Object.keys(index).length !== seatOf.size) {
+    problems.push(`seat index holds ${Object.keys(index).length} users, ${seatOf.size} seated`);
+  }
+  for (const [user, arn] of seatOf) {
+    if (index[user] !== slotOf[arn]) {
+      problems.push(`seat index: ${user} -> slot ${index[user]}, seated in ${arn} (slot ${slotOf[arn]})`);
+    }
+  }
+  return problems;
+}
+
 // Every stage's count and seated users, and total_viewers, read in one
 // Lua script: one atomic step, so a join, leave, sweep or scaler move can
 // never fall between two of the reads. JSON: {stages: [[arn, count|false,
-// [user...]]...], total: string|false}.
-const SEATS_LUA = `
+// [user...]]...], total: string|false, indexes: see INDEX_LUA}.
+const SEATS_LUA = `${INDEX_LUA}
 local P = ARGV[1]
 local out = {}
 for _, arn in ipairs(redis.call('ZRANGE', P .. 'stages', 0, -1)) do
   out[#out + 1] = { arn, redis.call('GET', P .. 'viewers:' .. arn),
     redis.call('HKEYS', P .. 'viewer:heartbeat:' .. arn) }
 end
-return cjson.encode({ stages = out, total = redis.call('GET', P .. 'total_viewers') })`;
+return cjson.encode({ stages = out, total = redis.call('GET', P .. 'total_viewers'), indexes = indexes(P) })`;
 
 // Checks every SPEC §3 invariant from the outside; returns a list of
 // violations (empty when all hold) and the per-stage counts.
@@ -377,5 +438,6 @@ export function checkInvariants(redis, { capacity } = {}) {
   }
   const total = Number(read.total || 0);
   if (total !== sum) problems.push(`total_viewers=${total} but sum=${sum}`);
+  problems.push(...indexProblems(read.indexes, counts, seatOf));
   return { problems, counts, total, seatOf, stages };
 }

@@ -188,6 +188,35 @@ static void test_needed_matches_exact_ceils(void **state)
 
 /* ---- scale_decide: creating -------------------------------------------------- */
 
+/* Joins refused for want of room are demand: 1 seated + 1 waiting at
+ * capacity 1 needs 3 stages (issue 12: the second viewer of a burst). */
+static void test_waiting_joins_count_as_demand(void **state)
+{
+    (void)state;
+    struct stage_view v[] = {master(1)};
+    struct scale_input in = input(v, 1);
+    in.capacity = 1;
+    in.max_stages = 3;
+    struct decision d = decide(&in);
+    assert_int_equal(count(&d, ACT_CREATE), 1);          /* 1 seated: need 2 */
+    in.waiting = 1;
+    d = decide(&in);
+    assert_int_equal(count(&d, ACT_CREATE), 2);          /* 1 + 1 waiting: need 3 */
+
+    /* Capacity 20, 20 seated, 480 waiting: the need is 25 + 1 spare → 26
+     * stages, up to the room and this second's budget. */
+    v[0].viewers = 20;
+    in = input(v, 1);
+    in.max_stages = 40;
+    in.waiting = 480;
+    in.create_budget = 100;
+    d = decide(&in);
+    assert_int_equal(count(&d, ACT_CREATE), stages_needed(500, 20, 0.8, 40) - 1);
+    in.create_budget = 5;
+    d = decide(&in);
+    assert_int_equal(count(&d, ACT_CREATE), 5);
+}
+
 static void test_creates_the_missing_count(void **state)
 {
     (void)state;
@@ -946,6 +975,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_needed_zero_viewers_is_one),
+        cmocka_unit_test(test_waiting_joins_count_as_demand),
         cmocka_unit_test(test_needed_spare_rule),
         cmocka_unit_test(test_needed_load_rule),
         cmocka_unit_test(test_needed_capped_by_max_stages),

@@ -87,6 +87,7 @@ static void test_error_words(void **state)
         {"NOT_LIVE the publisher is not live", STORE_NOT_LIVE},
         {"NO_STAGE no such stage", STORE_NO_STAGE},
         {"STAGE_FULL no stage has room script: usher_seat, on @user_function:150.", STORE_STAGE_FULL},
+        {"NO_ROOM_YET a stage is opening script: usher_seat, on @user_function:160.", STORE_NO_ROOM_YET},
         {"STAGE_LIMIT no more stages allowed", STORE_STAGE_LIMIT},
         {"NOT_LEADER the scaler lease is held elsewhere", STORE_NOT_LEADER},
         {"IS_MASTER the master stage is never removed", STORE_IS_MASTER},
@@ -164,6 +165,10 @@ static void test_heartbeat(void **state)
     assert_int_equal(decode_heartbeat(r, &hb), STORE_NO_SEAT);
     drop(r);
 
+    r = array(1, num(3));
+    assert_int_equal(decode_heartbeat(r, &hb), STORE_NO_STAGE);
+    drop(r);
+
     r = array(3, num(2), text(ARN2), text("pid-9"));
     assert_int_equal(decode_heartbeat(r, &hb), STORE_OK);
     assert_true(hb.moved);
@@ -171,7 +176,7 @@ static void test_heartbeat(void **state)
     assert_string_equal(hb.participant_id, "pid-9");
     drop(r);
 
-    redisReply *bad[] = {array(1, num(2)), array(1, num(3)), array(0), num(1), array(1, text("x"))};
+    redisReply *bad[] = {array(1, num(2)), array(1, num(4)), array(0), num(1), array(1, text("x"))};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         assert_int_equal(decode_heartbeat(bad[i], &hb), STORE_FAILED);
         drop(bad[i]);
@@ -343,7 +348,7 @@ static void test_stats(void **state)
 {
     (void)state;
     struct stats_view v;
-    redisReply *r = array(13, text("12"), text("live"), text(ARN),
+    redisReply *r = array(14, text("12"), text("live"), text(ARN), num(3),
         text(ARN), text("10"),
         text("{\"name\":\"master-stage\",\"arn\":\"" ARN "\",\"autoScaled\":false,\"createdAt\":\"2026-01-01T00:00:00.000Z\"}"),
         text("open"), text(""),
@@ -356,6 +361,7 @@ static void test_stats(void **state)
     assert_int_equal(v.total_viewers, 12);
     assert_true(v.publisher_live);
     assert_string_equal(v.master_arn, ARN);
+    assert_int_equal(v.waiting, 3);
     assert_int_equal(v.count, 2);
     assert_true(v.stages[0].master);
     assert_int_equal(v.stages[0].viewers, 10);
@@ -374,7 +380,7 @@ static void test_stats(void **state)
     drop(r);
 
     /* No stages, publisher offline, no master. */
-    r = array(3, text("0"), text("offline"), text(""));
+    r = array(4, text("0"), text("offline"), text(""), num(0));
     assert_int_equal(decode_stats(r, &v), STORE_OK);
     assert_false(v.publisher_live);
     assert_int_equal(v.count, 0);
@@ -383,13 +389,39 @@ static void test_stats(void **state)
     drop(r);
 
     /* A stage cut short, a count that is no number. */
-    r = array(7, text("0"), text("live"), text(""), text(ARN), text("1"), text(""), text("open"));
+    r = array(8, text("0"), text("live"), text(""), num(0), text(ARN), text("1"), text(""), text("open"));
     assert_int_equal(decode_stats(r, &v), STORE_FAILED);
     drop(r);
-    r = array(8, text("0"), text("live"), text(""), text(ARN), text("lots"), text(""), text("open"), text(""));
+    r = array(9, text("0"), text("live"), text(""), num(0), text(ARN), text("lots"), text(""), text("open"), text(""));
     assert_int_equal(decode_stats(r, &v), STORE_FAILED);
     assert_null(v.stages);
     drop(r);
+}
+
+static void test_check(void **state)
+{
+    (void)state;
+    struct state_check c;
+    redisReply *r = array(5, text("abc"), text(ARN), text("live"), text("stages held a string, moved"),
+                          text("total_viewers held x, set to 0"));
+    assert_int_equal(decode_check(r, &c), STORE_OK);
+    assert_string_equal(c.state_id, "abc");
+    assert_string_equal(c.master_arn, ARN);
+    assert_string_equal(c.publisher, "live");
+    assert_int_equal(c.nproblems, 2);
+    assert_string_equal(c.problems[1], "total_viewers held x, set to 0");
+    state_check_clear(&c);
+    drop(r);
+    r = array(3, text(""), text(""), text(""));
+    assert_int_equal(decode_check(r, &c), STORE_OK);
+    assert_int_equal(c.nproblems, 0);
+    state_check_clear(&c);
+    drop(r);
+    redisReply *bad[] = {array(2, text("a"), text("b")), array(3, text("a"), text("b"), num(1)), num(1)};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_int_equal(decode_check(bad[i], &c), STORE_FAILED);
+        drop(bad[i]);
+    }
 }
 
 static void test_events(void **state)
@@ -453,6 +485,7 @@ int main(void)
         cmocka_unit_test(test_live_updated_info),
         cmocka_unit_test(test_lease_and_removed),
         cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_check),
         cmocka_unit_test(test_events),
         cmocka_unit_test(test_state_json),
     };

@@ -9,7 +9,8 @@
 -- function touches (total_viewers, stages, stage_mode, scaler:lease, ...)
 -- are declared by the caller as KEYS, and read here by name (key()). The
 -- per-stage keys (viewers:{arn}, viewer:heartbeat:{arn},
--- viewer:expiry:{arn}, stage:{arn}) are derived from the prefix, because
+-- viewer:expiry:{arn}, stage:{arn}) and the seat index's buckets
+-- (seat_index:{n}) are derived from the prefix, because
 -- which stages a call touches is found inside the call (the least-loaded
 -- stage, the stage a user sits in, the stages a sweep visits): declaring
 -- them would take a round trip first and lose the atomicity. On Redis
@@ -17,12 +18,12 @@
 -- hash tag in the prefix (REDIS_KEY_PREFIX="{usher}:prod:"); README "Redis".
 --
 -- Refusals are errors whose first word is their code (NOT_LIVE, NO_STAGE,
--- STAGE_FULL, STAGE_LIMIT, NOT_LEADER, IS_MASTER, NOT_EMPTY); store.c turns
--- them into enum store_error.
+-- STAGE_FULL, NO_ROOM_YET, STAGE_LIMIT, NOT_LEADER, IS_MASTER, NOT_EMPTY);
+-- store.c turns them into enum store_error.
 
 -- Raise VERSION with every change to this file: a connecting usher replaces
 -- the library in Redis only when Redis holds an older one (store/redis.c).
-local VERSION = 6
+local VERSION = 7
 
 -- A stage's seating mode (stages/state.h names them in C). `stage_mode`
 -- holds only waiting and draining: no field means open.
@@ -37,7 +38,7 @@ local function context(keys, args)
   local P = args[1]
   local declared = {}
   for _, k in ipairs(keys) do declared[string.sub(k, #P + 1)] = k end
-  return {P = P, declared = declared}
+  return {P = P, declared = declared, slots = {}}
 end
 
 local function key(c, name)
@@ -56,17 +57,62 @@ local function count(c, arn) return tonumber(redis.call('GET', stage_key(c, 'vie
 
 local function mode_of(c, arn) return redis.call('HGET', key(c, 'stage_mode'), arn) or OPEN end
 
--- The open stage with room and the fewest viewers, other than `except`;
--- ZRANGE gives the oldest first, and a strict < keeps the oldest among equals.
+-- Every stage gets a small number, its slot, when it is added: the seat
+-- index stores slots (a few bytes a viewer) rather than ARNs.
+-- `stage_slot` maps arn -> slot, `slot_stage` slot -> arn; the call's
+-- context keeps those it has seen (c.slots), as each lookup scans a
+-- listpack of up to 128 stages.
+local function slot_of(c, arn)
+  local slot = c.slots[arn] or redis.call('HGET', key(c, 'stage_slot'), arn)
+  c.slots[arn] = slot
+  return slot
+end
+
+local function slot_give(c, arn)
+  local slot = slot_of(c, arn)
+  if slot then return slot end
+  slot = tostring(redis.call('INCR', key(c, 'stage_slot_seq')))
+  redis.call('HSET', key(c, 'stage_slot'), arn, slot)
+  redis.call('HSET', key(c, 'slot_stage'), slot, arn)
+  c.slots[arn] = slot
+  return slot
+end
+
+-- `open_stages`: the slots of the open stages by load, score = viewers +
+-- slot / 2^20, so the integer part is the stage's count and, among equal
+-- counts, the stage added first comes first. Slots, not ARNs: Redis keeps
+-- a zset of up to 128 members as one listpack that each change rewrites,
+-- and short members keep that cheap at 100 stages. Kept by every step that
+-- seats, unseats or changes a mode (recount(), open_set()).
+local TIE = 1048576
+
+local function open_set(c, arn, open)
+  local slot = slot_give(c, arn)
+  if not open then return redis.call('ZREM', key(c, 'open_stages'), slot) end
+  local score = count(c, arn) + (tonumber(slot) % TIE) / TIE
+  redis.call('ZADD', key(c, 'open_stages'), string.format('%.17g', score), slot)
+end
+
+-- A stage's count moves by delta (its viewers:{arn} and its load in
+-- open_stages when open); returns the new count.
+local function recount(c, arn, slot, delta)
+  if slot then redis.call('ZADD', key(c, 'open_stages'), 'XX', 'INCR', delta, slot) end
+  return redis.call('INCRBY', stage_key(c, 'viewers:', arn), delta)
+end
+
+-- The open stage with room and the fewest viewers, other than `except`
+-- (among equals the one added first): the head of open_stages.
 local function least_loaded(c, capacity, except)
-  local target, best
-  for _, arn in ipairs(live_stages(c)) do
-    local n = count(c, arn)
-    if arn ~= except and n < capacity and mode_of(c, arn) == OPEN and (best == nil or n < best) then
-      target, best = arn, n
+  local head = redis.call('ZRANGE', key(c, 'open_stages'), 0, 1, 'WITHSCORES')
+  for i = 1, #head, 2 do
+    local arn = redis.call('HGET', key(c, 'slot_stage'), head[i])
+    if arn and not is_stage(c, arn) then arn = nil end   -- only live stages (`stages`) seat
+    if arn then c.slots[arn] = head[i] end
+    if arn ~= except then
+      if arn and math.floor(tonumber(head[i + 1])) < capacity then return arn end
+      return nil
     end
   end
-  return target
 end
 
 -- Fencing: a scaler action (holder ~= '') runs only while its lease holds.
@@ -78,17 +124,46 @@ end
 
 -- ---- seats ----------------------------------------------------------------
 
-local function put_seat(c, arn, user, record, now)
+-- The seat index: userId -> the slot of the stage where the user sits, so
+-- finding a user's seat costs the same whatever the number of stages. It is
+-- spread over SEAT_BUCKETS small hashes (seat_index:{n}, n from the userId)
+-- that Redis keeps as listpacks: ~40 bytes a viewer at 1,000,000 seated,
+-- where one big hash would take ~65 (BENCHMARKS.md, issue 11 "Memory").
+local SEAT_BUCKETS = 16384
+
+local function index_key(c, user)
+  local h = 0
+  for i = 1, #user do h = (h * 31 + string.byte(user, i)) % SEAT_BUCKETS end
+  return c.P .. 'seat_index:' .. h
+end
+
+-- A seated viewer's record and expiry entry, refreshed.
+local function touch_seat(c, arn, user, record, now)
   redis.call('HSET', stage_key(c, 'viewer:heartbeat:', arn), user, record)
   redis.call('ZADD', stage_key(c, 'viewer:expiry:', arn), now, user)
 end
 
+-- A new seat in `arn` for a user holding none; returns the stage's count.
+local function add_seat(c, arn, user, record, now)
+  touch_seat(c, arn, user, record, now)
+  local slot = slot_give(c, arn)
+  redis.call('HSET', index_key(c, user), user, slot)
+  return recount(c, arn, slot, 1)
+end
+
 -- Removes the seats of `users` in stage `arn` (those really there) and
--- returns how many; total_viewers is the caller's (a move keeps it).
+-- returns how many; total_viewers is the caller's (a move keeps it). The
+-- one way a seat goes: the index and the counts follow here.
 local function drop_seats(c, arn, users)
-  local n = redis.call('HDEL', stage_key(c, 'viewer:heartbeat:', arn), unpack(users))
+  local seats, n = stage_key(c, 'viewer:heartbeat:', arn), 0
+  for _, user in ipairs(users) do
+    if redis.call('HDEL', seats, user) == 1 then
+      redis.call('HDEL', index_key(c, user), user)
+      n = n + 1
+    end
+  end
   redis.call('ZREM', stage_key(c, 'viewer:expiry:', arn), unpack(users))
-  if n > 0 then redis.call('DECRBY', stage_key(c, 'viewers:', arn), n) end
+  if n > 0 then recount(c, arn, slot_of(c, arn), -n) end
   return n
 end
 
@@ -101,8 +176,7 @@ end
 
 local function move_seat(c, from, to, user, record, now)
   drop_seats(c, from, {user})
-  put_seat(c, to, user, record, now)
-  return redis.call('INCR', stage_key(c, 'viewers:', to))
+  return add_seat(c, to, user, record, now)
 end
 
 -- A seat record is {"timestamp":ms,"participantId":"…","joinedAt":ms}.
@@ -125,26 +199,59 @@ end
 
 -- The stage where `user` sits and its record: one seat at most.
 local function find_seat(c, user)
-  for _, arn in ipairs(live_stages(c)) do
-    local rec = redis.call('HGET', stage_key(c, 'viewer:heartbeat:', arn), user)
-    if rec then return arn, rec end
-  end
+  local slot = redis.call('HGET', index_key(c, user), user)
+  if not slot then return end
+  local arn = redis.call('HGET', key(c, 'slot_stage'), slot)
+  if not arn then return end
+  local rec = redis.call('HGET', stage_key(c, 'viewer:heartbeat:', arn), user)
+  if rec then return arn, rec end
 end
 
 -- ---- viewer functions --------------------------------------------------
 
+-- Joins that found no room are demand the scaler sizes for: `seat_waiting`
+-- holds userId -> when it was refused (Redis's clock, ms), and counts for
+-- DEMAND_MS or until the user is seated. Redis's own clock keeps the
+-- entries of several usher processes comparable.
+local DEMAND_MS = 10000
+
+local function redis_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- A join found no stage with room: it counts as demand, and the refusal
+-- says whether room is coming (a stage waits to open, or one can be
+-- added: NO_ROOM_YET, worth waiting for) or not (STAGE_FULL).
+local function no_room(c, user, max_stages)
+  local waiting = key(c, 'seat_waiting')
+  local now = redis_ms()
+  redis.call('ZREMRANGEBYSCORE', waiting, '-inf', now - DEMAND_MS)
+  redis.call('ZADD', waiting, now, user)
+  local stages = live_stages(c)
+  for _, arn in ipairs(stages) do
+    if redis.call('HGET', key(c, 'stage_mode'), arn) == 'waiting' then
+      refuse('NO_ROOM_YET', 'a stage is opening')
+    end
+  end
+  if #stages < max_stages then refuse('NO_ROOM_YET', 'a stage can be added') end
+  refuse('STAGE_FULL', 'all ' .. #stages .. ' stages are full and no more may be added')
+end
+
 -- seat: join, same-seat refresh, move, rejoin.
 -- ARGV: prefix, userId, wanted stage ARN ("" = least-loaded with room),
 --       participantId for a new seat, now (ms), capacity,
---       "join" (needs a live publisher) or "rejoin" (keeps the given id).
--- KEYS: publisher:status, stages, stage_mode, total_viewers.
+--       "join" (needs a live publisher) or "rejoin" (keeps the given id),
+--       stages that may exist (MAX_STAGES; 0 when none may be added).
+-- KEYS: publisher:status, stages, stage_mode, total_viewers, seat_waiting,
+-- open_stages, stage_slot, slot_stage, stage_slot_seq.
 -- Returns {stageArn, participantId, viewersInStage, isNew (0/1), movedFrom or ""}.
 -- Only open stages take new seats; from a draining stage a viewer asking
 -- again is moved to an open one with room, else keeps its seat.
 local function seat(keys, args)
   local c = context(keys, args)
-  local user, wanted, new_pid, now, capacity, how =
-    args[2], args[3], args[4], args[5], tonumber(args[6]), args[7]
+  local user, wanted, new_pid, now, capacity, how, max_stages =
+    args[2], args[3], args[4], args[5], tonumber(args[6]), args[7], tonumber(args[8])
   if how == 'join' and redis.call('GET', key(c, 'publisher:status')) ~= 'live' then
     refuse('NOT_LIVE', 'the publisher is not live')
   end
@@ -160,12 +267,13 @@ local function seat(keys, args)
     target = current
   else
     target = least_loaded(c, capacity, nil) or current
-    if not target then refuse('STAGE_FULL', 'no stage has room') end
+    if not target then no_room(c, user, max_stages) end
+    redis.call('ZREM', key(c, 'seat_waiting'), user)
   end
   if current == target then
     local pid, joined = record_fields(rec, now)
     if how == 'rejoin' then pid = new_pid end
-    put_seat(c, target, user, record_new(pid, joined, now), now)
+    touch_seat(c, target, user, record_new(pid, joined, now), now)
     return {target, pid, count(c, target), 0, ''}
   end
   local record = record_new(new_pid, now, now)
@@ -173,21 +281,17 @@ local function seat(keys, args)
     return {target, new_pid, move_seat(c, current, target, user, record, now), 0, current}
   end
   redis.call('INCR', key(c, 'total_viewers'))
-  put_seat(c, target, user, record, now)
-  return {target, new_pid, redis.call('INCR', stage_key(c, 'viewers:', target)), 1, ''}
+  return {target, new_pid, add_seat(c, target, user, record, now), 1, ''}
 end
 
--- heartbeat: a seated viewer says it is still there.
--- ARGV: prefix, userId, stage ARN, now (ms), capacity.
--- KEYS: stages, stage_mode.
--- Returns {1} for a plain heartbeat, {0} when the user holds no seat in
--- that stage, or {2, newArn, participantId} when the stage is draining and
--- the viewer was moved to an open stage with room.
-local function heartbeat(keys, args)
-  local c = context(keys, args)
-  local user, arn, now, capacity = args[2], args[3], args[4], tonumber(args[5])
+-- One heartbeat: a seated viewer says it is still there. Returns {1} for
+-- a plain heartbeat, {0} when the user holds no seat in that stage, {3}
+-- when the stage is not live (the seat cannot come back there), or
+-- {2, newArn, participantId} when the stage is draining and the viewer was
+-- moved to an open stage with room.
+local function beat(c, user, arn, now, capacity)
   local rec = redis.call('HGET', stage_key(c, 'viewer:heartbeat:', arn), user)
-  if not rec then return {0} end
+  if not rec then return {is_stage(c, arn) and 0 or 3} end
   local record, pid = record_touched(rec, now)
   if mode_of(c, arn) == DRAINING then
     local target = least_loaded(c, capacity, arn)
@@ -196,8 +300,22 @@ local function heartbeat(keys, args)
       return {2, target, pid}
     end
   end
-  put_seat(c, arn, user, record, now)
+  touch_seat(c, arn, user, record, now)
   return {1}
+end
+
+-- heartbeats: the heartbeats that reached one usher together, in one call
+-- (store/write_batch.c); each is the step it would be alone.
+-- ARGV: prefix, then per heartbeat: userId, stage ARN, now (ms), capacity.
+-- KEYS: stages, stage_mode, open_stages, stage_slot, slot_stage, stage_slot_seq.
+-- Returns one answer of beat() per heartbeat, in order.
+local function heartbeats(keys, args)
+  local c = context(keys, args)
+  local out = {}
+  for i = 2, #args - 3, 4 do
+    out[#out + 1] = beat(c, args[i], args[i + 1], args[i + 2], tonumber(args[i + 3]))
+  end
+  return out
 end
 
 -- Who left lately (a leave, a kick): `viewer:left` holds user → when (ms)
@@ -211,28 +329,23 @@ local function note_left(c, user, now)
 end
 
 -- leave: a viewer gives up its seat; a second leave changes nothing. A
--- viewer the scaler moved may name its old stage: then its one seat is
--- looked for in the other stages.
--- ARGV: prefix, userId, stage ARN, now (ms). KEYS: stages, total_viewers,
--- viewer:left.
+-- viewer the scaler moved may name its old stage: its one seat is found
+-- through the seat index. A freed seat is noted in `viewer:left`.
+-- ARGV: prefix, userId, stage ARN, now (ms).
+-- KEYS: stages, total_viewers, open_stages, stage_slot, slot_stage, viewer:left.
 -- Returns the ARN of the stage whose seat was freed, or "".
 local function leave(keys, args)
   local c = context(keys, args)
-  local user, named, now = args[2], args[3], args[4]
-  if unseat(c, named, {user}) > 0 then
+  local user, now = args[2], args[4]
+  local arn = find_seat(c, user)
+  if arn and unseat(c, arn, {user}) > 0 then
     note_left(c, user, now)
-    return named
-  end
-  for _, arn in ipairs(live_stages(c)) do
-    if arn ~= named and unseat(c, arn, {user}) > 0 then
-      note_left(c, user, now)
-      return arn
-    end
+    return arn
   end
   return ''
 end
 
--- seat_of: where a user sits. ARGV: prefix, userId. KEYS: stages.
+-- seat_of: where a user sits. ARGV: prefix, userId. KEYS: stages, slot_stage.
 -- Returns JSON {"stageArn":…,"participantId":…}, or "" when it holds no seat.
 local function seat_of(keys, args)
   local c = context(keys, args)
@@ -246,7 +359,8 @@ end
 -- seats. The expiry index is sorted by heartbeat, so the cost is that of
 -- the expired; `limit` bounds one call (the caller calls again while a
 -- call returns `limit`).
--- ARGV: prefix, cutoff (ms), limit. KEYS: stages, total_viewers.
+-- ARGV: prefix, cutoff (ms), limit.
+-- KEYS: stages, total_viewers, open_stages, stage_slot.
 -- Returns the number removed.
 local function sweep(keys, args)
   local c = context(keys, args)
@@ -288,7 +402,8 @@ end
 -- not left since the read is seated here when the stage has room, else
 -- counted unseated.
 -- ARGV: prefix, arn, readAt (ms), now (ms), capacity, then participantId,
--- userId pairs. KEYS: stages, total_viewers, viewer:left.
+-- userId pairs. KEYS: stages, total_viewers, viewer:left, open_stages,
+-- stage_slot, slot_stage, stage_slot_seq.
 -- Returns JSON {seated: [user…], moved: [[user, fromArn]…], unseated: [user…]}
 -- (an empty list may come as {}), or "" when the stage is gone.
 local function reconcile_seat(keys, args)
@@ -312,8 +427,7 @@ local function reconcile_seat(keys, args)
         end
       elseif count(c, arn) < capacity then
         redis.call('INCR', key(c, 'total_viewers'))
-        redis.call('INCR', stage_key(c, 'viewers:', arn))
-        put_seat(c, arn, user, record_new(pid, now, now), now)
+        add_seat(c, arn, user, record_new(pid, now, now), now)
         redis.call('ZADD', seen, read_at, user)
         out.seated[#out.seated + 1] = user
       else
@@ -327,7 +441,8 @@ end
 -- reconcile_ghosts: seats of a stage whose participant IVS has not seen
 -- connected since the cutoff (nor joined since) are removed, with the
 -- bookkeeping of a leave; seen marks of users no longer seated go.
--- ARGV: prefix, arn, cutoff (ms). KEYS: stages, total_viewers.
+-- ARGV: prefix, arn, cutoff (ms). KEYS: stages, total_viewers, open_stages,
+-- stage_slot.
 -- Returns JSON [user…] of the seats removed (an empty list may come as {}).
 local function reconcile_ghosts(keys, args)
   local c = context(keys, args)
@@ -378,14 +493,16 @@ end
 
 -- stats: everything /api/stats shows and the scaler decides from.
 -- ARGV: prefix. KEYS: total_viewers, publisher:status, master_stage,
--- stages, stage_info, stage_mode, stage_state.
--- Returns {totalViewers, publisherStatus, masterArn or "", then per stage,
--- oldest first: arn, viewerCount, info JSON or "", mode, state JSON or ""}.
+-- stages, stage_info, stage_mode, stage_state, seat_waiting.
+-- Returns {totalViewers, publisherStatus, masterArn or "", joins waiting
+-- for room (seat_waiting within DEMAND_MS), then per stage, oldest first:
+-- arn, viewerCount, info JSON or "", mode, state JSON or ""}.
 local function stats(keys, args)
   local c = context(keys, args)
   local out = {redis.call('GET', key(c, 'total_viewers')) or '0',
                redis.call('GET', key(c, 'publisher:status')) or 'offline',
-               redis.call('GET', key(c, 'master_stage')) or ''}
+               redis.call('GET', key(c, 'master_stage')) or '',
+               redis.call('ZCOUNT', key(c, 'seat_waiting'), redis_ms() - DEMAND_MS, '+inf')}
   for _, arn in ipairs(live_stages(c)) do
     out[#out + 1] = arn
     out[#out + 1] = tostring(count(c, arn))
@@ -413,7 +530,8 @@ end
 --       ("" for none; kept in `stage_tags`, as SPEC §3 fixes stage:{arn}),
 --       endpoints JSON {whip, events} ("" for none; kept in `stage_endpoints`).
 -- KEYS: scaler:lease, master_stage, stages, stage_info, stage_mode,
--- stage_state, stage_tags, stage_endpoints.
+-- stage_state, stage_tags, stage_endpoints, open_stages, stage_slot, slot_stage,
+-- stage_slot_seq.
 -- Returns the master ARN when asked to set it, else the ARN added.
 local function stage_add(keys, args)
   local c = context(keys, args)
@@ -432,7 +550,9 @@ local function stage_add(keys, args)
     redis.call('ZADD', key(c, 'stages'), created, arn)
     redis.call('HSET', key(c, 'stage_info'), arn, info)
     redis.call('SET', stage_key(c, 'viewers:', arn), 0, 'NX')
+    slot_give(c, arn)
     if mode ~= OPEN then redis.call('HSET', key(c, 'stage_mode'), arn, mode) end
+    open_set(c, arn, mode == OPEN)
     if state ~= '' then redis.call('HSET', key(c, 'stage_state'), arn, state) end
     if tags ~= '' then redis.call('HSET', key(c, 'stage_tags'), arn, tags) end
   end
@@ -442,6 +562,7 @@ local function stage_add(keys, args)
   if master ~= '0' then
     redis.call('SET', key(c, 'master_stage'), arn)
     redis.call('HDEL', key(c, 'stage_mode'), arn)
+    open_set(c, arn, true)
   end
   return arn
 end
@@ -450,7 +571,8 @@ end
 -- under the lease. Draining is final: a late answer that would open the
 -- stage again only updates the bookkeeping, and keeps the drain's start.
 -- ARGV: prefix, lease holder, arn, mode, scaler state JSON.
--- KEYS: scaler:lease, stages, stage_mode, stage_state.
+-- KEYS: scaler:lease, stages, stage_mode, stage_state, open_stages,
+-- stage_slot, slot_stage, stage_slot_seq.
 -- Returns 1, or 0 when the stage is gone.
 local function stage_update(keys, args)
   local c = context(keys, args)
@@ -468,6 +590,7 @@ local function stage_update(keys, args)
   else
     redis.call('HSET', key(c, 'stage_mode'), arn, mode)
   end
+  open_set(c, arn, mode == OPEN)
   redis.call('HSET', key(c, 'stage_state'), arn, state)
   return 1
 end
@@ -477,7 +600,8 @@ end
 -- ARGV: prefix, arn, lease holder ("" for an operator's DELETE, refused
 -- while viewers remain).
 -- KEYS: scaler:lease, master_stage, stages, total_viewers, stage_info,
--- stage_mode, stage_state, stage_tags, stage_endpoints, stage_reconcile.
+-- stage_mode, stage_state, stage_tags, stage_endpoints, open_stages, stage_slot,
+-- slot_stage, stage_reconcile.
 -- Returns {viewers unseated, parentStage or ""}.
 local function stage_remove(keys, args)
   local c = context(keys, args)
@@ -487,17 +611,24 @@ local function stage_remove(keys, args)
   if redis.call('GET', key(c, 'master_stage')) == arn then
     refuse('IS_MASTER', 'the master stage is never removed')
   end
-  local seated = redis.call('HLEN', stage_key(c, 'viewer:heartbeat:', arn))
+  local seats = stage_key(c, 'viewer:heartbeat:', arn)
+  local seated = redis.call('HLEN', seats)
   if holder == '' and seated > 0 then refuse('NOT_EMPTY', 'viewers are still seated there') end
   local info = redis.call('HGET', key(c, 'stage_info'), arn)
   local parent = info and cjson.decode(info).parentStage or ''
   if type(parent) ~= 'string' then parent = '' end
-  redis.call('DECRBY', key(c, 'total_viewers'), seated)
+  local users = redis.call('HKEYS', seats)
+  for i = 1, #users, 1000 do unseat(c, arn, {unpack(users, i, math.min(i + 999, #users))}) end
   redis.call('DEL', stage_key(c, 'viewer:heartbeat:', arn), stage_key(c, 'viewer:expiry:', arn),
              stage_key(c, 'viewers:', arn), stage_key(c, 'stage:', arn),
              stage_key(c, 'viewer:seen:', arn))
+  local slot = slot_of(c, arn)
+  if slot then
+    redis.call('HDEL', key(c, 'slot_stage'), slot)
+    redis.call('ZREM', key(c, 'open_stages'), slot)
+  end
   for _, hash in ipairs({'stage_info', 'stage_mode', 'stage_state', 'stage_tags', 'stage_endpoints',
-                         'stage_reconcile'}) do
+                         'stage_slot', 'stage_reconcile'}) do
     redis.call('HDEL', key(c, hash), arn)
   end
   redis.call('ZREM', key(c, 'stages'), arn)
@@ -533,6 +664,27 @@ local function stage_renew(keys, args)
   return #stages
 end
 
+-- reindex: builds the seat index, the slots and open_stages for stages
+-- recorded before they existed (libraries before version 6), once: nothing to do
+-- once stage_slot_seq exists. store.c calls it when a connection is ready.
+-- ARGV: prefix. KEYS: stages, stage_mode, open_stages, stage_slot,
+-- slot_stage, stage_slot_seq. Returns the number of seats indexed.
+local function reindex(keys, args)
+  local c = context(keys, args)
+  if redis.call('EXISTS', key(c, 'stage_slot_seq')) == 1 then return 0 end
+  local seats = 0
+  for _, arn in ipairs(live_stages(c)) do
+    local slot = slot_give(c, arn)
+    open_set(c, arn, mode_of(c, arn) == OPEN)
+    for _, user in ipairs(redis.call('HKEYS', stage_key(c, 'viewer:heartbeat:', arn))) do
+      redis.call('HSET', index_key(c, user), user, slot)
+      seats = seats + 1
+    end
+  end
+  redis.call('SET', key(c, 'stage_slot_seq'), 0, 'NX')
+  return seats
+end
+
 -- lease: the scaler lease, one process at a time; every scaler write is
 -- fenced by it (fence()). ARGV: prefix, holder id, ttl (ms); ttl "0" gives
 -- the lease up. KEYS: scaler:lease, scaler:epoch.
@@ -555,6 +707,146 @@ local function lease(keys, args)
   if current then return {0, epoch()} end
   redis.call('SET', k, holder, 'PX', ttl)
   return {2, redis.call('INCR', key(c, 'scaler:epoch'))}
+end
+
+-- ---- the state check ------------------------------------------------------
+
+-- The type each fixed key must have, in the order they are checked.
+local FIXED_TYPES = {
+  {'state_id', 'string'}, {'master_stage', 'string'}, {'stages', 'zset'},
+  {'total_viewers', 'string'}, {'publisher:status', 'string'}, {'stage_info', 'hash'},
+  {'stage_mode', 'hash'}, {'stage_state', 'hash'}, {'stage_tags', 'hash'},
+  {'scaler:lease', 'string'}, {'scaler:epoch', 'string'}, {'stage_events', 'stream'},
+  {'seat_waiting', 'zset'}, {'stage_endpoints', 'hash'},
+}
+local FOREIGN_KEPT_S = 86400
+
+-- A key holding another type than usher's would make every call that
+-- touches it fail: it is renamed aside (`foreign:{name}`, kept a day for
+-- the operator) and usher's key starts empty. Returns the problem or nil.
+local function set_aside(c, k, name, want)
+  local t = redis.call('TYPE', k).ok
+  if t == 'none' or t == want then return nil end
+  local aside = c.P .. 'foreign:' .. name
+  redis.call('RENAME', k, aside)
+  redis.call('EXPIRE', aside, FOREIGN_KEPT_S)
+  return name .. ' held a ' .. t .. ', moved to ' .. aside
+end
+
+local function is_integer(v) return v == false or string.match(v, '^%-?%d+$') ~= nil end
+
+-- The expiry index of a stage made again from its seats (their last
+-- heartbeats), when it lost entries: a seat missing there would never expire.
+local function expiry_rebuilt(c, arn, seats, index)
+  redis.call('DEL', index)
+  local all = redis.call('HGETALL', seats)
+  for i = 1, #all, 2 do
+    local ok, doc = pcall(cjson.decode, all[i + 1])
+    local at = ok and type(doc) == 'table' and tonumber(doc.timestamp) or 0
+    redis.call('ZADD', index, at, all[i])
+  end
+  return 'viewer:expiry:' .. arn .. ' did not match the seats; rebuilt from them'
+end
+
+-- Unix ms as ISO 8601 UTC with milliseconds (as util/clock.c writes it);
+-- days to a civil date after Howard Hinnant's days_from_civil inverse.
+local function iso8601(ms)
+  local s = math.floor(ms / 1000)
+  local days, rest = math.floor(s / 86400), s % 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400 + (m <= 2 and 1 or 0)
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d, math.floor(rest / 3600),
+                       math.floor(rest / 60) % 60, rest % 60, ms % 1000)
+end
+
+-- A live stage without its record (`stage_info`) gets one again: created
+-- when `stages` says, named after its id; not autoScaled, so the scaler
+-- never drains it on a guess.
+local function info_rebuilt(c, arn, master)
+  local created = tonumber(redis.call('ZSCORE', key(c, 'stages'), arn)) or 0
+  local name = arn == master and 'master-stage' or ('stage-' .. (string.match(arn, '/([^/]*)$') or ''))
+  redis.call('HSET', key(c, 'stage_info'), arn, cjson.encode(
+    {name = name, arn = arn, autoScaled = false, createdAt = iso8601(created)}))
+  return 'stage_info had no record for ' .. arn .. '; made one (' .. name .. ')'
+end
+
+-- Per live stage: its seat keys' types, the expiry index covering every
+-- seat, and viewers:{arn} = HLEN of its seats (the SPEC §3 invariant)
+-- repaired from the seats. Returns the sum of seats; appends problems to
+-- `found`.
+local function check_stage(c, arn, found)
+  local seats = stage_key(c, 'viewer:heartbeat:', arn)
+  local index = stage_key(c, 'viewer:expiry:', arn)
+  for _, kt in ipairs({{seats, 'hash'}, {index, 'zset'}}) do
+    local p = set_aside(c, kt[1], string.sub(kt[1], #c.P + 1), kt[2])
+    if p then found[#found + 1] = p end
+  end
+  local n = redis.call('HLEN', seats)
+  if redis.call('ZCARD', index) ~= n then found[#found + 1] = expiry_rebuilt(c, arn, seats, index) end
+  local counter = stage_key(c, 'viewers:', arn)
+  local p = set_aside(c, counter, string.sub(counter, #c.P + 1), 'string')
+  if p then found[#found + 1] = p end
+  local v = redis.call('GET', counter)
+  if not is_integer(v) or tonumber(v or '0') ~= n then
+    redis.call('SET', counter, n)
+    found[#found + 1] = 'viewers:' .. arn .. ' held ' .. tostring(v) .. ', set to ' .. n
+  end
+  return n
+end
+
+-- check: is usher's state in Redis whole? Run every few seconds by every
+-- process (stages/recovery.c). Repairs what it can: keys of a foreign type
+-- are set aside, counts are recomputed from the seats, a `master_stage`
+-- naming no live stage is removed. `state_id` marks one life of the state:
+-- it is set (to ARGV[2]) once a master stage is recorded, so a process
+-- that finds it gone or changed knows Redis lost its data (a flush, a
+-- failover to an empty replica, a restart without persistence).
+-- ARGV: prefix, a new state id. KEYS: the FIXED_TYPES keys, open_stages,
+-- stage_slot, slot_stage, stage_slot_seq.
+-- Returns {state id or "", master ARN or "", publisher:status or "",
+-- problem...}.
+local function check(keys, args)
+  local c = context(keys, args)
+  local found = {}
+  for _, kt in ipairs(FIXED_TYPES) do
+    local p = set_aside(c, key(c, kt[1]), kt[1], kt[2])
+    if p then found[#found + 1] = p end
+  end
+  local sum = 0
+  local recorded_master = redis.call('GET', key(c, 'master_stage'))
+  for _, arn in ipairs(live_stages(c)) do
+    sum = sum + check_stage(c, arn, found)
+    open_set(c, arn, mode_of(c, arn) == OPEN)     -- its load in open_stages follows the count
+    if not redis.call('HGET', key(c, 'stage_info'), arn) then
+      found[#found + 1] = info_rebuilt(c, arn, recorded_master)
+    end
+  end
+  local total = redis.call('GET', key(c, 'total_viewers'))
+  if not is_integer(total) or tonumber(total or '0') ~= sum then
+    redis.call('SET', key(c, 'total_viewers'), sum)
+    found[#found + 1] = 'total_viewers held ' .. tostring(total) .. ', set to ' .. sum
+  end
+  local master = redis.call('GET', key(c, 'master_stage'))
+  if master and not is_stage(c, master) then
+    redis.call('DEL', key(c, 'master_stage'))
+    found[#found + 1] = 'master_stage named ' .. string.sub(master, 1, 200) .. ', not a live stage; removed'
+    master = false
+  end
+  local id = redis.call('GET', key(c, 'state_id'))
+  if master and not id then
+    id = args[2]
+    redis.call('SET', key(c, 'state_id'), id)
+  end
+  local out = {id or '', master or '', redis.call('GET', key(c, 'publisher:status')) or ''}
+  for _, p in ipairs(found) do out[#out + 1] = p end
+  return out
 end
 
 -- ---- IVS call rates ----------------------------------------------------------
@@ -584,12 +876,14 @@ end
 local function version() return VERSION end
 
 redis.register_function('usher_seat', seat)
-redis.register_function('usher_heartbeat', heartbeat)
+redis.register_function('usher_heartbeats', heartbeats)
 redis.register_function('usher_stage_add', stage_add)
 redis.register_function('usher_stage_update', stage_update)
 redis.register_function('usher_stage_rename', stage_rename)
 redis.register_function('usher_stage_renew', stage_renew)
 redis.register_function('usher_lease', lease)
+redis.register_function('usher_reindex', reindex)
+redis.register_function{function_name = 'usher_check', callback = check, flags = {'allow-oom'}}
 redis.register_function('usher_rate_take', rate_take)
 redis.register_function('usher_reconcile_seat', reconcile_seat)
 redis.register_function('usher_event_news', event_news)

@@ -1,0 +1,86 @@
+/* waiters.c — see waiters.h. Each waiter has its own timer; a wake makes
+ * every timer due at once, so a retry always runs from the loop. */
+#include "scaler/waiters.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+
+struct waiter {
+    struct waiter *prev, *next;
+    struct waiters *list;
+    struct event *timer;
+    void (*retry)(void *arg);
+    void *arg;
+};
+
+struct waiters {
+    struct event_base *base;
+    struct waiter *head;
+    bool closing;                    /* being freed: nobody waits any more */
+};
+
+struct waiters *waiters_new(struct event_base *base)
+{
+    struct waiters *w = calloc(1, sizeof *w);
+    if (w)
+        w->base = base;
+    return w;
+}
+
+static void unlink_waiter(struct waiter *x)
+{
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        x->list->head = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+}
+
+static void due(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct waiter *x = arg;
+    unlink_waiter(x);
+    event_free(x->timer);
+    void (*retry)(void *) = x->retry;
+    void *retry_arg = x->arg;
+    free(x);
+    retry(retry_arg);
+}
+
+int waiters_add(struct waiters *w, long interval_ms, void (*retry)(void *arg), void *arg)
+{
+    struct waiter *x = w->closing ? NULL : calloc(1, sizeof *x);
+    if (!x)
+        return -1;
+    x->timer = evtimer_new(w->base, due, x);
+    struct timeval after = {interval_ms / 1000, (interval_ms % 1000) * 1000};
+    if (!x->timer || evtimer_add(x->timer, &after) != 0) {
+        if (x->timer)
+            event_free(x->timer);
+        free(x);
+        return -1;
+    }
+    *x = (struct waiter){.next = w->head, .list = w, .timer = x->timer, .retry = retry, .arg = arg};
+    if (w->head)
+        w->head->prev = x;
+    w->head = x;
+    return 0;
+}
+
+void waiters_wake(struct waiters *w)
+{
+    for (struct waiter *x = w->head; x; x = x->next)
+        event_active(x->timer, EV_TIMEOUT, 0);
+}
+
+void waiters_free(struct waiters *w)
+{
+    if (!w)
+        return;
+    w->closing = true;
+    while (w->head)
+        due(-1, 0, w->head);
+    free(w);
+}
