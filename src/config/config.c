@@ -231,6 +231,23 @@ static const struct setting SETTINGS[] = {
     ROW("Stages", "LOCAL_REPLICATION_FAILURES", "0",
         T_LONG(local_replication_failures, 0, 1000000, "a count"),
         "local provider only: fail this many replication starts (for tests)"),
+    ROW("Stages", "LOCAL_PARTICIPANTS_API", "false", T_BOOL(local_participants_api),
+        "local provider only: keep a model of who is connected, driven by "
+        "POST /api/test/participants (for tests of reconciliation and kicks)"),
+    ROW("Stages", "RECONCILE_INTERVAL", "60",
+        T_LONG(reconcile_interval_s, 0, 86400, SECONDS),
+        "how often seats are compared with who IVS says is connected (ListParticipants) "
+        "and corrected; 0 = never"),
+    ROW("Stages", "RECONCILE_GRACE", "120",
+        T_LONG(reconcile_grace_s, 1, 86400, SECONDS),
+        "a seat whose participant IVS has not seen connected this long is removed"),
+    ROW("Stages", "PUBLISHER_POLL_INTERVAL", "5",
+        T_LONG(publisher_poll_interval_s, 0, 3600, SECONDS),
+        "how often the master stage is read for a publishing participant "
+        "(publisher:status follows it); 0 = never"),
+    ROW("Stages", "PUBLISHER_OFFLINE_GRACE", "30",
+        T_LONG(publisher_offline_grace_s, 0, 86400, SECONDS),
+        "publisher:status turns offline once IVS has shown no publisher this long"),
 
     ROW("Tokens", "PUBLISHER_TOKEN_DURATION", "14400",
         T_LONG(publisher_token_duration, 60, 1209600, SECONDS),
@@ -773,6 +790,9 @@ static int check_aws(const struct config *cfg, char *err, size_t errlen)
 {
     if (strcmp(cfg->stage_provider, "aws") != 0)
         return 0;
+    if (cfg->local_participants_api)
+        return fail(err, errlen, "LOCAL_PARTICIPANTS_API is for the local provider only, "
+                                 "not with STAGE_PROVIDER=aws (IVS says who is connected)");
     bool no_id = !*cfg->aws_access_key_id, no_secret = !*cfg->aws_secret_access_key;
     if (no_id != no_secret)
         return fail(err, errlen, "STAGE_PROVIDER=aws: %s is set without %s",

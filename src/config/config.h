@@ -74,6 +74,11 @@ struct config {
                                       * stage being opened */
     long replication_retry_ms;       /* REPLICATION_RETRY_MS, 1000 (doubling) */
     long local_replication_failures; /* LOCAL_REPLICATION_FAILURES, 0 (tests) */
+    bool local_participants_api;     /* LOCAL_PARTICIPANTS_API, false (tests) */
+    long reconcile_interval_s;       /* RECONCILE_INTERVAL, 60 s; 0 = off */
+    long reconcile_grace_s;          /* RECONCILE_GRACE, 120 s */
+    long publisher_poll_interval_s;  /* PUBLISHER_POLL_INTERVAL, 5 s; 0 = off */
+    long publisher_offline_grace_s;  /* PUBLISHER_OFFLINE_GRACE, 30 s */
 
     /* Tokens */
     long publisher_token_duration;   /* PUBLISHER_TOKEN_DURATION, 14400 s */

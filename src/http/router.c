@@ -14,9 +14,11 @@ static int path_matches(const char *pattern, const char *path,
     size_t head = (size_t)(colon - pattern) + 1;          /* keeps the '/' */
     if (strncmp(pattern, path, head) != 0)
         return 0;
+    const char *tail = strchr(colon + 1, '/');             /* the pattern after the name */
     const char *seg = path + head;
-    size_t len = strlen(seg);
-    if (len == 0 || memchr(seg, '/', len))
+    const char *seg_end = strchr(seg, '/');
+    size_t len = seg_end ? (size_t)(seg_end - seg) : strlen(seg);
+    if (len == 0 || strcmp(seg + len, tail ? tail : "") != 0)
         return 0;
     *param = seg;
     *param_len = len;

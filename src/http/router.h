@@ -1,9 +1,11 @@
 /* router.h — mapping (method, path) to a handler.
  *
  * Routes are a plain table (src/routes/routes.c). A pattern is an exact
- * path, or a path ending in "/:" + name, which matches one more non-empty
- * segment (a percent-encoded stage ARN has no '/'). The first matching row
- * wins, so exact paths go before patterns that could swallow them. */
+ * path, or a path with one "/:" + name segment, which matches one
+ * non-empty segment (a percent-encoded stage ARN has no '/'), optionally
+ * followed by a fixed tail ("/api/stage/:stageArn/participants"). The
+ * first matching row wins, so exact paths go before patterns that could
+ * swallow them. */
 #ifndef USHER_HTTP_ROUTER_H
 #define USHER_HTTP_ROUTER_H
 

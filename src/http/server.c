@@ -353,7 +353,7 @@ static bool within_user_rate(struct http_server *s, struct request *rq)
     return false;
 }
 
-/* Parses a POST/PUT body into rq->body. True when the request may go on. */
+/* Parses a POST/PUT (or DELETE) body into rq->body. True when the request may go on. */
 static bool read_body(struct http_server *s, struct request *rq)
 {
     size_t len = 0;
@@ -457,7 +457,11 @@ static void on_request(void *arg, struct request *rq)
     size_t param_len = 0;
     if (!admit(s, rq, peer, &route, &param, &param_len))
         return;
-    bool has_body = strcmp(rq->method, "POST") == 0 || strcmp(rq->method, "PUT") == 0;
+    /* A DELETE may carry a body (a kick's reason), and then it is read too. */
+    size_t body_len = 0;
+    http_conn_body(rq->conn, &body_len);
+    bool has_body = strcmp(rq->method, "POST") == 0 || strcmp(rq->method, "PUT") == 0 ||
+                    (strcmp(rq->method, "DELETE") == 0 && body_len > 0);
     if (has_body && (!read_body(s, rq) || !within_user_rate(s, rq)))
         return;
     if (!decode_param(rq, route, param, param_len))

@@ -37,7 +37,7 @@ struct aws_provider {
     int64_t quota_at_ms;
 };
 
-enum op_kind { OP_DONE, OP_STAGE, OP_LIST, OP_TEXT };
+enum op_kind { OP_DONE, OP_STAGE, OP_LIST, OP_TEXT, OP_PARTICIPANTS };
 
 /* One provider operation in flight. */
 struct op {
@@ -54,6 +54,8 @@ struct op {
     char participant[PARTICIPANT_ID_MAX + 1];
     char kid[STAGE_ENDPOINT_MAX + 1];
     char error[3 * ERROR_MAX];       /* the words of a failure */
+    struct participant_query query;  /* list_participants (strings: source, next) */
+    char *next;                      /* list_participants: the page token, NULL at the end */
 };
 
 /* ------------------------------------------------------------------------
@@ -77,9 +79,33 @@ static struct provider_stage stage_view(const json_t *s)
 
 static void op_free(struct op *o)
 {
-    free(o->source), free(o->dest), free(o->pem);
+    free(o->source), free(o->dest), free(o->pem), free(o->next);
     json_decref(o->found);
     free(o);
+}
+
+/* Hands list_participants' caller the participants kept in o->found. */
+static void participants_end(struct op *o, const char *error)
+{
+    size_t n = error ? 0 : json_array_size(o->found);
+    struct provider_participant *list = n ? calloc(n, sizeof *list) : NULL;
+    if (n && !list)
+        error = "out of memory", n = 0;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *pt = json_array_get(o->found, i);
+        list[i] = (struct provider_participant){
+            .id = json_string_value(json_object_get(pt, "id")),
+            .user_id = json_string_value(json_object_get(pt, "userId")),
+            .state = json_string_value(json_object_get(pt, "state")),
+            .first_join_time = json_string_value(json_object_get(pt, "firstJoinTime")),
+            .published = json_is_true(json_object_get(pt, "published")),
+            .replica = json_is_true(json_object_get(pt, "replica")),
+        };
+    }
+    const struct participant_page page = {.session = o->session, .items = list, .count = n,
+                                          .next_token = o->next ? o->next : ""};
+    ((provider_participants_fn)o->fn)(o->arg, error ? NULL : &page, error);
+    free(list);
 }
 
 /* Calls the caller back: error, or on success the stage (OP_STAGE), the
@@ -94,6 +120,7 @@ static void op_end(struct op *o, const char *error, const json_t *stage, const c
     case OP_DONE: ((provider_done_fn)o->fn)(o->arg, error); break;
     case OP_STAGE: ((provider_stage_fn)o->fn)(o->arg, stage ? &one : NULL, error); break;
     case OP_TEXT: ((provider_text_fn)o->fn)(o->arg, error ? NULL : text, error); break;
+    case OP_PARTICIPANTS: participants_end(o, error); break;
     case OP_LIST: {
         size_t n = error ? 0 : json_array_size(o->found);
         struct provider_stage *list = n ? calloc(n, sizeof *list) : NULL;
@@ -438,6 +465,135 @@ static void aws_stop(struct stage_provider *p, const char *source, const char *d
 }
 
 /* ------------------------------------------------------------------------
+ * Participants: who is in a stage, and disconnecting one
+ * --------------------------------------------------------------------- */
+
+/* IVS's ParticipantSummary, kept as {id, userId, state, firstJoinTime,
+ * published, replica} (firstJoinTime as ISO 8601 text whether IVS sent a
+ * string or epoch seconds). NULL when it has no participant id. */
+static json_t *participant_kept(const json_t *pt)
+{
+    const char *id = json_string_value(json_object_get(pt, "participantId"));
+    const char *user = json_string_value(json_object_get(pt, "userId"));
+    const char *state = json_string_value(json_object_get(pt, "state"));
+    const char *type = json_string_value(json_object_get(pt, "replicationType"));
+    const json_t *first = json_object_get(pt, "firstJoinTime");
+    char when[40] = "";
+    if (json_is_string(first))
+        snprintf(when, sizeof when, "%s", json_string_value(first));
+    else if (json_is_number(first))
+        clock_iso8601((int64_t)(json_number_value(first) * 1000), when, sizeof when);
+    if (!id || strlen(id) > PARTICIPANT_ID_MAX)
+        return NULL;
+    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b}", "id", id, "userId", user ? user : "",
+                     "state", state ? state : "", "firstJoinTime", when,
+                     "published", json_is_true(json_object_get(pt, "published")),
+                     "replica", type && strcmp(type, "REPLICA") == 0);
+}
+
+static void page_listed(void *arg, const struct aws_result *r);
+
+/* One ListParticipants call for o->query in o->session from o->next. */
+static void page_ask(struct op *o)
+{
+    const struct participant_query *q = &o->query;
+    json_t *body = json_pack("{s:s, s:s, s:i}", "stageArn", o->source, "sessionId", o->session,
+                             "maxResults", (int)q->max_results);
+    if (body && q->connected_only)
+        json_object_set_new(body, "filterByState", json_string("CONNECTED"));
+    if (body && o->next)
+        json_object_set_new(body, "nextToken", json_string(o->next));
+    call(o, "ListParticipants", body, page_listed);
+}
+
+static void page_listed(void *arg, const struct aws_result *r)
+{
+    struct op *o = arg;
+    const char *error;
+    const json_t *list = answered(o, r, "participants", &error), *pt;
+    if (error) {
+        op_end(o, error, NULL, NULL);
+        return;
+    }
+    size_t i;
+    json_array_foreach(list, i, pt) {
+        json_t *kept = participant_kept(pt);
+        if (kept)
+            json_array_append_new(o->found, kept);
+    }
+    const char *next = json_string_value(json_object_get(r->json, "nextToken"));
+    free(o->next);
+    o->next = next && *next ? strdup(next) : NULL;
+    if (o->next && o->query.all_pages)
+        page_ask(o);
+    else
+        op_end(o, NULL, NULL, NULL);
+}
+
+/* The stage read: its active session is listed (none: nobody is there). */
+static void session_read(void *arg, const struct aws_result *r)
+{
+    struct op *o = arg;
+    const char *error;
+    const json_t *stage = answered(o, r, "stage", &error);
+    const char *session = json_string_value(json_object_get(stage, "activeSessionId"));
+    if (error || !session || !*session) {
+        op_end(o, error, NULL, NULL);
+        return;
+    }
+    snprintf(o->session, sizeof o->session, "%s", session);
+    page_ask(o);
+}
+
+static void aws_list_participants(struct stage_provider *p, const struct participant_query *q,
+                                  provider_participants_fn done, void *arg)
+{
+    struct op *o = OP(OP_PARTICIPANTS, done);
+    if (!o)
+        return;
+    o->query = *q;
+    o->query.max_results = q->max_results < 1 || q->max_results > PAGE_MAX ? PAGE_MAX : q->max_results;
+    o->source = strdup(q->arn);
+    o->next = q->next_token && *q->next_token ? strdup(q->next_token) : NULL;
+    if (!o->source || !(o->found = json_array()) || (q->next_token && *q->next_token && !o->next)) {
+        fail_later(o, "out of memory");
+        return;
+    }
+    if (q->session && *q->session) {
+        snprintf(o->session, sizeof o->session, "%s", q->session);
+        page_ask(o);
+        return;
+    }
+    call(o, "GetStage", json_pack("{s:s}", "arn", q->arn), session_read);
+}
+
+/* 404: IVS does not know the participant (gone already): no error. */
+static void disconnected(void *arg, const struct aws_result *r)
+{
+    struct op *o = arg;
+    bool gone = r->error == AWS_OK || r->error == AWS_ERR_NOT_FOUND;
+    op_end(o, gone ? NULL : describe(o, r), NULL, NULL);
+}
+
+static void aws_disconnect(struct stage_provider *p, const char *arn, const char *participant_id,
+                           const char *reason, provider_done_fn done, void *arg)
+{
+    struct op *o = OP(OP_DONE, done);
+    if (!o)
+        return;
+    json_t *body = json_pack("{s:s, s:s}", "stageArn", arn, "participantId", participant_id);
+    if (body && reason && *reason)
+        json_object_set_new(body, "reason", json_string(reason));
+    call(o, "DisconnectParticipant", body, disconnected);
+}
+
+static bool aws_knows_participants(struct stage_provider *p)
+{
+    (void)p;
+    return true;
+}
+
+/* ------------------------------------------------------------------------
  * Start-up: the public key, then MASTER_STAGE_ARN
  * --------------------------------------------------------------------- */
 
@@ -645,6 +801,9 @@ static const struct stage_provider_ops aws_ops = {
     .find_publisher = aws_find_publisher,
     .start_replication = aws_start,
     .stop_replication = aws_stop,
+    .knows_participants = aws_knows_participants,
+    .list_participants = aws_list_participants,
+    .disconnect_participant = aws_disconnect,
     .health = aws_health,
     .free = aws_free,
 };

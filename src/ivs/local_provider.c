@@ -5,6 +5,14 @@
  * record of what IVS would be doing. LOCAL_REPLICATION_FAILURES makes the
  * first N replication starts fail, so the retry path can be tested.
  *
+ * With LOCAL_PARTICIPANTS_API=true it also keeps a model of who is
+ * connected, which tests drive (POST /api/test/participants): stage →
+ * participant id → {userId, state, published, firstJoinTime}; a
+ * participant that disconnects stays listed DISCONNECTED, as in an IVS
+ * session. list_participants pages through it (the page token is the
+ * position), disconnect_participant marks one DISCONNECTED, and
+ * find_publisher names a connected published one. Without it the provider
+ * knows no participants and reconciliation does not run.
  * It also remembers the stages it made (and did not delete), so that
  * usher can record them again when Redis loses its data (list_stages).
  * That memory is this process's only: a restarted process, or another
@@ -15,6 +23,7 @@
  * The endpoints of a local stage follow from its id (stage_endpoints). */
 #include "ivs/provider.h"
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +31,7 @@
 #include <openssl/rand.h>
 
 #include "config/config.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define STAGE_ID_LEN 12
@@ -42,6 +52,7 @@ struct local_provider {
     struct replication *replications;
     struct made *made;               /* stages made and not deleted */
     long failures_left;
+    json_t *participants;            /* the model: arn → id → participant; NULL when off */
 };
 
 /* One deferred answer, for any of the operations: `kind` says which
@@ -188,16 +199,150 @@ static void local_delete(struct stage_provider *p, const char *arn,
         answer_later(p, a);
 }
 
-/* No participants here: nobody is found publishing. */
+/* The model's connected, published participant of arn ("" for none). */
+static const char *model_publisher(const struct local_provider *lp, const char *arn)
+{
+    const char *id;
+    json_t *pt;
+    json_object_foreach(json_object_get(lp->participants, arn), id, pt)
+        if (json_is_true(json_object_get(pt, "published")) &&
+            strcmp(json_string_value(json_object_get(pt, "state")), "CONNECTED") == 0)
+            return id;
+    return "";
+}
+
+/* Without the model nobody is found publishing. */
 static void local_find_publisher(struct stage_provider *p, const char *arn,
                                  provider_text_fn done, void *arg)
 {
-    (void)arn;
     struct answer *a = ANSWER(ANSWER_TEXT, done);
     if (!a)
         return;
-    a->text = "";
+    snprintf(a->name, sizeof a->name, "%s", model_publisher((struct local_provider *)p, arn));
+    a->text = a->name;
     answer_later(p, a);
+}
+
+/* ---- the participant model (LOCAL_PARTICIPANTS_API) --------------------- */
+
+/* One list_participants answer due: a page of the model, copied. */
+struct page_answer {
+    provider_participants_fn done;
+    void *arg;
+    json_t *items;                   /* the page's participants */
+    char next[24];                   /* "" at the end */
+    const char *error;
+};
+
+static void page_deliver(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct page_answer *a = arg;
+    size_t n = json_array_size(a->items);
+    struct provider_participant *list = calloc(n + 1, sizeof *list);
+    if (!list && !a->error)
+        a->error = "out of memory";
+    for (size_t i = 0; list && i < n; i++) {
+        const json_t *pt = json_array_get(a->items, i);
+        list[i] = (struct provider_participant){
+            .id = json_string_value(json_object_get(pt, "id")),
+            .user_id = json_string_value(json_object_get(pt, "userId")),
+            .state = json_string_value(json_object_get(pt, "state")),
+            .first_join_time = json_string_value(json_object_get(pt, "firstJoinTime")),
+            .published = json_is_true(json_object_get(pt, "published")),
+        };
+    }
+    const struct participant_page page = {.session = n ? "local" : "", .items = list,
+                                          .count = n, .next_token = a->next};
+    a->done(a->arg, a->error ? NULL : &page, a->error);
+    free(list);
+    json_decref(a->items);
+    free(a);
+}
+
+/* Fills a with the page q asks for. */
+static void page_fill(const struct local_provider *lp, const struct participant_query *q,
+                      struct page_answer *a)
+{
+    long from = q->next_token && *q->next_token ? strtol(q->next_token, NULL, 10) : 0;
+    long max = q->all_pages ? LONG_MAX : q->max_results < 1 || q->max_results > 100 ? 100 : q->max_results;
+    long at = 0;
+    const char *id;
+    json_t *pt;
+    json_object_foreach(json_object_get(lp->participants, q->arn), id, pt) {
+        bool connected = strcmp(json_string_value(json_object_get(pt, "state")), "CONNECTED") == 0;
+        if (q->connected_only && !connected)
+            continue;
+        if (at++ < from)
+            continue;
+        if ((long)json_array_size(a->items) == max) {
+            snprintf(a->next, sizeof a->next, "%ld", at - 1);
+            break;
+        }
+        json_array_append(a->items, pt);
+    }
+}
+
+static void local_list_participants(struct stage_provider *p, const struct participant_query *q,
+                                    provider_participants_fn done, void *arg)
+{
+    struct local_provider *lp = (struct local_provider *)p;
+    struct page_answer *a = calloc(1, sizeof *a);
+    if (!a || !(a->items = json_array())) {
+        free(a);
+        done(arg, NULL, "out of memory");
+        return;
+    }
+    a->done = done, a->arg = arg;
+    if (!lp->participants)
+        a->error = "the local provider knows no participants (LOCAL_PARTICIPANTS_API=false)";
+    else
+        page_fill(lp, q, a);
+    struct timeval now = {0, 0};
+    if (event_base_once(p->base, -1, EV_TIMEOUT, page_deliver, a, &now) != 0) {
+        a->error = "cannot schedule the answer";
+        page_deliver(-1, 0, a);
+    }
+}
+
+static void local_disconnect(struct stage_provider *p, const char *arn, const char *participant_id,
+                             const char *reason, provider_done_fn done, void *arg)
+{
+    (void)reason;
+    struct local_provider *lp = (struct local_provider *)p;
+    json_t *pt = json_object_get(json_object_get(lp->participants, arn), participant_id);
+    if (pt)
+        json_object_set_new(pt, "state", json_string("DISCONNECTED"));
+    struct answer *a = ANSWER(ANSWER_DONE, done);
+    if (a)
+        answer_later(p, a);
+}
+
+static bool local_knows_participants(struct stage_provider *p)
+{
+    return ((struct local_provider *)p)->participants != NULL;
+}
+
+const char *local_provider_participant(struct stage_provider *p, const char *arn,
+                                       const char *participant_id, const char *user_id,
+                                       bool published, bool connected)
+{
+    if (p->ops->knows_participants != local_knows_participants || !local_knows_participants(p))
+        return "the local provider's participant model is off (LOCAL_PARTICIPANTS_API)";
+    struct local_provider *lp = (struct local_provider *)p;
+    json_t *stage = json_object_get(lp->participants, arn);
+    if (!stage && json_object_set_new(lp->participants, arn, stage = json_object()) < 0)
+        return "out of memory";
+    json_t *old = json_object_get(stage, participant_id);
+    char now[32];
+    clock_iso8601(clock_now_ms(), now, sizeof now);
+    const char *first = old ? json_string_value(json_object_get(old, "firstJoinTime")) : now;
+    json_t *pt = json_pack("{s:s, s:s, s:s, s:s, s:b}", "id", participant_id, "userId", user_id,
+                           "state", connected ? "CONNECTED" : "DISCONNECTED", "firstJoinTime", first,
+                           "published", published);
+    if (!pt || json_object_set_new(stage, participant_id, pt) < 0)
+        return "out of memory";
+    return NULL;
 }
 
 /* Nothing to check: tokens carry IVS_PUBLIC_KEY_ARN as given, or the
@@ -334,6 +479,7 @@ static void local_free(struct stage_provider *p)
         free(lp->replications);
         lp->replications = next;
     }
+    json_decref(lp->participants);
     free(lp);
 }
 
@@ -350,6 +496,9 @@ static const struct stage_provider_ops local_ops = {
     .health = local_health,
     .start_replication = local_start_replication,
     .stop_replication = local_stop_replication,
+    .knows_participants = local_knows_participants,
+    .list_participants = local_list_participants,
+    .disconnect_participant = local_disconnect,
     .free = local_free,
 };
 
@@ -363,5 +512,9 @@ struct stage_provider *local_provider_new(struct event_base *base,
     lp->base.cfg = cfg;
     lp->base.base = base;
     lp->failures_left = cfg->local_replication_failures;
+    if (cfg->local_participants_api && !(lp->participants = json_object())) {
+        free(lp);
+        return NULL;
+    }
     return &lp->base;
 }

@@ -46,6 +46,35 @@ typedef void (*provider_text_fn)(void *arg, const char *text, const char *error)
 /* error is NULL on success. */
 typedef void (*provider_done_fn)(void *arg, const char *error);
 
+/* A participant as IVS lists it (ListParticipants' ParticipantSummary);
+ * strings borrowed for the callback. */
+struct provider_participant {
+    const char *id;                  /* participantId */
+    const char *user_id;             /* "" when none */
+    const char *state;               /* "CONNECTED" or "DISCONNECTED" */
+    const char *first_join_time;     /* ISO 8601, "" when unknown */
+    bool published;                  /* published during the session */
+    bool replica;                    /* a replication's copy (replicationType REPLICA) */
+};
+/* Which participants of a stage to list. */
+struct participant_query {
+    const char *arn;
+    const char *session;             /* NULL or "": the stage's active session (GetStage) */
+    const char *next_token;          /* NULL or "": the first page */
+    long max_results;                /* per page, 1-100 (IVS's maximum) */
+    bool connected_only;             /* filterByState=CONNECTED */
+    bool all_pages;                  /* follow nextToken to the end */
+};
+struct participant_page {
+    const char *session;             /* the session listed, "" when the stage has none */
+    const struct provider_participant *items;
+    size_t count;
+    const char *next_token;          /* "" after the last page */
+};
+/* page is NULL with error set on failure. */
+typedef void (*provider_participants_fn)(void *arg, const struct participant_page *page,
+                                         const char *error);
+
 struct stage_provider_ops {
     const char *name;                /* "local", "aws" */
     /* Whether IVS's replication quota applies (5 per participant, no
@@ -84,6 +113,19 @@ struct stage_provider_ops {
                               const char *dest, provider_done_fn done, void *arg);
     void (*stop_replication)(struct stage_provider *p, const char *source,
                              const char *dest, provider_done_fn done, void *arg);
+    /* Whether list_participants tells who is connected (the aws provider;
+     * the local one with its test model, LOCAL_PARTICIPANTS_API). */
+    bool (*knows_participants)(struct stage_provider *p);
+    /* ListParticipants of a session (GetStage first for the active one;
+     * none: an empty page), one page or all pages. */
+    void (*list_participants)(struct stage_provider *p, const struct participant_query *q,
+                              provider_participants_fn done, void *arg);
+    /* DisconnectParticipant: the participant leaves the stage (its token
+     * can no longer join it); reason 0-128 bytes, NULL for none. A
+     * participant IVS does not know is no error (it left already). */
+    void (*disconnect_participant)(struct stage_provider *p, const char *arn,
+                                   const char *participant_id, const char *reason,
+                                   provider_done_fn done, void *arg);
     /* What /health shows of the provider beyond name and region: a new
      * JSON object. */
     json_t *(*health)(struct stage_provider *p);
@@ -109,6 +151,14 @@ struct stage_provider *aws_provider_new(struct event_base *base, const struct co
 /* The IVS client of an aws provider (to plug a limiter into), NULL for
  * any other provider. */
 struct aws_client *aws_provider_client(struct stage_provider *p);
+
+/* The local provider's model of who is connected (LOCAL_PARTICIPANTS_API,
+ * for tests): a participant connects (connected true) or disconnects in
+ * a stage. Returns NULL, or why not (not the local provider, the model is
+ * off, out of memory). */
+const char *local_provider_participant(struct stage_provider *p, const char *arn,
+                                       const char *participant_id, const char *user_id,
+                                       bool published, bool connected);
 
 /* The stage id: the ARN's last path segment (the JWT "topic"). */
 const char *stage_id_of(const char *arn);

@@ -38,6 +38,7 @@ const struct route usher_routes[] = {
     {"POST", "/api/viewer/rejoin", route_viewer_rejoin},
     {"GET", "/api/viewer/duration", route_viewer_duration},
     {"GET", "/api/viewer/list/:stageArn", route_viewer_list},
+    {"DELETE", "/api/viewer/:userId", route_viewer_kick},
 
     {"GET", "/api/stats", route_stats},
     {"GET", "/api/stats/viewers", route_stats_viewers},
@@ -48,9 +49,13 @@ const struct route usher_routes[] = {
     {"GET", "/api/stage/master/info", route_stage_master_info},
     {"GET", "/api/stage/events", route_stage_events},
     {"POST", "/api/stage", route_stage_create},
+    {"GET", "/api/stage/:stageArn/participants", route_stage_participants},
     {"GET", "/api/stage/:stageArn", route_stage_get},
     {"PUT", "/api/stage/:stageArn", route_stage_rename},
     {"DELETE", "/api/stage/:stageArn", route_stage_delete},
+
+    {"POST", "/api/ivs/events", route_ivs_events},
+    {"POST", "/api/test/participants", route_test_participants},
 };
 const size_t usher_route_count = sizeof usher_routes / sizeof *usher_routes;
 

@@ -1,5 +1,6 @@
 /* routes.h — the HTTP API of SPEC §2: the route table and its handlers,
- * one file per area (tokens, publisher, viewers, stats, stages, service). */
+ * one file per area (tokens, publisher, viewers, stats, stages,
+ * participants, service). */
 #ifndef USHER_ROUTES_ROUTES_H
 #define USHER_ROUTES_ROUTES_H
 
@@ -44,6 +45,11 @@ void route_stage_events(struct request *rq);
 void route_stage_get(struct request *rq);
 void route_stage_rename(struct request *rq);
 void route_stage_delete(struct request *rq);
+
+void route_viewer_kick(struct request *rq);
+void route_stage_participants(struct request *rq);
+void route_ivs_events(struct request *rq);
+void route_test_participants(struct request *rq);
 
 void route_health(struct request *rq);
 void route_root(struct request *rq);

@@ -112,6 +112,34 @@ void route_stats(struct request *rq)
     read_batch_call(rq->app->stats_batch, stats_done, rq);
 }
 
+/* /api/stats/stages waiting for the reconciliation notes. */
+struct stages_answer {
+    struct request *rq;
+    json_t *data;
+};
+
+/* Each stage's last reconciliation (reconcile/reconcile.h) beside it. */
+static void notes_read(void *arg, enum store_error err, const char *detail, const char *text)
+{
+    struct stages_answer *a = arg;
+    struct request *rq = a->rq;
+    json_t *data = a->data;
+    free(a);
+    if (err != STORE_OK) {
+        json_decref(data);
+        respond_store_error(rq, err, detail);
+        return;
+    }
+    json_t *notes = json_loads(text, 0, NULL), *entry;
+    size_t i;
+    json_array_foreach(json_object_get(data, "stages"), i, entry) {
+        json_t *note = json_object_get(notes, json_string_value(json_object_get(entry, "stageId")));
+        json_object_set(entry, "reconcile", note ? note : json_null());
+    }
+    json_decref(notes);
+    respond_ok(rq, 200, data);
+}
+
 static void stages_done(void *arg, enum store_error err, const char *detail,
                         const struct stats_view *view)
 {
@@ -125,8 +153,16 @@ static void stages_done(void *arg, enum store_error err, const char *detail,
     struct stage_ceiling ceiling = stage_ceiling(rq->app);
     json_object_set_new(scaling, "stageCeiling", json_integer(ceiling.stages));
     json_object_set_new(scaling, "ceilingReason", json_string(ceiling.reason));
-    respond_ok(rq, 200, json_pack("{s:I, s:o, s:o}", "totalStages", (json_int_t)json_array_size(stages),
-                                  "stages", stages, "scaling", scaling));
+    json_t *data = json_pack("{s:I, s:o, s:o}", "totalStages", (json_int_t)json_array_size(stages),
+                             "stages", stages, "scaling", scaling);
+    struct stages_answer *a = malloc(sizeof *a);
+    if (!a) {
+        json_decref(data);
+        respond_error(rq, 500, "INTERNAL_ERROR", "the request could not be completed", NULL);
+        return;
+    }
+    *a = (struct stages_answer){rq, data};
+    store_reconcile_notes(rq->app->store, notes_read, a);
 }
 
 void route_stats_stages(struct request *rq)

@@ -106,7 +106,7 @@ void route_viewer_leave(struct request *rq)
     const char *arn, *user = seat_fields(rq, &arn);
     if (!user)
         return;
-    store_leave(rq->app->store, user, arn, leave_done, rq);
+    store_leave(rq->app->store, user, arn, clock_now_ms(), leave_done, rq);
 }
 
 /* ---- rejoin ------------------------------------------------------------ */

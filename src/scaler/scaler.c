@@ -15,9 +15,11 @@
 #include "app.h"
 #include "config/config.h"
 #include "ivs/provider.h"
+#include "reconcile/reconcile.h"
 #include "scaler/policy.h"
 #include "scaler/waiters.h"
 #include "stages/events.h"
+#include "stages/evict.h"
 #include "stages/orphans.h"
 #include "stages/stages.h"
 #include "store/store.h"
@@ -34,6 +36,8 @@ struct scaler {
     struct event *timer;
     struct event *wake;              /* a tick now (scaler_wake) */
     struct orphans *orphans;         /* swept under the lease */
+    struct reconcile *reconcile;     /* seats against IVS, under the lease */
+    json_t *evicting;                /* draining stages whose participants are being disconnected */
     char holder[40];                 /* this process's lease id */
     bool leader;
     bool ticking;
@@ -148,6 +152,50 @@ static void created(void *arg, enum store_error err, json_t *info, const char *d
     json_decref(info);
 }
 
+/* A draining stage past DRAIN_TIMEOUT: its participants are disconnected,
+ * then it is removed. */
+struct eviction_job {
+    struct scaler *s;
+    char *arn;
+};
+
+static void removed_done(void *arg, enum store_error err, json_t *info, const char *detail);
+
+static void evicted(void *arg, const char *error)
+{
+    struct eviction_job *e = arg;
+    if (error)
+        log_warn("scaler: the participants of %s could not be listed: %s", e->arn, error);
+    json_object_del(e->s->evicting, e->arn);
+    if (!error && e->s->leader)      /* else a later tick tries again (or we are stopping) */
+        stage_remove(e->s->app, e->arn, e->s->holder, clock_now_ms(), removed_done, e->arn);
+    else
+        free(e->arn);
+    free(e);
+}
+
+/* Removes the stage of v; a draining one with viewers left (its drain
+ * timed out) has them disconnected first. */
+static void remove_stage(struct scaler *s, const struct stage_view *v, int64_t now)
+{
+    char *arn = strdup(v->arn);
+    if (!arn)
+        return;
+    if (v->mode != MODE_DRAINING || v->viewers == 0) {
+        stage_remove(s->app, arn, s->holder, now, removed_done, arn);
+        return;
+    }
+    struct eviction_job *e = json_object_get(s->evicting, arn) ? NULL : malloc(sizeof *e);
+    if (!e) {                        /* under way already */
+        free(arn);
+        return;
+    }
+    *e = (struct eviction_job){s, arn};
+    json_object_set_new(s->evicting, arn, json_true());
+    stage_event(s->app, now, "drain_timeout", arn, "disconnecting the participants left, then deleting");
+    stage_evict(s->app, arn, evicted, e);
+}
+
 static void removed_done(void *arg, enum store_error err, json_t *info, const char *detail)
 {
     char *arn = arg;
@@ -241,9 +289,7 @@ static void act(struct scaler *s, const struct scale_action *a, const struct sta
     }
     const struct stage_view *v = &views[a->stage];
     if (a->kind == ACT_REMOVE) {
-        char *arn = strdup(v->arn);
-        if (arn)
-            stage_remove(s->app, arn, s->holder, now, removed_done, arn);
+        remove_stage(s, v, now);
         return;
     }
     const struct stage_entry *e = &sv->stages[a->stage];
@@ -346,6 +392,7 @@ static void leased(void *arg, enum store_error err, const char *detail, const st
         return;
     }
     orphans_tick(s->orphans);
+    reconcile_tick(s->reconcile);
     store_stats(s->app->store, viewed, s);
 }
 
@@ -401,12 +448,16 @@ struct scaler *scaler_new(struct app *app)
     s->timer = event_new(app->base, -1, EV_PERSIST, on_tick, s);
     s->wake = event_new(app->base, -1, 0, on_tick, s);
     s->orphans = orphans_new(app);
-    if (!s->timer || !s->wake || !s->orphans) {
+    s->reconcile = reconcile_new(app);
+    s->evicting = json_object();
+    if (!s->timer || !s->wake || !s->orphans || !s->reconcile || !s->evicting) {
+        json_decref(s->evicting);
         if (s->timer)
             event_free(s->timer);
         if (s->wake)
             event_free(s->wake);
         orphans_free(s->orphans);
+        reconcile_free(s->reconcile);
         free(s);
         return NULL;
     }
@@ -423,7 +474,10 @@ void scaler_free(struct scaler *s)
     event_free(s->timer);
     event_free(s->wake);
     orphans_free(s->orphans);
+    reconcile_free(s->reconcile);
+    json_decref(s->evicting);
     free(s);
 }
 
 bool scaler_is_leader(const struct scaler *s) { return s->leader; }
+struct reconcile *scaler_reconcile(struct scaler *s) { return s ? s->reconcile : NULL; }

@@ -24,6 +24,9 @@ void scaler_stop(struct scaler *s, void (*done)(void *arg), void *arg);
 void scaler_free(struct scaler *s);
 /* True while this process holds the scaler lease (as of its last renewal). */
 bool scaler_is_leader(const struct scaler *s);
+/* The reconciliation the scaler runs under its lease (reconcile/reconcile.h);
+ * NULL for a NULL scaler. */
+struct reconcile *scaler_reconcile(struct scaler *s);
 /* A tick now (on the next loop turn) instead of at the next interval:
  * a join found no room, or a stage was just added. Ticks never overlap:
  * a wake during a tick makes another one follow it. */

@@ -24,7 +24,9 @@ extern const char usher_lua_library[];
 enum function {
     FN_SEAT, FN_HEARTBEAT, FN_LEAVE, FN_SWEEP, FN_VIEWER_LIST, FN_STATS, FN_STAGE_ADD,
     FN_STAGE_UPDATE, FN_STAGE_REMOVE, FN_STAGE_RENAME, FN_STAGE_RENEW, FN_LEASE, FN_RATE_TAKE,
-    FN_REINDEX, FN_CHECK, FN_WEBHOOK_CLAIM, FN_LIVE, FN_COUNT
+    FN_REINDEX, FN_CHECK, FN_WEBHOOK_CLAIM, FN_LIVE,
+    FN_SEAT_OF, FN_RECONCILE_SEAT, FN_RECONCILE_GHOSTS, FN_RECONCILE_NOTES, FN_EVENT_NEWS,
+    FN_COUNT
 };
 
 enum { MAX_KEYS = 18, MAX_ARGS = 12 };
@@ -40,7 +42,7 @@ static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[
     [FN_HEARTBEAT] = {"usher_heartbeats", {"stages", "stage_mode", "open_stages", "stage_slot",
                                           "slot_stage", "stage_slot_seq"}},
     [FN_LEAVE] = {"usher_leave", {"stages", "total_viewers", "open_stages", "stage_slot",
-                                  "slot_stage"}},
+                                  "slot_stage", "viewer:left"}},
     [FN_SWEEP] = {"usher_sweep", {"stages", "total_viewers", "open_stages", "stage_slot"}},
     [FN_VIEWER_LIST] = {"usher_viewer_list", {"stages"}},
     [FN_STATS] = {"usher_stats", {"total_viewers", "publisher:status", "master_stage", "stages",
@@ -55,7 +57,8 @@ static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[
     [FN_STAGE_REMOVE] = {"usher_stage_remove", {"scaler:lease", "master_stage", "stages",
                                                 "total_viewers", "stage_info", "stage_mode",
                                                 "stage_state", "stage_tags", "stage_endpoints",
-                                                "open_stages", "stage_slot", "slot_stage"}},
+                                                "open_stages", "stage_slot", "slot_stage",
+                                                "stage_reconcile"}},
     [FN_STAGE_RENAME] = {"usher_stage_rename", {"stages", "stage_info"}},
     [FN_STAGE_RENEW] = {"usher_stage_renew", {"stages", "stage_info"}},
     [FN_LEASE] = {"usher_lease", {"scaler:lease", "scaler:epoch"}},
@@ -71,6 +74,14 @@ static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[
     [FN_LIVE] = {"usher_live", {"total_viewers", "publisher:status", "master_stage", "stages",
                                 "stage_info", "stage_mode", "stage_state", "seat_waiting",
                                 "stage_events"}},
+    [FN_SEAT_OF] = {"usher_seat_of", {"stages", "slot_stage"}},
+    [FN_RECONCILE_SEAT] = {"usher_reconcile_seat", {"stages", "total_viewers", "viewer:left",
+                                                    "open_stages", "stage_slot", "slot_stage",
+                                                    "stage_slot_seq"}},
+    [FN_RECONCILE_GHOSTS] = {"usher_reconcile_ghosts", {"stages", "total_viewers", "open_stages",
+                                                        "stage_slot"}},
+    [FN_RECONCILE_NOTES] = {"usher_reconcile_notes", {"stage_reconcile"}},
+    [FN_EVENT_NEWS] = {"usher_event_news", {"ivs_events"}},
 };
 
 struct store {
@@ -311,23 +322,32 @@ static struct call *call_new(struct store *s, const struct answer_kind *kind, vo
 }
 #define CALL(kind, fn) call_new(s, &(kind), (void (*)(void))(fn), arg)
 
-/* FCALL function f with its fixed keys and ARGV = prefix, args. */
-static void fcall(struct store *s, enum function f, struct call *c, int argc, const char **args)
+/* The FCALL of function f with its fixed keys and ARGV = prefix, args, into
+ * av (room for 4 + MAX_KEYS + argc); returns the count. */
+static int fcall_argv(struct store *s, enum function f, char numkeys[8], int argc,
+                      const char **args, const char **av)
 {
-    const char *av[3 + MAX_KEYS + 1 + MAX_ARGS];
-    char numkeys[8];
     int n = 0;
-    if (!c)
-        return;
-    snprintf(numkeys, sizeof numkeys, "%zu", s->nkeys[f]);
+    snprintf(numkeys, 8, "%zu", s->nkeys[f]);
     av[n++] = "FCALL";
     av[n++] = functions[f].name;
     av[n++] = numkeys;
     for (size_t k = 0; k < s->nkeys[f]; k++)
         av[n++] = s->keys[f][k];
     av[n++] = s->prefix;
-    for (int i = 0; i < argc && i < MAX_ARGS; i++)
+    for (int i = 0; i < argc; i++)
         av[n++] = args[i];
+    return n;
+}
+
+/* FCALL function f with its fixed keys and ARGV = prefix, args. */
+static void fcall(struct store *s, enum function f, struct call *c, int argc, const char **args)
+{
+    const char *av[4 + MAX_KEYS + MAX_ARGS];
+    char numkeys[8];
+    if (!c)
+        return;
+    int n = fcall_argv(s, f, numkeys, argc < MAX_ARGS ? argc : MAX_ARGS, args, av);
     redis_command(s->redis, on_reply, c, n, av, NULL);
 }
 
@@ -394,11 +414,18 @@ void store_heartbeat(struct store *s, const char *user_id, const char *stage_arn
         write_batch_add(s->heartbeats, 4, args, on_reply, c);
 }
 
-void store_leave(struct store *s, const char *user_id, const char *stage_arn,
+void store_leave(struct store *s, const char *user_id, const char *stage_arn, int64_t now_ms,
                  store_text_fn fn, void *arg)
 {
-    const char *args[] = {user_id, stage_arn};
-    fcall(s, FN_LEAVE, CALL(TEXT, fn), 2, args);
+    char now[24];
+    lltoa(now_ms, now, sizeof now);
+    const char *args[] = {user_id, stage_arn, now};
+    fcall(s, FN_LEAVE, CALL(TEXT, fn), 3, args);
+}
+
+void store_seat_of(struct store *s, const char *user_id, store_text_fn fn, void *arg)
+{
+    fcall(s, FN_SEAT_OF, CALL(TEXT, fn), 1, &user_id);
 }
 
 void store_sweep(struct store *s, int64_t cutoff_ms, long limit, store_number_fn fn, void *arg)
@@ -540,6 +567,62 @@ void store_rate_take(struct store *s, const char *cls, long interval_ms, bool pr
     lltoa(interval_ms, interval, sizeof interval);
     const char *args[] = {cls, interval, priority ? "high" : "low"};
     fcall(s, FN_RATE_TAKE, CALL(NUMBER, fn), 3, args);
+}
+
+/* ---- reconciliation ------------------------------------------------------ */
+
+void store_reconcile_seat(struct store *s, const char *stage_arn, int64_t read_at_ms,
+                          int64_t now_ms, long capacity, const struct reconcile_participant *list,
+                          size_t n, store_text_fn fn, void *arg)
+{
+    size_t argc = 4 + 2 * n;
+    const char **args = malloc(argc * sizeof *args);
+    const char **av = malloc((argc + 4 + MAX_KEYS) * sizeof *av);
+    if (!args || !av) {
+        free(args), free(av);
+        fn(arg, STORE_FAILED, "out of memory", NULL);
+        return;
+    }
+    char read_at[24], now[24], cap[24], numkeys[8];
+    lltoa(read_at_ms, read_at, sizeof read_at);
+    lltoa(now_ms, now, sizeof now);
+    lltoa(capacity, cap, sizeof cap);
+    args[0] = stage_arn, args[1] = read_at, args[2] = now, args[3] = cap;
+    for (size_t i = 0; i < n; i++)
+        args[4 + 2 * i] = list[i].participant_id, args[5 + 2 * i] = list[i].user_id;
+    struct call *c = CALL(TEXT, fn);
+    if (c)
+        redis_command(s->redis, on_reply, c,
+                      fcall_argv(s, FN_RECONCILE_SEAT, numkeys, (int)argc, args, av), av, NULL);
+    free(args), free(av);
+}
+
+void store_reconcile_ghosts(struct store *s, const char *stage_arn, int64_t cutoff_ms,
+                            store_text_fn fn, void *arg)
+{
+    char cutoff[24];
+    lltoa(cutoff_ms, cutoff, sizeof cutoff);
+    const char *args[] = {stage_arn, cutoff};
+    fcall(s, FN_RECONCILE_GHOSTS, CALL(TEXT, fn), 2, args);
+}
+
+void store_reconcile_note(struct store *s, const char *stage_arn, const char *note_json,
+                          store_done_fn fn, void *arg)
+{
+    const char *args[] = {stage_arn, note_json};
+    command(s, "HSET", "stage_reconcile", NULL, CALL(DONE, fn), 2, args);
+}
+
+void store_reconcile_notes(struct store *s, store_text_fn fn, void *arg)
+{
+    fcall(s, FN_RECONCILE_NOTES, CALL(TEXT, fn), 0, NULL);
+}
+
+void store_event_news(struct store *s, const char *stage_arn, const char *time, const char *id,
+                      store_number_fn fn, void *arg)
+{
+    const char *args[] = {stage_arn, time, id};
+    fcall(s, FN_EVENT_NEWS, CALL(NUMBER, fn), 3, args);
 }
 
 /* ---- stage events ------------------------------------------------------- */

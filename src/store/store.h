@@ -107,9 +107,15 @@ typedef void (*store_heartbeat_fn)(void *arg, enum store_error err, const char *
 void store_heartbeat(struct store *s, const char *user_id, const char *stage_arn,
                      int64_t now_ms, long capacity, store_heartbeat_fn fn, void *arg);
 
-/* text: the stage whose seat was freed, "" when none was (a leave repeated). */
-void store_leave(struct store *s, const char *user_id, const char *stage_arn,
+/* text: the stage whose seat was freed, "" when none was (a leave repeated).
+ * A freed seat is noted as left at now_ms (unix ms), so reconciliation
+ * does not seat the user again from an older look at IVS. */
+void store_leave(struct store *s, const char *user_id, const char *stage_arn, int64_t now_ms,
                  store_text_fn fn, void *arg);
+
+/* text: where the user sits, JSON {"stageArn","participantId"}, or ""
+ * when it holds no seat. */
+void store_seat_of(struct store *s, const char *user_id, store_text_fn fn, void *arg);
 
 /* Removes at most `limit` viewers whose last heartbeat is at or before
  * cutoff_ms; n: how many. Call again while n == limit. */
@@ -265,6 +271,34 @@ void store_lease(struct store *s, const char *holder, long ttl_ms, store_lease_f
  * in -n ms. */
 void store_rate_take(struct store *s, const char *cls, long interval_ms, bool priority,
                      store_number_fn fn, void *arg);
+
+/* ---- reconciliation with IVS (reconcile/reconcile.h) --------------------- */
+
+struct reconcile_participant {
+    const char *participant_id;
+    const char *user_id;
+};
+/* The subscribers IVS listed connected in a stage at read_at_ms, against
+ * the seats, in one atomic step (usher.lua says each rule). text: JSON
+ * {seated: [user…], moved: [[user, fromArn]…], unseated: [user…]} (an
+ * empty list may come as {}), "" when the stage is gone. */
+void store_reconcile_seat(struct store *s, const char *stage_arn, int64_t read_at_ms,
+                          int64_t now_ms, long capacity, const struct reconcile_participant *list,
+                          size_t n, store_text_fn fn, void *arg);
+/* Removes, as leaves, the stage's seats neither joined nor seen connected
+ * after cutoff_ms. text: JSON [user…] removed (empty: [] or {}). */
+void store_reconcile_ghosts(struct store *s, const char *stage_arn, int64_t cutoff_ms,
+                            store_text_fn fn, void *arg);
+/* Keeps a stage's last reconciliation (a JSON object) for /api/stats/stages. */
+void store_reconcile_note(struct store *s, const char *stage_arn, const char *note_json,
+                          store_done_fn fn, void *arg);
+/* text: JSON object arn → note, of every stage reconciled. */
+void store_reconcile_notes(struct store *s, store_text_fn fn, void *arg);
+/* Whether an IVS event (EventBridge envelope: time as ISO 8601
+ * YYYY-MM-DDTHH:MM:SS[.f]Z, id) about a stage is news: none later, nor
+ * the same, was taken for it. n: 1 news (now recorded), 0 not. */
+void store_event_news(struct store *s, const char *stage_arn, const char *time, const char *id,
+                      store_number_fn fn, void *arg);
 
 /* ---- stage events ------------------------------------------------------- */
 

@@ -90,6 +90,11 @@ static void test_defaults(void **state)
     assert_false(cfg.replication_chaining);
     assert_int_equal(cfg.orphan_sweep_interval_s, 300);
     assert_int_equal(cfg.orphan_grace_s, 120);
+    assert_false(cfg.local_participants_api);
+    assert_int_equal(cfg.reconcile_interval_s, 60);
+    assert_int_equal(cfg.reconcile_grace_s, 120);
+    assert_int_equal(cfg.publisher_poll_interval_s, 5);
+    assert_int_equal(cfg.publisher_offline_grace_s, 30);
     assert_string_equal(cfg.stage_name_prefix, "auto-stage");
     assert_int_equal(cfg.max_viewers_per_stage, 50);
     assert_float_equal(cfg.scale_up_threshold, 0.8, 1e-9);
@@ -306,6 +311,11 @@ static void test_bad_values_name_the_setting(void **state)
         {"REPLICATION_CHAINING=sometimes", "REPLICATION_CHAINING"},
         {"ORPHAN_SWEEP_INTERVAL=-5", "ORPHAN_SWEEP_INTERVAL"},
         {"ORPHAN_GRACE=0", "ORPHAN_GRACE"},
+        {"RECONCILE_INTERVAL=-1", "RECONCILE_INTERVAL"},
+        {"RECONCILE_GRACE=0", "RECONCILE_GRACE"},
+        {"PUBLISHER_POLL_INTERVAL=3601", "PUBLISHER_POLL_INTERVAL"},
+        {"PUBLISHER_OFFLINE_GRACE=x", "PUBLISHER_OFFLINE_GRACE"},
+        {"LOCAL_PARTICIPANTS_API=maybe", "LOCAL_PARTICIPANTS_API"},
         {"AWS_TIMEOUT_MS=99", "AWS_TIMEOUT_MS"},
         {"AWS_PACE_MARGIN_MS=1001", "AWS_PACE_MARGIN_MS"},
         {"REDIS_KEY_PREFIX=ivs prod:", "REDIS_KEY_PREFIX"},
@@ -325,6 +335,9 @@ static void test_bad_values_name_the_setting(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         expect_error(ENV((char *)cases[i][0]), NO_ARGS, cases[i][1]);
+    /* The local model with the aws provider would be ignored: refused. */
+    expect_error(ENV("STAGE_PROVIDER=aws", "LOCAL_PARTICIPANTS_API=true"), NO_ARGS,
+                 "LOCAL_PARTICIPANTS_API");
 
     /* The value itself is quoted, so the operator sees what was read. */
     assert_int_equal(load(ENV("API_PORT=70000"), NO_ARGS), -1);

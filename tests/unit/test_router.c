@@ -1,6 +1,7 @@
 /* test_router.c — unit tests for src/http/router.c (route_find): exact
  * paths, "/:" parameter patterns (raw segment and its length; a segment
- * holding '/' or an empty one does not match), wrong method versus unknown
+ * holding '/' or an empty one does not match; a fixed tail after the
+ * parameter), wrong method versus unknown
  * path, first matching row wins, and a few rows of the real table
  * usher_routes (src/routes/routes.c). Uses its own table of dummy handlers. */
 #include <setjmp.h>
@@ -21,6 +22,7 @@ static void h_stage_create(struct request *rq) { (void)rq; }
 static void h_health(struct request *rq) { (void)rq; }
 static void h_viewers(struct request *rq) { (void)rq; }
 static void h_root(struct request *rq) { (void)rq; }
+static void h_participants(struct request *rq) { (void)rq; }
 
 static const struct route table[] = {
     {"GET", "/", h_root},
@@ -30,6 +32,7 @@ static const struct route table[] = {
     {"PUT", "/api/stage/:arn", h_stage_put},
     {"POST", "/api/stage", h_stage_create},
     {"GET", "/api/viewer/list/:stageArn", h_viewers},
+    {"GET", "/api/stage/:arn/participants", h_participants},
 };
 #define N (sizeof table / sizeof *table)
 
@@ -74,6 +77,12 @@ static const struct case_ cases[] = {
     /* PUT on "/api/stage/list": the exact GET row says wrong method, but
      * the PUT pattern row after it matches, and wins. */
     {"PUT", "/api/stage/list", ROUTE_FOUND, h_stage_put, "list"},
+    /* a parameter followed by a fixed tail */
+    {"GET", "/api/stage/abc/participants", ROUTE_FOUND, h_participants, "abc"},
+    {"GET", "/api/stage/abc/participantsx", ROUTE_NOT_FOUND, NULL, NULL},
+    {"GET", "/api/stage//participants", ROUTE_NOT_FOUND, NULL, NULL},
+    {"GET", "/api/stage/abc/participants/", ROUTE_NOT_FOUND, NULL, NULL},
+    {"PUT", "/api/stage/abc/participants", ROUTE_WRONG_METHOD, NULL, NULL},
     /* segment with '/', empty segment, no segment */
     {"GET", "/api/stage/a/b", ROUTE_NOT_FOUND, NULL, NULL},
     {"GET", "/api/stage/arn:aws:ivs:x:1:stage/abc", ROUTE_NOT_FOUND, NULL, NULL},

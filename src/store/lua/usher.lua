@@ -23,7 +23,7 @@
 
 -- Raise VERSION with every change to this file: a connecting usher replaces
 -- the library in Redis only when Redis holds an older one (store/redis.c).
-local VERSION = 7
+local VERSION = 8
 
 -- A stage's seating mode (stages/state.h names them in C). `stage_mode`
 -- holds only waiting and draining: no field means open.
@@ -318,18 +318,41 @@ local function heartbeats(keys, args)
   return out
 end
 
+-- Who left lately (a leave, a kick): `viewer:left` holds user → when (ms)
+-- for LEFT_KEPT_MS, so that a reconciliation that read IVS before the
+-- leave does not seat the user again (reconcile_seat).
+local LEFT_KEPT_MS = 600000
+local function note_left(c, user, now)
+  local k = key(c, 'viewer:left')
+  redis.call('ZADD', k, now, user)
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', tonumber(now) - LEFT_KEPT_MS)
+end
+
 -- leave: a viewer gives up its seat; a second leave changes nothing. A
 -- viewer the scaler moved may name its old stage: its one seat is found
--- through the seat index.
--- ARGV: prefix, userId, stage ARN.
--- KEYS: stages, total_viewers, open_stages, stage_slot, slot_stage.
+-- through the seat index. A freed seat is noted in `viewer:left`.
+-- ARGV: prefix, userId, stage ARN, now (ms).
+-- KEYS: stages, total_viewers, open_stages, stage_slot, slot_stage, viewer:left.
 -- Returns the ARN of the stage whose seat was freed, or "".
 local function leave(keys, args)
   local c = context(keys, args)
-  local user = args[2]
+  local user, now = args[2], args[4]
   local arn = find_seat(c, user)
-  if arn and unseat(c, arn, {user}) > 0 then return arn end
+  if arn and unseat(c, arn, {user}) > 0 then
+    note_left(c, user, now)
+    return arn
+  end
   return ''
+end
+
+-- seat_of: where a user sits. ARGV: prefix, userId. KEYS: stages, slot_stage.
+-- Returns JSON {"stageArn":…,"participantId":…}, or "" when it holds no seat.
+local function seat_of(keys, args)
+  local c = context(keys, args)
+  local arn, rec = find_seat(c, args[2])
+  if not arn then return '' end
+  local pid = record_fields(rec, 0)
+  return cjson.encode({stageArn = arn, participantId = pid})
 end
 
 -- sweep: viewers whose last heartbeat is older than the cutoff lose their
@@ -366,6 +389,106 @@ local function viewer_list(keys, args)
   local out = {1, count(c, arn), redis.call('ZCOUNT', index, '(' .. cutoff, '+inf')}
   for _, user in ipairs(redis.call('ZREVRANGE', index, 0, max - 1)) do out[#out + 1] = user end
   return out
+end
+
+-- ---- reconciliation with IVS (reconcile/reconcile.c) ---------------------
+
+-- reconcile_seat: the participants IVS listed as connected in a stage,
+-- read at `readAt`, against the seats. Each is one correction decided
+-- here, on the state of now, so none undoes a join or leave made since
+-- the read: a user seated in this stage is marked seen (`viewer:seen:{arn}`,
+-- user → ms); a user seated in another stage since before the read is
+-- moved here (a client that ignored a move); a user without a seat who has
+-- not left since the read is seated here when the stage has room, else
+-- counted unseated.
+-- ARGV: prefix, arn, readAt (ms), now (ms), capacity, then participantId,
+-- userId pairs. KEYS: stages, total_viewers, viewer:left, open_stages,
+-- stage_slot, slot_stage, stage_slot_seq.
+-- Returns JSON {seated: [user…], moved: [[user, fromArn]…], unseated: [user…]}
+-- (an empty list may come as {}), or "" when the stage is gone.
+local function reconcile_seat(keys, args)
+  local c = context(keys, args)
+  local arn, read_at, now, capacity = args[2], tonumber(args[3]), args[4], tonumber(args[5])
+  if not is_stage(c, arn) then return '' end
+  local seats, seen = stage_key(c, 'viewer:heartbeat:', arn), stage_key(c, 'viewer:seen:', arn)
+  local out = {seated = {}, moved = {}, unseated = {}}
+  for i = 6, #args - 1, 2 do
+    local pid, user = args[i], args[i + 1]
+    if redis.call('HEXISTS', seats, user) == 1 then
+      redis.call('ZADD', seen, read_at, user)
+    elseif tonumber(redis.call('ZSCORE', key(c, 'viewer:left'), user) or '-1') < read_at then
+      local current, rec = find_seat(c, user)
+      if current then
+        local _, joined = record_fields(rec, now)
+        if tonumber(joined) < read_at then
+          move_seat(c, current, arn, user, record_new(pid, joined, now), now)
+          redis.call('ZADD', seen, read_at, user)
+          out.moved[#out.moved + 1] = {user, current}
+        end
+      elseif count(c, arn) < capacity then
+        redis.call('INCR', key(c, 'total_viewers'))
+        add_seat(c, arn, user, record_new(pid, now, now), now)
+        redis.call('ZADD', seen, read_at, user)
+        out.seated[#out.seated + 1] = user
+      else
+        out.unseated[#out.unseated + 1] = user
+      end
+    end
+  end
+  return cjson.encode(out)
+end
+
+-- reconcile_ghosts: seats of a stage whose participant IVS has not seen
+-- connected since the cutoff (nor joined since) are removed, with the
+-- bookkeeping of a leave; seen marks of users no longer seated go.
+-- ARGV: prefix, arn, cutoff (ms). KEYS: stages, total_viewers, open_stages,
+-- stage_slot.
+-- Returns JSON [user…] of the seats removed (an empty list may come as {}).
+local function reconcile_ghosts(keys, args)
+  local c = context(keys, args)
+  local arn, cutoff = args[2], tonumber(args[3])
+  if not is_stage(c, arn) then return '[]' end
+  local seats, seen = stage_key(c, 'viewer:heartbeat:', arn), stage_key(c, 'viewer:seen:', arn)
+  local all, gone = redis.call('HGETALL', seats), {}
+  for i = 1, #all, 2 do
+    local _, joined = record_fields(all[i + 1], 0)
+    local last = math.max(tonumber(joined), tonumber(redis.call('ZSCORE', seen, all[i]) or '0'))
+    if last <= cutoff then gone[#gone + 1] = all[i] end
+  end
+  for i = 1, #gone, 1000 do
+    unseat(c, arn, {unpack(gone, i, math.min(i + 999, #gone))})
+  end
+  for _, user in ipairs(redis.call('ZRANGE', seen, 0, -1)) do
+    if redis.call('HEXISTS', seats, user) == 0 then redis.call('ZREM', seen, user) end
+  end
+  return cjson.encode(gone)
+end
+
+-- reconcile_notes: every stage's last reconciliation (`stage_reconcile`,
+-- arn → JSON). ARGV: prefix. KEYS: stage_reconcile.
+-- Returns one JSON object arn → note.
+local function reconcile_notes(keys, args)
+  local c = context(keys, args)
+  local all, parts = redis.call('HGETALL', key(c, 'stage_reconcile')), {}
+  for i = 1, #all, 2 do parts[#parts + 1] = cjson.encode(all[i]) .. ':' .. all[i + 1] end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
+-- event_news: an IVS event (EventBridge) about a stage is news when no
+-- event taken for that stage was later, nor is the same one; then it is
+-- recorded (`ivs_events`, arn → "time id"), so every usher process judges
+-- duplicates and order alike. Times are ISO 8601 of one form (they compare
+-- as text, and hold no space).
+-- ARGV: prefix, arn, time, event id. KEYS: ivs_events.
+-- Returns 1 when news (recorded), else 0.
+local function event_news(keys, args)
+  local c = context(keys, args)
+  local arn, time, id = args[2], args[3], args[4]
+  local last = redis.call('HGET', key(c, 'ivs_events'), arn)
+  local t, i = string.match(last or '', '^(%S+) (.*)$')
+  if t and (time < t or (time == t and id == i)) then return 0 end
+  redis.call('HSET', key(c, 'ivs_events'), arn, time .. ' ' .. id)
+  return 1
 end
 
 -- stats: everything /api/stats shows and the scaler decides from.
@@ -496,7 +619,7 @@ end
 -- while viewers remain).
 -- KEYS: scaler:lease, master_stage, stages, total_viewers, stage_info,
 -- stage_mode, stage_state, stage_tags, stage_endpoints, open_stages, stage_slot,
--- slot_stage.
+-- slot_stage, stage_reconcile.
 -- Returns {viewers unseated, parentStage or ""}.
 local function stage_remove(keys, args)
   local c = context(keys, args)
@@ -515,14 +638,15 @@ local function stage_remove(keys, args)
   local users = redis.call('HKEYS', seats)
   for i = 1, #users, 1000 do unseat(c, arn, {unpack(users, i, math.min(i + 999, #users))}) end
   redis.call('DEL', stage_key(c, 'viewer:heartbeat:', arn), stage_key(c, 'viewer:expiry:', arn),
-             stage_key(c, 'viewers:', arn), stage_key(c, 'stage:', arn))
+             stage_key(c, 'viewers:', arn), stage_key(c, 'stage:', arn),
+             stage_key(c, 'viewer:seen:', arn))
   local slot = slot_of(c, arn)
   if slot then
     redis.call('HDEL', key(c, 'slot_stage'), slot)
     redis.call('ZREM', key(c, 'open_stages'), slot)
   end
   for _, hash in ipairs({'stage_info', 'stage_mode', 'stage_state', 'stage_tags', 'stage_endpoints',
-                         'stage_slot'}) do
+                         'stage_slot', 'stage_reconcile'}) do
     redis.call('HDEL', key(c, hash), arn)
   end
   redis.call('ZREM', key(c, 'stages'), arn)
@@ -793,14 +917,19 @@ redis.register_function('usher_reindex', reindex)
 redis.register_function{function_name = 'usher_check', callback = check, flags = {'allow-oom'}}
 redis.register_function('usher_rate_take', rate_take)
 redis.register_function('usher_webhook_claim', webhook_claim)
+redis.register_function('usher_reconcile_seat', reconcile_seat)
+redis.register_function('usher_event_news', event_news)
 -- Those that only free seats and keys run even when Redis is out of
 -- memory (maxmemory reached), as they did as scripts: refusing them would
 -- keep the memory taken.
 redis.register_function{function_name = 'usher_leave', callback = leave, flags = {'allow-oom'}}
 redis.register_function{function_name = 'usher_sweep', callback = sweep, flags = {'allow-oom'}}
 redis.register_function{function_name = 'usher_stage_remove', callback = stage_remove, flags = {'allow-oom'}}
+redis.register_function{function_name = 'usher_reconcile_ghosts', callback = reconcile_ghosts, flags = {'allow-oom'}}
 -- Read-only functions may also run on replicas (FCALL_RO).
 redis.register_function{function_name = 'usher_stats', callback = stats, flags = {'no-writes'}}
 redis.register_function{function_name = 'usher_live', callback = live, flags = {'no-writes'}}
 redis.register_function{function_name = 'usher_viewer_list', callback = viewer_list, flags = {'no-writes'}}
 redis.register_function{function_name = 'usher_version', callback = version, flags = {'no-writes'}}
+redis.register_function{function_name = 'usher_seat_of', callback = seat_of, flags = {'no-writes'}}
+redis.register_function{function_name = 'usher_reconcile_notes', callback = reconcile_notes, flags = {'no-writes'}}
