@@ -168,10 +168,17 @@ function checkToken(token, pem, { userId, stageArn, participantId }) {
   assert.ok(claims.exp > Date.now() / 1000);
 }
 
+// Stages, seated and waiting (seat_waiting), read in one atomic step.
+const DEMAND_SCRIPT = `local p = ARGV[1]
+local stages = redis.call('ZRANGE', p .. 'stages', 0, -1)
+local seated = 0
+for _, arn in ipairs(stages) do seated = seated + tonumber(redis.call('GET', p .. 'viewers:' .. arn) or '0') end
+return {#stages, seated, redis.call('ZCARD', p .. 'seat_waiting')}`;
+
 // Polls /api/stage/list in the background, keeping every sample.
-// With redis, each sample also holds `waiting`: the joins refused for want
-// of room and not seated since (seat_waiting), which the scaler sizes for
-// besides the seated (README "Scaling").
+// With redis, each sample also holds liveStages, seated and `waiting`: the
+// joins refused for want of room and not seated since (seat_waiting), which
+// the scaler sizes for besides the seated (README "Scaling").
 function startSampler(getUsher, everyMs = 250, redis = null) {
   const samples = [];
   let running = true;
@@ -179,8 +186,13 @@ function startSampler(getUsher, everyMs = 250, redis = null) {
     while (running) {
       try {
         const r = await getUsher().get('/api/stage/list');
-        const waiting = redis ? Number(await redis.rawAsync('ZCARD', `${PREFIX}seat_waiting`)) : 0;
-        if (r.status === 200) samples.push({ at: Date.now(), waiting, ...r.body.data });
+        // Stages, seated and waiting in one atomic read: read apart, a join
+        // seated between the reads would be counted in neither.
+        const demand = redis ? (await redis.rawAsync('EVAL', DEMAND_SCRIPT, 0, PREFIX)).split('\n').map(Number) : null;
+        if (r.status === 200) {
+          samples.push({ at: Date.now(), ...r.body.data,
+            ...(demand && { liveStages: demand[0], seated: demand[1], waiting: demand[2] }) });
+        }
       } catch { /* a killed process; the next sample uses the other */ }
       await sleep(everyMs);
     }
@@ -573,9 +585,9 @@ describe('auto-scaling: the lease holder is killed mid-ramp', () => {
     await sampler.stop();
     assert.ok(sampler.samples.length > 10, 'the sampler saw the stages');
     // The scaler sizes for the seated and the joins waiting for a seat.
-    const demand = (s) => s.stages.reduce((n, x) => n + x.viewerCount, 0) + s.waiting;
-    const over = sampler.samples.filter((s) => s.totalStages > stagesNeeded(demand(s)) + 1);
-    assert.deepEqual(over.map((s) => `${s.totalStages} stages for ${demand(s)} viewers seated or waiting`), [],
+    const demand = (s) => s.seated + s.waiting;
+    const over = sampler.samples.filter((s) => s.liveStages > stagesNeeded(demand(s)) + 1);
+    assert.deepEqual(over.map((s) => `${s.liveStages} stages for ${demand(s)} viewers seated or waiting`), [],
       'never more than stages_needed + 1 stages');
     const arns = final.stages.map((s) => s.stageArn);
     assert.equal(new Set(arns).size, arns.length);
