@@ -25,6 +25,7 @@
 #include "stages/events.h"
 #include "store/store.h"
 #include "util/clock.h"
+#include "util/list.h"
 #include "util/log.h"
 
 #define MAX_ITEMS 32                 /* URLs, thresholds */
@@ -78,34 +79,35 @@ struct claim {
 
 /* ---- settings ------------------------------------------------------------ */
 
-/* Calls fn on each trimmed, non-empty item of a comma list; stops at the
- * first problem fn reports and returns it, or NULL. */
+/* What each_item's fn is told, and how many items it has seen. */
+struct items {
+    const char *(*fn)(const char *item, void *arg);
+    void *arg;
+    size_t n;
+};
+
+static const char *one_item(const char *item, size_t len, void *arg)
+{
+    struct items *it = arg;
+    char copy[URL_MAX + 1];
+    if (len == 0)
+        return NULL;
+    if (len > URL_MAX)
+        return "has an item too long";
+    if (++it->n > MAX_ITEMS)
+        return "has more than 32 items";
+    memcpy(copy, item, len);
+    copy[len] = '\0';
+    return it->fn(copy, it->arg);
+}
+
+/* Calls fn on each non-empty item of a comma list, NUL-terminated; stops
+ * at the first problem fn reports and returns it, or NULL. */
 static const char *each_item(const char *list, const char *(*fn)(const char *item, void *arg),
                              void *arg)
 {
-    size_t n = 0;
-    for (const char *p = list; *p;) {
-        size_t len = strcspn(p, ",");
-        const char *start = p, *end = p + len;
-        while (start < end && isspace((unsigned char)*start))
-            start++;
-        while (end > start && isspace((unsigned char)end[-1]))
-            end--;
-        if (end > start) {
-            char item[URL_MAX + 1];
-            if ((size_t)(end - start) > URL_MAX)
-                return "has an item too long";
-            if (++n > MAX_ITEMS)
-                return "has more than 32 items";
-            memcpy(item, start, (size_t)(end - start));
-            item[end - start] = '\0';
-            const char *problem = fn(item, arg);
-            if (problem)
-                return problem;
-        }
-        p += len + (p[len] == ',');
-    }
-    return NULL;
+    struct items it = {fn, arg, 0};
+    return list_each(list, one_item, &it);
 }
 
 static const char *url_ok(const char *url, void *arg)
