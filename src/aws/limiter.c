@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <event2/event.h>
 
@@ -96,11 +97,10 @@ int64_t aws_pace_reserve(struct aws_pace *p, int64_t now_ms)
  * --------------------------------------------------------------------- */
 
 struct waiter {
-    struct local *l;
     struct event *ev;
     aws_limiter_ready_fn ready;
     void *arg;
-    struct waiter *prev, *next;
+    LIST_ENTRY(waiter) link;
 };
 
 struct local {
@@ -109,7 +109,7 @@ struct local {
     aws_clock_fn now;
     void *clock_arg;
     struct aws_pace pace[AWS_OPS__COUNT];
-    struct waiter *waiters;
+    LIST_HEAD(, waiter) waiters;
 };
 
 static int64_t mono_ms(void *arg)
@@ -118,15 +118,11 @@ static int64_t mono_ms(void *arg)
     return clock_mono_us() / 1000;
 }
 
-static void unlink_waiter(struct waiter *w)
+static void free_waiter(struct waiter *w)
 {
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        w->l->waiters = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
+    LIST_REMOVE(w, link);
     event_free(w->ev);
+    free(w);
 }
 
 static void on_slot(evutil_socket_t fd, short what, void *arg)
@@ -135,8 +131,7 @@ static void on_slot(evutil_socket_t fd, short what, void *arg)
     struct waiter *w = arg;
     aws_limiter_ready_fn ready = w->ready;
     void *ready_arg = w->arg;
-    unlink_waiter(w);
-    free(w);
+    free_waiter(w);
     ready(ready_arg);
 }
 
@@ -152,10 +147,8 @@ static int local_acquire(struct aws_limiter *lim, enum aws_op_class cls,
         return -1;
     }
     int64_t wait = aws_pace_reserve(&l->pace[cls], l->now(l->clock_arg));
-    *w = (struct waiter){l, w->ev, ready, arg, NULL, l->waiters};
-    if (l->waiters)
-        l->waiters->prev = w;
-    l->waiters = w;
+    w->ready = ready, w->arg = arg;
+    LIST_INSERT_HEAD(&l->waiters, w, link);
     struct timeval tv = {wait / 1000, (wait % 1000) * 1000};
     evtimer_add(w->ev, &tv);
     return 0;
@@ -164,11 +157,8 @@ static int local_acquire(struct aws_limiter *lim, enum aws_op_class cls,
 static void local_free(struct aws_limiter *lim)
 {
     struct local *l = (struct local *)lim;
-    while (l->waiters) {
-        struct waiter *w = l->waiters;
-        unlink_waiter(w);
-        free(w);
-    }
+    while (!LIST_EMPTY(&l->waiters))
+        free_waiter(LIST_FIRST(&l->waiters));
     free(l);
 }
 
