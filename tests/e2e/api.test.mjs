@@ -114,6 +114,19 @@ describe('usher HTTP API', () => {
       }
     });
 
+    it('GET / lists only the routes that exist: the test participants route only with LOCAL_PARTICIPANTS_API', async () => {
+      const listed = (d) => d.endpoints.map((e) => `${e.method} ${e.path}`);
+      assert.ok(!listed(ok(await usher.get('/'))).includes('POST /api/test/participants'));
+      fail(await usher.post('/api/test/participants', {}), 404, 'NOT_FOUND');
+      const withModel = await Usher.start(redis, { LOCAL_PARTICIPANTS_API: 'true' });
+      try {
+        assert.ok(listed(ok(await withModel.get('/'))).includes('POST /api/test/participants'));
+        assert.equal((await withModel.post('/api/test/participants', {})).status, 400, 'served: the empty body is refused');
+      } finally {
+        await withModel.close();
+      }
+    });
+
     it('unknown routes are 404 NOT_FOUND JSON', async () => {
       fail(await usher.get('/api/nope'), 404, 'NOT_FOUND');
       fail(await usher.get('/nope'), 404, 'NOT_FOUND');
