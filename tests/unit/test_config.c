@@ -70,7 +70,7 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.redis_password, "");
     assert_int_equal(cfg.redis_db, 0);
     assert_string_equal(cfg.redis_key_prefix, "ivs:prod:");
-    assert_int_equal(cfg.redis_timeout_ms, 800);
+    assert_int_equal(cfg.redis_timeout_ms, 500);
     assert_false(cfg.redis_embedded);
     assert_string_equal(cfg.data_dir, "./data");
     assert_string_equal(cfg.redis_user, "");
