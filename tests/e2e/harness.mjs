@@ -324,11 +324,15 @@ Usher.agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
 export const enc = (arn) => encodeURIComponent(arn);
 
-// What most test groups start from: a Redis, a usher in front of it (env
-// as for Usher.start), and the publisher live.
-export async function startLive(env = {}) {
+// A Redis and a usher in front of it (env as for Usher.start).
+export async function startUsher(env = {}) {
   const redis = await Redis.start();
-  const usher = await Usher.start(redis, env);
+  return { redis, usher: await Usher.start(redis, env) };
+}
+
+// What most test groups start from: startUsher, and the publisher live.
+export async function startLive(env = {}) {
+  const { redis, usher } = await startUsher(env);
   const pub = await usher.post('/api/token/publisher', { userId: 'publisher-1' });
   if (pub.status !== 200) {
     await usher.close();

@@ -27,30 +27,26 @@ static const char *walk(const char *list, char out[256])
     return list_each(list, collect, out);
 }
 
-static void test_items_trimmed_in_order(void **state)
+/* Each list, and its items as told: trimmed, in order, empty ones too. */
+static void test_items(void **state)
 {
     (void)state;
+    static const struct {
+        const char *list, *told;
+    } cases[] = {
+        {"a,b", "[a][b]"},
+        {" a b \t, \n c\r\n", "[a b][c]"},
+        {"https://x.example/a?b=c", "[https://x.example/a?b=c]"},
+        {"", "[]"},
+        {"a,, ,b,", "[a][][][b][]"},
+        {",", "[][]"},
+        {NULL, ""},
+    };
     char out[256];
-    assert_null(walk("a,b", out));
-    assert_string_equal(out, "[a][b]");
-    assert_null(walk(" a b \t, \n c\r\n", out));
-    assert_string_equal(out, "[a b][c]");
-    assert_null(walk("https://x.example/a?b=c", out));
-    assert_string_equal(out, "[https://x.example/a?b=c]");
-}
-
-static void test_empty_items_are_told(void **state)
-{
-    (void)state;
-    char out[256];
-    assert_null(walk("", out));
-    assert_string_equal(out, "[]");
-    assert_null(walk("a,, ,b,", out));
-    assert_string_equal(out, "[a][][][b][]");
-    assert_null(walk(",", out));
-    assert_string_equal(out, "[][]");
-    assert_null(walk(NULL, out));
-    assert_string_equal(out, "");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_null(walk(cases[i].list, out));
+        assert_string_equal(out, cases[i].told);
+    }
 }
 
 static void test_stops_at_first_problem(void **state)
@@ -64,8 +60,7 @@ static void test_stops_at_first_problem(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_items_trimmed_in_order),
-        cmocka_unit_test(test_empty_items_are_told),
+        cmocka_unit_test(test_items),
         cmocka_unit_test(test_stops_at_first_problem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
