@@ -38,6 +38,7 @@
 
 #include "ivs/ids.h"
 #include "http/proxy.h"
+#include "http/server.h"
 #include "webhooks/webhooks.h"
 
 enum kind { K_STRING, K_INT, K_LONG, K_DOUBLE, K_BOOL, K_ENUM };
@@ -96,8 +97,8 @@ static const struct setting SETTINGS[] = {
         "X-API-Key every /api/* call must carry; empty = serve loopback clients only"),
     ROW("HTTP", "SKIP_AUTH", "false", T_BOOL(skip_auth),
         "turn the API-key check off"),
-    ROW("HTTP", "CORS_ORIGINS", "", T_STRING(cors_origins, NULL),
-        "comma-separated origins browsers may call from"),
+    ROW("HTTP", "CORS_ORIGINS", "", T_STRING(cors_origins, http_origins_check),
+        "comma-separated origins browsers may call from, at most 32"),
     ROW("HTTP", "LOG_LEVEL", "info", T_ENUM(log_level, "debug|info|warn|error"),
         "lowest level logged"),
     ROW("HTTP", "RATE_LIMIT_WINDOW_MS", "60000",
