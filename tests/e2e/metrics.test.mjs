@@ -5,7 +5,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { Redis, Usher, PREFIX, sleep } from './harness.mjs';
+import { Usher, PREFIX, sleep, startLive, startUsher } from './harness.mjs';
 
 // {name → {type, metrics}} from one scrape, and the text as `raw`.
 async function scrape(usher, headers = {}) {
@@ -32,9 +32,7 @@ const value = (fam, labels = {}) => {
 describe('GET /metrics', () => {
   let redis, usher;
   before(async () => {
-    redis = await Redis.start();
-    usher = await Usher.start(redis, { HEARTBEAT_TIMEOUT: '1', HEARTBEAT_CLEANUP_INTERVAL: '1' });
-    assert.equal((await usher.post('/api/token/publisher', { userId: 'host' })).status, 200);
+    ({ redis, usher } = await startLive({ HEARTBEAT_TIMEOUT: '1', HEARTBEAT_CLEANUP_INTERVAL: '1' }));
   });
   after(async () => { await usher?.close(); await redis?.close(); });
 
@@ -113,8 +111,7 @@ describe('GET /metrics', () => {
 describe('GET /metrics: the API key', () => {
   let redis, usher, open;
   before(async () => {
-    redis = await Redis.start();
-    usher = await Usher.start(redis, { SKIP_AUTH: 'false', API_SECRET_KEY: 'metrics-key' });
+    ({ redis, usher } = await startUsher({ SKIP_AUTH: 'false', API_SECRET_KEY: 'metrics-key' }));
     open = await Usher.start(redis, { SKIP_AUTH: 'false', API_SECRET_KEY: 'metrics-key', METRICS_PUBLIC: 'true' });
   });
   after(async () => { await usher?.close(); await open?.close(); await redis?.close(); });

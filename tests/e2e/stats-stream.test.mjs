@@ -11,7 +11,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { Redis, Usher, sleep } from './harness.mjs';
+import { sleep, startLive, startUsher } from './harness.mjs';
 import { openStream, isStats } from './sse.mjs';
 
 const PUSH_MS = 200;
@@ -48,9 +48,7 @@ const withoutTimestamp = ({ timestamp, ...rest }) => rest;
 describe('GET /api/stats/stream', () => {
   let redis, usher;
   before(async () => {
-    redis = await Redis.start();
-    usher = await Usher.start(redis, { STATS_PUSH_MS: String(PUSH_MS), MAX_STAGES: '200', LOG_LEVEL: 'info' });
-    assert.equal((await usher.post('/api/token/publisher', { userId: 'host' })).status, 200);
+    ({ redis, usher } = await startLive({ STATS_PUSH_MS: String(PUSH_MS), MAX_STAGES: '200', LOG_LEVEL: 'info' }));
   });
   after(async () => { await usher?.close(); await redis?.close(); });
 
@@ -199,10 +197,8 @@ describe('GET /api/stats/stream', () => {
 describe('GET /api/stats/stream: a client that never reads', () => {
   let redis, usher;
   before(async () => {
-    redis = await Redis.start();
-    usher = await Usher.start(redis, { STATS_PUSH_MS: String(PUSH_MS), MAX_STAGES: '200', LOG_LEVEL: 'info',
-      ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0:quarantine_size_mb=4' });
-    assert.equal((await usher.post('/api/token/publisher', { userId: 'host' })).status, 200);
+    ({ redis, usher } = await startLive({ STATS_PUSH_MS: String(PUSH_MS), MAX_STAGES: '200', LOG_LEVEL: 'info',
+      ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0:quarantine_size_mb=4' }));
   });
   after(async () => { await usher?.close(); await redis?.close(); });
 
@@ -247,8 +243,7 @@ describe('GET /api/stats/stream: a client that never reads', () => {
 describe('GET /api/stats/stream: the API key', () => {
   let redis, usher;
   before(async () => {
-    redis = await Redis.start();
-    usher = await Usher.start(redis, { SKIP_AUTH: 'false', API_SECRET_KEY: 'stream-key' });
+    ({ redis, usher } = await startUsher({ SKIP_AUTH: 'false', API_SECRET_KEY: 'stream-key' }));
   });
   after(async () => { await usher?.close(); await redis?.close(); });
 

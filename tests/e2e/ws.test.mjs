@@ -9,7 +9,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import WebSocket from 'ws';
-import { Redis, Usher, PREFIX } from './harness.mjs';
+import { PREFIX, startLive, startUsher } from './harness.mjs';
 
 const PUSH_MS = 200;
 
@@ -58,9 +58,7 @@ const isUpdate = (m) => m.type === 'stats_update';
 describe('/ws', () => {
   let redis, usher;
   before(async () => {
-    redis = await Redis.start();
-    usher = await Usher.start(redis, { STATS_PUSH_MS: String(PUSH_MS), LOG_LEVEL: 'info' });
-    assert.equal((await usher.post('/api/token/publisher', { userId: 'host' })).status, 200);
+    ({ redis, usher } = await startLive({ STATS_PUSH_MS: String(PUSH_MS), LOG_LEVEL: 'info' }));
     for (let i = 0; i < 3; i++) assert.equal((await usher.post('/api/token/viewer', { userId: `w${i}` })).status, 200);
   });
   after(async () => { await usher?.close(); await redis?.close(); });
@@ -197,8 +195,7 @@ describe('/ws', () => {
 describe('/ws: the API key', () => {
   let redis, usher;
   before(async () => {
-    redis = await Redis.start();
-    usher = await Usher.start(redis, { SKIP_AUTH: 'false', API_SECRET_KEY: 'ws-key' });
+    ({ redis, usher } = await startUsher({ SKIP_AUTH: 'false', API_SECRET_KEY: 'ws-key' }));
   });
   after(async () => { await usher?.close(); await redis?.close(); });
 
