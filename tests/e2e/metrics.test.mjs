@@ -5,7 +5,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { Usher, PREFIX, sleep, startLive, startUsher } from './harness.mjs';
+import { Usher, PREFIX, startLive, startUsher, waitFor } from './harness.mjs';
 
 // {name → {type, metrics}} from one scrape, and the text as `raw`.
 async function scrape(usher, headers = {}) {
@@ -90,7 +90,10 @@ describe('GET /metrics', () => {
   });
 
   it('silent viewers expire and are counted', async () => {
-    await sleep(3500);       // HEARTBEAT_TIMEOUT 1 s, swept every second
+    // HEARTBEAT_TIMEOUT 1 s, swept every second: wait for the sweeps, then
+    // check the counts (a fixed sleep was too short on a loaded machine).
+    await waitFor(async () => value((await scrape(usher)).usher_expiries_total) >= 3,
+      { timeoutMs: 20000, stepMs: 250, what: 'the 3 silent viewers to expire' });
     const m = await scrape(usher);
     assert.equal(value(m.usher_expiries_total), 3);
     assert.equal(value(m.usher_viewers), 0);

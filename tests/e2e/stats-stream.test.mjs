@@ -11,7 +11,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { sleep, startLive, startUsher } from './harness.mjs';
+import { sleep, startLive, startUsher, waitFor } from './harness.mjs';
 import { openStream, isStats } from './sse.mjs';
 
 const PUSH_MS = 200;
@@ -148,7 +148,13 @@ describe('GET /api/stats/stream', () => {
         const down = await s.until((e) => isStats(e) && e.data.health.redis.status === 'down', 5000);
         assert.equal(down.data.totalViewers, first.data.totalViewers, 'the last stats, marked down');
         assert.equal(typeof down.data.health.redis.error, 'string');
-        await new Promise((r) => setTimeout(r, 1500));   // the connection is dropped past REDIS_TIMEOUT_MS
+        // The connection is dropped past REDIS_TIMEOUT_MS (later on a busy
+        // machine); from then on a new stream is refused.
+        await waitFor(async () => {
+          const attempt = await openStream(usher.port);
+          attempt.close();
+          return attempt.status === 503;
+        }, { timeoutMs: 15000, stepMs: 100, what: 'usher to drop its Redis connection' });
         const refused = await usher.get('/api/stats/stream');
         assert.equal(refused.status, 503);
         assert.equal(refused.body.error.code, 'SERVICE_UNAVAILABLE');
