@@ -20,7 +20,6 @@
 #include "ivs/ids.h"
 #include "metrics/metrics.h"
 #include "scaler/scaler.h"
-#include "scaler/waiters.h"
 #include "stages/endpoints.h"
 #include "stages/events.h"
 #include "stages/recovery.h"
@@ -29,6 +28,7 @@
 #include "tokens/jwt.h"
 #include "tokens/keypair.h"
 #include "util/clock.h"
+#include "util/waiters.h"
 
 /* A waiting join tries its seat again this often, besides when this
  * process's scaler opens a stage (for stages other processes open). */
