@@ -165,7 +165,7 @@ void route_publisher_token(struct request *rq)
 /* ---- viewer ------------------------------------------------------------ */
 
 /* A join between its tries: a join that finds no room while a stage is
- * being opened waits for it (JOIN_WAIT_MS) on the loop (scaler/waiters.h). */
+ * being opened waits for it (JOIN_WAIT_MS) on the loop (util/waiters.h). */
 struct join {
     struct request *rq;
     char participant_id[PARTICIPANT_ID_LEN + 1];
