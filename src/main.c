@@ -31,7 +31,6 @@
 #include "metrics/metrics.h"
 #include "routes/routes.h"
 #include "scaler/scaler.h"
-#include "scaler/waiters.h"
 #include "stages/endpoints.h"
 #include "stages/recovery.h"
 #include "store/embedded.h"
@@ -43,6 +42,7 @@
 #include "tokens/signer.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/waiters.h"
 #include "webhooks/webhooks.h"
 
 extern char **environ;

@@ -4,11 +4,9 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
-
-#include <event2/event.h>
 
 #include "util/clock.h"
+#include "util/waiters.h"
 
 static const struct {
     const char *name;
@@ -96,20 +94,12 @@ int64_t aws_pace_reserve(struct aws_pace *p, int64_t now_ms)
  * The local limiter
  * --------------------------------------------------------------------- */
 
-struct waiter {
-    struct event *ev;
-    aws_limiter_ready_fn ready;
-    void *arg;
-    LIST_ENTRY(waiter) link;
-};
-
 struct local {
     struct aws_limiter base;    /* first: a struct aws_limiter * is a struct local * */
-    struct event_base *evbase;
     aws_clock_fn now;
     void *clock_arg;
     struct aws_pace pace[AWS_OPS__COUNT];
-    LIST_HEAD(, waiter) waiters;
+    struct waiters *waiters;    /* the acquires waiting for their slot */
 };
 
 static int64_t mono_ms(void *arg)
@@ -118,47 +108,18 @@ static int64_t mono_ms(void *arg)
     return clock_mono_us() / 1000;
 }
 
-static void free_waiter(struct waiter *w)
-{
-    LIST_REMOVE(w, link);
-    event_free(w->ev);
-    free(w);
-}
-
-static void on_slot(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    struct waiter *w = arg;
-    aws_limiter_ready_fn ready = w->ready;
-    void *ready_arg = w->arg;
-    free_waiter(w);
-    ready(ready_arg);
-}
-
 static int local_acquire(struct aws_limiter *lim, enum aws_op_class cls,
                          aws_limiter_ready_fn ready, void *arg)
 {
     struct local *l = (struct local *)lim;
-    struct waiter *w = calloc(1, sizeof *w);
-    if (w)
-        w->ev = evtimer_new(l->evbase, on_slot, w);
-    if (!w || !w->ev) {
-        free(w);
-        return -1;
-    }
     int64_t wait = aws_pace_reserve(&l->pace[cls], l->now(l->clock_arg));
-    w->ready = ready, w->arg = arg;
-    LIST_INSERT_HEAD(&l->waiters, w, link);
-    struct timeval tv = {wait / 1000, (wait % 1000) * 1000};
-    evtimer_add(w->ev, &tv);
-    return 0;
+    return waiters_add(l->waiters, (long)wait, ready, arg);
 }
 
 static void local_free(struct aws_limiter *lim)
 {
     struct local *l = (struct local *)lim;
-    while (!LIST_EMPTY(&l->waiters))
-        free_waiter(LIST_FIRST(&l->waiters));
+    waiters_drop(l->waiters);
     free(l);
 }
 
@@ -166,10 +127,11 @@ struct aws_limiter *aws_local_limiter_new(struct event_base *base, aws_clock_fn 
                                           void *clock_arg)
 {
     struct local *l = calloc(1, sizeof *l);
-    if (!l)
+    if (!l || !(l->waiters = waiters_new(base))) {
+        free(l);
         return NULL;
+    }
     l->base = (struct aws_limiter){local_acquire, local_free, NULL};
-    l->evbase = base;
     l->now = now ? now : mono_ms;
     l->clock_arg = clock_arg;
     for (int c = 0; c < AWS_OPS__COUNT; c++)

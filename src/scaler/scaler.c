@@ -17,7 +17,6 @@
 #include "ivs/provider.h"
 #include "reconcile/reconcile.h"
 #include "scaler/policy.h"
-#include "scaler/waiters.h"
 #include "stages/events.h"
 #include "stages/evict.h"
 #include "stages/orphans.h"
@@ -25,6 +24,7 @@
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/waiters.h"
 
 #define MAX_ACTIONS 64
 #define REPLICATION_RETRY_MAX_MS 30000

@@ -1,6 +1,6 @@
 /* waiters.c — see waiters.h. Each waiter has its own timer; a wake makes
- * every timer due at once, so a retry always runs from the loop. */
-#include "scaler/waiters.h"
+ * every timer due at once, so a call always runs from the loop. */
+#include "util/waiters.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -9,7 +9,7 @@
 struct waiter {
     LIST_ENTRY(waiter) link;
     struct event *timer;
-    void (*retry)(void *arg);
+    void (*fn)(void *arg);
     void *arg;
 };
 
@@ -27,19 +27,24 @@ struct waiters *waiters_new(struct event_base *base)
     return w;
 }
 
+static void waiter_free(struct waiter *x)
+{
+    LIST_REMOVE(x, link);
+    event_free(x->timer);
+    free(x);
+}
+
 static void due(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct waiter *x = arg;
-    LIST_REMOVE(x, link);
-    event_free(x->timer);
-    void (*retry)(void *) = x->retry;
-    void *retry_arg = x->arg;
-    free(x);
-    retry(retry_arg);
+    void (*fn)(void *) = x->fn;
+    void *fn_arg = x->arg;
+    waiter_free(x);
+    fn(fn_arg);
 }
 
-int waiters_add(struct waiters *w, long interval_ms, void (*retry)(void *arg), void *arg)
+int waiters_add(struct waiters *w, long interval_ms, void (*fn)(void *arg), void *arg)
 {
     struct waiter *x = w->closing ? NULL : calloc(1, sizeof *x);
     if (!x)
@@ -52,7 +57,7 @@ int waiters_add(struct waiters *w, long interval_ms, void (*retry)(void *arg), v
         free(x);
         return -1;
     }
-    *x = (struct waiter){.timer = x->timer, .retry = retry, .arg = arg};
+    *x = (struct waiter){.timer = x->timer, .fn = fn, .arg = arg};
     LIST_INSERT_HEAD(&w->head, x, link);
     return 0;
 }
@@ -71,5 +76,14 @@ void waiters_free(struct waiters *w)
     w->closing = true;
     while (!LIST_EMPTY(&w->head))
         due(-1, 0, LIST_FIRST(&w->head));
+    free(w);
+}
+
+void waiters_drop(struct waiters *w)
+{
+    if (!w)
+        return;
+    while (!LIST_EMPTY(&w->head))
+        waiter_free(LIST_FIRST(&w->head));
     free(w);
 }
