@@ -270,7 +270,8 @@ describe('GET /api/stats/stream: the API key', () => {
       assert.equal(s.status, status, `${JSON.stringify(headers)} ${query}`);
       if (status === 200) await s.until(isStats);
       else {
-        await new Promise((r) => (s.ended ? r() : setTimeout(r, 200)));
+        // The whole refusal, however long a busy machine takes to send it.
+        await waitFor(() => s.ended, { timeoutMs: 5000, what: 'the end of the 401 answer' });
         assert.match(s.body, /UNAUTHORIZED/);
       }
       s.close();
