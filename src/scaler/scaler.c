@@ -344,7 +344,9 @@ static void viewed(void *arg, enum store_error err, const char *detail,
     struct scaler *s = arg;
     const struct config *cfg = s->app->cfg;
     (void)detail;
-    struct stage_view *views = err == STORE_OK ? calloc(sv->count + 1, sizeof *views) : NULL;
+    /* A tick answered while shutting down (the provider freed) does nothing. */
+    bool acting = err == STORE_OK && s->app->provider;
+    struct stage_view *views = acting ? calloc(sv->count + 1, sizeof *views) : NULL;
     if (!views) {
         tick_end(s);
         return;
@@ -390,7 +392,7 @@ static void leased(void *arg, enum store_error err, const char *detail, const st
     if (s->leader != was_leader)
         log_info("scaler: %s the lease (epoch %lld)", s->leader ? "took" : "lost",
                  err == STORE_OK ? lease->epoch : 0);
-    if (!s->leader || !s->app->master_arn[0]) {
+    if (!s->leader || !s->app->master_arn[0] || !s->app->provider) {
         tick_end(s);
         return;
     }

@@ -1,0 +1,132 @@
+// replicas.test.mjs — the replications IVS runs kept in agreement with
+// Redis (src/reconcile/replicas.c), with STAGE_PROVIDER=aws against the fake
+// IVS and two usher processes sharing one Redis:
+//  - a replication stopped behind usher's back is started again, once;
+//  - a replication usher does not know (into a stage it does not record)
+//    is stopped, once;
+//  - a publisher that joins again under a new participant id (IVS gives one
+//    per join) gets every overflow stage fed from the new id and none from
+//    the old, whether IVS stopped the old ones already or not, each start
+//    made once;
+// each with its stage event, and Redis's record naming the id replicated.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { start as startFake } from '../fake-ivs/fake-ivs.mjs';
+import { Redis, Usher, PREFIX, sleep, waitFor } from './harness.mjs';
+
+const STREAM = 'e2e-replicas';
+const CAP = 2;
+const VIEWERS = 6;                     // 4 stages with CAP 2: the master and 3 fed from it
+
+describe('replications against IVS, two processes', () => {
+  let fake, redis, u1, u2, keyDir, master, publisher;
+  before(async () => {
+    fake = await startFake();
+    redis = await Redis.start();
+    keyDir = mkdtempSync(join(tmpdir(), 'usher-key-'));
+    const { privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'secp384r1' });
+    const keyFile = join(keyDir, 'key.pem');
+    writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    const env = { STAGE_PROVIDER: 'aws', STREAM_NAME: STREAM, ...fake.env(), AWS_EC2_METADATA_DISABLED: 'true',
+      TOKEN_PRIVATE_KEY_FILE: keyFile, AUTO_SCALE_ENABLED: 'true', MAX_VIEWERS_PER_STAGE: String(CAP),
+      MAX_STAGES: '20', SCALER_INTERVAL_MS: '200', SCALER_LEASE_MS: '2000', SCALE_DOWN_COOLDOWN: '3600',
+      REPLICATION_RETRY_MS: '200', PUBLISHER_POLL_INTERVAL: '1', RECONCILE_INTERVAL: '0', LOG_LEVEL: 'info' };
+    u1 = await Usher.start(redis, env);
+    u2 = await Usher.start(redis, env);
+    await waitFor(() => (master = redis.raw('GET', `${PREFIX}master_stage`)), { timeoutMs: 5000, what: 'the master' });
+    const pub = (await u1.post('/api/token/publisher', { userId: 'pub' })).body.data;
+    fake.connectParticipant(master, { participantId: pub.participantId, userId: 'pub', published: true });
+    publisher = pub.participantId;
+    for (let i = 0; i < VIEWERS; i++) {
+      const u = i % 2 ? u2 : u1;
+      await waitFor(async () => (await u.post('/api/token/viewer', { userId: `v${i}` })).status === 200,
+        { timeoutMs: 30000, what: `viewer v${i} seated`, stepMs: 100 });
+    }
+    await waitFor(() => matches(publisher), { timeoutMs: 20000, what: 'every added stage fed' });
+  });
+  after(async () => {
+    await u1?.close();
+    await u2?.close();
+    await redis?.close();
+    await fake?.close();
+    if (keyDir) rmSync(keyDir, { recursive: true, force: true });
+  });
+
+  const added = () => redis.raw('ZRANGE', `${PREFIX}stages`, 0, -1).split('\n').filter((a) => a && a !== master).sort();
+  // stage_state: arn → the scaler's record of the stage.
+  const records = () => {
+    const lines = redis.raw('HGETALL', `${PREFIX}stage_state`).split('\n');
+    const out = {};
+    for (let i = 0; i + 1 < lines.length; i += 2) out[lines[i]] = JSON.parse(lines[i + 1]);
+    return out;
+  };
+  // [dest, participant] of every replication IVS runs out of the master.
+  const inIvs = () => fake.replications().filter((r) => r.sourceStageArn === master)
+    .map((r) => [r.destinationStageArn, r.participantId]).sort();
+  // IVS runs exactly one replication into each added stage, from id, and
+  // Redis records each as running from id.
+  function matches(id) {
+    const want = added().map((a) => [a, id]);
+    const rec = records();
+    return want.length === VIEWERS / CAP && JSON.stringify(inIvs()) === JSON.stringify(want) &&
+      added().every((a) => rec[a]?.replication === 'running' && rec[a]?.participant === id);
+  }
+  const calls = (op, pred = () => true) => fake.callsOf(op).filter((c) => c.status === 200 && pred(c.input));
+  const events = async (type) => (await u1.get('/api/stage/events')).body.data.events.filter((e) => e.type === type);
+
+  it('a replication stopped behind usher\'s back is started again, once', async () => {
+    const dest = added()[0];
+    const starts = calls('StartParticipantReplication').length;
+    fake.invoke('StopParticipantReplication', { sourceStageArn: master, destinationStageArn: dest, participantId: publisher });
+    assert.equal(matches(publisher), false);
+    await waitFor(() => matches(publisher), { timeoutMs: 15000, what: 'the replication started again' });
+    await sleep(2500);                 // more looks by the lease holder: nothing more is done
+    assert.ok(matches(publisher));
+    const again = calls('StartParticipantReplication').slice(starts);
+    assert.deepEqual(again.map((c) => [c.input.destinationStageArn, c.input.participantId]), [[dest, publisher]],
+      'one start, by one of the two processes');
+    assert.ok((await events('replication_lost')).some((e) => e.stageArn === dest), 'a replication_lost event');
+  });
+
+  it('a replication usher does not know is stopped, once', async () => {
+    const other = fake.createStage({ name: 'not-ushers' });
+    fake.invoke('StartParticipantReplication', { sourceStageArn: master, destinationStageArn: other.arn, participantId: publisher });
+    await waitFor(() => !fake.replications().some((r) => r.destinationStageArn === other.arn),
+      { timeoutMs: 15000, what: 'the unknown replication stopped' });
+    await sleep(2500);
+    const stops = calls('StopParticipantReplication', (i) => i.destinationStageArn === other.arn);
+    assert.equal(stops.length, 1, 'stopped once, by one of the two processes');
+    assert.equal(stops[0].input.participantId, publisher);
+    assert.ok(matches(publisher), 'usher\'s own replications untouched');
+    assert.ok((await events('replication_unknown')).some((e) => e.stageArn === other.arn), 'a replication_unknown event');
+  });
+
+  for (const keepReplications of [true, false]) {
+    it(`a publisher joining again under a new participant id is replicated anew${keepReplications ? ' (the old replications still running)' : ''}`, async () => {
+      const old = publisher;
+      const starts = calls('StartParticipantReplication').length;
+      const stops = calls('StopParticipantReplication').length;
+      const fresh = fake.rejoin(master, old, { keepReplications });
+      assert.equal(inIvs().filter(([, id]) => id === old).length, keepReplications ? VIEWERS / CAP : 0);
+      await waitFor(() => matches(fresh.participantId), { timeoutMs: 20000, what: 'every added stage fed from the new id' });
+      await sleep(2500);
+      assert.ok(matches(fresh.participantId), 'none from the old id, every added stage from the new');
+      const started = calls('StartParticipantReplication').slice(starts);
+      assert.deepEqual(started.map((c) => c.input.participantId), Array(VIEWERS / CAP).fill(fresh.participantId));
+      assert.deepEqual(started.map((c) => c.input.destinationStageArn).sort(), added(), 'each stage started once');
+      assert.ok(fake.stages().length <= 1 + 5 + 1, 'within REPLICATION_MAX');
+      // What was left of the old ones was stopped, each once.
+      const stopped = fake.callsOf('StopParticipantReplication').slice(stops).filter((c) => c.input?.participantId === old);
+      if (keepReplications) assert.deepEqual(stopped.map((c) => [c.input.destinationStageArn, c.status]).sort(), added().map((a) => [a, 200]));
+      assert.ok(stopped.length <= VIEWERS / CAP, `each old one stopped at most once: ${stopped.length}`);
+      assert.equal(calls('StopParticipantReplication').slice(stops).filter((c) => c.input.participantId !== old).length, 0);
+      const stale = (await events('replication_stale')).filter((e) => e.detail.includes(fresh.participantId));
+      assert.deepEqual(stale.map((e) => e.stageArn).sort(), added(), 'a replication_stale event per stage');
+      publisher = fresh.participantId;
+    });
+  }
+});
