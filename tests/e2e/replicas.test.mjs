@@ -9,6 +9,8 @@
 //    the old, whether IVS stopped the old ones already or not, each start
 //    made once;
 // each with its stage event, and Redis's record naming the id replicated.
+// And the orphan sweep's grace is counted from the first sweep that saw an
+// unrecorded stage in any process (kept in Redis), across restarts.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -21,6 +23,7 @@ import { Redis, Usher, PREFIX, sleep, waitFor } from './harness.mjs';
 const STREAM = 'e2e-replicas';
 const CAP = 2;
 const VIEWERS = 6;                     // 4 stages with CAP 2: the master and 3 fed from it
+const GRACE_S = 5;                     // ORPHAN_GRACE
 
 describe('replications against IVS, two processes', () => {
   let fake, redis, u1, u2, keyDir, master, publisher;
@@ -34,7 +37,8 @@ describe('replications against IVS, two processes', () => {
     const env = { STAGE_PROVIDER: 'aws', STREAM_NAME: STREAM, ...fake.env(), AWS_EC2_METADATA_DISABLED: 'true',
       TOKEN_PRIVATE_KEY_FILE: keyFile, AUTO_SCALE_ENABLED: 'true', MAX_VIEWERS_PER_STAGE: String(CAP),
       MAX_STAGES: '20', SCALER_INTERVAL_MS: '200', SCALER_LEASE_MS: '2000', SCALE_DOWN_COOLDOWN: '3600',
-      REPLICATION_RETRY_MS: '200', PUBLISHER_POLL_INTERVAL: '1', RECONCILE_INTERVAL: '0', LOG_LEVEL: 'info' };
+      REPLICATION_RETRY_MS: '200', PUBLISHER_POLL_INTERVAL: '1', RECONCILE_INTERVAL: '0', LOG_LEVEL: 'info',
+      ORPHAN_SWEEP_INTERVAL: '1', ORPHAN_GRACE: String(GRACE_S) };
     u1 = await Usher.start(redis, env);
     u2 = await Usher.start(redis, env);
     await waitFor(() => (master = redis.raw('GET', `${PREFIX}master_stage`)), { timeoutMs: 5000, what: 'the master' });
@@ -129,4 +133,29 @@ describe('replications against IVS, two processes', () => {
       publisher = fresh.participantId;
     });
   }
+
+  // Last: it restarts both processes.
+  it('the orphan grace counts from the first sweep that saw the stage, in any process, across restarts', async () => {
+    const orphan = fake.createStage({ name: 'lost-answer', tags: { 'usher:managed': 'true', 'usher:stream': STREAM } });
+    const seen = () => redis.raw('HGET', `${PREFIX}orphan_seen`, orphan.arn);
+    await waitFor(() => seen() !== '', { timeoutMs: 5000, what: 'the orphan noted in Redis' });
+    const first = Number(seen());
+    assert.ok(Math.abs(first - Date.now()) < 3000, `noted by Redis's clock: ${first}`);
+    // Both processes restart well inside the grace; the grace still ends
+    // when it would have: not counted afresh by the process that sweeps next.
+    await sleep(2500);
+    await u1.stop();
+    await u2.stop();
+    await u2.restart();
+    await u1.restart();
+    assert.equal(Number(seen()), first, 'the first sighting kept');
+    await waitFor(() => !fake.stage(orphan.arn), { timeoutMs: 20000, what: 'the orphan deleted' });
+    const deleted = fake.callsOf('DeleteStage').find((c) => c.input?.arn === orphan.arn && c.status === 200);
+    const after = deleted.time - first;
+    assert.ok(after >= GRACE_S * 1000 - 100, `not before the grace: ${after} ms`);
+    assert.ok(after < GRACE_S * 1000 + 2000, `when the grace ended, not counted afresh after the restart: ${after} ms`);
+    assert.equal(fake.callsOf('DeleteStage').filter((c) => c.input?.arn === orphan.arn).length, 1, 'deleted once');
+    await waitFor(() => seen() === '', { timeoutMs: 5000, what: 'the deleted orphan forgotten' });
+    assert.ok(matches(publisher), 'the replications untouched');
+  });
 });
