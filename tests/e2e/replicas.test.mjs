@@ -9,16 +9,15 @@
 //    the old, whether IVS stopped the old ones already or not, each start
 //    made once;
 // each with its stage event, and Redis's record naming the id replicated.
+// The local provider answers ListParticipantReplicas from its own record:
+// the same re-replication there, on its participant model.
 // And the orphan sweep's grace is counted from the first sweep that saw an
 // unrecorded stage in any process (kept in Redis), across restarts.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { start as startFake } from '../fake-ivs/fake-ivs.mjs';
-import { Redis, Usher, PREFIX, sleep, waitFor } from './harness.mjs';
+import { Redis, Usher, PREFIX, sleep, waitFor, startLive } from './harness.mjs';
+import { awsEnv, sharedKey } from './aws-usher.mjs';
 
 const STREAM = 'e2e-replicas';
 const CAP = 2;
@@ -26,19 +25,16 @@ const VIEWERS = 6;                     // 4 stages with CAP 2: the master and 3 
 const GRACE_S = 5;                     // ORPHAN_GRACE
 
 describe('replications against IVS, two processes', () => {
-  let fake, redis, u1, u2, keyDir, master, publisher;
+  let fake, redis, u1, u2, key, master, publisher;
   before(async () => {
     fake = await startFake();
     redis = await Redis.start();
-    keyDir = mkdtempSync(join(tmpdir(), 'usher-key-'));
-    const { privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'secp384r1' });
-    const keyFile = join(keyDir, 'key.pem');
-    writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-    const env = { STAGE_PROVIDER: 'aws', STREAM_NAME: STREAM, ...fake.env(), AWS_EC2_METADATA_DISABLED: 'true',
-      TOKEN_PRIVATE_KEY_FILE: keyFile, AUTO_SCALE_ENABLED: 'true', MAX_VIEWERS_PER_STAGE: String(CAP),
+    key = sharedKey();
+    const env = awsEnv(fake, STREAM, {
+      TOKEN_PRIVATE_KEY_FILE: key.file, AUTO_SCALE_ENABLED: 'true', MAX_VIEWERS_PER_STAGE: String(CAP),
       MAX_STAGES: '20', SCALER_INTERVAL_MS: '200', SCALER_LEASE_MS: '2000', SCALE_DOWN_COOLDOWN: '3600',
       REPLICATION_RETRY_MS: '200', PUBLISHER_POLL_INTERVAL: '1', RECONCILE_INTERVAL: '0', LOG_LEVEL: 'info',
-      ORPHAN_SWEEP_INTERVAL: '1', ORPHAN_GRACE: String(GRACE_S) };
+      ORPHAN_SWEEP_INTERVAL: '1', ORPHAN_GRACE: String(GRACE_S) });
     u1 = await Usher.start(redis, env);
     u2 = await Usher.start(redis, env);
     await waitFor(() => (master = redis.raw('GET', `${PREFIX}master_stage`)), { timeoutMs: 5000, what: 'the master' });
@@ -57,7 +53,7 @@ describe('replications against IVS, two processes', () => {
     await u2?.close();
     await redis?.close();
     await fake?.close();
-    if (keyDir) rmSync(keyDir, { recursive: true, force: true });
+    key?.remove();
   });
 
   const added = () => redis.raw('ZRANGE', `${PREFIX}stages`, 0, -1).split('\n').filter((a) => a && a !== master).sort();
@@ -157,5 +153,37 @@ describe('replications against IVS, two processes', () => {
     assert.equal(fake.callsOf('DeleteStage').filter((c) => c.input?.arn === orphan.arn).length, 1, 'deleted once');
     await waitFor(() => seen() === '', { timeoutMs: 5000, what: 'the deleted orphan forgotten' });
     assert.ok(matches(publisher), 'the replications untouched');
+  });
+});
+
+describe('replications with the local provider model', () => {
+  it('a publisher joining again under a new participant id is replicated anew', async () => {
+    const { redis, usher } = await startLive({ LOCAL_PARTICIPANTS_API: 'true', RECONCILE_INTERVAL: '0',
+      SCALER_INTERVAL_MS: '200', PUBLISHER_POLL_INTERVAL: '1', AUTO_SCALE_ENABLED: 'true',
+      MAX_VIEWERS_PER_STAGE: String(CAP), SCALE_DOWN_COOLDOWN: '3600', REPLICATION_RETRY_MS: '200' });
+    try {
+      const master = redis.raw('GET', `${PREFIX}master_stage`);
+      const publish = async (participantId, connected) => assert.equal((await usher.post('/api/test/participants',
+        { stageArn: master, participantId, userId: 'publisher-1', published: true, connected })).status, 200);
+      const added = () => redis.raw('ZRANGE', `${PREFIX}stages`, 0, -1).split('\n').filter((a) => a && a !== master);
+      const fedFrom = (id) => added().length === 2 && added().every((a) => {
+        const st = JSON.parse(redis.raw('HGET', `${PREFIX}stage_state`, a) || '{}');
+        return st.replication === 'running' && st.participant === id;
+      });
+      await publish('pub-1', true);
+      for (let i = 0; i < 4; i++)          // 3 stages with CAP 2: 2 fed from the master
+        await waitFor(async () => (await usher.post('/api/token/viewer', { userId: `v${i}` })).status === 200,
+          { timeoutMs: 15000, what: `viewer v${i} seated`, stepMs: 100 });
+      await waitFor(() => fedFrom('pub-1'), { timeoutMs: 15000, what: 'the added stages fed from pub-1' });
+      await publish('pub-2', true);
+      await publish('pub-1', false);
+      await waitFor(() => fedFrom('pub-2'), { timeoutMs: 15000, what: 'the added stages fed from pub-2' });
+      const events = (await usher.get('/api/stage/events?limit=1000')).body.data.events;
+      assert.deepEqual(events.filter((e) => e.type === 'replication_stale' && e.detail.includes('pub-2'))
+        .map((e) => e.stageArn).sort(), added().sort());
+    } finally {
+      await usher.close();
+      await redis.close();
+    }
   });
 });
