@@ -41,7 +41,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { start as startFake } from '../fake-ivs/fake-ivs.mjs';
 import { Redis, Usher, PREFIX, USHER_BIN, sleep, checkInvariants, freePort, waitFor } from './harness.mjs';
-import { awsEnv as awsEnvFor, sharedKey } from './aws-usher.mjs';
+import { awsEnv as awsEnvFor, sharedKey, closeAll } from './aws-usher.mjs';
 
 const STREAM = 'e2e-stream';
 
@@ -264,13 +264,7 @@ describe('AWS provider: scaling inside the replication quota, two processes', ()
     u1 = await Usher.start(redis, env);
     u2 = await Usher.start(redis, env);
   });
-  after(async () => {
-    await u1?.close();
-    await u2?.close();
-    await redis?.close();
-    await fake?.close();
-    key?.remove();
-  });
+  after(() => closeAll(u1, u2, redis, fake, key));
 
   const redisStages = () => redis.raw('ZRANGE', `${PREFIX}stages`, 0, -1).split('\n').filter(Boolean).sort();
   const fakeStages = () => fake.stages().filter(ours).map((s) => s.arn).sort();

@@ -17,7 +17,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { start as startFake } from '../fake-ivs/fake-ivs.mjs';
 import { Redis, Usher, PREFIX, sleep, waitFor, startLive } from './harness.mjs';
-import { awsEnv, sharedKey } from './aws-usher.mjs';
+import { awsEnv, sharedKey, closeAll } from './aws-usher.mjs';
 
 const STREAM = 'e2e-replicas';
 const CAP = 2;
@@ -48,13 +48,7 @@ describe('replications against IVS, two processes', () => {
     }
     await waitFor(() => matches(publisher), { timeoutMs: 20000, what: 'every added stage fed' });
   });
-  after(async () => {
-    await u1?.close();
-    await u2?.close();
-    await redis?.close();
-    await fake?.close();
-    key?.remove();
-  });
+  after(() => closeAll(u1, u2, redis, fake, key));
 
   const added = () => redis.raw('ZRANGE', `${PREFIX}stages`, 0, -1).split('\n').filter((a) => a && a !== master).sort();
   // stage_state: arn → the scaler's record of the stage.
