@@ -421,7 +421,7 @@ struct replicas_answer {
     struct provider_replica *items;  /* dest strings owned */
 };
 
-static void replicas_free(struct replicas_answer *a)
+static void replicas_answer_free(struct replicas_answer *a)
 {
     for (size_t i = 0; i < a->n; i++)
         free((char *)a->items[i].dest);
@@ -434,7 +434,7 @@ static void replicas_deliver(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     struct replicas_answer *a = arg;
     a->done(a->arg, a->items, a->n, NULL);
-    replicas_free(a);
+    replicas_answer_free(a);
 }
 
 static void local_list_replicas(struct stage_provider *p, const char *source,
@@ -461,7 +461,7 @@ static void local_list_replicas(struct stage_provider *p, const char *source,
             return;
     }
     if (a)
-        replicas_free(a);
+        replicas_answer_free(a);
     done(arg, NULL, 0, "out of memory");
 }
 

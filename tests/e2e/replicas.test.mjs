@@ -27,7 +27,7 @@ const GRACE_S = 5;                     // ORPHAN_GRACE
 describe('replications against IVS, two processes', () => {
   let fake, redis, u1, u2, key, master, publisher;
   before(async () => {
-    fake = await startFake();
+    fake = await startFake({ pageLimit: 2 });   // 3 replicas take 2 pages
     redis = await Redis.start();
     key = sharedKey();
     const env = awsEnv(fake, STREAM, {
@@ -84,6 +84,7 @@ describe('replications against IVS, two processes', () => {
     assert.deepEqual(again.map((c) => [c.input.destinationStageArn, c.input.participantId]), [[dest, publisher]],
       'one start, by one of the two processes');
     assert.ok((await events('replication_lost')).some((e) => e.stageArn === dest), 'a replication_lost event');
+    assert.ok(calls('ListParticipantReplicas', (i) => i.nextToken).length > 0, 'the replicas listed page after page');
   });
 
   it('a replication usher does not know is stopped, once', async () => {

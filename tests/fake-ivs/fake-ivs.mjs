@@ -71,7 +71,9 @@ export class FakeIvs {
   // opts: {accessKeyId, secretAccessKey, sessionToken, region, accountId,
   // maxStages (1000), maxPublicKeys (3), maxReplicationsPerParticipant (5),
   // rates ({class: calls/s}), rateScope ('class' | 'operation'),
-  // maxSkewMs (300000), sessionLingerMs (0), modelPath}
+  // maxSkewMs (300000), sessionLingerMs (0), pageLimit (none: at most
+  // this many items a page, whatever maxResults asks, as a service may
+  // answer fewer with a nextToken), modelPath}
   constructor(opts = {}) {
     this.region = opts.region || 'us-east-1';
     this.accountId = opts.accountId || '123456789012';
@@ -82,6 +84,7 @@ export class FakeIvs {
     this.rateScope = opts.rateScope || 'class';
     this.maxSkewMs = opts.maxSkewMs ?? 5 * 60 * 1000;
     this.sessionLingerMs = opts.sessionLingerMs ?? 0;
+    this.pageLimit = opts.pageLimit ?? Infinity;
     this.clockOffsetMs = 0;
     this.credentialTtlMs = opts.credentialTtlMs ?? 60 * 60 * 1000;
     this.containerAuthToken = opts.containerAuthToken || 'fake-container-auth-token';
@@ -539,7 +542,7 @@ export class FakeIvs {
       if (!t || t.k !== kind || !Number.isInteger(t.o) || t.o < 0) throw validation(`nextToken ${nextToken} is not a token of ${kind}`);
       offset = t.o;
     }
-    const n = maxResults ?? defaultMax;
+    const n = Math.min(maxResults ?? defaultMax, this.pageLimit);
     const page = items.slice(offset, offset + n);
     const next = offset + n < items.length ? Buffer.from(JSON.stringify({ k: kind, o: offset + n })).toString('base64') : undefined;
     return { page, next };

@@ -376,6 +376,23 @@ test('rateScope operation: each operation has its own window', async () => {
   } finally { await fake.close(); }
 });
 
+test('pageLimit answers shorter pages than maxResults asks, with a nextToken', async () => {
+  const fake = await start({ ...CREDS, rates: FAST, pageLimit: 2 });
+  try {
+    const call = clientFor(fake, CREDS);
+    for (let i = 0; i < 5; i++) fake.createStage({ name: `s${i}` });
+    const first = ok(await call('ListStages', { maxResults: 100 }), 'ListStages');
+    assert.equal(first.stages.length, 2);
+    const second = ok(await call('ListStages', { maxResults: 100, nextToken: first.nextToken }), 'ListStages 2');
+    assert.equal(second.stages.length, 2);
+    const third = ok(await call('ListStages', { maxResults: 100, nextToken: second.nextToken }), 'ListStages 3');
+    assert.equal(third.stages.length, 1);
+    assert.equal(third.nextToken, undefined);
+  } finally {
+    await fake.close();
+  }
+});
+
 test('sessionLingerMs keeps an empty session open that long', async () => {
   const fake = await start({ ...CREDS, sessionLingerMs: 200 });
   try {
