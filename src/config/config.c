@@ -188,8 +188,8 @@ static const struct setting SETTINGS[] = {
         "for (ListStages); 0 = never"),
     ROW("Stages", "ORPHAN_GRACE", "120",
         T_LONG(orphan_grace_s, 1, 86400, SECONDS),
-        "aws: an unrecorded stage is deleted once seen unrecorded this long (a creation "
-        "in flight is not an orphan)"),
+        "aws: an unrecorded stage is deleted once seen unrecorded this long, counted "
+        "from the first sweep of any process (a creation in flight is not an orphan)"),
     ROW("Stages", "STAGE_NAME_PREFIX", "auto-stage",
         T_STRING(stage_name_prefix, NULL), "name prefix of the stages usher creates"),
     ROW("Stages", "MAX_VIEWERS_PER_STAGE", "50",
@@ -247,7 +247,8 @@ static const struct setting SETTINGS[] = {
     ROW("Stages", "PUBLISHER_POLL_INTERVAL", "5",
         T_LONG(publisher_poll_interval_s, 0, 3600, SECONDS),
         "how often the master stage is read for a publishing participant "
-        "(publisher:status follows it); 0 = never"),
+        "(publisher:status follows it, and its replications are checked "
+        "against Redis); 0 = never"),
     ROW("Stages", "PUBLISHER_OFFLINE_GRACE", "30",
         T_LONG(publisher_offline_grace_s, 0, 86400, SECONDS),
         "publisher:status turns offline once IVS has shown no publisher this long"),
