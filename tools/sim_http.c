@@ -13,7 +13,10 @@
  * before `low`. The simulator puts heartbeats, leaves and checkpoint reads
  * high and joins low: a late heartbeat costs a seat, while a late join only
  * shows as latency — and joins are the slow requests (usher signs a token
- * for each), so a burst of them must not starve heartbeats.
+ * for each), so a burst of them must not starve heartbeats. Nor may they
+ * hold every connection: at most low_cap of them are in flight, the rest of
+ * the pool stays free for heartbeats (a join takes a connection only when
+ * no heartbeat waits, and then keeps it for as long as usher takes to sign).
  *
  * New requests are started from a deferred event, never from inside an
  * answer callback, so evhttp never sees a request made on the connection
@@ -30,7 +33,7 @@
 const char *const HTTP_NET_ERROR_NAMES[HTTP_NET_ERRORS] = {
     "timeout", "eof", "connect", "buffer", "cancelled", "header", "body", "?"};
 
-struct job { const struct http_client *client; uint32_t item; };
+struct job { const struct http_client *client; uint32_t item; int64_t queued_us; };
 
 struct ring { struct job *items; size_t cap, head, len; };
 
@@ -39,6 +42,7 @@ struct conn {
     struct evhttp_connection *evcon;
     struct job job;
     int tag, net_error;
+    bool low;               /* carries a job of the low queue */
     int64_t sent_us;
 };
 
@@ -49,7 +53,7 @@ struct http_pool {
     struct event_base *base;
     const struct sim_clock *clock;
     char host_header[160], api_key[256];
-    int nconns;
+    int nconns, low_cap, low_inflight;
     double timeout_s;
     struct conn *conns;
     uint32_t *free_conns;
@@ -119,14 +123,17 @@ static void on_answer(struct evhttp_request *req, void *arg)
     struct evbuffer *in = req ? evhttp_request_get_input_buffer(req) : NULL;
     struct http_answer a = {
         .status = req ? evhttp_request_get_response_code(req) : 0,
-        .tag = c->tag, .net_error = c->net_error, .sent_us = c->sent_us,
-        .answered_us = clock_us(p->clock),
+        .tag = c->tag, .net_error = c->net_error, .queued_us = c->job.queued_us,
+        .sent_us = c->sent_us, .answered_us = clock_us(p->clock),
     };
     a.len = in ? evbuffer_get_length(in) : 0;
     a.body = a.len ? (const char *)evbuffer_pullup(in, -1) : "";
     if (a.status == 0 && a.net_error > 0 && a.net_error <= HTTP_NET_ERRORS)
         p->net_errors[a.net_error - 1]++;
     c->net_error = 0;
+    if (c->low)
+        p->low_inflight--;
+    c->low = false;
     p->free_conns[p->nfree++] = (uint32_t)(c - p->conns);
     arm_pump(p);
     c->job.client->answer(c->job.client->arg, c->job.item, &a);
@@ -156,33 +163,42 @@ static bool send_request(struct http_pool *p, struct conn *c, const struct http_
 }
 
 /* Takes one job onto connection c; false when the job needed no request. */
-static bool start_job(struct http_pool *p, struct conn *c, struct job job)
+static bool start_job(struct http_pool *p, struct conn *c, struct job job, bool low)
 {
     struct http_req req = {0};
     if (!job.client->prepare(job.client->arg, job.item, &req))
         return false;
     c->job = job;
     c->tag = req.tag;
+    c->low = low;
+    p->low_inflight += low;
     if (!send_request(p, c, &req))
         on_answer(NULL, c);
     return true;
 }
 
+/* A low job may start only when no high one waits and fewer than low_cap
+ * low ones are in flight: joins are slow (usher signs each), and a pool
+ * filled with them would leave heartbeats waiting for a connection. */
 void http_pump(struct http_pool *p)
 {
     struct job job;
-    while (p->nfree > 0 && (p->high.len > 0 || p->low.len > 0)) {
-        if (!ring_pop(&p->high, &job))
-            ring_pop(&p->low, &job);
+    while (p->nfree > 0) {
+        bool low = false;
+        if (!ring_pop(&p->high, &job)) {
+            if (p->low_inflight >= p->low_cap || !ring_pop(&p->low, &job))
+                return;
+            low = true;
+        }
         uint32_t ci = p->free_conns[--p->nfree];
-        if (!start_job(p, &p->conns[ci], job))
+        if (!start_job(p, &p->conns[ci], job, low))
             p->free_conns[p->nfree++] = ci;
     }
 }
 
 void http_enqueue(struct http_pool *p, const struct http_client *client, uint32_t item, bool high)
 {
-    struct job job = {client, item};
+    struct job job = {client, item, clock_us(p->clock)};
     if (ring_push(high ? &p->high : &p->low, job) != 0) {
         fprintf(stderr, "simulator: out of memory queueing a request\n");
         exit(2);
@@ -228,7 +244,7 @@ int http_sync(struct http_pool *p, const char *method, const char *path, const c
     snprintf(req.body, sizeof req.body, "%s", body ? body : "");
     p->sync_client = (struct http_client){sync_prepare, sync_answer, &call};
     struct conn *c = &p->conns[p->free_conns[--p->nfree]];
-    c->job = (struct job){&p->sync_client, 0};
+    c->job = (struct job){&p->sync_client, 0, clock_us(p->clock)};
     c->tag = 0;
     if (!send_request(p, c, &req))
         on_answer(NULL, c);
@@ -245,12 +261,13 @@ int http_sync(struct http_pool *p, const char *method, const char *path, const c
 
 struct http_pool *http_pool_new(struct event_base *base, const struct sim_clock *clock,
                                 const char *host, int port, const char *api_key,
-                                int connections, double timeout_s)
+                                int connections, int low_cap, double timeout_s)
 {
     struct http_pool *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->base = base, p->clock = clock, p->nconns = connections, p->timeout_s = timeout_s;
+    p->low_cap = low_cap < 1 ? 1 : low_cap;
     snprintf(p->host_header, sizeof p->host_header, "%s:%d", host, port);
     snprintf(p->api_key, sizeof p->api_key, "%s", api_key);
     p->conns = calloc((size_t)connections, sizeof *p->conns);

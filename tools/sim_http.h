@@ -27,7 +27,7 @@ struct http_answer {
     int status, tag, net_error;
     const char *body;
     size_t len;
-    int64_t sent_us, answered_us;
+    int64_t queued_us, sent_us, answered_us;   /* queued: when http_enqueue took it */
 };
 
 /* Fills req for queued item; false when the item needs no request now
@@ -46,12 +46,14 @@ struct http_pool;
 
 /* A pool of `connections` keep-alive connections to host:port on base;
  * every request gets X-API-Key api_key when it is not empty, and counts as
- * unanswered after timeout_s. NULL when out of memory. */
+ * unanswered after timeout_s. At most low_cap (>= 1) of the low queue's
+ * requests are in flight at once. NULL when out of memory. */
 struct http_pool *http_pool_new(struct event_base *base, const struct sim_clock *clock,
                                 const char *host, int port, const char *api_key,
-                                int connections, double timeout_s);
+                                int connections, int low_cap, double timeout_s);
 void http_pool_free(struct http_pool *p);
-/* Queues item for client (which must outlive the pool): high before low.
+/* Queues item for client (which must outlive the pool): high before low,
+ * and low only while fewer than low_cap low requests are in flight.
  * Exits the process when out of memory (a lost request would falsify the truth). */
 void http_enqueue(struct http_pool *p, const struct http_client *client, uint32_t item, bool high);
 /* Starts queued work on free connections; call from outside answer callbacks. */
