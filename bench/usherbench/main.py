@@ -16,7 +16,7 @@ import time
 
 from . import phases, procs, report
 from .context import SCENARIOS, Ctx, Settings
-from .probe import script_inner_commands
+from .probe import script_inner_commands, script_shas
 from .procs import log
 
 
@@ -42,6 +42,11 @@ def check_tools(cfg):
             raise SystemExit(f"{tool} is missing: run `WITH_BENCH=1 sh scripts/deps.sh` (as root)")
     if not os.access(cfg.usher_bin, os.X_OK):
         raise SystemExit(f"{cfg.usher_bin} is missing: run `make`")
+    if cfg.before_bin and not os.access(cfg.before_bin, os.X_OK):
+        raise SystemExit(f"BENCH_BEFORE_BIN {cfg.before_bin} is not an executable")
+    if cfg.before_bin and not os.path.isdir(cfg.before_lua_src):
+        raise SystemExit(f"BENCH_BEFORE_BIN: its Lua sources {cfg.before_lua_src or '(none)'} are not a directory; "
+                         "set BENCH_BEFORE_LUA_SRC")
 
 
 def perf_works(ctx):
@@ -61,28 +66,55 @@ def nonce_pool(cfg):
     return int(m.group(1)) if m else 0
 
 
-def make_ctx(cfg, only):
-    ctx = Ctx(cfg=cfg, only=only, tmp=tempfile.mkdtemp(prefix="usher-bench-"))
+def make_ctx(cfg, only, tmp=None, label=""):
+    ctx = Ctx(cfg=cfg, only=only, tmp=tmp or tempfile.mkdtemp(prefix="usher-bench-"), label=label)
     # the burst holds BURST sockets on each side; children inherit the limit
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < cfg.burst + 1000:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, cfg.burst + 1000), hard))
     ctx.inner = script_inner_commands(cfg.lua_src)
+    ctx.shas = script_shas(cfg.lua_src)
     ctx.profile_on = perf_works(ctx)
     ctx.pool = nonce_pool(cfg)
     return ctx
 
 
 def finish(ctx, R):
-    """The report after a full run; the figures alone after a partial one."""
+    """The report after a full run; the figures and the issue-11 targets
+    measured alone after a partial one."""
     if ctx.only != frozenset(SCENARIOS):
-        print("\n" + json.dumps({k: R[k] for k in ("scen", "refs", "mem", "burst", "sweep") if R.get(k)},
-                                indent=1, default=str), flush=True)
+        print("\n" + json.dumps({k: R[k] for k in ("scen", "refs", "mem", "million", "burst", "sweep")
+                                 if R.get(k)}, indent=1, default=str), flush=True)
+        print("\n" + "\n".join(report.targets_table(R)) + "\n", flush=True)
         log(f"partial run ({', '.join(sorted(ctx.only))}): BENCHMARKS.md left as it is")
         return
     text = report.render(R, ctx) + report.profile_section(report.profile_text(R))
     print("\n" + text + "\n", flush=True)
     report.write_md(ctx.cfg.md_path, text)
+
+
+def run_before(ctx, R):
+    """With BENCH_BEFORE_BIN: the same scenarios (those of BENCH_BEFORE_ONLY
+    that this run runs) on the older usher, each with its own Redis, first;
+    its results go to R["before"]."""
+    cfg = ctx.cfg.for_before()
+    only = frozenset(s for s in ctx.only if s in ctx.cfg.before_only)
+    if not only:
+        return None
+    tmp = os.path.join(ctx.tmp, "before")
+    os.makedirs(tmp)
+    bctx = make_ctx(cfg, only, tmp=tmp, label="before-")
+    Rb = {"scen": {}, "refs": {}, "probes": {}, "checks": [], "mem": {}, "profiles": {}, "versions": {},
+          "bin": cfg.usher_bin, "git": report.git_of(cfg.usher_bin)}
+    log(f"before: usher {cfg.usher_bin} (scripts {cfg.lua_src}); scenarios {', '.join(sorted(only))}")
+    try:
+        phases.phase_main(bctx, Rb)
+        phases.phase_burst(bctx, Rb)
+    finally:
+        procs.stop_all(bctx)
+    R["before"] = Rb
+    R["commands_before"] = bctx.commands
+    return bctx
 
 
 def main(argv=None):
@@ -101,6 +133,8 @@ def main(argv=None):
     log(f"usher {cfg.usher_bin}; {cfg.nproc} cores; scenarios {', '.join(sorted(only))}; logs in {ctx.tmp}")
     try:
         R["quiet"] = procs.wait_quiet(ctx)
+        if cfg.before_bin:
+            run_before(ctx, R)
         phases.phase_main(ctx, R)
         phases.phase_burst(ctx, R)
         phases.phase_sweep(ctx, R)
