@@ -25,7 +25,8 @@ def parse_args(argv):
         "usher's benchmarks (see BENCHMARKS.md). Settings come from the environment: BENCH_SECONDS, "
         "BENCH_WARMUP, BENCH_CONNECTIONS, BENCH_WRK_THREADS, BENCH_REF_SECONDS, BENCH_OPENSSL_SECONDS, "
         "BENCH_BURST, BENCH_SWEEP_VIEWERS, BENCH_BIG_VIEWERS, BENCH_BIG_STAGES, BENCH_PROFILE, BENCH_KEEP, "
-        "BENCH_MD, BENCH_QUIET_WAIT, USHER_BIN."))
+        "BENCH_MD, BENCH_QUIET_WAIT, USHER_BIN, BENCH_HB_CONNECTIONS, BENCH_MILLION, BENCH_BEFORE_BIN, "
+        "BENCH_BEFORE_LUA_SRC, BENCH_BEFORE_ONLY (see bench/bench.py)."))
     p.add_argument("--only", default="", help="comma list of scenarios to run, of: " + ", ".join(SCENARIOS)
                    + ". A partial run prints its results and does not write BENCHMARKS.md.")
     args = p.parse_args(argv)
