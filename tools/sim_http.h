@@ -10,7 +10,7 @@
 
 #include "sim_clock.h"
 
-#define HTTP_NET_ERRORS 8   /* enum evhttp_request_error, with room to spare */
+#define HTTP_NET_ERRORS 8   /* why no answer came: HTTP_NET_ERROR_NAMES */
 
 /* A request, filled in by its client when a connection takes the job. */
 struct http_req {
@@ -20,8 +20,8 @@ struct http_req {
     char body[1024];        /* "" = no body */
 };
 
-/* An answer: status 0 = none came (net_error says why: 1 + enum
- * evhttp_request_error, 0 = evhttp refused to send). body is valid only
+/* An answer: status 0 = none came (net_error says why: 1 + the index of
+ * its name in HTTP_NET_ERROR_NAMES). body is valid only
  * during the callback. Times are µs on the pool's clock. */
 struct http_answer {
     int status, tag, net_error;

@@ -260,7 +260,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     audience_tick(&s->aud, now);
     if (s->phase == P_FINALE)
         audience_finale_scan(&s->aud, s->o.finale == FINALE_LEAVE);
-    http_pump(s->http);   /* start what the tick queued (no evhttp callback is running) */
+    http_pump(s->http);   /* start what the tick queued (no answer callback is running) */
     step_phase(s, now);
     periodic(s, now);
     check_retry_due(&s->chk, now);
