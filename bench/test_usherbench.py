@@ -236,7 +236,8 @@ class Report(unittest.TestCase):
         R["scen"]["heartbeat1000"] = scenario("hb 1000", 40000, p99_ms=12.0, usher_cpu_us=9.0, redis_cpu_us=5.0)
         R["scen"]["heartbeat_million"] = scenario("hb 1M", 19000, usher_cpu_us=11.0, redis_cpu_us=8.0)
         R["mem"]["seat_small_us"] = 15.0                  # 20 at 100 stages: 1.33 x
-        R["million"] = {"seated": 1000000, "seeded": 900000, "per_viewer": 310.0, "rss_after": 9 << 20}
+        R["million"] = {"seated": 1000000, "seeded": 900000, "per_viewer": 310.0, "rss_before": 8 << 20,
+                        "rss_after": 9 << 20}
         rows = self.issue11(R)
         self.assertNotIn("not run", [v[1] for v in rows.values()])
         self.assertEqual(rows["heartbeats, 1000 connections: ≥ 33,000/s"][1], "met")
@@ -248,6 +249,8 @@ class Report(unittest.TestCase):
                          "**missed**")
         self.assertEqual(rows["Redis ≤ 300 bytes per seated viewer at 1,000,000 seated"][1], "**missed**")
         self.assertEqual(rows["usher RSS flat in viewers (within 2 MB)"][1], "met")    # 8 -> 9 MB
+        R["million"]["rss_after"] = 11 << 20
+        self.assertEqual(self.issue11(R)["usher RSS flat in viewers (within 2 MB)"][1], "**missed**")
         R["mem"]["seat_small_us"] = 10.0
         self.assertEqual(self.issue11(R)["a join's Redis time at 100 stages ≤ 1.5 × at 5 stages"][1], "**missed**")
 
@@ -265,6 +268,26 @@ class Report(unittest.TestCase):
         self.assertTrue(hb.endswith("| **missed** |"))      # the verdict is this usher's
         text = report.render(R, self.ctx)
         self.assertIn("### Before (c9134cb), same run", text)
+
+    def test_render_again_from_results_json(self):
+        import json
+        import os
+        import tempfile
+        from usherbench import main
+        R = full_results()
+        R.update(commands=["wrk -t2 again"], pool=64, settings={"seconds": 7}, profiles={})
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "results.json"), "w") as f:
+                json.dump(R, f)
+            md = os.path.join(d, "B.md")
+            with open(md, "w") as f:
+                f.write("# x\n" + report.BEGIN + "\nold\n" + report.END + "\n")
+            main.render_again(os.path.join(d, "results.json"), settings(md_path=md))
+            with open(md) as f:
+                text = f.read()
+        self.assertIn("wrk -t2 again", text)
+        self.assertIn("then 7 s of `wrk", text)        # the run's own settings
+        self.assertNotIn("\nold\n", text)
 
     def test_replace_block(self):
         doc = "# x\n\nintro\n" + report.BEGIN + "\nold\n" + report.END + "\ntail\n"

@@ -4,6 +4,7 @@ full run) rewrites the generated block of BENCHMARKS.md. The children it
 started are stopped whatever happens."""
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -29,12 +30,15 @@ def parse_args(argv):
         "BENCH_BEFORE_LUA_SRC, BENCH_BEFORE_ONLY (see bench/bench.py)."))
     p.add_argument("--only", default="", help="comma list of scenarios to run, of: " + ", ".join(SCENARIOS)
                    + ". A partial run prints its results and does not write BENCHMARKS.md.")
+    p.add_argument("--render", metavar="RESULTS_JSON", default="",
+                   help="run nothing: render the report of a full run kept with BENCH_KEEP=1 (its results.json) "
+                        "again, with this harness's report code, and write BENCHMARKS.md")
     args = p.parse_args(argv)
     only = [s for s in args.only.split(",") if s] or list(SCENARIOS)
     bad = [s for s in only if s not in SCENARIOS]
     if bad:
         p.error(f"unknown scenario {', '.join(bad)}; known: {', '.join(SCENARIOS)}")
-    return frozenset(only)
+    return frozenset(only), args.render
 
 
 def check_tools(cfg):
@@ -118,9 +122,24 @@ def run_before(ctx, R):
     return bctx
 
 
+def render_again(path, cfg):
+    """--render: the report of a kept full run, rendered again from its
+    results.json (the profiles are read from the perf files beside it)."""
+    with open(path) as f:
+        R = json.load(f)
+    ctx = Ctx(cfg=dataclasses.replace(cfg, **R.get("settings", {})), tmp=os.path.dirname(path),
+              commands=R.get("commands", []), pool=R.get("pool", 0))
+    text = report.render(R, ctx) + report.profile_section(report.profile_text(R))
+    print(text)
+    report.write_md(cfg.md_path, text)
+
+
 def main(argv=None):
-    only = parse_args(argv)
+    only, render = parse_args(argv)
     cfg = Settings.from_env(os.environ)
+    if render:
+        render_again(render, cfg)
+        return
     check_tools(cfg)
     ctx = make_ctx(cfg, only)
     t0 = time.time()
@@ -140,6 +159,9 @@ def main(argv=None):
         phases.phase_burst(ctx, R)
         phases.phase_sweep(ctx, R)
         R["elapsed_s"] = time.time() - t0
+        R["commands"], R["pool"] = ctx.commands, ctx.pool
+        R["settings"] = {k: getattr(cfg, k) for k in ("seconds", "warmup", "conns", "wrk_threads",
+                                                      "openssl_seconds", "big_stages", "hb_conns")}
         finish(ctx, R)
         with open(os.path.join(ctx.tmp, "results.json"), "w") as f:
             json.dump(R, f, indent=1, default=str)

@@ -292,8 +292,14 @@ def burst_snapshots(usher, redis, snap):
     return fire, end
 
 
+BURST_IDLE_MS = 120000   # the burst's connections wait, idle, while usher fills its nonce pool
+
+
 def burst_once(ctx, redis, name, settings):
-    usher = Usher(ctx, redis, name, **settings)
+    # HTTP_IDLE_TIMEOUT_MS (30 s by default) would close the connections
+    # opened first while the harness waits for an idle usher: their joins
+    # would then find no connection (answered "0"), which is no figure of usher's.
+    usher = Usher(ctx, redis, name, HTTP_IDLE_TIMEOUT_MS=BURST_IDLE_MS, **settings)
     usher.go_live()
     usher.add_stages(SMALL_STAGES)
     n = min(ctx.cfg.burst, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 500)
