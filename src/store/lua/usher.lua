@@ -23,7 +23,7 @@
 
 -- Raise VERSION with every change to this file: a connecting usher replaces
 -- the library in Redis only when Redis holds an older one (store/redis.c).
-local VERSION = 8
+local VERSION = 9
 
 -- A stage's seating mode (stages/state.h names them in C). `stage_mode`
 -- holds only waiting and draining: no field means open.
@@ -491,24 +491,45 @@ local function event_news(keys, args)
   return 1
 end
 
+-- MGET of `names` (k nil) or HMGET of the declared key k, in runs of 1000
+-- (unpack() is bounded by Lua's stack); false for a missing one.
+local READ_RUN = 1000
+local function read_many(c, cmd, k, names)
+  local out = {}
+  for first = 1, #names, READ_RUN do
+    local run = {unpack(names, first, math.min(first + READ_RUN - 1, #names))}
+    if k then table.insert(run, 1, key(c, k)) end
+    local got = redis.call(cmd, unpack(run))
+    for j = 1, #got do out[first + j - 1] = got[j] end
+  end
+  return out
+end
+
 -- stats: everything /api/stats shows and the scaler decides from.
 -- ARGV: prefix. KEYS: total_viewers, publisher:status, master_stage,
 -- stages, stage_info, stage_mode, stage_state, seat_waiting.
 -- Returns {totalViewers, publisherStatus, masterArn or "", joins waiting
 -- for room (seat_waiting within DEMAND_MS), then per stage, oldest first:
 -- arn, viewerCount, info JSON or "", mode, state JSON or ""}.
+-- Each stage's fields are read for all stages at once (MGET, HMGET: four
+-- commands whatever the number of stages, not four per stage).
 local function stats(keys, args)
   local c = context(keys, args)
   local out = {redis.call('GET', key(c, 'total_viewers')) or '0',
                redis.call('GET', key(c, 'publisher:status')) or 'offline',
                redis.call('GET', key(c, 'master_stage')) or '',
                redis.call('ZCOUNT', key(c, 'seat_waiting'), redis_ms() - DEMAND_MS, '+inf')}
-  for _, arn in ipairs(live_stages(c)) do
+  local arns = live_stages(c)
+  local counters = {}
+  for i, arn in ipairs(arns) do counters[i] = stage_key(c, 'viewers:', arn) end
+  local counts, infos = read_many(c, 'MGET', nil, counters), read_many(c, 'HMGET', 'stage_info', arns)
+  local modes, states = read_many(c, 'HMGET', 'stage_mode', arns), read_many(c, 'HMGET', 'stage_state', arns)
+  for i, arn in ipairs(arns) do
     out[#out + 1] = arn
-    out[#out + 1] = tostring(count(c, arn))
-    out[#out + 1] = redis.call('HGET', key(c, 'stage_info'), arn) or ''
-    out[#out + 1] = mode_of(c, arn)
-    out[#out + 1] = redis.call('HGET', key(c, 'stage_state'), arn) or ''
+    out[#out + 1] = counts[i] or '0'
+    out[#out + 1] = infos[i] or ''
+    out[#out + 1] = modes[i] or OPEN
+    out[#out + 1] = states[i] or ''
   end
   return out
 end
