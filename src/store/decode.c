@@ -71,7 +71,8 @@ enum store_error decode_seat(const redisReply *reply, struct seat *out)
 enum store_error decode_heartbeat(const redisReply *reply, struct heartbeat *out)
 {
     long long outcome;
-    if (!is_array(reply, 1) || !number_of(reply->element[0], &outcome))
+    const redisReply *first = is_array(reply, 1) ? reply->element[0] : reply;
+    if (!first || first->type == REDIS_REPLY_ARRAY || !number_of(first, &outcome))
         return STORE_FAILED;
     if (outcome == 0)
         return STORE_NO_SEAT;

@@ -20,7 +20,8 @@
 enum store_error decode_error(const redisReply *reply);
 
 enum store_error decode_seat(const redisReply *reply, struct seat *out);
-/* {0} is STORE_NO_SEAT, {3} STORE_NO_STAGE. */
+/* 1 (or {1}) a heartbeat taken, {2, stageArn, participantId} a move; 0
+ * (or {0}) is STORE_NO_SEAT, 3 (or {3}) STORE_NO_STAGE. */
 enum store_error decode_heartbeat(const redisReply *reply, struct heartbeat *out);
 /* A string, status or nil ("") reply. */
 enum store_error decode_text(const redisReply *reply, const char **out);

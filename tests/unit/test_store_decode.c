@@ -176,7 +176,20 @@ static void test_heartbeat(void **state)
     assert_string_equal(hb.participant_id, "pid-9");
     drop(r);
 
-    redisReply *bad[] = {array(1, num(2)), array(1, num(4)), array(0), num(1), array(1, text("x"))};
+    /* Since library version 10 the outcomes but a move are plain numbers. */
+    r = num(1);
+    assert_int_equal(decode_heartbeat(r, &hb), STORE_OK);
+    assert_false(hb.moved);
+    drop(r);
+    r = num(0);
+    assert_int_equal(decode_heartbeat(r, &hb), STORE_NO_SEAT);
+    drop(r);
+    r = num(3);
+    assert_int_equal(decode_heartbeat(r, &hb), STORE_NO_STAGE);
+    drop(r);
+
+    redisReply *bad[] = {array(1, num(2)), array(1, num(4)), array(0), num(2), num(4), nil(),
+                         text("x"), array(1, text("x")), array(1, array(1, num(1)))};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         assert_int_equal(decode_heartbeat(bad[i], &hb), STORE_FAILED);
         drop(bad[i]);
