@@ -23,7 +23,7 @@
 
 -- Raise VERSION with every change to this file: a connecting usher replaces
 -- the library in Redis only when Redis holds an older one (store/redis.c).
-local VERSION = 10
+local VERSION = 11
 
 -- A stage's seating mode (stages/state.h names them in C). `stage_mode`
 -- holds only waiting and draining: no field means open.
@@ -497,15 +497,13 @@ local function event_news(keys, args)
   return 1
 end
 
--- MGET of `names` (k nil) or HMGET of the declared key k, in runs of 1000
--- (unpack() is bounded by Lua's stack); false for a missing one.
+-- read(run) for `names` in runs of 1000 (unpack() is bounded by Lua's
+-- stack), its answers joined: one MGET or HMGET for many names.
 local READ_RUN = 1000
-local function read_many(c, cmd, k, names)
+local function read_many(names, read)
   local out = {}
   for first = 1, #names, READ_RUN do
-    local run = {unpack(names, first, math.min(first + READ_RUN - 1, #names))}
-    if k then table.insert(run, 1, key(c, k)) end
-    local got = redis.call(cmd, unpack(run))
+    local got = read(unpack(names, first, math.min(first + READ_RUN - 1, #names)))
     for j = 1, #got do out[first + j - 1] = got[j] end
   end
   return out
@@ -528,8 +526,10 @@ local function stats(keys, args)
   local arns = live_stages(c)
   local counters = {}
   for i, arn in ipairs(arns) do counters[i] = stage_key(c, 'viewers:', arn) end
-  local counts, infos = read_many(c, 'MGET', nil, counters), read_many(c, 'HMGET', 'stage_info', arns)
-  local modes, states = read_many(c, 'HMGET', 'stage_mode', arns), read_many(c, 'HMGET', 'stage_state', arns)
+  local counts = read_many(counters, function(...) return redis.call('MGET', ...) end)
+  local function fields(k) return function(...) return redis.call('HMGET', key(c, k), ...) end end
+  local infos, modes = read_many(arns, fields('stage_info')), read_many(arns, fields('stage_mode'))
+  local states = read_many(arns, fields('stage_state'))
   for i, arn in ipairs(arns) do
     out[#out + 1] = arn
     out[#out + 1] = counts[i] or '0'
