@@ -341,7 +341,10 @@ static void viewed(void *arg, enum store_error err, const char *detail,
     struct scaler *s = arg;
     const struct config *cfg = s->app->cfg;
     (void)detail;
-    struct stage_view *views = err == STORE_OK ? calloc(sv->count + 1, sizeof *views) : NULL;
+    /* No provider: usher is stopping (main.c take_down freed it while this
+     * read was under way), and nothing is decided any more. */
+    struct stage_view *views = err == STORE_OK && s->app->provider
+                             ? calloc(sv->count + 1, sizeof *views) : NULL;
     if (!views) {
         tick_end(s);
         return;
