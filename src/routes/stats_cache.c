@@ -8,6 +8,7 @@
 #include "routes/stats_cache.h"
 
 #include "routes/routes.h"
+#include "util/text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,13 +25,6 @@ struct entry {
     char *tail;                      /* ,"info":{…},…} */
 };
 
-/* Growing text; `failed` once memory ran out. */
-struct text {
-    char *s;
-    size_t len, cap;
-    bool failed;
-};
-
 struct stats_cache {
     struct entry *items;
     size_t count;
@@ -38,33 +32,10 @@ struct stats_cache {
     struct stats_text shown;         /* what stats_cache_render returned */
 };
 
-static void put(struct text *t, const char *s, size_t n)
-{
-    if (t->failed)
-        return;
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 1024;
-        while (cap < t->len + n + 1)
-            cap *= 2;
-        char *grown = realloc(t->s, cap);
-        if (!grown) {
-            t->failed = true;
-            return;
-        }
-        t->s = grown;
-        t->cap = cap;
-    }
-    memcpy(t->s + t->len, s, n);
-    t->len += n;
-    t->s[t->len] = '\0';
-}
-
-static void put_str(struct text *t, const char *s) { put(t, s, strlen(s)); }
-
 static void put_num(struct text *t, long long n)
 {
     char buf[24];
-    put(t, buf, (size_t)snprintf(buf, sizeof buf, "%lld", n));
+    text_add(t, buf, (size_t)snprintf(buf, sizeof buf, "%lld", n));
 }
 
 /* Whether e shows stage s (but its count). */
@@ -90,11 +61,11 @@ static bool entry_render(const struct stage_entry *e, struct entry *out)
     json_decref(rest);
     struct text head = {0}, tail = {0};
     if (arn_text && rest_text) {
-        put_str(&head, "{\"stageId\":");
-        put_str(&head, arn_text);
-        put_str(&head, ",\"viewerCount\":");
-        put_str(&tail, ",");
-        put_str(&tail, rest_text + 1);          /* the object without its "{" */
+        text_str(&head, "{\"stageId\":");
+        text_str(&head, arn_text);
+        text_str(&head, ",\"viewerCount\":");
+        text_str(&tail, ",");
+        text_str(&tail, rest_text + 1);          /* the object without its "{" */
     }
     free(arn_text);
     free(rest_text);
@@ -164,20 +135,20 @@ const struct stats_text *stats_cache_render(struct stats_cache *c, const struct 
     t->failed = false;
     /* SPEC §2 fixes these five fields exactly (the fifth, timestamp, is
      * the request's: routes/stats.c); more goes in the stages. */
-    put_str(t, "{\"totalViewers\":");
+    text_str(t, "{\"totalViewers\":");
     put_num(t, view->total_viewers);
-    put_str(t, ",\"activeStages\":");
+    text_str(t, ",\"activeStages\":");
     put_num(t, (long long)view->count);
-    put_str(t, view->publisher_live ? ",\"isPublisherLive\":true,\"stages\":["
+    text_str(t, view->publisher_live ? ",\"isPublisherLive\":true,\"stages\":["
                                     : ",\"isPublisherLive\":false,\"stages\":[");
     for (size_t i = 0; i < view->count; i++) {
         if (i)
-            put(t, ",", 1);
-        put_str(t, c->items[i].head);
+            text_add(t, ",", 1);
+        text_str(t, c->items[i].head);
         put_num(t, view->stages[i].viewers);
-        put_str(t, c->items[i].tail);
+        text_str(t, c->items[i].tail);
     }
-    put_str(t, "]}");
+    text_str(t, "]}");
     if (t->failed)
         return NULL;
     c->shown = (struct stats_text){t->s, t->len};
