@@ -318,6 +318,9 @@ static void stage_answered(void *arg, const struct aws_result *r)
     const char *error;
     const json_t *stage = answered(o, r, "stage", &error);
     const char *fault = error ? NULL : stage_fault(stage);
+    if (!error && !fault && o->source &&
+        strcmp(json_string_value(json_object_get(stage, "arn")), o->source) != 0)
+        fault = "a stage other than the one asked for";
     if (fault) {
         snprintf(o->error, sizeof o->error, "%s: IVS answered %s", r->operation, fault);
         error = o->error;
@@ -364,10 +367,13 @@ static void aws_create(struct stage_provider *p, const char *name, const json_t 
              stage_answered);
 }
 
+static bool op_arns(struct op *o, const char *source, const char *dest);
+
+/* The answer must be the stage asked for (o->source). */
 static void aws_get(struct stage_provider *p, const char *arn, provider_stage_fn done, void *arg)
 {
     struct op *o = OP(OP_STAGE, done);
-    if (o)
+    if (o && op_arns(o, arn, NULL))
         call(o, "GetStage", json_pack("{s:s}", "arn", arn), stage_answered);
 }
 

@@ -30,7 +30,8 @@ const STREAM = 'e2e-hostile';
 
 // Runs usher, expecting it to stop at start within limitMs; resolves to
 // {code, log, ms}; code is null when it had to be killed (it did not stop,
-// or its log matched `until`: then `matched` is true).
+// or its log matched `until`, a RegExp or a function of the log: then
+// `matched` is true).
 async function startStops(redis, env, limitMs = 15000, until = null) {
   const dir = mkdtempSync(join(tmpdir(), 'usher-data-'));
   const port = await freePort();
@@ -45,7 +46,7 @@ async function startStops(redis, env, limitMs = 15000, until = null) {
   proc.stderr.on('data', (d) => { log += d; });
   let matched = false;
   const watch = until && setInterval(() => {
-    if (until.test(log)) { matched = true; proc.kill('SIGTERM'); clearInterval(watch); }
+    if (typeof until === 'function' ? until(log) : until.test(log)) { matched = true; proc.kill('SIGTERM'); clearInterval(watch); }
   }, 50);
   const timer = setTimeout(() => proc.kill('SIGKILL'), limitMs);
   const code = await new Promise((r) => proc.once('exit', (c) => r(c)));
@@ -171,5 +172,53 @@ describe('AWS provider: hostile answers at start', () => {
       assert.equal(fake.publicKeys().length, 0, `HTTP ${status}: no key imported`);
       void r;
     }
+  });
+});
+
+describe('AWS provider: a GetStage answer about another stage', () => {
+  let fake, redis;
+  before(async () => {
+    fake = await startFake();
+    redis = await Redis.start();
+  });
+  after(() => closeAll(redis, fake));
+
+  it('MASTER_STAGE_ARN stays the master when GetStage answers another stage', async () => {
+    const mine = fake.createStage({ name: 'mine' });
+    const other = fake.createStage({ name: 'other' });
+    fake.rewrite('GetStage', (out) => ({ body: out.stage ? { stage: { ...out.stage, arn: other.arn } } : out }));
+    const r = await startStops(redis, awsEnv(fake, STREAM, { MASTER_STAGE_ARN: mine.arn }), 10000,
+      /master stage: arn|GetStage: IVS answered a stage other than the one asked for/);
+    await new Promise((res) => setTimeout(res, 0));
+    assert.ok(r.matched, `the log says what happened; log:\n${r.log.slice(-1500)}`);
+    await new Promise((res) => setTimeout(res, 500));
+    const master = await redis.raw('GET', `${PREFIX}master_stage`);
+    assert.notEqual(master, other.arn, `the other stage is not taken for the master (${master}; mine ${mine.arn})`);
+    assert.doesNotMatch(r.log, new RegExp(`master stage: ${other.arn}`), 'the other stage is not named the master');
+    assert.match(r.log, /GetStage: IVS answered a stage other than the one asked for/);
+  });
+});
+
+describe('AWS provider: stopped while the master is read', () => {
+  let fake, redis;
+  before(async () => {
+    fake = await startFake();
+    redis = await Redis.start();
+  });
+  after(() => closeAll(redis, fake));
+
+  it('SIGTERM while the rebuild reading of MASTER_STAGE_ARN hangs ends cleanly', async () => {
+    const mine = fake.createStage({ name: 'mine' });
+    let n = 0, flushed = false, lostAt = 0;
+    // The start's check and the first record answered; the rebuild's read hangs.
+    fake.rewrite('GetStage', () => (n++ < 2 ? {} : { hold: true }));
+    const r = await startStops(redis, awsEnv(fake, STREAM, { MASTER_STAGE_ARN: mine.arn }), 20000, (log) => {
+      if (!flushed && /master stage: arn/.test(log)) { flushed = true; redis.raw('FLUSHALL'); }
+      if (!lostAt && /lost usher's state.*rebuilding/.test(log)) lostAt = Date.now();
+      return lostAt && Date.now() - lostAt > 300;   // its GetStage in flight, held
+    });
+    assert.ok(r.matched, `the rebuild read the master again; log:\n${r.log.slice(-1500)}`);
+    assert.equal(r.code, 0, `usher ended cleanly; log:\n${r.log.slice(-1500)}`);
+    assert.doesNotMatch(r.log, /runtime error|AddressSanitizer/);
   });
 });
