@@ -222,3 +222,22 @@ describe('AWS provider: stopped while the master is read', () => {
     assert.doesNotMatch(r.log, /runtime error|AddressSanitizer/);
   });
 });
+
+describe('AWS provider: an error message that forges log lines', () => {
+  let fake, redis;
+  before(async () => {
+    fake = await startFake();
+    redis = await Redis.start();
+  });
+  after(() => closeAll(redis, fake));
+
+  it('a newline in IVS error words stays inside its log line', async () => {
+    fake.failNext('ListPublicKeys', { code: 'AccessDeniedException', status: 403,
+      message: 'denied\n2026-01-01T00:00:00.000Z error FORGED line\r\nFORGED too' });
+    const r = await startStops(redis, awsEnv(fake, STREAM));
+    assert.notEqual(r.code, 0);
+    assert.match(r.log, /ListPublicKeys.*denied\?2026-01-01T00:00:00.000Z error FORGED line\?\?FORGED too/);
+    const forged = r.log.split('\n').filter((l) => /^(2026-01-01|FORGED)/.test(l));
+    assert.deepEqual(forged, [], 'no line of its own');
+  });
+});
