@@ -241,3 +241,42 @@ describe('AWS provider: an error message that forges log lines', () => {
     assert.deepEqual(forged, [], 'no line of its own');
   });
 });
+
+describe('AWS provider: hostile container credentials', () => {
+  let fake, redis, server, answer;
+  before(async () => {
+    fake = await startFake();
+    redis = await Redis.start();
+    const http = await import('node:http');
+    server = http.createServer((req, res) => {
+      const text = JSON.stringify(answer());
+      res.writeHead(200, { 'content-type': 'application/json' }).end(text);
+    });
+    await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  });
+  after(async () => {
+    await new Promise((r) => server?.close(r));
+    await closeAll(redis, fake);
+  });
+  const containerEnv = () => {
+    const env = awsEnv(fake, STREAM, {
+      AWS_CONTAINER_CREDENTIALS_FULL_URI: `http://127.0.0.1:${server.address().port}/creds` });
+    delete env.AWS_ACCESS_KEY_ID; delete env.AWS_SECRET_ACCESS_KEY; delete env.AWS_SESSION_TOKEN;
+    return env;
+  };
+  const inTwoHours = () => new Date(Date.now() + 7200e3).toISOString();
+
+  for (const [field, value] of [['AccessKeyId', 'AKIA\r\nX-Injected: 1'], ['Token', 'tok\r\nX-Injected: 1'],
+    ['SecretAccessKey', 'secret\nmore']]) {
+    it(`a ${field} with a line break is refused, and sent nowhere`, async () => {
+      const t = fake.issueTemporaryCredentials();
+      answer = () => ({ AccessKeyId: t.accessKeyId, SecretAccessKey: t.secretAccessKey, Token: t.sessionToken,
+        Expiration: inTwoHours(), [field]: value });
+      const calls = fake.calls.length;
+      const r = await startStops(redis, containerEnv());
+      assert.notEqual(r.code, 0, `usher stopped; log:\n${r.log.slice(-1500)}`);
+      assert.match(r.log, new RegExp(`aws credentials: .*${field}.*control`));
+      assert.equal(fake.calls.length, calls, 'no IVS call went out with it');
+    });
+  }
+});
