@@ -31,6 +31,7 @@
 #define REPLICAS_PAGE_MAX 50         /* ListParticipantReplicas' maxResults: 1-50 */
 #define STAGE_NAME_MAX 128           /* StageName */
 #define ERROR_MAX 400
+#define EPOCH_S_MAX 1e11             /* a time IVS sends in epoch seconds: before year 5138 */
 /* Pages one List operation may take before it is called endless: 20,000
  * stages or participants at 100 a page (a region's default subscriptions
  * quota), 10,000 replicas at 50; public keys are 3 per region. */
@@ -699,7 +700,8 @@ static json_t *participant_kept(const json_t *pt)
     char when[40] = "";
     if (json_is_string(first))
         snprintf(when, sizeof when, "%s", json_string_value(first));
-    else if (json_is_number(first))
+    else if (json_is_number(first) && json_number_value(first) >= 0 &&
+             json_number_value(first) < EPOCH_S_MAX)
         clock_iso8601((int64_t)(json_number_value(first) * 1000), when, sizeof when);
     if (!id || !valid_participant_id(id))
         return NULL;

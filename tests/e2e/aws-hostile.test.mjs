@@ -23,7 +23,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { start as startFake } from '../fake-ivs/fake-ivs.mjs';
-import { Redis, PREFIX, USHER_BIN, freePort } from './harness.mjs';
+import { Redis, Usher, PREFIX, USHER_BIN, freePort, waitFor } from './harness.mjs';
 import { awsEnv, sharedKey, closeAll } from './aws-usher.mjs';
 
 const STREAM = 'e2e-hostile';
@@ -279,4 +279,31 @@ describe('AWS provider: hostile container credentials', () => {
       assert.equal(fake.calls.length, calls, 'no IVS call went out with it');
     });
   }
+});
+
+describe('AWS provider: a participant list with odd members', () => {
+  let fake, redis, usher;
+  before(async () => {
+    fake = await startFake();
+    redis = await Redis.start();
+    usher = await Usher.start(redis, awsEnv(fake, STREAM));
+  });
+  after(() => closeAll(usher, redis, fake));
+
+  it('a firstJoinTime out of any range is no time, not garbage', async () => {
+    let master;
+    await waitFor(() => (master = redis.raw('GET', `${PREFIX}master_stage`)), { timeoutMs: 5000, what: 'the master' });
+    fake.connectParticipant(master, { participantId: 'p1', userId: 'u1', published: true });
+    const times = [];
+    for (const first of [1e300, -1e300, -5, 1.7e9]) {
+      fake.rewrite('ListParticipants', (out) => ({ body: { participants: (out.participants ?? []).map((p) =>
+        ({ ...p, firstJoinTime: first })) } }));   // every ListParticipants meanwhile (the publisher look too)
+      const res = await usher.get(`/api/stage/${encodeURIComponent(master)}/participants`);
+      fake.clearFaults();
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      times.push(res.body.data.participants.find((p) => p.participantId === 'p1')?.firstJoinTime);
+    }
+    assert.deepEqual(times.slice(0, 3), ['', '', ''], `out of range: no time (${times})`);
+    assert.match(times[3], /^2023-11-14T22:13:20/, 'epoch seconds in range: the time');
+  });
 });
