@@ -15,6 +15,11 @@
 //     completes ends at AWS_TIMEOUT_MS; an answer that is not JSON and
 //     every error status with a malformed body get an error naming the
 //     operation and the status.
+// Then: GetStage answering another stage than MASTER_STAGE_ARN records
+// nothing of it; SIGTERM while the rebuild's GetStage hangs ends cleanly;
+// a newline in IVS's error words forges no log line; container credentials
+// with control characters are refused before any IVS call; a
+// firstJoinTime out of range is no time.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
