@@ -4,6 +4,7 @@
 #ifndef USHER_APP_H
 #define USHER_APP_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <event2/event.h>
 
@@ -26,6 +27,7 @@ struct webhooks;
 struct stats_cache;
 struct endpoints_cache;
 struct aws_limiter;
+struct route;
 
 #define USHER_VERSION "0.1.0"
 
@@ -48,6 +50,8 @@ struct app {
     struct stats_cache *stats_cache; /* its stage entries, rendered once */
     struct endpoints_cache *endpoints; /* stages' endpoints for tokens (stages/endpoints.h) */
     struct aws_limiter *limiter;     /* IVS call pace shared in Redis (aws provider only) */
+    struct route *routes;            /* the routes served (routes.h usher_routes_served) */
+    size_t nroutes;
     int64_t started_ms;
     /* The master stage, as Redis has it; empty until Redis has been reached
      * (checked again every few seconds and after every reconnect, and

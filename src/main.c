@@ -31,7 +31,6 @@
 #include "metrics/metrics.h"
 #include "routes/routes.h"
 #include "scaler/scaler.h"
-#include "scaler/waiters.h"
 #include "stages/endpoints.h"
 #include "stages/recovery.h"
 #include "store/embedded.h"
@@ -43,6 +42,7 @@
 #include "tokens/signer.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/waiters.h"
 #include "webhooks/webhooks.h"
 
 extern char **environ;
@@ -141,6 +141,7 @@ static void take_down(struct app *app)
     token_key_free(app->key);
     endpoints_cache_free(app->endpoints);
     metrics_free(app->metrics);
+    free(app->routes);
 }
 
 struct prepared {
@@ -185,7 +186,9 @@ static int make_parts(struct app *app, char *err, size_t errlen)
     app->metrics = metrics_new();
     if (app->store && app->metrics)
         store_observe(app->store, redis_observed, app->metrics);
-    app->http = http_server_new(app, usher_routes, usher_route_count, err, errlen);
+    if ((app->routes = malloc(usher_route_count * sizeof *app->routes)))
+        app->nroutes = usher_routes_served(cfg, app->routes);
+    app->http = app->routes ? http_server_new(app, app->routes, app->nroutes, err, errlen) : NULL;
     app->sweeper = sweeper_new(app);
     app->scaler = scaler_new(app);
     app->waiters = waiters_new(app->base);
@@ -200,8 +203,11 @@ static int make_parts(struct app *app, char *err, size_t errlen)
     app->live = live_new(app);
     int webhooks_failed = 0;
     app->webhooks = webhooks_new(app, &webhooks_failed);
-    if (!app->http)
+    if (!app->http) {
+        if (!app->routes)
+            snprintf(err, errlen, "out of memory");
         return -1;                  /* err says why */
+    }
     if (!app->signer || !app->store || !app->sweeper || !app->scaler || !app->waiters ||
         !app->recovery || !app->stats_batch || !app->stats_cache || !app->endpoints ||
         (client && !app->limiter) || !app->metrics || !app->live || webhooks_failed) {

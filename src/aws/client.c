@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <event2/event.h>
 
@@ -32,7 +33,7 @@ struct call {
     int attempts;
     int64_t started_ms;         /* monotonic */
     struct event *timer;        /* start and backoff */
-    struct call *prev, *next;
+    LIST_ENTRY(call) link;
 };
 
 struct recent_slot {
@@ -50,7 +51,7 @@ struct aws_client {
     struct aws_op_stats *stats;
     struct aws_client_last last;
     struct recent_slot recent[RECENT_S];
-    struct call *calls;
+    LIST_HEAD(, call) calls;
     bool closing;
     uint64_t rng;               /* xorshift state for backoff jitter */
 };
@@ -66,16 +67,6 @@ static uint32_t next_random(struct aws_client *c)
 static const char *op_name(const struct call *k)
 {
     return k->op >= 0 ? aws_op_name((size_t)k->op) : "(unknown operation)";
-}
-
-static void unlink_call(struct call *k)
-{
-    if (k->prev)
-        k->prev->next = k->next;
-    else
-        k->c->calls = k->next;
-    if (k->next)
-        k->next->prev = k->prev;
 }
 
 static void log_end(const struct call *k, const struct aws_result *r)
@@ -94,7 +85,7 @@ static void log_end(const struct call *k, const struct aws_result *r)
 static void finish(struct call *k, struct aws_result *r)
 {
     struct aws_client *c = k->c;
-    unlink_call(k);
+    LIST_REMOVE(k, link);
     r->operation = op_name(k);
     r->attempts = k->attempts;
     if (k->op >= 0)
@@ -317,10 +308,7 @@ int aws_call(struct aws_client *c, const char *operation, const json_t *body,
         free(k);
         return -1;
     }
-    k->next = c->calls;
-    if (c->calls)
-        c->calls->prev = k;
-    c->calls = k;
+    LIST_INSERT_HEAD(&c->calls, k, link);
     evtimer_add(k->timer, &now);
     return 0;
 }
@@ -446,8 +434,8 @@ void aws_client_free(struct aws_client *c)
     aws_http_free(c->http);         /* fails calls waiting for an answer, and
                                        a credential fetch under way */
     aws_creds_free(c->creds);       /* fails calls waiting for credentials */
-    while (c->calls)
-        fail(c->calls, AWS_ERR_TRANSPORT, "usher", "client closed");
+    while (!LIST_EMPTY(&c->calls))
+        fail(LIST_FIRST(&c->calls), AWS_ERR_TRANSPORT, "usher", "client closed");
     free(c->stats);
     free(c->region), free(c->origin), free(c->host), free(c->prefix);
     free(c);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -28,25 +29,15 @@ struct req {
     const char *setup_error;    /* set when setup failed */
     struct event *defer;        /* reports setup_error from the loop */
     char errbuf[CURL_ERROR_SIZE];
-    struct req *prev, *next;
+    LIST_ENTRY(req) link;
 };
 
 struct aws_http {
     struct event_base *base;
     CURLM *multi;
     struct event *timer;
-    struct req *reqs;           /* every request whose done is still owed */
+    LIST_HEAD(, req) reqs;      /* every request whose done is still owed */
 };
-
-static void unlink_req(struct req *r)
-{
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        r->h->reqs = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-}
 
 static void free_req(struct req *r)
 {
@@ -64,7 +55,7 @@ static void free_req(struct req *r)
 /* Unlinks r, calls its done once with res, frees it. */
 static void finish(struct req *r, struct aws_http_response *res)
 {
-    unlink_req(r);
+    LIST_REMOVE(r, link);
     res->error_type = r->error_type;
     res->request_id = r->request_id;
     res->body = r->body ? r->body : "";
@@ -285,10 +276,7 @@ int aws_http_send(struct aws_http *h, const struct aws_http_request *req,
         return -1;
     }
     r->h = h, r->done = done, r->arg = arg;
-    r->next = h->reqs;
-    if (h->reqs)
-        h->reqs->prev = r;
-    h->reqs = r;
+    LIST_INSERT_HEAD(&h->reqs, r, link);
     r->easy = curl_easy_init();
     r->setup_error = r->easy ? setup(r, req) : "out of memory";
     if (!r->setup_error && curl_multi_add_handle(h->multi, r->easy) != CURLM_OK)
@@ -304,9 +292,9 @@ void aws_http_free(struct aws_http *h)
 {
     if (!h)
         return;
-    while (h->reqs) {
+    while (!LIST_EMPTY(&h->reqs)) {
         struct aws_http_response res = {.error = "client closed"};
-        finish(h->reqs, &res);
+        finish(LIST_FIRST(&h->reqs), &res);
     }
     curl_multi_cleanup(h->multi);
     event_free(h->timer);

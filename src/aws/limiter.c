@@ -5,9 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/event.h>
-
 #include "util/clock.h"
+#include "util/waiters.h"
 
 static const struct {
     const char *name;
@@ -95,21 +94,12 @@ int64_t aws_pace_reserve(struct aws_pace *p, int64_t now_ms)
  * The local limiter
  * --------------------------------------------------------------------- */
 
-struct waiter {
-    struct local *l;
-    struct event *ev;
-    aws_limiter_ready_fn ready;
-    void *arg;
-    struct waiter *prev, *next;
-};
-
 struct local {
     struct aws_limiter base;    /* first: a struct aws_limiter * is a struct local * */
-    struct event_base *evbase;
     aws_clock_fn now;
     void *clock_arg;
     struct aws_pace pace[AWS_OPS__COUNT];
-    struct waiter *waiters;
+    struct waiters *waiters;    /* the acquires waiting for their slot */
 };
 
 static int64_t mono_ms(void *arg)
@@ -118,57 +108,18 @@ static int64_t mono_ms(void *arg)
     return clock_mono_us() / 1000;
 }
 
-static void unlink_waiter(struct waiter *w)
-{
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        w->l->waiters = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    event_free(w->ev);
-}
-
-static void on_slot(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    struct waiter *w = arg;
-    aws_limiter_ready_fn ready = w->ready;
-    void *ready_arg = w->arg;
-    unlink_waiter(w);
-    free(w);
-    ready(ready_arg);
-}
-
 static int local_acquire(struct aws_limiter *lim, enum aws_op_class cls,
                          aws_limiter_ready_fn ready, void *arg)
 {
     struct local *l = (struct local *)lim;
-    struct waiter *w = calloc(1, sizeof *w);
-    if (w)
-        w->ev = evtimer_new(l->evbase, on_slot, w);
-    if (!w || !w->ev) {
-        free(w);
-        return -1;
-    }
     int64_t wait = aws_pace_reserve(&l->pace[cls], l->now(l->clock_arg));
-    *w = (struct waiter){l, w->ev, ready, arg, NULL, l->waiters};
-    if (l->waiters)
-        l->waiters->prev = w;
-    l->waiters = w;
-    struct timeval tv = {wait / 1000, (wait % 1000) * 1000};
-    evtimer_add(w->ev, &tv);
-    return 0;
+    return waiters_add(l->waiters, (long)wait, ready, arg);
 }
 
 static void local_free(struct aws_limiter *lim)
 {
     struct local *l = (struct local *)lim;
-    while (l->waiters) {
-        struct waiter *w = l->waiters;
-        unlink_waiter(w);
-        free(w);
-    }
+    waiters_drop(l->waiters);
     free(l);
 }
 
@@ -176,10 +127,11 @@ struct aws_limiter *aws_local_limiter_new(struct event_base *base, aws_clock_fn 
                                           void *clock_arg)
 {
     struct local *l = calloc(1, sizeof *l);
-    if (!l)
+    if (!l || !(l->waiters = waiters_new(base))) {
+        free(l);
         return NULL;
+    }
     l->base = (struct aws_limiter){local_acquire, local_free, NULL};
-    l->evbase = base;
     l->now = now ? now : mono_ms;
     l->clock_arg = clock_arg;
     for (int c = 0; c < AWS_OPS__COUNT; c++)

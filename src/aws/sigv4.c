@@ -19,44 +19,7 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
-/* A growing string; on allocation failure it is marked and stays empty. */
-struct sbuf {
-    char *s;
-    size_t len, cap;
-    bool oom;
-};
-
-static void sb_add(struct sbuf *b, const char *p, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->oom = true;
-            return;
-        }
-        b->s = s, b->cap = cap;
-    }
-    memcpy(b->s + b->len, p, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void sb_str(struct sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
-
-/* Returns the string (owned by the caller) or NULL when memory ran out. */
-static char *sb_take(struct sbuf *b)
-{
-    if (b->oom || !b->s) {
-        free(b->s);
-        return b->oom ? NULL : strdup("");
-    }
-    return b->s;
-}
+#include "util/text.h"
 
 static void hex(const unsigned char *d, size_t n, char *out)
 {
@@ -77,17 +40,17 @@ static void sha256_hex(const void *data, size_t n, char out[65])
 
 /* SigV4's URI encoding: every byte but A-Z a-z 0-9 - _ . ~ (and '/' in
  * paths) becomes %XX with upper-case hex. */
-static void uri_encode(struct sbuf *b, const char *s, size_t n, bool keep_slash)
+static void uri_encode(struct text *b, const char *s, size_t n, bool keep_slash)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' ||
             (keep_slash && c == '/')) {
-            sb_add(b, (const char *)&c, 1);
+            text_add(b, (const char *)&c, 1);
         } else {
             char pct[4];
             snprintf(pct, sizeof pct, "%%%02X", c);
-            sb_add(b, pct, 3);
+            text_add(b, pct, 3);
         }
     }
 }
@@ -146,17 +109,17 @@ static int query_param(const char *s, size_t n, struct pair *out)
         return -1;
     size_t kd = pct_decode(raw, kn);
     size_t vd = eq ? pct_decode(raw + kn + 1, n - kn - 1) : 0;
-    struct sbuf k = {0}, v = {0};
+    struct text k = {0}, v = {0};
     uri_encode(&k, raw, kd, false);
     uri_encode(&v, raw + kn + (eq ? 1 : 0), vd, false);
     free(raw);
-    out->key = sb_take(&k);
-    out->value = sb_take(&v);
+    out->key = text_take(&k);
+    out->value = text_take(&v);
     return out->key && out->value ? 0 : -1;
 }
 
 /* Appends the canonical query: parameters encoded, sorted by name then value. */
-static int canonical_query(struct sbuf *b, const char *q)
+static int canonical_query(struct text *b, const char *q)
 {
     size_t n = 0, cap = 1;
     for (const char *p = q; p && *p; p++)
@@ -175,8 +138,8 @@ static int canonical_query(struct sbuf *b, const char *q)
     qsort(ps, n, sizeof *ps, pair_cmp);
     for (size_t i = 0; i < n; i++) {
         if (i)
-            sb_str(b, "&");
-        sb_str(b, ps[i].key), sb_str(b, "="), sb_str(b, ps[i].value);
+            text_str(b, "&");
+        text_str(b, ps[i].key), text_str(b, "="), text_str(b, ps[i].value);
     }
     pairs_free(ps, n);
     return 0;
@@ -214,7 +177,7 @@ static int header_order_cmp(const void *a, const void *b)
 
 /* Appends "name:v1,v2\n" per distinct header, a blank line, then the
  * signed header list to both b and signed_list. */
-static int canonical_headers(struct sbuf *b, struct sbuf *signed_list,
+static int canonical_headers(struct text *b, struct text *signed_list,
                              const struct sigv4_header *hs, size_t n)
 {
     struct pair *ps = calloc(n ? n : 1, sizeof *ps);
@@ -229,16 +192,16 @@ static int canonical_headers(struct sbuf *b, struct sbuf *signed_list,
     for (size_t i = 0; i < n; i++) {
         bool same = i > 0 && strcmp(ps[i].key, ps[i - 1].key) == 0;
         if (same) {
-            sb_str(b, ","), sb_str(b, ps[i].value);
+            text_str(b, ","), text_str(b, ps[i].value);
             continue;
         }
         if (i > 0)
-            sb_str(b, "\n"), sb_str(signed_list, ";");
-        sb_str(b, ps[i].key), sb_str(b, ":"), sb_str(b, ps[i].value);
-        sb_str(signed_list, ps[i].key);
+            text_str(b, "\n"), text_str(signed_list, ";");
+        text_str(b, ps[i].key), text_str(b, ":"), text_str(b, ps[i].value);
+        text_str(signed_list, ps[i].key);
     }
-    sb_str(b, "\n\n");
-    sb_str(b, signed_list->s ? signed_list->s : "");
+    text_str(b, "\n\n");
+    text_str(b, signed_list->s ? signed_list->s : "");
     pairs_free(ps, n);
     return 0;
 }
@@ -287,22 +250,22 @@ static char *canonical_request(const struct sigv4_request *req,
 {
     size_t n = req->nheaders + r->nadded;
     struct sigv4_header *all = malloc(n * sizeof *all);
-    struct sbuf b = {0}, list = {0};
+    struct text b = {0}, list = {0};
     if (!all)
         return NULL;
     memcpy(all, req->headers, req->nheaders * sizeof *all);
     memcpy(all + req->nheaders, r->added, r->nadded * sizeof *all);
-    sb_str(&b, req->method), sb_str(&b, "\n");
+    text_str(&b, req->method), text_str(&b, "\n");
     uri_encode(&b, req->path, strlen(req->path), true);
-    sb_str(&b, "\n");
+    text_str(&b, "\n");
     int rc = canonical_query(&b, req->query);
-    sb_str(&b, "\n");
+    text_str(&b, "\n");
     if (rc == 0)
         rc = canonical_headers(&b, &list, all, n);
     free(all);
-    sb_str(&b, "\n"), sb_str(&b, r->payload_hash);
-    *signed_headers = sb_take(&list);
-    char *out = sb_take(&b);
+    text_str(&b, "\n"), text_str(&b, r->payload_hash);
+    *signed_headers = text_take(&list);
+    char *out = text_take(&b);
     if (rc < 0 || !*signed_headers) {
         free(out), free(*signed_headers);
         *signed_headers = NULL;
@@ -353,10 +316,10 @@ static char *string_to_sign(const struct sigv4_result *r, const char *scope)
 {
     char hash[65];
     sha256_hex(r->canonical_request, strlen(r->canonical_request), hash);
-    struct sbuf b = {0};
-    sb_str(&b, "AWS4-HMAC-SHA256\n"), sb_str(&b, r->amz_date), sb_str(&b, "\n");
-    sb_str(&b, scope), sb_str(&b, "\n"), sb_str(&b, hash);
-    return sb_take(&b);
+    struct text b = {0};
+    text_str(&b, "AWS4-HMAC-SHA256\n"), text_str(&b, r->amz_date), text_str(&b, "\n");
+    text_str(&b, scope), text_str(&b, "\n"), text_str(&b, hash);
+    return text_take(&b);
 }
 
 int sigv4_sign(const struct sigv4_request *req, const struct sigv4_params *p,

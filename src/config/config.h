@@ -36,7 +36,7 @@ struct config {
     char *redis_password;            /* REDIS_PASSWORD */
     int redis_db;                    /* REDIS_DB, 0 */
     char *redis_key_prefix;          /* REDIS_KEY_PREFIX, "ivs:prod:" */
-    long redis_timeout_ms;           /* REDIS_TIMEOUT_MS, 800: Redis's longest silence */
+    long redis_timeout_ms;           /* REDIS_TIMEOUT_MS, 500: Redis's longest silence */
     bool redis_embedded;             /* REDIS_EMBEDDED: start our own redis-server */
     char *data_dir;                  /* DATA_DIR, "./data" */
     /* Derived from REDIS_URL, not settings of their own: */

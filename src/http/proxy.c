@@ -10,6 +10,8 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "util/list.h"
+
 #define BAD_SPEC "is not true, false, a hop count (1-32) or a comma list of proxy " \
                  "addresses/CIDRs (loopback, linklocal, uniquelocal allowed), at most 32"
 
@@ -61,39 +63,19 @@ static const char *add_cidr(struct trust_proxy *tp, const char *item)
     return NULL;
 }
 
-static const char *parse_list(const char *spec, struct trust_proxy *out);
-
 /* One list item: a name, an address or a CIDR. */
-static const char *add_item(struct trust_proxy *tp, const char *item)
+static const char *add_item(const char *item, size_t len, void *arg)
 {
+    struct trust_proxy *tp = arg;
+    char copy[96];
+    if (len == 0 || len >= sizeof copy)
+        return BAD_SPEC;
+    memcpy(copy, item, len);
+    copy[len] = '\0';
     for (size_t i = 0; i < sizeof NAMED / sizeof NAMED[0]; i++)
-        if (strcasecmp(item, NAMED[i].name) == 0)
-            return parse_list(NAMED[i].cidrs, tp);
-    return add_cidr(tp, item);
-}
-
-static const char *parse_list(const char *spec, struct trust_proxy *out)
-{
-    out->mode = TRUST_CIDRS;
-    for (const char *p = spec;;) {
-        size_t n = strcspn(p, ",");
-        const char *start = p, *end = p + n;
-        while (start < end && (*start == ' ' || *start == '\t'))
-            start++;
-        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
-            end--;
-        char item[96];
-        if (end == start || (size_t)(end - start) >= sizeof item)
-            return BAD_SPEC;
-        memcpy(item, start, (size_t)(end - start));
-        item[end - start] = '\0';
-        const char *err = add_item(out, item);
-        if (err)
-            return err;
-        if (p[n] != ',')
-            return NULL;
-        p += n + 1;
-    }
+        if (strcasecmp(copy, NAMED[i].name) == 0)
+            return list_each(NAMED[i].cidrs, add_item, tp);
+    return add_cidr(tp, copy);
 }
 
 const char *trust_proxy_parse(const char *spec, struct trust_proxy *out)
@@ -116,7 +98,8 @@ const char *trust_proxy_parse(const char *spec, struct trust_proxy *out)
         out->hops = (int)hops;
         return NULL;
     }
-    return parse_list(spec, out);
+    out->mode = TRUST_CIDRS;
+    return list_each(spec, add_item, out);
 }
 
 static bool in_cidr(const struct trust_cidr *c, int family, const unsigned char *addr)

@@ -13,6 +13,10 @@
 struct app;
 struct http_server;
 
+/* NULL when the CORS_ORIGINS value list can be served, else what is wrong
+ * with it (a constant): more than 32 non-empty items. */
+const char *http_origins_check(const char *list);
+
 /* Binds API_HOST:API_PORT. Returns NULL and fills err on failure. */
 struct http_server *http_server_new(struct app *app, const struct route *routes,
                                     size_t nroutes, char *err, size_t errlen);

@@ -27,6 +27,7 @@
 #include "util/log.h"
 
 #define PAGE_MAX 100                 /* maxResults of the List operations */
+#define REPLICAS_PAGE_MAX 50         /* ListParticipantReplicas' maxResults: 1-50 */
 #define STAGE_NAME_MAX 128           /* StageName */
 #define ERROR_MAX 400
 
@@ -37,7 +38,9 @@ struct aws_provider {
     int64_t quota_at_ms;
 };
 
-enum op_kind { OP_DONE, OP_STAGE, OP_LIST, OP_TEXT, OP_PARTICIPANTS };
+enum op_kind { OP_DONE, OP_STAGE, OP_LIST, OP_TEXT, OP_PARTICIPANTS, OP_REPLICAS };
+/* What an operation that looks for the publisher does with it. */
+enum op_step { STEP_FIND, STEP_START, STEP_STOP };
 
 /* One provider operation in flight. */
 struct op {
@@ -47,9 +50,10 @@ struct op {
     void *arg;
     char *source, *dest;             /* ARNs the steps need */
     char *pem;                       /* prepare: our public key */
-    json_t *found;                   /* list_stages: stages so far; prepare: key ARNs */
+    json_t *found;                   /* list_stages: stages so far; prepare: key ARNs;
+                                      * list_replicas: replicas so far */
     size_t next_key;                 /* prepare: the next key of `found` to read */
-    bool starting;                   /* a replication start (else a stop) */
+    enum op_step step;               /* find_publisher, start or stop a replication */
     char session[128];               /* the source's active session */
     char participant[PARTICIPANT_ID_MAX + 1];
     char kid[STAGE_ENDPOINT_MAX + 1];
@@ -108,6 +112,25 @@ static void participants_end(struct op *o, const char *error)
     free(list);
 }
 
+/* Hands list_replicas' caller the replicas kept in o->found. */
+static void replicas_end(struct op *o, const char *error)
+{
+    size_t n = error ? 0 : json_array_size(o->found);
+    struct provider_replica *list = calloc(n + 1, sizeof *list);
+    if (!list && !error)
+        error = "out of memory";
+    for (size_t i = 0; list && i < n; i++) {
+        const json_t *r = json_array_get(o->found, i);
+        list[i] = (struct provider_replica){
+            .dest = json_string_value(json_object_get(r, "dest")),
+            .dest_session = json_string_value(json_object_get(r, "session")),
+            .active = json_is_true(json_object_get(r, "active")),
+        };
+    }
+    ((provider_replicas_fn)o->fn)(o->arg, error ? NULL : list, error ? 0 : n, error);
+    free(list);
+}
+
 /* Calls the caller back: error, or on success the stage (OP_STAGE), the
  * list in o->found (OP_LIST) or text (OP_TEXT). Frees o. */
 static void op_end(struct op *o, const char *error, const json_t *stage, const char *text)
@@ -121,6 +144,7 @@ static void op_end(struct op *o, const char *error, const json_t *stage, const c
     case OP_STAGE: ((provider_stage_fn)o->fn)(o->arg, stage ? &one : NULL, error); break;
     case OP_TEXT: ((provider_text_fn)o->fn)(o->arg, error ? NULL : text, error); break;
     case OP_PARTICIPANTS: participants_end(o, error); break;
+    case OP_REPLICAS: replicas_end(o, error); break;
     case OP_LIST: {
         size_t n = error ? 0 : json_array_size(o->found);
         struct provider_stage *list = n ? calloc(n, sizeof *list) : NULL;
@@ -404,38 +428,53 @@ static void replication_answered(void *arg, const struct aws_result *r)
     struct op *o = arg;
     /* 409: this replication runs already (a start whose answer was lost);
      * 404 on a stop: it had stopped. */
-    bool fine = r->error == AWS_OK || r->error == (o->starting ? AWS_ERR_CONFLICT : AWS_ERR_NOT_FOUND);
-    op_end(o, fine ? NULL : describe(o, r), NULL, NULL);
+    bool starting = o->step == STEP_START;
+    bool fine = r->error == AWS_OK || r->error == (starting ? AWS_ERR_CONFLICT : AWS_ERR_NOT_FOUND);
+    op_end(o, fine ? NULL : describe(o, r), NULL, o->participant);
 }
 
-static void publisher_found(struct op *o)
+/* Starts or stops the replication of o->participant from o->source to o->dest. */
+static void replicate(struct op *o)
 {
-    if (o->kind == OP_TEXT) {           /* find_publisher */
-        op_end(o, NULL, NULL, o->participant);
-        return;
-    }
-    if (!o->participant[0]) {        /* a stop has nothing to stop */
-        if (o->starting)
-            snprintf(o->error, sizeof o->error, "nobody is publishing in %s", o->source);
-        op_end(o, o->starting ? o->error : NULL, NULL, NULL);
-        return;
-    }
-    call(o, o->starting ? "StartParticipantReplication" : "StopParticipantReplication",
+    call(o, o->step == STEP_START ? "StartParticipantReplication" : "StopParticipantReplication",
          json_pack("{s:s, s:s, s:s}", "sourceStageArn", o->source, "destinationStageArn", o->dest,
                    "participantId", o->participant),
          replication_answered);
 }
 
-/* Reads the publisher of source, then publisher_found. */
-static void find_in(struct op *o, const char *source, const char *dest)
+static void publisher_found(struct op *o)
+{
+    if (o->step == STEP_FIND) {
+        op_end(o, NULL, NULL, o->participant);
+        return;
+    }
+    if (!o->participant[0]) {        /* a stop has nothing to stop */
+        bool starting = o->step == STEP_START;
+        if (starting)
+            snprintf(o->error, sizeof o->error, "nobody is publishing in %s", o->source);
+        op_end(o, starting ? o->error : NULL, NULL, NULL);
+        return;
+    }
+    replicate(o);
+}
+
+/* Copies the ARNs o needs; false (o ended, later) when out of memory. */
+static bool op_arns(struct op *o, const char *source, const char *dest)
 {
     o->source = strdup(source);
     o->dest = dest ? strdup(dest) : NULL;
     if (!o->source || (dest && !o->dest)) {
         fail_later(o, "out of memory");
-        return;
+        return false;
     }
-    call(o, "GetStage", json_pack("{s:s}", "arn", source), source_read);
+    return true;
+}
+
+/* Reads the publisher of source, then publisher_found. */
+static void find_in(struct op *o, const char *source, const char *dest)
+{
+    if (op_arns(o, source, dest))
+        call(o, "GetStage", json_pack("{s:s}", "arn", source), source_read);
 }
 
 static void aws_find_publisher(struct stage_provider *p, const char *arn, provider_text_fn done,
@@ -447,21 +486,95 @@ static void aws_find_publisher(struct stage_provider *p, const char *arn, provid
 }
 
 static void aws_start(struct stage_provider *p, const char *source, const char *dest,
-                      provider_done_fn done, void *arg)
+                      provider_text_fn done, void *arg)
 {
-    struct op *o = OP(OP_DONE, done);
+    struct op *o = OP(OP_TEXT, done);
     if (!o)
         return;
-    o->starting = true;
+    o->step = STEP_START;
     find_in(o, source, dest);
 }
 
 static void aws_stop(struct stage_provider *p, const char *source, const char *dest,
-                     provider_done_fn done, void *arg)
+                     const char *participant_id, provider_done_fn done, void *arg)
 {
     struct op *o = OP(OP_DONE, done);
-    if (o)
+    if (!o)
+        return;
+    o->step = STEP_STOP;
+    if (!participant_id) {
         find_in(o, source, dest);
+        return;
+    }
+    if (strlen(participant_id) > PARTICIPANT_ID_MAX) {
+        fail_later(o, "participant id longer than IVS allows");
+        return;
+    }
+    snprintf(o->participant, sizeof o->participant, "%s", participant_id);
+    if (op_arns(o, source, dest))
+        replicate(o);
+}
+
+/* ------------------------------------------------------------------------
+ * Replicas: where a participant is replicated to
+ * --------------------------------------------------------------------- */
+
+static void replicas_listed(void *arg, const struct aws_result *r);
+
+/* One ListParticipantReplicas call, from page token next (NULL: the first). */
+static void replicas_ask(struct op *o, const char *next)
+{
+    json_t *body = json_pack("{s:s, s:s, s:i}", "sourceStageArn", o->source, "participantId",
+                             o->participant, "maxResults", REPLICAS_PAGE_MAX);
+    if (body && next)
+        json_object_set_new(body, "nextToken", json_string(next));
+    call(o, "ListParticipantReplicas", body, replicas_listed);
+}
+
+/* One page: each ParticipantReplica kept as {dest, session, active}. */
+static void replicas_listed(void *arg, const struct aws_result *r)
+{
+    struct op *o = arg;
+    const char *error;
+    const json_t *list = answered(o, r, "replicas", &error), *rp;
+    if (error) {
+        op_end(o, error, NULL, NULL);
+        return;
+    }
+    size_t i;
+    json_array_foreach(list, i, rp) {
+        const char *dest = json_string_value(json_object_get(rp, "destinationStageArn"));
+        const char *session = json_string_value(json_object_get(rp, "destinationSessionId"));
+        const char *state = json_string_value(json_object_get(rp, "replicationState"));
+        if (dest)
+            json_array_append_new(o->found, json_pack("{s:s, s:s, s:b}", "dest", dest, "session",
+                                                      session ? session : "", "active",
+                                                      state && strcmp(state, "ACTIVE") == 0));
+    }
+    const char *next = json_string_value(json_object_get(r->json, "nextToken"));
+    if (next && *next)
+        replicas_ask(o, next);
+    else
+        op_end(o, NULL, NULL, NULL);
+}
+
+static void aws_list_replicas(struct stage_provider *p, const char *source,
+                              const char *participant_id, provider_replicas_fn done, void *arg)
+{
+    struct op *o = OP(OP_REPLICAS, done);
+    if (!o)
+        return;
+    if (strlen(participant_id) > PARTICIPANT_ID_MAX) {
+        fail_later(o, "participant id longer than IVS allows");
+        return;
+    }
+    snprintf(o->participant, sizeof o->participant, "%s", participant_id);
+    if (!(o->found = json_array())) {
+        fail_later(o, "out of memory");
+        return;
+    }
+    if (op_arns(o, source, NULL))
+        replicas_ask(o, NULL);
 }
 
 /* ------------------------------------------------------------------------
@@ -801,6 +914,7 @@ static const struct stage_provider_ops aws_ops = {
     .find_publisher = aws_find_publisher,
     .start_replication = aws_start,
     .stop_replication = aws_stop,
+    .list_replicas = aws_list_replicas,
     .knows_participants = aws_knows_participants,
     .list_participants = aws_list_participants,
     .disconnect_participant = aws_disconnect,

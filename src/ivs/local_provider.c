@@ -2,7 +2,9 @@
  * tests and benchmarks. A stage is an ARN of IVS's form,
  * arn:aws:ivs:{region}:{account}:stage/{12 random letters and digits}; the
  * caller records it in Redis. Replications are kept in a small list, as the
- * record of what IVS would be doing. LOCAL_REPLICATION_FAILURES makes the
+ * record of what IVS would be doing, each with the participant it copies
+ * (the model's publisher in the source when it started, "" without the
+ * model), which list_replicas answers. LOCAL_REPLICATION_FAILURES makes the
  * first N replication starts fail, so the retry path can be tested.
  *
  * With LOCAL_PARTICIPANTS_API=true it also keeps a model of who is
@@ -40,6 +42,7 @@
 struct replication {
     struct replication *next;
     char source[ARN_MAX], dest[ARN_MAX];
+    char participant[ARN_MAX];       /* "" when the model is off */
 };
 
 struct made {
@@ -365,10 +368,10 @@ static json_t *local_health(struct stage_provider *p)
 }
 
 static void local_start_replication(struct stage_provider *p, const char *source,
-                                    const char *dest, provider_done_fn done, void *arg)
+                                    const char *dest, provider_text_fn done, void *arg)
 {
     struct local_provider *lp = (struct local_provider *)p;
-    struct answer *a = ANSWER(ANSWER_DONE, done);
+    struct answer *a = ANSWER(ANSWER_TEXT, done);
     if (!a)
         return;
     struct replication *r = NULL;
@@ -380,6 +383,9 @@ static void local_start_replication(struct stage_provider *p, const char *source
     } else {
         snprintf(r->source, sizeof r->source, "%s", source);
         snprintf(r->dest, sizeof r->dest, "%s", dest);
+        snprintf(r->participant, sizeof r->participant, "%s", model_publisher(lp, source));
+        snprintf(a->name, sizeof a->name, "%s", r->participant);
+        a->text = a->name;
         r->next = lp->replications;
         lp->replications = r;
         log_debug("local provider: replicating %s -> %s", source, dest);
@@ -387,12 +393,14 @@ static void local_start_replication(struct stage_provider *p, const char *source
     answer_later(p, a);
 }
 
-static void local_stop_replication(struct stage_provider *p, const char *source,
-                                   const char *dest, provider_done_fn done, void *arg)
+/* participant_id NULL: whichever participant's it is. */
+static void local_stop_replication(struct stage_provider *p, const char *source, const char *dest,
+                                   const char *participant_id, provider_done_fn done, void *arg)
 {
     struct local_provider *lp = (struct local_provider *)p;
     for (struct replication **r = &lp->replications; *r; r = &(*r)->next) {
-        if (strcmp((*r)->source, source) == 0 && strcmp((*r)->dest, dest) == 0) {
+        if (strcmp((*r)->source, source) == 0 && strcmp((*r)->dest, dest) == 0 &&
+            (!participant_id || strcmp((*r)->participant, participant_id) == 0)) {
             struct replication *gone = *r;
             *r = gone->next;
             free(gone);
@@ -402,6 +410,59 @@ static void local_stop_replication(struct stage_provider *p, const char *source,
     struct answer *a = ANSWER(ANSWER_DONE, done);
     if (a)
         answer_later(p, a);
+}
+
+/* list_replicas' answer: the replications of one participant out of a
+ * source, copied now, delivered on a later loop turn. */
+struct replicas_answer {
+    provider_replicas_fn done;
+    void *arg;
+    size_t n;
+    struct provider_replica *items;  /* dest strings owned */
+};
+
+static void replicas_answer_free(struct replicas_answer *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        free((char *)a->items[i].dest);
+    free(a->items);
+    free(a);
+}
+
+static void replicas_deliver(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct replicas_answer *a = arg;
+    a->done(a->arg, a->items, a->n, NULL);
+    replicas_answer_free(a);
+}
+
+static void local_list_replicas(struct stage_provider *p, const char *source,
+                                const char *participant_id, provider_replicas_fn done, void *arg)
+{
+    struct local_provider *lp = (struct local_provider *)p;
+    size_t n = 0;
+    for (const struct replication *r = lp->replications; r; r = r->next)
+        n++;
+    struct replicas_answer *a = calloc(1, sizeof *a);
+    bool whole = a && (a->items = calloc(n + 1, sizeof *a->items));
+    for (const struct replication *r = lp->replications; whole && r; r = r->next) {
+        if (strcmp(r->source, source) != 0 || strcmp(r->participant, participant_id) != 0)
+            continue;
+        const char *dest = strdup(r->dest);
+        a->items[a->n] = (struct provider_replica){.dest = dest, .dest_session = "local", .active = true};
+        whole = dest != NULL;
+        a->n += whole;
+    }
+    struct timeval now = {0, 0};
+    if (whole) {
+        a->done = done, a->arg = arg;
+        if (event_base_once(p->base, -1, EV_TIMEOUT, replicas_deliver, a, &now) == 0)
+            return;
+    }
+    if (a)
+        replicas_answer_free(a);
+    done(arg, NULL, 0, "out of memory");
 }
 
 /* The list as it is now, delivered on a later loop turn. */
@@ -496,6 +557,7 @@ static const struct stage_provider_ops local_ops = {
     .health = local_health,
     .start_replication = local_start_replication,
     .stop_replication = local_stop_replication,
+    .list_replicas = local_list_replicas,
     .knows_participants = local_knows_participants,
     .list_participants = local_list_participants,
     .disconnect_participant = local_disconnect,

@@ -75,6 +75,18 @@ struct participant_page {
 typedef void (*provider_participants_fn)(void *arg, const struct participant_page *page,
                                          const char *error);
 
+/* A replication of a participant out of a source stage, as IVS lists it
+ * (ListParticipantReplicas' ParticipantReplica); strings borrowed for the
+ * callback. */
+struct provider_replica {
+    const char *dest;                /* destinationStageArn */
+    const char *dest_session;        /* destinationSessionId, "" when unknown */
+    bool active;                     /* replicationState ACTIVE, else STOPPED */
+};
+/* items is NULL with error set on failure. */
+typedef void (*provider_replicas_fn)(void *arg, const struct provider_replica *items, size_t n,
+                                     const char *error);
+
 struct stage_provider_ops {
     const char *name;                /* "local", "aws" */
     /* Whether IVS's replication quota applies (5 per participant, no
@@ -108,11 +120,20 @@ struct stage_provider_ops {
                            provider_text_fn done, void *arg);
     /* IVS participant replication: the publisher's video, present in
      * source, is also published into dest (StartParticipantReplication,
-     * for the participant find_publisher names). */
+     * for the participant find_publisher names). text: that participant's
+     * id ("" when the provider knows none: the local one without its
+     * participant model). One running already (409) is started. */
     void (*start_replication)(struct stage_provider *p, const char *source,
-                              const char *dest, provider_done_fn done, void *arg);
-    void (*stop_replication)(struct stage_provider *p, const char *source,
-                             const char *dest, provider_done_fn done, void *arg);
+                              const char *dest, provider_text_fn done, void *arg);
+    /* StopParticipantReplication of participant_id (NULL: the one
+     * publishing in source now; nobody publishing: nothing to stop). One
+     * stopped already (404) is stopped. */
+    void (*stop_replication)(struct stage_provider *p, const char *source, const char *dest,
+                             const char *participant_id, provider_done_fn done, void *arg);
+    /* ListParticipantReplicas: the replications of participant_id out of
+     * source, all pages (IVS pages by 50 at most). */
+    void (*list_replicas)(struct stage_provider *p, const char *source,
+                          const char *participant_id, provider_replicas_fn done, void *arg);
     /* Whether list_participants tells who is connected (the aws provider;
      * the local one with its test model, LOCAL_PARTICIPANTS_API). */
     bool (*knows_participants)(struct stage_provider *p);

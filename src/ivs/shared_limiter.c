@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/queue.h>
 
 #include <event2/event.h>
 
@@ -23,7 +24,7 @@ struct waiter {
     bool again;                      /* the timer asks Redis again (no slot yet) */
     aws_limiter_ready_fn ready;
     void *arg;
-    struct waiter *prev, *next;
+    LIST_ENTRY(waiter) link;
 };
 
 struct shared {
@@ -32,19 +33,8 @@ struct shared {
     struct store *store;
     struct aws_limiter *local;       /* when Redis cannot be reached */
     long margin_ms;
-    struct waiter *waiters;
+    LIST_HEAD(, waiter) waiters;
 };
-
-static void unlink_waiter(struct waiter *w)
-{
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        w->l->waiters = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    w->prev = w->next = NULL;
-}
 
 static void take(struct waiter *w);
 
@@ -58,7 +48,7 @@ static void waited(evutil_socket_t fd, short what, void *arg)
     }
     aws_limiter_ready_fn ready = w->ready;
     void *ready_arg = w->arg;
-    unlink_waiter(w);
+    LIST_REMOVE(w, link);
     event_free(w->timer);
     free(w);
     ready(ready_arg);
@@ -79,7 +69,7 @@ static void slot_taken(void *arg, enum store_error err, const char *detail, long
         aws_limiter_ready_fn ready = w->ready;
         void *ready_arg = w->arg;
         enum aws_op_class cls = w->cls;
-        unlink_waiter(w);
+        LIST_REMOVE(w, link);
         event_free(w->timer);
         free(w);
         if (l->local->acquire(l->local, cls, ready, ready_arg) == 0)
@@ -112,10 +102,9 @@ static int acquire(struct shared *l, enum aws_op_class cls, bool priority,
         free(w);
         return -1;
     }
-    *w = (struct waiter){l, w->timer, cls, priority, false, ready, arg, NULL, l->waiters};
-    if (l->waiters)
-        l->waiters->prev = w;
-    l->waiters = w;
+    *w = (struct waiter){.l = l, .timer = w->timer, .cls = cls, .priority = priority,
+                         .ready = ready, .arg = arg};
+    LIST_INSERT_HEAD(&l->waiters, w, link);
     take(w);
     return 0;
 }
@@ -136,9 +125,9 @@ static int shared_acquire_op(struct aws_limiter *lim, size_t op, aws_limiter_rea
 static void shared_free(struct aws_limiter *lim)
 {
     struct shared *l = (struct shared *)lim;
-    while (l->waiters) {
-        struct waiter *w = l->waiters;
-        unlink_waiter(w);
+    while (!LIST_EMPTY(&l->waiters)) {
+        struct waiter *w = LIST_FIRST(&l->waiters);
+        LIST_REMOVE(w, link);
         if (evtimer_pending(w->timer, NULL)) {
             event_free(w->timer);
             free(w);

@@ -21,6 +21,7 @@
 #include "app.h"
 #include "config/config.h"
 #include "ivs/provider.h"
+#include "reconcile/replicas.h"
 #include "stages/events.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -43,11 +44,16 @@ struct reconcile {
     int64_t looked_ms;               /* last look's start, 0 = never */
     int64_t absent_since_ms;         /* no publisher seen since, 0 = one was seen */
     bool was_live;                   /* publisher:status at the last look */
+    struct replicas *replicas;       /* checked after each regular look */
 };
 
-struct reconcile *reconcile_new(struct app *app)
+struct reconcile *reconcile_new(struct app *app, const char *holder)
 {
     struct reconcile *r = calloc(1, sizeof *r);
+    if (r && !(r->replicas = replicas_new(app, holder))) {
+        free(r);
+        return NULL;
+    }
     if (r)
         r->app = app;
     return r;
@@ -60,6 +66,7 @@ void reconcile_free(struct reconcile *r)
     json_decref(r->arns);
     json_decref(r->notes);
     json_decref(r->read_at);
+    replicas_free(r->replicas);
     free(r);
 }
 
@@ -336,6 +343,7 @@ struct look {
     struct reconcile *r;
     bool found;
     bool regular;                    /* a poll of the lease holder, not a hint's */
+    int64_t at_ms;                   /* when the look started */
 };
 
 static void status_read(void *arg, enum store_error err, const char *detail, long long live)
@@ -365,6 +373,8 @@ static void publisher_found(void *arg, const char *participant, const char *erro
         return;
     }
     l->found = participant[0] != '\0';
+    if (l->regular)                  /* the lease holder's: its replications checked */
+        replicas_check(r->replicas, participant, l->at_ms);
     store_publisher_get(r->app->store, status_read, l);
 }
 
@@ -375,7 +385,7 @@ static void publisher_look(struct reconcile *r, bool regular)
     struct look *l = malloc(sizeof *l);
     if (!l)
         return;
-    *l = (struct look){.r = r, .regular = regular};
+    *l = (struct look){.r = r, .regular = regular, .at_ms = clock_now_ms()};
     r->looking = true;
     r->app->provider->ops->find_publisher(r->app->provider, r->app->master_arn, publisher_found, l);
 }

@@ -23,6 +23,9 @@
  * there makes publisher:status live; none for PUBLISHER_OFFLINE_GRACE makes
  * it offline. reconcile_look_now looks at once, in the process that
  * received an IVS event (EventBridge) saying something happened there.
+ * After each of the lease holder's looks that found the publisher, the
+ * replications of its participant id are checked against Redis
+ * (replicas.h).
  *
  * Runs only with a provider that knows participants (knows_participants). */
 #ifndef USHER_RECONCILE_RECONCILE_H
@@ -33,8 +36,10 @@
 struct app;
 struct reconcile;
 
-/* NULL when out of memory. */
-struct reconcile *reconcile_new(struct app *app);
+/* holder: the scaler's lease id (borrowed; it outlives this), which
+ * fences the replication check's writes (replicas.h). NULL when out of
+ * memory. */
+struct reconcile *reconcile_new(struct app *app, const char *holder);
 /* Call after the provider and the store are freed (their answers still
  * due come back here). NULL is fine. */
 void reconcile_free(struct reconcile *r);

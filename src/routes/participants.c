@@ -353,10 +353,6 @@ void route_ivs_events(struct request *rq)
 
 void route_test_participants(struct request *rq)
 {
-    if (!rq->app->cfg->local_participants_api) {
-        respond_error(rq, 404, "NOT_FOUND", "no such route", NULL);
-        return;
-    }
     json_t *bad = json_array();
     const char *arn = field_string(rq->body, "stageArn", true, check_stage_arn, bad);
     const char *pid = field_string(rq->body, "participantId", true, check_participant_id, bad);

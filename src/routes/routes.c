@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "app.h"
+#include "config/config.h"
 #include "http/request.h"
 #include "stages/stages.h"
 
@@ -58,6 +59,15 @@ const struct route usher_routes[] = {
     {"POST", "/api/test/participants", route_test_participants},
 };
 const size_t usher_route_count = sizeof usher_routes / sizeof *usher_routes;
+
+size_t usher_routes_served(const struct config *cfg, struct route *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < usher_route_count; i++)
+        if (usher_routes[i].handler != route_test_participants || cfg->local_participants_api)
+            out[n++] = usher_routes[i];
+    return n;
+}
 
 /* 503 STAGE_FULL always says when to come back (SPEC §7): Retry-After,
  * and in details why, when room is expected, and the ceiling of stages

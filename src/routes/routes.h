@@ -16,6 +16,15 @@ struct request;
 extern const struct route usher_routes[];
 extern const size_t usher_route_count;
 
+struct config;
+
+/* Copies into out (room for usher_route_count) the routes of usher_routes
+ * that cfg serves: all but those a setting turns off (POST
+ * /api/test/participants needs LOCAL_PARTICIPANTS_API). Returns how many.
+ * The server routes only these, so a route turned off is a 404, and GET /
+ * lists only these. */
+size_t usher_routes_served(const struct config *cfg, struct route *out);
+
 void route_publisher_token(struct request *rq);
 void route_viewer_token(struct request *rq);
 void route_public_key(struct request *rq);

@@ -94,9 +94,9 @@ void route_health(struct request *rq)
 void route_root(struct request *rq)
 {
     json_t *endpoints = json_array();
-    for (size_t i = 0; i < usher_route_count; i++)
-        json_array_append_new(endpoints, json_pack("{s:s, s:s}", "method", usher_routes[i].method,
-                                                   "path", usher_routes[i].pattern));
+    for (size_t i = 0; i < rq->app->nroutes; i++)
+        json_array_append_new(endpoints, json_pack("{s:s, s:s}", "method", rq->app->routes[i].method,
+                                                   "path", rq->app->routes[i].pattern));
     respond_ok(rq, 200, json_pack("{s:s, s:s, s:s, s:o}", "service", "usher",
                                   "version", USHER_VERSION,
                                   "description", "viewer seating, counting and tokens for Amazon IVS Real-Time",

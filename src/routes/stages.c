@@ -12,8 +12,8 @@
 #include "http/fields.h"
 #include "http/request.h"
 #include "ivs/provider.h"
-#include "scaler/waiters.h"
 #include "stages/stages.h"
+#include "util/waiters.h"
 
 #define EVENTS_DEFAULT 100
 #define EVENTS_MAX 1000

@@ -20,7 +20,6 @@
 #include "ivs/ids.h"
 #include "metrics/metrics.h"
 #include "scaler/scaler.h"
-#include "scaler/waiters.h"
 #include "stages/endpoints.h"
 #include "stages/events.h"
 #include "stages/recovery.h"
@@ -29,6 +28,7 @@
 #include "tokens/jwt.h"
 #include "tokens/keypair.h"
 #include "util/clock.h"
+#include "util/waiters.h"
 
 /* A waiting join tries its seat again this often, besides when this
  * process's scaler opens a stage (for stages other processes open). */
@@ -165,7 +165,7 @@ void route_publisher_token(struct request *rq)
 /* ---- viewer ------------------------------------------------------------ */
 
 /* A join between its tries: a join that finds no room while a stage is
- * being opened waits for it (JOIN_WAIT_MS) on the loop (scaler/waiters.h). */
+ * being opened waits for it (JOIN_WAIT_MS) on the loop (util/waiters.h). */
 struct join {
     struct request *rq;
     char participant_id[PARTICIPANT_ID_LEN + 1];

@@ -32,6 +32,7 @@
 #include "http/server.h"
 #include "live/live.h"
 #include "util/clock.h"
+#include "util/list.h"
 #include "util/log.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"   /* RFC 6455 §1.3 */
@@ -302,21 +303,15 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the opening handshake (RFC 6455 §4.2) ---------------------------------- */
 
-/* True when the comma list `list` holds `token` (case-insensitive). */
+static const char *token_is(const char *item, size_t len, void *token)
+{
+    return len == strlen(token) && strncasecmp(item, token, len) == 0 ? "found" : NULL;
+}
+
+/* True when the comma list `list` (NULL: none) holds `token`, case-insensitive. */
 static bool has_token(const char *list, const char *token)
 {
-    size_t tlen = strlen(token);
-    for (const char *p = list; p && *p;) {
-        p += strspn(p, " \t,");
-        size_t len = strcspn(p, ",");
-        size_t trimmed = len;
-        while (trimmed && (p[trimmed - 1] == ' ' || p[trimmed - 1] == '\t'))
-            trimmed--;
-        if (trimmed == tlen && strncasecmp(p, token, tlen) == 0)
-            return true;
-        p += len;
-    }
-    return false;
+    return list_each(list, token_is, (void *)token) != NULL;
 }
 
 /* Sec-WebSocket-Accept for key (a base64 16-byte nonce); false when the

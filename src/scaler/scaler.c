@@ -17,7 +17,6 @@
 #include "ivs/provider.h"
 #include "reconcile/reconcile.h"
 #include "scaler/policy.h"
-#include "scaler/waiters.h"
 #include "stages/events.h"
 #include "stages/evict.h"
 #include "stages/orphans.h"
@@ -25,6 +24,7 @@
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/waiters.h"
 
 #define MAX_ACTIONS 64
 #define REPLICATION_RETRY_MAX_MS 30000
@@ -104,7 +104,8 @@ static void write_stage(struct action_job *j, enum stage_mode mode)
 
 /* ---- replication ----------------------------------------------------------- */
 
-static void replication_answered(void *arg, const char *error)
+/* participant: the publisher whose video now runs into the stage. */
+static void replication_answered(void *arg, const char *participant, const char *error)
 {
     struct action_job *j = arg;
     struct app *app = j->s->app;
@@ -113,6 +114,8 @@ static void replication_answered(void *arg, const char *error)
         j->state.replication = REPL_RUNNING;
         j->state.error[0] = '\0';
         j->state.retry_at_ms = 0;
+        snprintf(j->state.participant, sizeof j->state.participant, "%s", participant);
+        j->state.running_since_ms = now;
         stage_event(app, now, "replication_started", j->arn, j->parent);
         write_stage(j, MODE_OPEN);
         return;
@@ -341,7 +344,9 @@ static void viewed(void *arg, enum store_error err, const char *detail,
     struct scaler *s = arg;
     const struct config *cfg = s->app->cfg;
     (void)detail;
-    struct stage_view *views = err == STORE_OK ? calloc(sv->count + 1, sizeof *views) : NULL;
+    /* A tick answered while shutting down (the provider freed) does nothing. */
+    bool acting = err == STORE_OK && s->app->provider;
+    struct stage_view *views = acting ? calloc(sv->count + 1, sizeof *views) : NULL;
     if (!views) {
         tick_end(s);
         return;
@@ -387,7 +392,7 @@ static void leased(void *arg, enum store_error err, const char *detail, const st
     if (s->leader != was_leader)
         log_info("scaler: %s the lease (epoch %lld)", s->leader ? "took" : "lost",
                  err == STORE_OK ? lease->epoch : 0);
-    if (!s->leader || !s->app->master_arn[0]) {
+    if (!s->leader || !s->app->master_arn[0] || !s->app->provider) {
         tick_end(s);
         return;
     }
@@ -448,7 +453,7 @@ struct scaler *scaler_new(struct app *app)
     s->timer = event_new(app->base, -1, EV_PERSIST, on_tick, s);
     s->wake = event_new(app->base, -1, 0, on_tick, s);
     s->orphans = orphans_new(app);
-    s->reconcile = reconcile_new(app);
+    s->reconcile = reconcile_new(app, s->holder);
     s->evicting = json_object();
     if (!s->timer || !s->wake || !s->orphans || !s->reconcile || !s->evicting) {
         json_decref(s->evicting);

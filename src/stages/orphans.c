@@ -1,6 +1,7 @@
-/* orphans.c — see orphans.h. The candidates (ARN → when first seen
- * unrecorded, ms) live in this process: a sweep moved to another process
- * by the lease starts counting afresh, which only delays a deletion. */
+/* orphans.c — see orphans.h. When each candidate was first seen
+ * unrecorded is kept in Redis (store_orphan_seen), so every process that
+ * holds the lease in turn, and a restarted one, counts the grace from the
+ * same moment. */
 #include "stages/orphans.h"
 
 #include <stdlib.h>
@@ -19,18 +20,14 @@ struct orphans {
     struct app *app;
     bool sweeping;
     int64_t last_ms;                 /* last sweep's start, 0 = never */
-    json_t *seen;                    /* candidates: arn → first seen unrecorded (ms) */
     json_t *listed;                  /* this sweep's stages of ours (ARNs) */
 };
 
 struct orphans *orphans_new(struct app *app)
 {
     struct orphans *o = calloc(1, sizeof *o);
-    if (!o || !(o->seen = json_object())) {
-        free(o);
-        return NULL;
-    }
-    o->app = app;
+    if (o)
+        o->app = app;
     return o;
 }
 
@@ -38,7 +35,6 @@ void orphans_free(struct orphans *o)
 {
     if (!o)
         return;
-    json_decref(o->seen);
     json_decref(o->listed);
     free(o);
 }
@@ -69,30 +65,51 @@ static bool recorded(const struct orphans *o, const struct stats_view *v, const 
     return false;
 }
 
-/* Deletes the candidates seen unrecorded for the grace, notes new ones and
- * forgets those no longer unrecorded. */
+/* The candidates with how long they have been seen unrecorded (ms), by
+ * any process: those past the grace are deleted. */
+static void aged(void *arg, enum store_error err, const char *detail, const char *text)
+{
+    struct orphans *o = arg;
+    json_t *ages = err == STORE_OK ? json_loads(text, 0, NULL) : NULL;
+    if (err != STORE_OK || !o->app->provider) {
+        if (err != STORE_OK)
+            log_warn("orphan sweep: %s", detail);
+        sweep_end(o);
+        return;
+    }
+    int64_t now = clock_now_ms(), grace = o->app->cfg->orphan_grace_s * 1000;
+    const char *arn;
+    json_t *age;
+    json_object_foreach(ages, arn, age) {
+        if (json_integer_value(age) < grace)
+            continue;
+        stage_event(o->app, now, "orphan_deleted", arn, "tagged as this stream's in IVS, recorded nowhere");
+        char *copy = strdup(arn);
+        if (copy)
+            o->app->provider->ops->delete_stage(o->app->provider, arn, orphan_deleted, copy);
+    }
+    json_decref(ages);
+    sweep_end(o);
+}
+
+/* The stages listed that no record names go to Redis, which says since
+ * when they have been seen so (store_orphan_seen). */
 static void judge(struct orphans *o, const struct stats_view *v)
 {
-    int64_t now = clock_now_ms(), grace = o->app->cfg->orphan_grace_s * 1000;
-    json_t *seen = json_object(), *arn;
+    json_t *candidates = json_array(), *arn;
     size_t i;
-    json_array_foreach(o->listed, i, arn) {
-        const char *a = json_string_value(arn);
-        if (recorded(o, v, a))
-            continue;
-        json_t *first = json_object_get(o->seen, a);
-        int64_t since = first ? json_integer_value(first) : now;
-        if (now - since < grace) {
-            json_object_set_new(seen, a, json_integer(since));
-            continue;
-        }
-        stage_event(o->app, now, "orphan_deleted", a, "tagged as this stream's in IVS, recorded nowhere");
-        char *copy = strdup(a);
-        if (copy)
-            o->app->provider->ops->delete_stage(o->app->provider, a, orphan_deleted, copy);
+    json_array_foreach(o->listed, i, arn)
+        if (candidates && !recorded(o, v, json_string_value(arn)))
+            json_array_append(candidates, arn);
+    char *text = candidates ? json_dumps(candidates, JSON_COMPACT) : NULL;
+    json_decref(candidates);
+    if (!text) {
+        log_warn("orphan sweep: out of memory");
+        sweep_end(o);
+        return;
     }
-    json_decref(o->seen);
-    o->seen = seen;
+    store_orphan_seen(o->app->store, text, aged, o);
+    free(text);
 }
 
 static void viewed(void *arg, enum store_error err, const char *detail, const struct stats_view *v)
@@ -102,8 +119,10 @@ static void viewed(void *arg, enum store_error err, const char *detail, const st
         log_warn("orphan sweep: %s", detail);
     else if (!v->master_arn[0])
         log_warn("orphan sweep skipped: Redis holds no master stage (lost data?)");
-    else
-        judge(o, v);
+    else if (o->app->store) {
+        judge(o, v);                 /* the sweep ends when Redis answers */
+        return;
+    }
     sweep_end(o);
 }
 

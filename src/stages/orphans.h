@@ -9,7 +9,8 @@
  * (ListStages, all pages; ivs/provider.h) and compares with Redis. IVS
  * gives no creation time, so a stage is deleted only once it has been seen
  * unrecorded for ORPHAN_GRACE (a creation in flight is recorded long
- * before). The master stage is never deleted, nor anything while Redis
+ * before), counted from the first sweep that saw it in any process (Redis
+ * keeps that moment: store_orphan_seen). The master stage is never deleted, nor anything while Redis
  * holds no master (its data may be lost: see README). */
 #ifndef USHER_STAGES_ORPHANS_H
 #define USHER_STAGES_ORPHANS_H

@@ -174,7 +174,8 @@ void recovery_check(struct recovery *r)
 {
     unsigned char raw[STATE_ID_BYTES];
     char id[2 * STATE_ID_BYTES + 1];
-    if (r->checking || !store_ready(r->app->store) || RAND_bytes(raw, sizeof raw) != 1)
+    /* No store: shutting down (its timer may fire while the loop is flushed). */
+    if (r->checking || !r->app->store || !store_ready(r->app->store) || RAND_bytes(raw, sizeof raw) != 1)
         return;
     for (size_t i = 0; i < sizeof raw; i++)
         snprintf(id + 2 * i, 3, "%02x", raw[i]);

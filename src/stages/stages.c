@@ -223,7 +223,7 @@ static void removed(void *arg, enum store_error err, const char *detail,
     }
     struct stage_provider *p = j->app->provider;
     if (r->parent[0])
-        p->ops->stop_replication(p, r->parent, j->arn, replication_stopped, j);
+        p->ops->stop_replication(p, r->parent, j->arn, NULL, replication_stopped, j);
     else
         p->ops->delete_stage(p, j->arn, provider_deleted, j);
 }

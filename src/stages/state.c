@@ -46,6 +46,10 @@ char *stage_state_json(const struct stage_state *st)
         json_object_set_new(doc, "drainingSince", json_integer(st->draining_since_ms));
     if (st->error[0])
         json_object_set_new(doc, "error", json_string(st->error));
+    if (st->participant[0])
+        json_object_set_new(doc, "participant", json_string(st->participant));
+    if (st->running_since_ms)
+        json_object_set_new(doc, "runningSince", json_integer(st->running_since_ms));
     char *text = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
     return text;
@@ -65,6 +69,9 @@ void stage_state_parse(const char *json, struct stage_state *out)
     out->draining_since_ms = json_integer_value(json_object_get(doc, "drainingSince"));
     const char *error = json_string_value(json_object_get(doc, "error"));
     snprintf(out->error, sizeof out->error, "%s", error ? error : "");
+    const char *participant = json_string_value(json_object_get(doc, "participant"));
+    snprintf(out->participant, sizeof out->participant, "%s", participant ? participant : "");
+    out->running_since_ms = json_integer_value(json_object_get(doc, "runningSince"));
     json_decref(doc);
 }
 

@@ -36,9 +36,17 @@ struct stage_state {
     int64_t retry_at_ms;             /* next replication try, wall clock ms */
     int64_t draining_since_ms;
     char error[200];                 /* the provider's last error, "" when none */
+    /* The running replication's source: the publisher's participant id
+     * (IVS ParticipantId, at most 64 bytes), "" when unknown, and when it
+     * was started or last found running (wall clock ms). A publisher that
+     * joins again gets a new id: the replications of the old one are stale
+     * (reconcile.h). */
+    char participant[65];
+    int64_t running_since_ms;
 };
 
-/* {"replication":…,"attempts":n[,"retryAt":ms][,"drainingSince":ms][,"error":…]},
+/* {"replication":…,"attempts":n[,"retryAt":ms][,"drainingSince":ms][,"error":…]
+ * [,"participant":…,"runningSince":ms]},
  * malloc'd (caller frees), NULL when out of memory. */
 char *stage_state_json(const struct stage_state *st);
 /* Fills *out from JSON; NULL, "" or bad JSON give the zero state. */

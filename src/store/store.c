@@ -26,7 +26,7 @@ enum function {
     FN_STAGE_UPDATE, FN_STAGE_REMOVE, FN_STAGE_RENAME, FN_STAGE_RENEW, FN_LEASE, FN_RATE_TAKE,
     FN_REINDEX, FN_CHECK, FN_WEBHOOK_CLAIM, FN_LIVE,
     FN_SEAT_OF, FN_RECONCILE_SEAT, FN_RECONCILE_GHOSTS, FN_RECONCILE_NOTES, FN_EVENT_NEWS,
-    FN_COUNT
+    FN_ORPHAN_SEEN, FN_COUNT
 };
 
 enum { MAX_KEYS = 18, MAX_ARGS = 12 };
@@ -82,6 +82,7 @@ static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[
                                                         "stage_slot"}},
     [FN_RECONCILE_NOTES] = {"usher_reconcile_notes", {"stage_reconcile"}},
     [FN_EVENT_NEWS] = {"usher_event_news", {"ivs_events"}},
+    [FN_ORPHAN_SEEN] = {"usher_orphan_seen", {"orphan_seen"}},
 };
 
 struct store {
@@ -636,6 +637,12 @@ void store_event_news(struct store *s, const char *stage_arn, const char *time, 
 {
     const char *args[] = {stage_arn, time, id};
     fcall(s, FN_EVENT_NEWS, CALL(NUMBER, fn), 3, args);
+}
+
+void store_orphan_seen(struct store *s, const char *arns_json, store_text_fn fn, void *arg)
+{
+    const char *args[] = {arns_json};
+    fcall(s, FN_ORPHAN_SEEN, CALL(TEXT, fn), 1, args);
 }
 
 /* ---- stage events ------------------------------------------------------- */

@@ -300,6 +300,15 @@ void store_reconcile_notes(struct store *s, store_text_fn fn, void *arg);
 void store_event_news(struct store *s, const char *stage_arn, const char *time, const char *id,
                       store_number_fn fn, void *arg);
 
+/* ---- orphan stages (stages/orphans.h) ------------------------------------ */
+
+/* The orphan sweep's candidates, arns_json a JSON array of ARNs: each is
+ * noted by Redis's clock the first time any process gives it, and those
+ * no longer given are forgotten (`orphan_seen`). text: JSON object arn →
+ * ms since it was first given (0: noted now; an empty one may come as
+ * {} or []). */
+void store_orphan_seen(struct store *s, const char *arns_json, store_text_fn fn, void *arg);
+
 /* ---- stage events ------------------------------------------------------- */
 
 struct stage_event {

@@ -25,6 +25,7 @@
 #include "stages/events.h"
 #include "store/store.h"
 #include "util/clock.h"
+#include "util/list.h"
 #include "util/log.h"
 
 #define MAX_ITEMS 32                 /* URLs, thresholds */
@@ -65,6 +66,7 @@ struct webhooks {
     struct event *poll;
     bool reading, primed, total_reading, closing;
     char last_id[ID_MAX];
+    char started[32];                /* ISO 8601 of webhooks_new: events at or after it are ours */
     long long last_total;            /* -1: not known (not the lease holder) */
 };
 
@@ -78,34 +80,35 @@ struct claim {
 
 /* ---- settings ------------------------------------------------------------ */
 
-/* Calls fn on each trimmed, non-empty item of a comma list; stops at the
- * first problem fn reports and returns it, or NULL. */
+/* What each_item's fn is told, and how many items it has seen. */
+struct items {
+    const char *(*fn)(const char *item, void *arg);
+    void *arg;
+    size_t n;
+};
+
+static const char *one_item(const char *item, size_t len, void *arg)
+{
+    struct items *it = arg;
+    char copy[URL_MAX + 1];
+    if (len == 0)
+        return NULL;
+    if (len > URL_MAX)
+        return "has an item too long";
+    if (++it->n > MAX_ITEMS)
+        return "has more than 32 items";
+    memcpy(copy, item, len);
+    copy[len] = '\0';
+    return it->fn(copy, it->arg);
+}
+
+/* Calls fn on each non-empty item of a comma list, NUL-terminated; stops
+ * at the first problem fn reports and returns it, or NULL. */
 static const char *each_item(const char *list, const char *(*fn)(const char *item, void *arg),
                              void *arg)
 {
-    size_t n = 0;
-    for (const char *p = list; *p;) {
-        size_t len = strcspn(p, ",");
-        const char *start = p, *end = p + len;
-        while (start < end && isspace((unsigned char)*start))
-            start++;
-        while (end > start && isspace((unsigned char)end[-1]))
-            end--;
-        if (end > start) {
-            char item[URL_MAX + 1];
-            if ((size_t)(end - start) > URL_MAX)
-                return "has an item too long";
-            if (++n > MAX_ITEMS)
-                return "has more than 32 items";
-            memcpy(item, start, (size_t)(end - start));
-            item[end - start] = '\0';
-            const char *problem = fn(item, arg);
-            if (problem)
-                return problem;
-        }
-        p += len + (p[len] == ',');
-    }
-    return NULL;
+    struct items it = {fn, arg, 0};
+    return list_each(list, one_item, &it);
 }
 
 static const char *url_ok(const char *url, void *arg)
@@ -301,6 +304,21 @@ static void claim(struct webhooks *w, const struct stage_event *e)
     store_webhook_claim(w->app->store, c->id, CLAIM_TTL_S, claimed, c);
 }
 
+/* The first read: the newest BATCH entries, newest first. Reading goes on
+ * after the newest; of these, the ones that happened since this process
+ * started are claimed, oldest first, so an event recorded between the
+ * start (requests may come at once) and this read is not lost. Older ones
+ * were other processes' to deliver. */
+static void prime(struct webhooks *w, const struct stage_events *events)
+{
+    if (events->count)
+        snprintf(w->last_id, sizeof w->last_id, "%s", events->items[0].id);
+    for (size_t i = events->count; i-- > 0;)
+        if (strcmp(events->items[i].at, w->started) >= 0)
+            claim(w, &events->items[i]);
+    w->primed = true;
+}
+
 static void events_read(void *arg, enum store_error err, const char *detail,
                         const struct stage_events *events)
 {
@@ -310,13 +328,14 @@ static void events_read(void *arg, enum store_error err, const char *detail,
         log_debug("webhooks: stage events not read: %s", detail);
         return;
     }
-    for (size_t i = 0; i < events->count; i++) {
-        /* The first read (the latest entry, newest first) only finds where to start. */
-        snprintf(w->last_id, sizeof w->last_id, "%s", events->items[i].id);
-        if (w->primed)
-            claim(w, &events->items[i]);
+    if (!w->primed) {
+        prime(w, events);
+        return;
     }
-    w->primed = true;
+    for (size_t i = 0; i < events->count; i++) {
+        snprintf(w->last_id, sizeof w->last_id, "%s", events->items[i].id);
+        claim(w, &events->items[i]);
+    }
 }
 
 /* ---- thresholds ------------------------------------------------------------ */
@@ -351,7 +370,7 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
         if (w->primed)
             store_events_after(w->app->store, w->last_id, BATCH, events_read, w);
         else
-            store_events_read(w->app->store, 1, events_read, w);
+            store_events_read(w->app->store, BATCH, events_read, w);
     }
     if (!scaler_is_leader(w->app->scaler))
         w->last_total = -1;
@@ -374,6 +393,7 @@ struct webhooks *webhooks_new(struct app *app, int *failed_out)
         return NULL;
     w->app = app;
     w->last_total = -1;
+    clock_iso8601(clock_now_ms(), w->started, sizeof w->started);
     struct timeval every = {0, POLL_MS * 1000};
     if (each_item(app->cfg->webhook_urls, url_ok, w) ||
         each_item(app->cfg->webhook_viewer_thresholds, threshold_ok, w) ||

@@ -41,6 +41,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { start as startFake } from '../fake-ivs/fake-ivs.mjs';
 import { Redis, Usher, PREFIX, USHER_BIN, sleep, checkInvariants, freePort, waitFor } from './harness.mjs';
+import { awsEnv as awsEnvFor, sharedKey, closeAll } from './aws-usher.mjs';
 
 const STREAM = 'e2e-stream';
 
@@ -65,8 +66,7 @@ async function waitUntil(check, timeoutMs, what) {
 }
 
 // usher's environment for the fake.
-const awsEnv = (fake, extra = {}) => ({ STAGE_PROVIDER: 'aws', STREAM_NAME: STREAM, ...fake.env(),
-  AWS_EC2_METADATA_DISABLED: 'true', ...extra });
+const awsEnv = (fake, extra = {}) => awsEnvFor(fake, STREAM, extra);
 
 // Runs usher expecting it to stop at start; resolves to {code, log}.
 async function startFails(redis, env) {
@@ -249,31 +249,22 @@ describe('AWS provider: start, keys, tokens', () => {
 });
 
 describe('AWS provider: scaling inside the replication quota, two processes', () => {
-  let fake, redis, u1, u2, keyDir;
+  let fake, redis, u1, u2, key;
   const CAP = 2;
   const ceiling = 6;                   // the master + REPLICATION_MAX (5)
   before(async () => {
     fake = await startFake();
     redis = await Redis.start();
-    keyDir = mkdtempSync(join(tmpdir(), 'usher-key-'));
-    const { privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'secp384r1' });
-    const keyFile = join(keyDir, 'key.pem');
-    (await import('node:fs')).writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    key = sharedKey();
     const env = awsEnv(fake, {
-      TOKEN_PRIVATE_KEY_FILE: keyFile, AUTO_SCALE_ENABLED: 'true', MAX_VIEWERS_PER_STAGE: String(CAP),
+      TOKEN_PRIVATE_KEY_FILE: key.file, AUTO_SCALE_ENABLED: 'true', MAX_VIEWERS_PER_STAGE: String(CAP),
       MAX_STAGES: '20', SCALER_INTERVAL_MS: '200', SCALER_LEASE_MS: '2000', SCALE_DOWN_COOLDOWN: '1',
       DRAIN_TIMEOUT: '5', REPLICATION_RETRY_MS: '200', ORPHAN_SWEEP_INTERVAL: '1', ORPHAN_GRACE: '3',
       LOG_LEVEL: 'info' });
     u1 = await Usher.start(redis, env);
     u2 = await Usher.start(redis, env);
   });
-  after(async () => {
-    await u1?.close();
-    await u2?.close();
-    await redis?.close();
-    await fake?.close();
-    if (keyDir) rmSync(keyDir, { recursive: true, force: true });
-  });
+  after(() => closeAll(u1, u2, redis, fake, key));
 
   const redisStages = () => redis.raw('ZRANGE', `${PREFIX}stages`, 0, -1).split('\n').filter(Boolean).sort();
   const fakeStages = () => fake.stages().filter(ours).map((s) => s.arn).sort();

@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { FakeStats, startFakeUsher } from './dashboard-fake-server.mjs';
-import { Redis, Usher } from './harness.mjs';
+import { Redis, Usher, freePort, sleep } from './harness.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const SHOTS = 'build/screenshots';
@@ -37,10 +37,26 @@ const SIZES = {
 // restart() → stops the server, changes the count while it is down where it
 // can, starts it again; stop(); optionally streamRequests() → [{lastEventId}]
 // of the stream requests the server saw}.
+// The fake listens on a port from below the kernel's ephemeral range
+// (harness freePort), so while it is down for restart() no outgoing
+// connection on the machine can be given its port; a port taken anyway
+// (another suite's server) is retried: at the first start on a new port,
+// at a restart on the same one, a few times.
+async function startFakeOn(options, port) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startFakeUsher({ ...options, port: port ?? await freePort() });
+    } catch (e) {
+      if (e.code !== 'EADDRINUSE' || attempt >= 8) throw e;
+      if (port !== undefined) await sleep(250 * attempt);
+    }
+  }
+}
+
 async function fakeTarget() {
   const stats = new FakeStats();
   const options = { stats, pingMs: 300 };   // pings between the events, which the page must pass over
-  let fake = await startFakeUsher(options);
+  let fake = await startFakeOn(options);
   return {
     get url() { return fake.url; },
     key: 'test-key',
@@ -60,7 +76,7 @@ async function fakeTarget() {
       await fake.stop();
       stats.join(1, 5);               // five viewers join while the page is cut off
       await new Promise((r) => setTimeout(r, 1000));
-      fake = await startFakeUsher({ ...options, port });
+      fake = await startFakeOn(options, port);
     },
     stop: () => fake.stop(),
   };

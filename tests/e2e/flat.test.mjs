@@ -5,7 +5,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { PREFIX, Redis, Usher, checkInvariants } from './harness.mjs';
+import { PREFIX, checkInvariants, startLive } from './harness.mjs';
 
 function fcallCalls(redis) {
   const line = redis.raw('INFO', 'commandstats').split('\n').find((l) => l.startsWith('cmdstat_fcall:'));
@@ -51,9 +51,7 @@ function innerCounts(lines, name) {
 describe('costs flat in the size of the event', () => {
   let redis, usher;
   before(async () => {
-    redis = await Redis.start();
-    usher = await Usher.start(redis, { MAX_STAGES: '60', MAX_VIEWERS_PER_STAGE: '1000' });
-    assert.equal((await usher.post('/api/token/publisher', { userId: 'host' })).status, 200);
+    ({ redis, usher } = await startLive({ MAX_STAGES: '60', MAX_VIEWERS_PER_STAGE: '1000' }));
   });
   after(async () => { await usher?.close(); await redis?.close(); });
 

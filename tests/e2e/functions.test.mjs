@@ -9,7 +9,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { Redis, Usher, sleep } from './harness.mjs';
+import { startLive, startUsher, waitFor } from './harness.mjs';
 
 const TAGGED = '{usher}:test:';
 // The library's own version, as usher reads it from the same file.
@@ -30,21 +30,21 @@ function keySlot(key) {
   return crc % 16384;
 }
 
-async function until(check, ms, what) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > end) assert.fail(`timed out: ${what}`);
-    await sleep(100);
-  }
+// A viewer's join, tried until usher serves it (after it loaded the
+// library again); its answer.
+async function joinEventually(usher, userId, what) {
+  let joined;
+  await waitFor(async () => {
+    const r = await usher.post('/api/token/viewer', { userId });
+    return (joined = r.status === 200 && r);
+  }, { timeoutMs: 8000, stepMs: 100, what });
+  return joined;
 }
 
 describe('hash-tagged key prefix', () => {
   let redis, usher;
   before(async () => {
-    redis = await Redis.start();
-    usher = await Usher.start(redis, { REDIS_KEY_PREFIX: TAGGED });
+    ({ redis, usher } = await startUsher({ REDIS_KEY_PREFIX: TAGGED }));
   });
   after(async () => { await usher?.close(); await redis?.close(); });
 
@@ -76,11 +76,7 @@ describe('hash-tagged key prefix', () => {
 
 describe('the function library in Redis', () => {
   let redis, usher;
-  before(async () => {
-    redis = await Redis.start();
-    usher = await Usher.start(redis);
-    assert.equal((await usher.post('/api/token/publisher', { userId: 'host' })).status, 200);
-  });
+  before(async () => { ({ redis, usher } = await startLive()); });
   after(async () => { await usher?.close(); await redis?.close(); });
 
   it('is loaded at connect, as one library "usher"', () => {
@@ -91,10 +87,7 @@ describe('the function library in Redis', () => {
   it('FUNCTION FLUSH: usher loads it again and serves without a restart', async () => {
     redis.raw('FUNCTION', 'FLUSH');
     assert.equal(redis.raw('FUNCTION', 'LIST'), '');
-    const joined = await until(async () => {
-      const r = await usher.post('/api/token/viewer', { userId: 'after-flush' });
-      return r.status === 200 && r;
-    }, 8000, 'a join after FUNCTION FLUSH');
+    const joined = await joinEventually(usher, 'after-flush', 'a join after FUNCTION FLUSH');
     assert.equal(joined.body.data.isNewViewer, true);
     assert.match(redis.raw('FUNCTION', 'LIST', 'LIBRARYNAME', 'usher'), /usher_heartbeat/);
   });
@@ -104,10 +97,7 @@ describe('the function library in Redis', () => {
       + "callback=function() return 0 end, flags={'no-writes'}}\n";
     redis.raw('FUNCTION', 'LOAD', 'REPLACE', old);
     assert.equal(redis.raw('FCALL', 'usher_version', 0), '0');
-    const joined = await until(async () => {
-      const r = await usher.post('/api/token/viewer', { userId: 'after-old' });
-      return r.status === 200 && r;
-    }, 8000, 'a join after an old library was loaded');
+    const joined = await joinEventually(usher, 'after-old', 'a join after an old library was loaded');
     assert.equal(joined.body.data.isNewViewer, true);
     assert.equal(redis.raw('FCALL', 'usher_version', 0), VERSION);
     assert.equal((await usher.get('/api/stats')).body.data.totalViewers, 2);
@@ -117,8 +107,7 @@ describe('the function library in Redis', () => {
 describe('stage tags', () => {
   let redis, usher;
   before(async () => {
-    redis = await Redis.start();
-    usher = await Usher.start(redis);
+    ({ redis, usher } = await startUsher());
   });
   after(async () => { await usher?.close(); await redis?.close(); });
 

@@ -5,7 +5,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { Redis, Usher, PREFIX, sleep } from './harness.mjs';
+import { Usher, PREFIX, startLive, startUsher, waitFor } from './harness.mjs';
 
 // {name → {type, metrics}} from one scrape, and the text as `raw`.
 async function scrape(usher, headers = {}) {
@@ -32,9 +32,7 @@ const value = (fam, labels = {}) => {
 describe('GET /metrics', () => {
   let redis, usher;
   before(async () => {
-    redis = await Redis.start();
-    usher = await Usher.start(redis, { HEARTBEAT_TIMEOUT: '1', HEARTBEAT_CLEANUP_INTERVAL: '1' });
-    assert.equal((await usher.post('/api/token/publisher', { userId: 'host' })).status, 200);
+    ({ redis, usher } = await startLive({ HEARTBEAT_TIMEOUT: '1', HEARTBEAT_CLEANUP_INTERVAL: '1' }));
   });
   after(async () => { await usher?.close(); await redis?.close(); });
 
@@ -92,7 +90,10 @@ describe('GET /metrics', () => {
   });
 
   it('silent viewers expire and are counted', async () => {
-    await sleep(3500);       // HEARTBEAT_TIMEOUT 1 s, swept every second
+    // HEARTBEAT_TIMEOUT 1 s, swept every second: wait for the sweeps, then
+    // check the counts (a fixed sleep was too short on a loaded machine).
+    await waitFor(async () => value((await scrape(usher)).usher_expiries_total) >= 3,
+      { timeoutMs: 20000, stepMs: 250, what: 'the 3 silent viewers to expire' });
     const m = await scrape(usher);
     assert.equal(value(m.usher_expiries_total), 3);
     assert.equal(value(m.usher_viewers), 0);
@@ -113,8 +114,7 @@ describe('GET /metrics', () => {
 describe('GET /metrics: the API key', () => {
   let redis, usher, open;
   before(async () => {
-    redis = await Redis.start();
-    usher = await Usher.start(redis, { SKIP_AUTH: 'false', API_SECRET_KEY: 'metrics-key' });
+    ({ redis, usher } = await startUsher({ SKIP_AUTH: 'false', API_SECRET_KEY: 'metrics-key' }));
     open = await Usher.start(redis, { SKIP_AUTH: 'false', API_SECRET_KEY: 'metrics-key', METRICS_PUBLIC: 'true' });
   });
   after(async () => { await usher?.close(); await open?.close(); await redis?.close(); });

@@ -20,6 +20,10 @@ import { Redis, Usher, freePort, sleep, checkInvariants, startLive } from './har
 
 const ENV = { AUTO_SCALE_ENABLED: 'false', MAX_VIEWERS_PER_STAGE: '1000' };
 const BOUND_MS = 1000;       // SPEC §1: answered within 1 s
+// A stall's slowest 503 with the default REDIS_TIMEOUT_MS (500) and the
+// 50 ms watchdog tick, plus slack for ASan on 2 cores: the rest of the 1 s
+// is the loop's and the network's (README "Redis trouble never hangs").
+const STALL_BOUND_MS = 750;
 const RECOVER_MS = 8000;     // "recovers by itself": generous for ASan on 2 cores
 const short = (r) => `${r.status} ${JSON.stringify(r.body).slice(0, 300)}`;
 // SPEC §2 gives /health's fields, §1 says every error uses the error
@@ -126,7 +130,9 @@ describe('Redis outage while usher runs', () => {
     assert.deepEqual(before.problems, []);
     redis.pause();
     try {
-      t.diagnostic(`slowest 503: ${await assertUnavailableFast(usher)} ms`);
+      const slowest = await assertUnavailableFast(usher);
+      t.diagnostic(`slowest 503: ${slowest} ms`);
+      assert.ok(slowest <= STALL_BOUND_MS, `a stall's 503 took ${slowest} ms, over ${STALL_BOUND_MS} ms`);
     } finally {
       redis.resume();
     }

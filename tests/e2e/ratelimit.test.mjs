@@ -9,12 +9,16 @@
 // TRUST_PROXY=1, an entry a client put in front of X-Forwarded-For does not
 // give it a new count; with TRUST_PROXY=true it does (so only for proxies
 // that overwrite the header).
+//
+// Each check's requests run inside one rate-limit window (inOneWindow): a
+// window turning half-way would start the count afresh.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { Redis, Usher, USHER_BIN } from './harness.mjs';
+import { Redis, Usher, USHER_BIN, inOneWindow } from './harness.mjs';
 
 const LIMIT = 100;
+const WINDOW_MS = 60000;
 
 function refused(res) {
   assert.equal(res.status, 429, JSON.stringify(res.body));
@@ -29,7 +33,7 @@ describe('rate limit: heartbeats pass, token requests are limited', () => {
   before(async () => {
     redis = await Redis.start();
     usher = await Usher.start(redis, {
-      RATE_LIMIT_MAX_REQUESTS: String(LIMIT), RATE_LIMIT_WINDOW_MS: '60000', MAX_VIEWERS_PER_STAGE: '1000',
+      RATE_LIMIT_MAX_REQUESTS: String(LIMIT), RATE_LIMIT_WINDOW_MS: String(WINDOW_MS), MAX_VIEWERS_PER_STAGE: '1000',
     });
   });
   after(async () => {
@@ -39,7 +43,7 @@ describe('rate limit: heartbeats pass, token requests are limited', () => {
     await redis?.close();
   });
 
-  it('150 heartbeats and a leave from one address pass; token requests get 429 past the limit', async () => {
+  it('150 heartbeats and a leave from one address pass; token requests get 429 past the limit', () => inOneWindow(WINDOW_MS, async () => {
     assert.equal((await usher.post('/api/token/publisher', { userId: 'pub' })).status, 200);  // 1 counted
     const join = await usher.post('/api/token/viewer', { userId: 'v-0' });                     // 2 counted
     assert.equal(join.status, 200);
@@ -65,14 +69,14 @@ describe('rate limit: heartbeats pass, token requests are limited', () => {
     const leave = await usher.post('/api/viewer/leave', { userId: 'v-5', stageArn });
     assert.equal(leave.status, 200, JSON.stringify(leave.body));
     assert.equal(leave.body.data.viewerLeft, true);
-  });
+  }));
 });
 
 describe('rate limit per userId and TRUST_PROXY', () => {
   let redis, byHop, trustAll;
   before(async () => {
     redis = await Redis.start();
-    const env = { RATE_LIMIT_MAX_REQUESTS: '5', RATE_LIMIT_WINDOW_MS: '60000' };
+    const env = { RATE_LIMIT_MAX_REQUESTS: '5', RATE_LIMIT_WINDOW_MS: String(WINDOW_MS) };
     trustAll = await Usher.start(redis, { ...env, TRUST_PROXY: 'true' });
     byHop = await Usher.start(redis, { ...env, TRUST_PROXY: '1' });
     assert.equal((await trustAll.post('/api/token/publisher', { userId: 'pub' },
@@ -87,7 +91,7 @@ describe('rate limit per userId and TRUST_PROXY', () => {
     await redis?.close();
   });
 
-  it('one userId gets 429 past the limit even from a new address each time', async () => {
+  it('one userId gets 429 past the limit even from a new address each time', () => inOneWindow(WINDOW_MS, async () => {
     for (let i = 1; i <= 5; i++) {
       const res = await trustAll.post('/api/token/viewer', { userId: 'same-user' },
         { headers: { 'x-forwarded-for': `198.51.100.${i}` } });
@@ -98,9 +102,9 @@ describe('rate limit per userId and TRUST_PROXY', () => {
     // Another user from that address is not refused.
     assert.equal((await trustAll.post('/api/token/viewer', { userId: 'other-user' },
       { headers: { 'x-forwarded-for': '198.51.100.6' } })).status, 200);
-  });
+  }));
 
-  it('TRUST_PROXY=1: the entry the proxy appended counts, not what the client wrote before it', async () => {
+  it('TRUST_PROXY=1: the entry the proxy appended counts, not what the client wrote before it', () => inOneWindow(WINDOW_MS, async () => {
     for (let i = 1; i <= 5; i++) {
       const res = await byHop.get('/api/stats', { headers: { 'x-forwarded-for': `10.9.9.${i}, 203.0.113.7` } });
       assert.equal(res.status, 200);
@@ -108,15 +112,15 @@ describe('rate limit per userId and TRUST_PROXY', () => {
     }
     refused(await byHop.get('/api/stats', { headers: { 'x-forwarded-for': '10.9.9.99, 203.0.113.7' } }));
     assert.equal((await byHop.get('/api/stats', { headers: { 'x-forwarded-for': '203.0.113.8' } })).status, 200);
-  });
+  }));
 
-  it('TRUST_PROXY=true: the leftmost entry is the client', async () => {
+  it('TRUST_PROXY=true: the leftmost entry is the client', () => inOneWindow(WINDOW_MS, async () => {
     for (let i = 1; i <= 5; i++) {
       assert.equal((await trustAll.get('/api/stats', { headers: { 'x-forwarded-for': '203.0.113.50, 10.0.0.1' } })).status, 200);
     }
     refused(await trustAll.get('/api/stats', { headers: { 'x-forwarded-for': '203.0.113.50, 10.0.0.2' } }));
     assert.equal((await trustAll.get('/api/stats', { headers: { 'x-forwarded-for': '203.0.113.51, 10.0.0.1' } })).status, 200);
-  });
+  }));
 
   it('a bad TRUST_PROXY stops the start with a message naming it', async () => {
     for (const value of ['10.0.0.0/33', 'maybe', '40']) {

@@ -27,6 +27,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startLive, checkInvariants, PREFIX, sleep, waitFor, enc } from './harness.mjs';
+import { ok, viewerCalls, ghostsRemoved } from './reconcile-shared.mjs';
 
 const GRACE_S = 3;
 const env = {
@@ -34,27 +35,16 @@ const env = {
   SCALER_INTERVAL_MS: '200', PUBLISHER_POLL_INTERVAL: '0', HEARTBEAT_TIMEOUT: '600',
 };
 
-const ok = (r) => {
-  assert.ok(r.status >= 200 && r.status < 300, `${r.status} ${JSON.stringify(r.body)}`);
-  return r.body.data;
-};
-
 describe('reconciliation with the local provider model', () => {
   let redis, usher, master;
   const connect = async (stageArn, participantId, userId, connected = true) =>
     ok(await usher.post('/api/test/participants', { stageArn, participantId, userId, connected }));
-  const join = async (userId) => ok(await usher.post('/api/token/viewer', { userId }));
-  const seated = (arn, user) => redis.raw('HEXISTS', `${PREFIX}viewer:heartbeat:${arn}`, user) === '1';
-  const invariants = () => {
-    const inv = checkInvariants(redis);
-    assert.deepEqual(inv.problems, []);
-    return inv;
-  };
+  const calls = viewerCalls(() => usher, () => redis);
+  const { join, seated, invariants, events } = calls;
   // A DELETE with a body: node sends none without a Content-Length.
   const kick = (user, body) => usher.request('DELETE', `/api/viewer/${user}`, body === undefined ? {}
     : { raw: JSON.stringify(body), headers: { 'content-type': 'application/json',
       'content-length': String(Buffer.byteLength(JSON.stringify(body))) } });
-  const events = async () => ok(await usher.get('/api/stage/events?limit=1000')).events;
 
   before(async () => {
     ({ redis, usher } = await startLive(env));
@@ -66,37 +56,9 @@ describe('reconciliation with the local provider model', () => {
   });
 
   it('removes ghost seats after the grace and not before', async () => {
-    const here = await join('present');
-    await connect(here.stageArn, here.participantId, 'present');
-    const neverAt = Date.now();
-    const never = await join('never-connected');
-    const gone = await join('vanished');
-    await connect(gone.stageArn, gone.participantId, 'vanished');
-    await sleep(1500);                 // passes see it connected
-    await connect(gone.stageArn, gone.participantId, 'vanished', false);
-    const goneAt = Date.now();
-    // Heartbeats go on from a script for the vanished one.
-    const beat = setInterval(() => usher.post('/api/viewer/heartbeat',
-      { userId: 'vanished', stageArn: gone.stageArn }).catch(() => {}), 300);
-    let neverRemovedAt = 0, goneRemovedAt = 0;
-    try {
-      await waitFor(() => {
-        const now = Date.now();
-        if (!neverRemovedAt && !seated(never.stageArn, 'never-connected')) neverRemovedAt = now;
-        if (!goneRemovedAt && !seated(gone.stageArn, 'vanished')) goneRemovedAt = now;
-        return neverRemovedAt && goneRemovedAt;
-      }, { timeoutMs: 12000, what: 'ghosts removed', stepMs: 50 });
-    } finally {
-      clearInterval(beat);
-    }
-    // Never sooner than the grace: from its join for the token never used,
-    // from the last pass that saw it (at most one interval before it left).
-    assert.ok(neverRemovedAt - neverAt >= GRACE_S * 1000, `never-connected removed after ${neverRemovedAt - neverAt} ms`);
-    assert.ok(goneRemovedAt - goneAt >= (GRACE_S - 1) * 1000, `vanished removed after ${goneRemovedAt - goneAt} ms`);
-    assert.ok(seated(here.stageArn, 'present'), 'the connected viewer keeps its seat');
-    invariants();
-    const removed = (await events()).filter((e) => e.type === 'reconcile_removed');
-    assert.ok(removed.some((e) => e.detail.includes('never-connected') && e.detail.includes('RECONCILE_GRACE')));
+    await ghostsRemoved(calls, { usher: () => usher, graceS: GRACE_S, timeoutMs: 12000,
+      connect: (seat, user) => connect(seat.stageArn, seat.participantId, user),
+      disconnect: (seat, user) => connect(seat.stageArn, seat.participantId, user, false) });
     const stages = ok(await usher.get('/api/stats/stages')).stages;
     const note = stages.find((s) => s.stageId === master).reconcile;
     assert.ok(note && note.lastReconciledAt, `a note: ${JSON.stringify(note)}`);

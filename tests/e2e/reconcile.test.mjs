@@ -34,6 +34,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { start as startFake } from '../fake-ivs/fake-ivs.mjs';
 import { Redis, Usher, PREFIX, sleep, checkInvariants, waitFor, enc } from './harness.mjs';
+import { ok, viewerCalls, ghostsRemoved } from './reconcile-shared.mjs';
 
 const STREAM = 'e2e-reconcile';
 const GRACE_S = 3;
@@ -42,11 +43,6 @@ const awsEnv = (fake, extra = {}) => ({ STAGE_PROVIDER: 'aws', STREAM_NAME: STRE
   RECONCILE_GRACE: String(GRACE_S), PUBLISHER_POLL_INTERVAL: '1', PUBLISHER_OFFLINE_GRACE: '2',
   HEARTBEAT_TIMEOUT: '600', ORPHAN_SWEEP_INTERVAL: '0', ...extra });
 const dropKeys = (fake) => { for (const k of fake.publicKeys()) fake.invoke('DeletePublicKey', { arn: k.arn }); };
-
-const ok = (r) => {
-  assert.ok(r.status >= 200 && r.status < 300, `${r.status} ${JSON.stringify(r.body)}`);
-  return r.body.data;
-};
 
 // Starts usher on the fake with a live publisher connected in IVS.
 async function startOn(fake, redis, extra, headers = {}) {
@@ -62,14 +58,8 @@ async function startOn(fake, redis, extra, headers = {}) {
 
 describe('reconciliation against the fake IVS', () => {
   let fake, redis, usher, master, pub;
-  const join = async (userId) => ok(await usher.post('/api/token/viewer', { userId }));
-  const seated = (arn, user) => redis.raw('HEXISTS', `${PREFIX}viewer:heartbeat:${arn}`, user) === '1';
-  const invariants = () => {
-    const inv = checkInvariants(redis);
-    assert.deepEqual(inv.problems, []);
-    return inv;
-  };
-  const events = async () => ok(await usher.get('/api/stage/events?limit=1000')).events;
+  const calls = viewerCalls(() => usher, () => redis);
+  const { join, seated, invariants, events } = calls;
 
   before(async () => {
     fake = await startFake();
@@ -83,37 +73,12 @@ describe('reconciliation against the fake IVS', () => {
   });
 
   it('removes ghost seats after the grace and not before', async () => {
-    const here = await join('present');
-    fake.connectParticipant(here.stageArn, { participantId: here.participantId, userId: 'present' });
-    const neverAt = Date.now();
-    const never = await join('never-connected');
-    const gone = await join('vanished');
-    fake.connectParticipant(gone.stageArn, { participantId: gone.participantId, userId: 'vanished' });
-    await sleep(1500);
-    fake.disconnectParticipant(gone.stageArn, gone.participantId);
-    const goneAt = Date.now();
-    const beat = setInterval(() => usher.post('/api/viewer/heartbeat',
-      { userId: 'vanished', stageArn: gone.stageArn }).catch(() => {}), 300);
-    let neverRemovedAt = 0, goneRemovedAt = 0;
-    try {
-      await waitFor(() => {
-        const now = Date.now();
-        if (!neverRemovedAt && !seated(never.stageArn, 'never-connected')) neverRemovedAt = now;
-        if (!goneRemovedAt && !seated(gone.stageArn, 'vanished')) goneRemovedAt = now;
-        return neverRemovedAt && goneRemovedAt;
-      }, { timeoutMs: 15000, what: 'ghosts removed', stepMs: 50 });
-    } finally {
-      clearInterval(beat);
-    }
-    assert.ok(neverRemovedAt - neverAt >= GRACE_S * 1000, `never-connected removed after ${neverRemovedAt - neverAt} ms`);
-    assert.ok(goneRemovedAt - goneAt >= (GRACE_S - 1) * 1000, `vanished removed after ${goneRemovedAt - goneAt} ms`);
-    assert.ok(seated(here.stageArn, 'present'), 'the connected viewer keeps its seat');
-    invariants();
+    await ghostsRemoved(calls, { usher: () => usher, graceS: GRACE_S, timeoutMs: 15000,
+      connect: (seat, userId) => fake.connectParticipant(seat.stageArn, { participantId: seat.participantId, userId }),
+      disconnect: (seat) => fake.disconnectParticipant(seat.stageArn, seat.participantId) });
     const lists = fake.callsOf('ListParticipants').filter((c) => c.input?.filterByState === 'CONNECTED');
     assert.ok(lists.length > 0, 'ListParticipants filterByState=CONNECTED');
     assert.ok(lists.every((c) => c.input.sessionId), 'with the session GetStage gave');
-    const removed = (await events()).filter((e) => e.type === 'reconcile_removed');
-    assert.ok(removed.some((e) => e.detail.includes('vanished')));
     const note = ok(await usher.get('/api/stats/stages')).stages.find((s) => s.stageId === master).reconcile;
     assert.ok(note.lastReconciledAt);
     assert.ok(note.connected >= 1, JSON.stringify(note));

@@ -17,7 +17,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { Redis, Usher, PREFIX } from './harness.mjs';
+import { PREFIX, startUsher } from './harness.mjs';
 
 const SIM_BIN = process.env.SIM_BIN || 'build/simulator';
 const ENV = { AUTO_SCALE_ENABLED: 'false', MAX_VIEWERS_PER_STAGE: '1000',
@@ -49,15 +49,8 @@ function tally(out, name) {
 describe('the simulator against usher', { timeout: 90000 }, () => {
   let redis; let usher;
 
-  before(async () => {
-    redis = await Redis.start();
-    usher = await Usher.start(redis, ENV);
-  });
-
-  after(async () => {
-    await usher?.close();
-    await redis?.close();
-  });
+  before(async () => { ({ redis, usher } = await startUsher(ENV)); });
+  after(async () => { await usher?.close(); await redis?.close(); });
 
   it('passes a short run whose rejoins go through POST /api/viewer/rejoin', async () => {
     const { code, out } = await simulate(usher, redis, ['--user-prefix', 'sim-pass-',

@@ -16,7 +16,7 @@
 //  - stage:{arn} exists for every live stage with a TTL in (0,3600].
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Redis, Usher, PREFIX, enc, checkInvariants } from './harness.mjs';
+import { PREFIX, enc, checkInvariants, startUsher } from './harness.mjs';
 
 const MAX_STAGES = 4;
 const ENV = { MAX_STAGES: String(MAX_STAGES), MAX_VIEWERS_PER_STAGE: '20' };
@@ -58,15 +58,8 @@ describe('stage management API', () => {
   let redis; let usher; let master;
   let created;                         // the ARN made by the create test
 
-  before(async () => {
-    redis = await Redis.start();
-    usher = await Usher.start(redis, ENV);
-  });
-
-  after(async () => {
-    await usher?.close();
-    await redis?.close();
-  });
+  before(async () => { ({ redis, usher } = await startUsher(ENV)); });
+  after(async () => { await usher?.close(); await redis?.close(); });
 
   it('lists the master stage alone at first, with the documented fields', async () => {
     const r = await usher.get('/api/stage/list');

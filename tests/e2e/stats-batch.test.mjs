@@ -4,7 +4,7 @@
 // before the request was sent.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Redis, Usher } from './harness.mjs';
+import { startLive } from './harness.mjs';
 
 // Function calls (FCALL) Redis has served so far (commandstats).
 function fcallCalls(redis) {
@@ -14,11 +14,7 @@ function fcallCalls(redis) {
 
 describe('GET /api/stats batching', () => {
   let redis, usher;
-  before(async () => {
-    redis = await Redis.start();
-    usher = await Usher.start(redis);
-    assert.equal((await usher.post('/api/token/publisher', { userId: 'host' })).status, 200);
-  });
+  before(async () => { ({ redis, usher } = await startLive()); });
   after(async () => { await usher?.close(); await redis?.close(); });
 
   it('200 concurrent requests share calls and all see the same fresh totals', async () => {

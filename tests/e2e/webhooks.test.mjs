@@ -63,30 +63,38 @@ describe('webhooks', () => {
   before(async () => {
     hook = await receiver();
     redis = await Redis.start();
+    // No wait after the start: every event from the start on is delivered,
+    // also those recorded before the first read of the stream.
     usher = await Usher.start(redis, env([hook.url], { WEBHOOK_VIEWER_THRESHOLDS: '2, 3' }));
-    await sleep(800);              // past the first poll: events from now on are sent
   });
   after(async () => { await usher?.close(); await redis?.close(); await hook?.close(); });
 
   it('signed events with ids, sequence numbers and types, in order', async () => {
     assert.equal((await usher.post('/api/token/publisher', { userId: 'host' })).status, 200);
     assert.equal((await usher.post('/api/stage', { name: 'hook-a' })).status, 201);
-    await sleep(1500);             // the scaler takes its lease and starts the replication
+    // Each step waits until the events of the one before are delivered: the
+    // scaler's replication and the lease holder's poll of the viewer total
+    // come on their own time, and the order checked below is the order of
+    // the steps.
+    const delivered = (n) => until(() => hook.got.length >= n, 15000,
+      () => `${n} events; got ${JSON.stringify(hook.got.map((g) => g.body.type))}`);
+    await delivered(3);            // the scaler takes its lease and starts the replication
     const seats = [];
     for (let i = 0; i < 3; i++) {
       const r = await usher.post('/api/token/viewer', { userId: `h${i}` });
+      assert.equal(r.status, 200);
       seats.push({ userId: `h${i}`, stageArn: r.body.data.stageArn });
-      await sleep(400);            // one poll of the total per join
+      if (i > 0) await delivered(3 + i);   // viewers.above 2, then 3: the total polled
     }
     assert.equal((await usher.post('/api/viewer/leave', seats[2])).status, 200);
-    await sleep(400);
+    await delivered(6);            // viewers.below 3
     assert.equal((await usher.put('/api/publisher/status', { status: 'offline' })).status, 200);
     assert.equal((await usher.put('/api/publisher/status', { status: 'offline' })).status, 200);  // no change
 
     const want = ['publisher.live', 'stage.opened', 'replication.started', 'viewers.above',
       'viewers.above', 'viewers.below', 'publisher.offline'];
-    await until(() => hook.got.length >= want.length, 10000, () => `events: ${JSON.stringify(hook.got.map((g) => g.body.type))}`);
-    await sleep(500);
+    await delivered(want.length);
+    await sleep(500);              // time for any event too many to show
     const bodies = hook.got.map((g) => g.body);
     assert.deepEqual(bodies.map((b) => b.type), want);
     for (const g of hook.got) {
@@ -120,7 +128,6 @@ describe('webhooks: retries', () => {
     down = await receiver(() => true);                         // always 500
     redis = await Redis.start();
     usher = await Usher.start(redis, env([flaky.url, down.url], { WEBHOOK_MAX_ATTEMPTS: '4' }));
-    await sleep(800);
   });
   after(async () => { await usher?.close(); await redis?.close(); await flaky?.close(); await down?.close(); });
 
@@ -129,7 +136,7 @@ describe('webhooks: retries', () => {
     assert.equal((await usher.post('/api/stage', { name: 'retry-a' })).status, 201);
     await until(() => flaky.delivered().length >= 3, 15000, () => `flaky: ${flaky.got.length} requests`);
     await until(() => down.got.length >= 3 * 4, 20000, () => `down: ${down.got.length} requests`);
-    await sleep(1000);
+    await sleep(1000);             // time for any request too many to show
     const ids = [...new Set(flaky.got.map((g) => g.body.id))];
     assert.equal(ids.length, 3, 'publisher.live, stage.opened, replication.started');
     for (const id of ids) {
@@ -153,7 +160,6 @@ describe('webhooks: a receiver that never answers', () => {
     await new Promise((ok) => silent.listen(0, '127.0.0.1', ok));
     redis = await Redis.start();
     usher = await Usher.start(redis, env([`http://127.0.0.1:${silent.address().port}/hook`]));
-    await sleep(800);
   });
   after(async () => {
     await usher?.close(); await redis?.close();
@@ -165,9 +171,9 @@ describe('webhooks: a receiver that never answers', () => {
     assert.equal((await usher.post('/api/token/publisher', { userId: 'host' })).status, 200);
     await until(() => sockets.length >= 1, 5000, () => 'no delivery started');
     for (let i = 0; i < 20; i++) {
-      const started = Date.now();
-      assert.equal((await usher.get('/api/stats')).status, 200);
-      assert.ok(Date.now() - started < 500, `GET /api/stats took ${Date.now() - started} ms`);
+      const res = await usher.get('/api/stats', { timed: true });   // the server's part of the time
+      assert.equal(res.status, 200);
+      assert.ok(res.ms < 500, `GET /api/stats took ${Math.round(res.ms)} ms`);
     }
   });
 });
@@ -179,7 +185,6 @@ describe('webhooks: two usher processes', () => {
     redis = await Redis.start();
     a = await Usher.start(redis, env([hook.url]));
     b = await Usher.start(redis, env([hook.url]));
-    await sleep(800);
   });
   after(async () => { await a?.close(); await b?.close(); await redis?.close(); await hook?.close(); });
 
@@ -188,14 +193,19 @@ describe('webhooks: two usher processes', () => {
     for (let i = 0; i < 6; i++) {
       assert.equal((await (i % 2 ? a : b).post('/api/stage', { name: `pair-${i}` })).status, 201);
     }
-    await sleep(2000);             // the lease holder starts the replications
-    assert.equal((await b.put('/api/publisher/status', { status: 'offline' })).status, 200);
-    await sleep(1000);
-    // What should go out: every stage event of a webhook type.
+    // What should go out: every stage event of a webhook type, read once
+    // the lease holder has started the six replications (one read before a
+    // late replication_started would leave it out of what is expected).
     const kinds = ['publisher_live', 'publisher_offline', 'created', 'replication_started'];
-    const entries = redis.raw('XRANGE', 'ivs:test:stage_events', '-', '+').split('\n');
-    const expected = entries.filter((line, k) => /^\d+-\d+$/.test(line) && kinds.includes(entries[k + 2]));
-    assert.ok(expected.length >= 8, `${expected.length} events: publisher live/offline and 6 stages at least`);
+    const events = () => {
+      const entries = redis.raw('XRANGE', 'ivs:test:stage_events', '-', '+').split('\n');
+      return entries.flatMap((line, k) => (/^\d+-\d+$/.test(line) ? [{ id: line, type: entries[k + 2] }] : []));
+    };
+    const count = (type) => events().filter((e) => e.type === type).length;
+    await until(() => count('replication_started') >= 6, 15000, () => `${count('replication_started')} replications started`);
+    assert.equal((await b.put('/api/publisher/status', { status: 'offline' })).status, 200);
+    const expected = events().filter((e) => kinds.includes(e.type)).map((e) => e.id);
+    assert.equal(expected.length, 14, 'publisher live and offline, 6 stages opened, 6 replications');
     await until(() => hook.got.length >= expected.length, 15000, () => `${hook.got.length} of ${expected.length} deliveries`);
     await sleep(1500);             // time for any second delivery to show
     const ids = hook.got.map((g) => g.body.id);

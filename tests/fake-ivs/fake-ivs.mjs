@@ -71,7 +71,9 @@ export class FakeIvs {
   // opts: {accessKeyId, secretAccessKey, sessionToken, region, accountId,
   // maxStages (1000), maxPublicKeys (3), maxReplicationsPerParticipant (5),
   // rates ({class: calls/s}), rateScope ('class' | 'operation'),
-  // maxSkewMs (300000), sessionLingerMs (0), modelPath}
+  // maxSkewMs (300000), sessionLingerMs (0), pageLimit (none: at most
+  // this many items a page, whatever maxResults asks, as a service may
+  // answer fewer with a nextToken), modelPath}
   constructor(opts = {}) {
     this.region = opts.region || 'us-east-1';
     this.accountId = opts.accountId || '123456789012';
@@ -82,6 +84,7 @@ export class FakeIvs {
     this.rateScope = opts.rateScope || 'class';
     this.maxSkewMs = opts.maxSkewMs ?? 5 * 60 * 1000;
     this.sessionLingerMs = opts.sessionLingerMs ?? 0;
+    this.pageLimit = opts.pageLimit ?? Infinity;
     this.clockOffsetMs = 0;
     this.credentialTtlMs = opts.credentialTtlMs ?? 60 * 60 * 1000;
     this.containerAuthToken = opts.containerAuthToken || 'fake-container-auth-token';
@@ -132,6 +135,7 @@ export class FakeIvs {
     this.stagesByArn = new Map();
     this.keysByArn = new Map();
     this.activeReplications = [];
+    this.stoppedReplications = [];
     this.calls = [];
     this.faults = [];
     this.windows = new Map();
@@ -303,6 +307,25 @@ export class FakeIvs {
     const stage = this.#stageOr404(stageArn);
     this.#connected(stage, participantId).publishing = false;
     this.#stopReplicationsWhere((r) => r.sourceStageArn === stage.arn && r.participantId === participantId);
+  }
+  // The publisher leaves and joins again: IVS gives a participant a new id
+  // each time it joins. The old participant is DISCONNECTED and its
+  // replications stop, unless `keepReplications` (as if IVS were slow to
+  // stop them, or within a reconnect window); the new one joins with the
+  // same userId and attributes, publishing. Returns the new participant.
+  rejoin(stageArn, participantId, { newParticipantId = randomId(12), keepReplications = false } = {}) {
+    // The new one joins first: a quick return keeps the session (IVS ends
+    // one minutes after the last participant left).
+    const stage = this.#stageOr404(stageArn);
+    const old = this.#connected(stage, participantId);
+    const fresh = this.connectParticipant(stageArn, { participantId: newParticipantId, userId: old.userId,
+      published: true, attributes: clone(old.attributes) });
+    if (keepReplications) {
+      old.state = 'DISCONNECTED'; old.publishing = false;
+    } else {
+      this.#disconnect(stage, participantId);
+    }
+    return fresh;
   }
   // Ends the stage's active session now (everyone in it disconnected).
   endSession(stageArn) {
@@ -493,6 +516,7 @@ export class FakeIvs {
     const stopping = this.activeReplications.filter(match);
     this.activeReplications = this.activeReplications.filter((r) => !match(r));
     for (const r of stopping) {
+      this.stoppedReplications.push({ ...r, replicationState: 'STOPPED' });
       const dest = this.stagesByArn.get(r.destinationStageArn);
       const replica = dest?.activeSession?.participants.get(r.participantId);
       if (replica && replica.replicationType === 'REPLICA') {
@@ -518,7 +542,7 @@ export class FakeIvs {
       if (!t || t.k !== kind || !Number.isInteger(t.o) || t.o < 0) throw validation(`nextToken ${nextToken} is not a token of ${kind}`);
       offset = t.o;
     }
-    const n = maxResults ?? defaultMax;
+    const n = Math.min(maxResults ?? defaultMax, this.pageLimit);
     const page = items.slice(offset, offset + n);
     const next = offset + n < items.length ? Buffer.from(JSON.stringify({ k: kind, o: offset + n })).toString('base64') : undefined;
     return { page, next };
@@ -579,6 +603,7 @@ export class FakeIvs {
     DeleteStage({ arn }) {
       const s = this.#stageOr404(arn);
       this.#stopReplicationsWhere((r) => r.sourceStageArn === arn || r.destinationStageArn === arn);
+      this.stoppedReplications = this.stoppedReplications.filter((r) => r.sourceStageArn !== arn && r.destinationStageArn !== arn);
       if (s.lingerTimer) { clearTimeout(s.lingerTimer); this.timers.delete(s.lingerTimer); }
       this.stagesByArn.delete(arn);
       return {};
@@ -616,9 +641,15 @@ export class FakeIvs {
       this.#stopReplicationsWhere(match);
       return {};
     },
+    // The participant's replications out of the source stage: the active
+    // ones, then those stopped (replicationState STOPPED), 50 a page unless
+    // maxResults (1-50) says otherwise. An unknown source stage is 400 (the
+    // model lists no 404 for this operation).
     ListParticipantReplicas(input) {
-      const all = this.activeReplications.filter((r) => r.sourceStageArn === input.sourceStageArn && r.participantId === input.participantId);
-      const { page, next } = this.#page(all, input, 'replicas');
+      if (!this.stagesByArn.has(input.sourceStageArn)) throw validation(`stage ${input.sourceStageArn} not found`);
+      const mine = (r) => r.sourceStageArn === input.sourceStageArn && r.participantId === input.participantId;
+      const all = [...this.activeReplications.filter(mine), ...this.stoppedReplications.filter(mine)];
+      const { page, next } = this.#page(all, input, `replicas:${input.sourceStageArn}:${input.participantId}`);
       return {
         replicas: page.map((r) => ({ sourceStageArn: r.sourceStageArn, participantId: r.participantId, sourceSessionId: r.sourceSessionId,
           destinationStageArn: r.destinationStageArn, destinationSessionId: r.destinationSessionId, replicationState: r.replicationState })),

@@ -160,8 +160,73 @@ describe('fake IVS operations', () => {
     ok(await call('StopParticipantReplication', input), 'Stop');
     fails(await call('StopParticipantReplication', input), 404, 'ResourceNotFoundException');
     assert.deepEqual(fake.replications(), []);
-    assert.deepEqual(ok(await call('ListParticipantReplicas', { sourceStageArn: master.arn, participantId: 'pub-1' }), 'List').replicas, []);
+    const after = ok(await call('ListParticipantReplicas', { sourceStageArn: master.arn, participantId: 'pub-1' }), 'List').replicas;
+    assert.deepEqual(after.map((r) => [r.destinationStageArn, r.replicationState]), [[child.arn, 'STOPPED']],
+      'a stopped replication is listed STOPPED');
     assert.equal(fake.stage(child.arn).activeSessionId, undefined, 'the replica left, ending the child session');
+  });
+
+  test('ListParticipantReplicas: pages of maxResults (1-50), active first, then stopped; bad input 400', async () => {
+    const master = fake.createStage({ name: 'master' });
+    const children = Array.from({ length: 5 }, (_, i) => fake.createStage({ name: `c${i}` }));
+    fake.connectParticipant(master.arn, { participantId: 'pub-1', published: true });
+    for (const c of children)
+      ok(await call('StartParticipantReplication', { sourceStageArn: master.arn, destinationStageArn: c.arn, participantId: 'pub-1' }), 'Start');
+    ok(await call('StopParticipantReplication', { sourceStageArn: master.arn, destinationStageArn: children[0].arn, participantId: 'pub-1' }), 'Stop');
+    const seen = [];
+    let nextToken; let pages = 0;
+    do {
+      const body = ok(await call('ListParticipantReplicas', { sourceStageArn: master.arn, participantId: 'pub-1', maxResults: 2,
+        ...(nextToken && { nextToken }) }), 'page');
+      assert.ok(body.replicas.length <= 2);
+      seen.push(...body.replicas);
+      nextToken = body.nextToken; pages++;
+    } while (nextToken);
+    assert.equal(pages, 3);
+    assert.deepEqual(seen.map((r) => r.destinationStageArn), [...children.slice(1), children[0]].map((c) => c.arn));
+    assert.deepEqual(seen.map((r) => r.replicationState), ['ACTIVE', 'ACTIVE', 'ACTIVE', 'ACTIVE', 'STOPPED']);
+    for (const r of seen) {
+      assert.equal(r.sourceStageArn, master.arn);
+      assert.equal(r.participantId, 'pub-1');
+      assert.match(r.sourceSessionId, /^st-[a-zA-Z0-9]{13}$/);
+      assert.match(r.destinationSessionId, /^st-[a-zA-Z0-9]{13}$/);
+    }
+    // Default page: 50, so all five at once; another participant has none.
+    assert.equal(ok(await call('ListParticipantReplicas', { sourceStageArn: master.arn, participantId: 'pub-1' }), 'all').replicas.length, 5);
+    assert.deepEqual(ok(await call('ListParticipantReplicas', { sourceStageArn: master.arn, participantId: 'nobody' }), 'none'),
+      { replicas: [] });
+    const input = { sourceStageArn: master.arn, participantId: 'pub-1' };
+    for (const bad of [{ sourceStageArn: master.arn }, { participantId: 'pub-1' }, { ...input, maxResults: 0 },
+      { ...input, maxResults: 51 }, { ...input, participantId: 'no_underscore' }, { ...input, nextToken: 'bm90IGEgdG9rZW4=' },
+      { ...input, sourceStageArn: `${master.arn}x` }, { ...input, destinationStageArn: children[1].arn }])
+      fails(await call('ListParticipantReplicas', bad), 400, 'ValidationException');
+    // A token of another listing is refused.
+    const { nextToken: stagesToken } = ok(await call('ListStages', { maxResults: 1 }), 'ListStages');
+    fails(await call('ListParticipantReplicas', { ...input, nextToken: stagesToken }), 400, 'ValidationException');
+  });
+
+  test('rejoin: the publisher leaves and joins again under a new participant id', async () => {
+    const master = fake.createStage({ name: 'master' });
+    const [a, b] = [fake.createStage({ name: 'a' }), fake.createStage({ name: 'b' })];
+    fake.connectParticipant(master.arn, { participantId: 'pub-1', userId: 'publisher', published: true });
+    for (const d of [a, b]) ok(await call('StartParticipantReplication', { sourceStageArn: master.arn, destinationStageArn: d.arn, participantId: 'pub-1' }), 'Start');
+    const fresh = fake.rejoin(master.arn, 'pub-1');
+    assert.notEqual(fresh.participantId, 'pub-1');
+    assert.equal(fresh.userId, 'publisher');
+    const { participants } = ok(await call('ListParticipants', { stageArn: master.arn, sessionId: fake.stage(master.arn).activeSessionId,
+      filterByPublished: true }), 'ListParticipants');
+    assert.deepEqual(participants.map((p) => [p.participantId, p.state]).sort(), [[fresh.participantId, 'CONNECTED'], ['pub-1', 'DISCONNECTED']].sort());
+    assert.deepEqual(fake.replications(), [], 'the old id\'s replications stopped');
+    ok(await call('StartParticipantReplication', { sourceStageArn: master.arn, destinationStageArn: a.arn, participantId: fresh.participantId }), 'new id');
+    fails(await call('StartParticipantReplication', { sourceStageArn: master.arn, destinationStageArn: b.arn, participantId: 'pub-1' }), 400, 'ValidationException');
+    // keepReplications: the old ones stay active until stopped.
+    const again = fake.rejoin(master.arn, fresh.participantId, { newParticipantId: 'pub-3', keepReplications: true });
+    assert.equal(again.participantId, 'pub-3');
+    assert.deepEqual(fake.replications().map((r) => [r.participantId, r.destinationStageArn]), [[fresh.participantId, a.arn]]);
+    ok(await call('StartParticipantReplication', { sourceStageArn: master.arn, destinationStageArn: a.arn, participantId: 'pub-3' }), 'beside the old');
+    ok(await call('StopParticipantReplication', { sourceStageArn: master.arn, destinationStageArn: a.arn, participantId: fresh.participantId }), 'old stopped');
+    assert.deepEqual(fake.replications().map((r) => r.participantId), ['pub-3']);
+    assert.throws(() => fake.rejoin(master.arn, 'pub-1'), { code: 'ResourceNotFoundException' });
   });
 
   test('the 6th concurrent replication of one participant id is 402', async () => {
@@ -309,6 +374,23 @@ test('rateScope operation: each operation has its own window', async () => {
     fake.setRate('GetStage', 1000);
     ok(await call('GetStage', { arn: stage.arn }), 'raised rate');
   } finally { await fake.close(); }
+});
+
+test('pageLimit answers shorter pages than maxResults asks, with a nextToken', async () => {
+  const fake = await start({ ...CREDS, rates: FAST, pageLimit: 2 });
+  try {
+    const call = clientFor(fake, CREDS);
+    for (let i = 0; i < 5; i++) fake.createStage({ name: `s${i}` });
+    const first = ok(await call('ListStages', { maxResults: 100 }), 'ListStages');
+    assert.equal(first.stages.length, 2);
+    const second = ok(await call('ListStages', { maxResults: 100, nextToken: first.nextToken }), 'ListStages 2');
+    assert.equal(second.stages.length, 2);
+    const third = ok(await call('ListStages', { maxResults: 100, nextToken: second.nextToken }), 'ListStages 3');
+    assert.equal(third.stages.length, 1);
+    assert.equal(third.nextToken, undefined);
+  } finally {
+    await fake.close();
+  }
 });
 
 test('sessionLingerMs keeps an empty session open that long', async () => {

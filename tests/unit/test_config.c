@@ -70,7 +70,7 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.redis_password, "");
     assert_int_equal(cfg.redis_db, 0);
     assert_string_equal(cfg.redis_key_prefix, "ivs:prod:");
-    assert_int_equal(cfg.redis_timeout_ms, 800);
+    assert_int_equal(cfg.redis_timeout_ms, 500);
     assert_false(cfg.redis_embedded);
     assert_string_equal(cfg.data_dir, "./data");
     assert_string_equal(cfg.redis_user, "");
@@ -301,6 +301,7 @@ static void test_bad_values_name_the_setting(void **state)
         {"TRUST_PROXY=33", "TRUST_PROXY"},
         {"TRUST_PROXY=10.0.0.0/33", "TRUST_PROXY"},
         {"TRUST_PROXY=10.0.0.0/8,", "TRUST_PROXY"},
+        {"CORS_ORIGINS=" "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t,u,v,w,x,y,z,1,2,3,4,5,6,7", "CORS_ORIGINS"},
         {"HTTP_READ_TIMEOUT_MS=99", "HTTP_READ_TIMEOUT_MS"},
         {"HTTP_IDLE_TIMEOUT_MS=abc", "HTTP_IDLE_TIMEOUT_MS"},
         {"LOG_LEVEL=verbose", "LOG_LEVEL"},

@@ -2,8 +2,9 @@
  * paths, "/:" parameter patterns (raw segment and its length; a segment
  * holding '/' or an empty one does not match; a fixed tail after the
  * parameter), wrong method versus unknown
- * path, first matching row wins, and a few rows of the real table
- * usher_routes (src/routes/routes.c). Uses its own table of dummy handlers. */
+ * path, first matching row wins, a few rows of the real table
+ * usher_routes (src/routes/routes.c) and which of them a configuration
+ * serves. Uses its own table of dummy handlers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "config/config.h"
 #include "http/router.h"
 #include "routes/routes.h"
 
@@ -211,40 +213,50 @@ static void test_empty_table(void **state)
 static void test_real_table(void **state)
 {
     (void)state;
+    static const struct {
+        const char *method, *path;
+        enum route_match m;
+        route_handler handler;
+        const char *param;          /* NULL: none */
+    } rows[] = {
+        {"GET", "/api/stats", ROUTE_FOUND, route_stats, NULL},
+        {"DELETE", "/api/stats", ROUTE_WRONG_METHOD, NULL, NULL},
+        {"GET", "/api/stats/viewers", ROUTE_FOUND, route_stats_viewers, NULL},
+        {"GET", "/api/stats/publisher", ROUTE_FOUND, route_publisher_status_get, NULL},
+        {"GET", "/api/viewer/list/arn%3Aaws", ROUTE_FOUND, route_viewer_list, "arn%3Aaws"},
+        {"GET", "/api/stage/list", ROUTE_FOUND, route_stage_list, NULL},
+        {"GET", "/api/health", ROUTE_FOUND, route_health, NULL},
+        {"GET", "/api/no-such-thing", ROUTE_NOT_FOUND, NULL, NULL},
+    };
     assert_true(usher_route_count > 0);
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        struct out o = find(usher_routes, usher_route_count, rows[i].method, rows[i].path);
+        assert_int_equal(o.m, rows[i].m);
+        if (rows[i].m != ROUTE_FOUND)
+            continue;
+        assert_ptr_equal(o.found->handler, rows[i].handler);
+        assert_int_equal(o.param_len, rows[i].param ? strlen(rows[i].param) : 0);
+        if (rows[i].param)
+            assert_memory_equal(o.param, rows[i].param, o.param_len);
+        else
+            assert_null(o.param);
+    }
+}
 
-    struct out o = find(usher_routes, usher_route_count, "GET", "/api/stats");
-    assert_int_equal(o.m, ROUTE_FOUND);
-    assert_ptr_equal(o.found->handler, route_stats);
-    assert_null(o.param);
-    assert_int_equal(o.param_len, 0);
-
-    o = find(usher_routes, usher_route_count, "DELETE", "/api/stats");
-    assert_int_equal(o.m, ROUTE_WRONG_METHOD);
-
-    o = find(usher_routes, usher_route_count, "GET", "/api/stats/viewers");
-    assert_int_equal(o.m, ROUTE_FOUND);
-    assert_ptr_equal(o.found->handler, route_stats_viewers);
-
-    o = find(usher_routes, usher_route_count, "GET", "/api/stats/publisher");
-    assert_int_equal(o.m, ROUTE_FOUND);
-    assert_ptr_equal(o.found->handler, route_publisher_status_get);
-
-    o = find(usher_routes, usher_route_count, "GET", "/api/viewer/list/arn%3Aaws");
-    assert_int_equal(o.m, ROUTE_FOUND);
-    assert_ptr_equal(o.found->handler, route_viewer_list);
-    assert_int_equal(o.param_len, strlen("arn%3Aaws"));
-    assert_memory_equal(o.param, "arn%3Aaws", o.param_len);
-
-    o = find(usher_routes, usher_route_count, "GET", "/api/stage/list");
-    assert_int_equal(o.m, ROUTE_FOUND);
-    assert_ptr_equal(o.found->handler, route_stage_list);
-
-    o = find(usher_routes, usher_route_count, "GET", "/api/health");
-    assert_int_equal(o.m, ROUTE_FOUND);
-    assert_ptr_equal(o.found->handler, route_health);
-
-    o = find(usher_routes, usher_route_count, "GET", "/api/no-such-thing");
+/* The test participants route is served only with LOCAL_PARTICIPANTS_API;
+ * every other route always. */
+static void test_routes_served(void **state)
+{
+    (void)state;
+    struct route served[usher_route_count];
+    struct config cfg = {.local_participants_api = true};
+    assert_int_equal(usher_routes_served(&cfg, served), usher_route_count);
+    cfg.local_participants_api = false;
+    size_t n = usher_routes_served(&cfg, served);
+    assert_int_equal(n, usher_route_count - 1);
+    for (size_t i = 0; i < n; i++)
+        assert_ptr_not_equal(served[i].handler, route_test_participants);
+    struct out o = find(served, n, "POST", "/api/test/participants");
     assert_int_equal(o.m, ROUTE_NOT_FOUND);
 }
 
@@ -257,6 +269,7 @@ int main(void)
         cmocka_unit_test(test_outputs_untouched_unless_found),
         cmocka_unit_test(test_empty_table),
         cmocka_unit_test(test_real_table),
+        cmocka_unit_test(test_routes_served),
     };
     return cmocka_run_group_tests_name("router", tests, NULL, NULL);
 }

@@ -531,6 +531,18 @@ static void test_state_json(void **state)
     assert_int_equal(stage_mode_of(NULL), MODE_OPEN);
     assert_int_equal(stage_mode_of("bogus"), MODE_OPEN);
     assert_string_equal(replication_name(REPL_NONE), "none");
+    /* A running replication names the participant it copies, and since when. */
+    struct stage_state run = {.replication = REPL_RUNNING, .participant = "pub-1", .running_since_ms = 5678};
+    json = stage_state_json(&run);
+    assert_string_equal(json, "{\"replication\":\"running\",\"attempts\":0,\"participant\":\"pub-1\","
+                              "\"runningSince\":5678}");
+    stage_state_parse(json, &back);
+    assert_string_equal(back.participant, "pub-1");
+    assert_int_equal(back.running_since_ms, 5678);
+    free(json);
+    stage_state_parse("{\"replication\":\"running\"}", &back);
+    assert_string_equal(back.participant, "");
+    assert_int_equal(back.running_since_ms, 0);
 }
 
 int main(void)

@@ -23,7 +23,7 @@
 
 -- Raise VERSION with every change to this file: a connecting usher replaces
 -- the library in Redis only when Redis holds an older one (store/redis.c).
-local VERSION = 11
+local VERSION = 12
 
 -- A stage's seating mode (stages/state.h names them in C). `stage_mode`
 -- holds only waiting and draining: no field means open.
@@ -497,6 +497,33 @@ local function event_news(keys, args)
   return 1
 end
 
+-- orphan_seen: the orphan sweep's candidates (stages of this stream IVS
+-- lists and no record names), each noted (`orphan_seen`, arn → ms) by
+-- Redis's clock the first time any process gives it; those not given are
+-- forgotten (recorded meanwhile, or deleted). So ORPHAN_GRACE counts from
+-- the first sweep that saw a stage, in whichever process, across restarts.
+-- ARGV: prefix, JSON array of ARNs. KEYS: orphan_seen.
+-- Returns a JSON object arn → ms since first seen (0: noted now).
+local function orphan_seen(keys, args)
+  local c = context(keys, args)
+  local k, given, out = key(c, 'orphan_seen'), {}, {}
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  for _, arn in ipairs(cjson.decode(args[2])) do
+    given[arn] = true
+    redis.call('HSETNX', k, arn, now)
+  end
+  local all = redis.call('HGETALL', k)
+  for i = 1, #all, 2 do
+    if given[all[i]] then
+      out[all[i]] = now - tonumber(all[i + 1])
+    else
+      redis.call('HDEL', k, all[i])
+    end
+  end
+  return cjson.encode(out)
+end
+
 -- read(run) for `names` in runs of 1000 (unpack() is bounded by Lua's
 -- stack), its answers joined: one MGET or HMGET for many names.
 local READ_RUN = 1000
@@ -946,6 +973,7 @@ redis.register_function('usher_rate_take', rate_take)
 redis.register_function('usher_webhook_claim', webhook_claim)
 redis.register_function('usher_reconcile_seat', reconcile_seat)
 redis.register_function('usher_event_news', event_news)
+redis.register_function('usher_orphan_seen', orphan_seen)
 -- Those that only free seats and keys run even when Redis is out of
 -- memory (maxmemory reached), as they did as scripts: refusing them would
 -- keep the memory taken.

@@ -1,21 +1,21 @@
 /* waiters.c — see waiters.h. Each waiter has its own timer; a wake makes
- * every timer due at once, so a retry always runs from the loop. */
-#include "scaler/waiters.h"
+ * every timer due at once, so a call always runs from the loop. */
+#include "util/waiters.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/queue.h>
 
 struct waiter {
-    struct waiter *prev, *next;
-    struct waiters *list;
+    LIST_ENTRY(waiter) link;
     struct event *timer;
-    void (*retry)(void *arg);
+    void (*fn)(void *arg);
     void *arg;
 };
 
 struct waiters {
     struct event_base *base;
-    struct waiter *head;
+    LIST_HEAD(, waiter) head;
     bool closing;                    /* being freed: nobody waits any more */
 };
 
@@ -27,29 +27,24 @@ struct waiters *waiters_new(struct event_base *base)
     return w;
 }
 
-static void unlink_waiter(struct waiter *x)
+static void waiter_free(struct waiter *x)
 {
-    if (x->prev)
-        x->prev->next = x->next;
-    else
-        x->list->head = x->next;
-    if (x->next)
-        x->next->prev = x->prev;
+    LIST_REMOVE(x, link);
+    event_free(x->timer);
+    free(x);
 }
 
 static void due(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct waiter *x = arg;
-    unlink_waiter(x);
-    event_free(x->timer);
-    void (*retry)(void *) = x->retry;
-    void *retry_arg = x->arg;
-    free(x);
-    retry(retry_arg);
+    void (*fn)(void *) = x->fn;
+    void *fn_arg = x->arg;
+    waiter_free(x);
+    fn(fn_arg);
 }
 
-int waiters_add(struct waiters *w, long interval_ms, void (*retry)(void *arg), void *arg)
+int waiters_add(struct waiters *w, long interval_ms, void (*fn)(void *arg), void *arg)
 {
     struct waiter *x = w->closing ? NULL : calloc(1, sizeof *x);
     if (!x)
@@ -62,16 +57,15 @@ int waiters_add(struct waiters *w, long interval_ms, void (*retry)(void *arg), v
         free(x);
         return -1;
     }
-    *x = (struct waiter){.next = w->head, .list = w, .timer = x->timer, .retry = retry, .arg = arg};
-    if (w->head)
-        w->head->prev = x;
-    w->head = x;
+    *x = (struct waiter){.timer = x->timer, .fn = fn, .arg = arg};
+    LIST_INSERT_HEAD(&w->head, x, link);
     return 0;
 }
 
 void waiters_wake(struct waiters *w)
 {
-    for (struct waiter *x = w->head; x; x = x->next)
+    struct waiter *x;
+    LIST_FOREACH(x, &w->head, link)
         event_active(x->timer, EV_TIMEOUT, 0);
 }
 
@@ -80,7 +74,16 @@ void waiters_free(struct waiters *w)
     if (!w)
         return;
     w->closing = true;
-    while (w->head)
-        due(-1, 0, w->head);
+    while (!LIST_EMPTY(&w->head))
+        due(-1, 0, LIST_FIRST(&w->head));
+    free(w);
+}
+
+void waiters_drop(struct waiters *w)
+{
+    if (!w)
+        return;
+    while (!LIST_EMPTY(&w->head))
+        waiter_free(LIST_FIRST(&w->head));
     free(w);
 }

@@ -1,0 +1,50 @@
+/* replicas.h — the replications IVS runs made to agree with what Redis
+ * records of them.
+ *
+ * A replication usher recorded as running can be gone in IVS (stopped
+ * behind usher's back, its destination's session ended), and one usher
+ * never recorded can run (another tool, a start whose stage record was
+ * lost). Above all, a publisher that joins the master stage again gets a
+ * new participant id from IVS, and the replications of the old id stop
+ * (or linger, within a reconnect window) while the records still say
+ * running: the overflow stages would stay dark.
+ *
+ * So after each regular look for the publisher (reconcile.h: the lease
+ * holder, every PUBLISHER_POLL_INTERVAL) that found one, the replications
+ * of its participant id out of the master stage are listed
+ * (ListParticipantReplicas, all pages), then the stages read from Redis
+ * (store_stats), and each stage fed from the master is judged:
+ *  - recorded running from another participant id (the publisher joined
+ *    again): what is left of the old replication is stopped and the stage's
+ *    replication set to none, so the scaler starts it from the new id;
+ *  - recorded running but not listed active: set to none (restarted the
+ *    same way);
+ *  - listed active but recorded failed or none (a start whose answer was
+ *    lost): recorded running, from this id;
+ *  - listed active into a stage Redis does not record as fed from the
+ *    master: stopped, and reported.
+ * A replication that started after the look is left alone (its record is
+ * newer than what IVS was asked). Restarts go through the scaler, so they
+ * stay within REPLICATION_MAX and the shared call pace. Every change is a
+ * stage event (replication_stale, replication_lost, replication_adopted,
+ * replication_unknown) and a log line; writes are fenced by the scaler
+ * lease, so two processes never both act. */
+#ifndef USHER_RECONCILE_REPLICAS_H
+#define USHER_RECONCILE_REPLICAS_H
+
+#include <stdint.h>
+
+struct app;
+struct replicas;
+
+/* holder: the scaler's lease id (borrowed; it outlives this). NULL when
+ * out of memory. */
+struct replicas *replicas_new(struct app *app, const char *holder);
+/* Call after the provider and the store are freed. NULL is fine. */
+void replicas_free(struct replicas *x);
+
+/* Checks the replications of publisher (its participant id in the master
+ * stage, found at looked_ms, unix ms), unless a check runs. */
+void replicas_check(struct replicas *x, const char *publisher, int64_t looked_ms);
+
+#endif

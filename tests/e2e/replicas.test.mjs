@@ -1,0 +1,184 @@
+// replicas.test.mjs — the replications IVS runs kept in agreement with
+// Redis (src/reconcile/replicas.c), with STAGE_PROVIDER=aws against the fake
+// IVS and two usher processes sharing one Redis:
+//  - a replication stopped behind usher's back is started again, once;
+//  - a replication usher does not know (into a stage it does not record)
+//    is stopped, once;
+//  - a publisher that joins again under a new participant id (IVS gives one
+//    per join) gets every overflow stage fed from the new id and none from
+//    the old, whether IVS stopped the old ones already or not, each start
+//    made once;
+// each with its stage event, and Redis's record naming the id replicated.
+// The local provider answers ListParticipantReplicas from its own record:
+// the same re-replication there, on its participant model.
+// And the orphan sweep's grace is counted from the first sweep that saw an
+// unrecorded stage in any process (kept in Redis), across restarts.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { start as startFake } from '../fake-ivs/fake-ivs.mjs';
+import { Redis, Usher, PREFIX, sleep, waitFor, startLive } from './harness.mjs';
+import { awsEnv, sharedKey, closeAll } from './aws-usher.mjs';
+
+const STREAM = 'e2e-replicas';
+const CAP = 2;
+const VIEWERS = 6;                     // 4 stages with CAP 2: the master and 3 fed from it
+const GRACE_S = 5;                     // ORPHAN_GRACE
+
+describe('replications against IVS, two processes', () => {
+  let fake, redis, u1, u2, key, master, publisher;
+  before(async () => {
+    fake = await startFake({ pageLimit: 2 });   // 3 replicas take 2 pages
+    redis = await Redis.start();
+    key = sharedKey();
+    const env = awsEnv(fake, STREAM, {
+      TOKEN_PRIVATE_KEY_FILE: key.file, AUTO_SCALE_ENABLED: 'true', MAX_VIEWERS_PER_STAGE: String(CAP),
+      MAX_STAGES: '20', SCALER_INTERVAL_MS: '200', SCALER_LEASE_MS: '2000', SCALE_DOWN_COOLDOWN: '3600',
+      REPLICATION_RETRY_MS: '200', PUBLISHER_POLL_INTERVAL: '1', RECONCILE_INTERVAL: '0', LOG_LEVEL: 'info',
+      ORPHAN_SWEEP_INTERVAL: '1', ORPHAN_GRACE: String(GRACE_S) });
+    u1 = await Usher.start(redis, env);
+    u2 = await Usher.start(redis, env);
+    await waitFor(() => (master = redis.raw('GET', `${PREFIX}master_stage`)), { timeoutMs: 5000, what: 'the master' });
+    const pub = (await u1.post('/api/token/publisher', { userId: 'pub' })).body.data;
+    fake.connectParticipant(master, { participantId: pub.participantId, userId: 'pub', published: true });
+    publisher = pub.participantId;
+    for (let i = 0; i < VIEWERS; i++) {
+      const u = i % 2 ? u2 : u1;
+      await waitFor(async () => (await u.post('/api/token/viewer', { userId: `v${i}` })).status === 200,
+        { timeoutMs: 30000, what: `viewer v${i} seated`, stepMs: 100 });
+    }
+    await waitFor(() => matches(publisher), { timeoutMs: 20000, what: 'every added stage fed' });
+  });
+  after(() => closeAll(u1, u2, redis, fake, key));
+
+  const added = () => redis.raw('ZRANGE', `${PREFIX}stages`, 0, -1).split('\n').filter((a) => a && a !== master).sort();
+  // stage_state: arn → the scaler's record of the stage.
+  const records = () => {
+    const lines = redis.raw('HGETALL', `${PREFIX}stage_state`).split('\n');
+    const out = {};
+    for (let i = 0; i + 1 < lines.length; i += 2) out[lines[i]] = JSON.parse(lines[i + 1]);
+    return out;
+  };
+  // [dest, participant] of every replication IVS runs out of the master.
+  const inIvs = () => fake.replications().filter((r) => r.sourceStageArn === master)
+    .map((r) => [r.destinationStageArn, r.participantId]).sort();
+  // IVS runs exactly one replication into each added stage, from id, and
+  // Redis records each as running from id.
+  function matches(id) {
+    const want = added().map((a) => [a, id]);
+    const rec = records();
+    return want.length === VIEWERS / CAP && JSON.stringify(inIvs()) === JSON.stringify(want) &&
+      added().every((a) => rec[a]?.replication === 'running' && rec[a]?.participant === id);
+  }
+  const calls = (op, pred = () => true) => fake.callsOf(op).filter((c) => c.status === 200 && pred(c.input));
+  const events = async (type) => (await u1.get('/api/stage/events')).body.data.events.filter((e) => e.type === type);
+
+  it('a replication stopped behind usher\'s back is started again, once', async () => {
+    const dest = added()[0];
+    const starts = calls('StartParticipantReplication').length;
+    fake.invoke('StopParticipantReplication', { sourceStageArn: master, destinationStageArn: dest, participantId: publisher });
+    assert.equal(matches(publisher), false);
+    await waitFor(() => matches(publisher), { timeoutMs: 15000, what: 'the replication started again' });
+    await sleep(2500);                 // more looks by the lease holder: nothing more is done
+    assert.ok(matches(publisher));
+    const again = calls('StartParticipantReplication').slice(starts);
+    assert.deepEqual(again.map((c) => [c.input.destinationStageArn, c.input.participantId]), [[dest, publisher]],
+      'one start, by one of the two processes');
+    assert.ok((await events('replication_lost')).some((e) => e.stageArn === dest), 'a replication_lost event');
+    assert.ok(calls('ListParticipantReplicas', (i) => i.nextToken).length > 0, 'the replicas listed page after page');
+  });
+
+  it('a replication usher does not know is stopped, once', async () => {
+    const other = fake.createStage({ name: 'not-ushers' });
+    fake.invoke('StartParticipantReplication', { sourceStageArn: master, destinationStageArn: other.arn, participantId: publisher });
+    await waitFor(() => !fake.replications().some((r) => r.destinationStageArn === other.arn),
+      { timeoutMs: 15000, what: 'the unknown replication stopped' });
+    await sleep(2500);
+    const stops = calls('StopParticipantReplication', (i) => i.destinationStageArn === other.arn);
+    assert.equal(stops.length, 1, 'stopped once, by one of the two processes');
+    assert.equal(stops[0].input.participantId, publisher);
+    assert.ok(matches(publisher), 'usher\'s own replications untouched');
+    assert.ok((await events('replication_unknown')).some((e) => e.stageArn === other.arn), 'a replication_unknown event');
+  });
+
+  for (const keepReplications of [true, false]) {
+    it(`a publisher joining again under a new participant id is replicated anew${keepReplications ? ' (the old replications still running)' : ''}`, async () => {
+      const old = publisher;
+      const starts = calls('StartParticipantReplication').length;
+      const stops = calls('StopParticipantReplication').length;
+      const fresh = fake.rejoin(master, old, { keepReplications });
+      assert.equal(inIvs().filter(([, id]) => id === old).length, keepReplications ? VIEWERS / CAP : 0);
+      await waitFor(() => matches(fresh.participantId), { timeoutMs: 20000, what: 'every added stage fed from the new id' });
+      await sleep(2500);
+      assert.ok(matches(fresh.participantId), 'none from the old id, every added stage from the new');
+      const started = calls('StartParticipantReplication').slice(starts);
+      assert.deepEqual(started.map((c) => c.input.participantId), Array(VIEWERS / CAP).fill(fresh.participantId));
+      assert.deepEqual(started.map((c) => c.input.destinationStageArn).sort(), added(), 'each stage started once');
+      assert.ok(fake.stages().length <= 1 + 5 + 1, 'within REPLICATION_MAX');
+      // What was left of the old ones was stopped, each once.
+      const stopped = fake.callsOf('StopParticipantReplication').slice(stops).filter((c) => c.input?.participantId === old);
+      if (keepReplications) assert.deepEqual(stopped.map((c) => [c.input.destinationStageArn, c.status]).sort(), added().map((a) => [a, 200]));
+      assert.ok(stopped.length <= VIEWERS / CAP, `each old one stopped at most once: ${stopped.length}`);
+      assert.equal(calls('StopParticipantReplication').slice(stops).filter((c) => c.input.participantId !== old).length, 0);
+      const stale = (await events('replication_stale')).filter((e) => e.detail.includes(fresh.participantId));
+      assert.deepEqual(stale.map((e) => e.stageArn).sort(), added(), 'a replication_stale event per stage');
+      publisher = fresh.participantId;
+    });
+  }
+
+  // Last: it restarts both processes.
+  it('the orphan grace counts from the first sweep that saw the stage, in any process, across restarts', async () => {
+    const orphan = fake.createStage({ name: 'lost-answer', tags: { 'usher:managed': 'true', 'usher:stream': STREAM } });
+    const seen = () => redis.raw('HGET', `${PREFIX}orphan_seen`, orphan.arn);
+    await waitFor(() => seen() !== '', { timeoutMs: 5000, what: 'the orphan noted in Redis' });
+    const first = Number(seen());
+    assert.ok(Math.abs(first - Date.now()) < 3000, `noted by Redis's clock: ${first}`);
+    // Both processes restart well inside the grace; the grace still ends
+    // when it would have: not counted afresh by the process that sweeps next.
+    await sleep(2500);
+    await u1.stop();
+    await u2.stop();
+    await u2.restart();
+    await u1.restart();
+    assert.equal(Number(seen()), first, 'the first sighting kept');
+    await waitFor(() => !fake.stage(orphan.arn), { timeoutMs: 20000, what: 'the orphan deleted' });
+    const deleted = fake.callsOf('DeleteStage').find((c) => c.input?.arn === orphan.arn && c.status === 200);
+    const after = deleted.time - first;
+    assert.ok(after >= GRACE_S * 1000 - 100, `not before the grace: ${after} ms`);
+    assert.ok(after < GRACE_S * 1000 + 2000, `when the grace ended, not counted afresh after the restart: ${after} ms`);
+    assert.equal(fake.callsOf('DeleteStage').filter((c) => c.input?.arn === orphan.arn).length, 1, 'deleted once');
+    await waitFor(() => seen() === '', { timeoutMs: 5000, what: 'the deleted orphan forgotten' });
+    assert.ok(matches(publisher), 'the replications untouched');
+  });
+});
+
+describe('replications with the local provider model', () => {
+  it('a publisher joining again under a new participant id is replicated anew', async () => {
+    const { redis, usher } = await startLive({ LOCAL_PARTICIPANTS_API: 'true', RECONCILE_INTERVAL: '0',
+      SCALER_INTERVAL_MS: '200', PUBLISHER_POLL_INTERVAL: '1', AUTO_SCALE_ENABLED: 'true',
+      MAX_VIEWERS_PER_STAGE: String(CAP), SCALE_DOWN_COOLDOWN: '3600', REPLICATION_RETRY_MS: '200' });
+    try {
+      const master = redis.raw('GET', `${PREFIX}master_stage`);
+      const publish = async (participantId, connected) => assert.equal((await usher.post('/api/test/participants',
+        { stageArn: master, participantId, userId: 'publisher-1', published: true, connected })).status, 200);
+      const added = () => redis.raw('ZRANGE', `${PREFIX}stages`, 0, -1).split('\n').filter((a) => a && a !== master);
+      const fedFrom = (id) => added().length === 2 && added().every((a) => {
+        const st = JSON.parse(redis.raw('HGET', `${PREFIX}stage_state`, a) || '{}');
+        return st.replication === 'running' && st.participant === id;
+      });
+      await publish('pub-1', true);
+      for (let i = 0; i < 4; i++)          // 3 stages with CAP 2: 2 fed from the master
+        await waitFor(async () => (await usher.post('/api/token/viewer', { userId: `v${i}` })).status === 200,
+          { timeoutMs: 15000, what: `viewer v${i} seated`, stepMs: 100 });
+      await waitFor(() => fedFrom('pub-1'), { timeoutMs: 15000, what: 'the added stages fed from pub-1' });
+      await publish('pub-2', true);
+      await publish('pub-1', false);
+      await waitFor(() => fedFrom('pub-2'), { timeoutMs: 15000, what: 'the added stages fed from pub-2' });
+      const events = (await usher.get('/api/stage/events?limit=1000')).body.data.events;
+      assert.deepEqual(events.filter((e) => e.type === 'replication_stale' && e.detail.includes('pub-2'))
+        .map((e) => e.stageArn).sort(), added().sort());
+    } finally {
+      await usher.close();
+      await redis.close();
+    }
+  });
+});
