@@ -8,7 +8,7 @@
  * holds buffers (the read window, the request head and body, the answers
  * queued) only while a request is in progress or bytes wait in them; an
  * idle keep-alive connection gives them back to its listener, which keeps
- * a few for the next requests, and costs a few hundred bytes.
+ * a few for the next requests, and costs about 1 KB.
  *
  * What a client cannot do: grow usher's memory past a fixed bound per
  * connection (the read window, the request head, the body limit, and at
