@@ -45,6 +45,8 @@
 #define HTTP_OUT_HIGH HTTP_STREAM_MAX_QUEUED  /* queued answer bytes that stop reading further requests */
 #define LINGER_MS 2000
 #define SWEEP_MS 250
+#define MEM_FREE_MAX 64             /* buffers a listener keeps for later requests */
+#define MEM_KEEP_CAP (16 * 1024)    /* a buffer grown past this is freed, not kept */
 
 struct buf {
     char *p;
@@ -53,6 +55,22 @@ struct buf {
 
 struct header {
     size_t name, value;             /* offsets of NUL-terminated strings in head */
+};
+
+/* A connection's buffers, held only while it has a request in progress,
+ * bytes waiting in its read window or answers waiting to be written (an
+ * idle keep-alive connection holds none, and costs usher about 1 KB with
+ * its two libevent events: tests/e2e/conn-memory.test.mjs). Given back to
+ * the listener's free list, so a request does not pay for a malloc and
+ * free of the window. */
+struct conn_mem {
+    struct conn_mem *next;          /* in the listener's free list */
+    char in[IN_CAP];                /* the read window */
+    struct buf head;                /* URL, then each header's name and value */
+    struct header hdr[MAX_HEADERS];
+    struct buf body;
+    struct buf extra;               /* headers of the answer in the making */
+    struct buf out;                 /* answers not yet taken by the socket */
 };
 
 enum conn_state { C_IDLE, C_READING, C_BUSY, C_CLOSING, C_STREAM, C_TAKEN };
@@ -73,19 +91,14 @@ struct http_conn {
     bool lingering;                 /* write side shut; reads are dropped */
     int64_t deadline_ms;            /* of the state; 0 = none */
     int64_t write_deadline_ms;      /* while writing */
-    char in[IN_CAP];
-    size_t in_off, in_len;
-    struct buf head;                /* URL, then each header's name and value */
-    struct header hdr[MAX_HEADERS];
+    struct conn_mem *m;             /* while a request is in progress or bytes wait; else NULL */
+    size_t in_off, in_len;          /* the window's unparsed bytes, in m->in */
     size_t nhdr;
     size_t url_len;
     size_t path;                    /* offset in head of the path */
     size_t query;                   /* offset in head of the query, or SIZE_MAX */
     enum hstate hstate;
-    struct buf body;
-    struct buf extra;               /* headers of the answer in the making */
-    struct buf out;
-    size_t out_sent;
+    size_t out_sent;                /* of m->out */
     void (*on_stream_close)(void *);    /* STREAM: called once if it ends otherwise */
     void *stream_arg;
     int fail_status;                /* set by a parser callback that refuses */
@@ -105,6 +118,8 @@ struct http_listener {
     void *arg;
     struct conn_list conns;
     http_parser_settings settings;
+    struct conn_mem *free_mem;      /* buffers given back, for the next request */
+    int nfree_mem;
     int inflight;
     bool stopping;
     int64_t date_s;
@@ -151,15 +166,85 @@ static int buf_str(struct buf *b, const char *s)
     return buf_add(b, s, strlen(s), SIZE_MAX / 2);
 }
 
+/* ---- a connection's buffers --------------------------------------------- */
+
+/* Empties b, and frees its storage once it grew past MEM_KEEP_CAP (a large
+ * body or answer), so the free list keeps only small buffers. */
+static void buf_trim(struct buf *b)
+{
+    b->len = 0;
+    if (b->cap > MEM_KEEP_CAP) {
+        free(b->p);
+        b->p = NULL;
+        b->cap = 0;
+    }
+}
+
+static void mem_free(struct conn_mem *m)
+{
+    free(m->head.p);
+    free(m->body.p);
+    free(m->extra.p);
+    free(m->out.p);
+    free(m);
+}
+
+/* Takes c's buffers (if it holds any) and gives them to the listener's
+ * free list, or frees them when the list holds MEM_FREE_MAX already. */
+static void conn_mem_put(struct http_conn *c)
+{
+    struct conn_mem *m = c->m;
+    struct http_listener *l = c->l;
+    if (!m)
+        return;
+    c->m = NULL;
+    c->in_off = c->in_len = c->out_sent = 0;
+    if (l->nfree_mem >= MEM_FREE_MAX) {
+        mem_free(m);
+        return;
+    }
+    buf_trim(&m->head);
+    buf_trim(&m->body);
+    buf_trim(&m->extra);
+    buf_trim(&m->out);
+    m->next = l->free_mem;
+    l->free_mem = m;
+    l->nfree_mem++;
+}
+
+/* Gives c buffers, from the free list or new. 0, or -1 (out of memory). */
+static int conn_mem_get(struct http_conn *c)
+{
+    struct http_listener *l = c->l;
+    struct conn_mem *m = l->free_mem;
+    if (c->m)
+        return 0;
+    if (m) {
+        l->free_mem = m->next;
+        l->nfree_mem--;
+    } else if (!(m = calloc(1, sizeof *m))) {
+        return -1;
+    }
+    c->m = m;
+    return 0;
+}
+
+/* Gives c's buffers back when it has nothing in them: no request in
+ * progress (idle, or lingering after its last answer), no unparsed byte,
+ * no answer unsent. */
+static void conn_mem_put_if_idle(struct http_conn *c)
+{
+    if (c->m && (c->state == C_IDLE || c->lingering) && c->in_off == c->in_len &&
+        !c->writing && c->out_sent == c->m->out.len)
+        conn_mem_put(c);
+}
+
 /* ---- closing -------------------------------------------------------------- */
 
 static void conn_free(struct http_conn *c)
 {
     TAILQ_REMOVE(&c->l->conns, c, link);
-    free(c->head.p);
-    free(c->body.p);
-    free(c->extra.p);
-    free(c->out.p);
+    conn_mem_put(c);
     free(c);
 }
 
@@ -204,6 +289,7 @@ static void begin_linger(struct http_conn *c)
     c->lingering = true;
     c->deadline_ms = mono_ms() + LINGER_MS;
     read_on(c, true);
+    conn_mem_put_if_idle(c);
 }
 
 static void drain_discard(struct http_conn *c)
@@ -244,7 +330,7 @@ static void refuse(struct http_conn *c, int status, const char *code, const char
 {
     if (c->state != C_READING)
         begin_request_slot(c);
-    c->extra.len = 0;
+    c->m->extra.len = 0;
     c->close_after = true;
     c->state = C_BUSY;
     c->l->inflight++;
@@ -284,7 +370,7 @@ static int on_message_begin(http_parser *p)
     struct http_conn *c = p->data;
     c->state = C_READING;
     c->deadline_ms = mono_ms() + c->l->limits.read_timeout_ms;
-    c->head.len = c->body.len = c->extra.len = 0;
+    c->m->head.len = c->m->body.len = c->m->extra.len = 0;
     c->nhdr = c->url_len = 0;
     c->hstate = H_NONE;
     c->query = SIZE_MAX;
@@ -294,7 +380,7 @@ static int on_message_begin(http_parser *p)
 
 static int head_add(struct http_conn *c, const char *at, size_t len)
 {
-    if (buf_add(&c->head, at, len, MAX_HEAD_BYTES) != 0)
+    if (buf_add(&c->m->head, at, len, MAX_HEAD_BYTES) != 0)
         return fail(c, 431, "HEADERS_TOO_LARGE", "the request line and headers are too large");
     return 0;
 }
@@ -321,7 +407,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
             return fail(c, 431, "HEADERS_TOO_LARGE", "the request has too many headers");
         if (head_end(c) != 0)
             return -1;
-        c->hdr[c->nhdr++].name = c->head.len;
+        c->m->hdr[c->nhdr++].name = c->m->head.len;
         c->hstate = H_FIELD;
     }
     return head_add(c, at, len);
@@ -333,7 +419,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     if (c->hstate != H_VALUE) {
         if (head_end(c) != 0)
             return -1;
-        c->hdr[c->nhdr - 1].value = c->head.len;
+        c->m->hdr[c->nhdr - 1].value = c->m->head.len;
         c->hstate = H_VALUE;
     }
     return head_add(c, at, len);
@@ -346,18 +432,18 @@ static void url_part(struct http_conn *c, const struct http_parser_url *u, int f
     const char *src = dflt;
     size_t len = dflt ? strlen(dflt) : 0;
     if (u->field_set & (1 << f)) {
-        src = c->head.p + u->field_data[f].off;
+        src = c->m->head.p + u->field_data[f].off;
         len = u->field_data[f].len;
     }
-    memcpy(c->head.p + c->head.len, src, len);
-    c->head.len += len;
-    c->head.p[c->head.len++] = '\0';
+    memcpy(c->m->head.p + c->m->head.len, src, len);
+    c->m->head.len += len;
+    c->m->head.p[c->m->head.len++] = '\0';
 }
 
 /* Copies the URL's path and query after the headers (NUL-terminated). */
 static int split_url(struct http_conn *c)
 {
-    const char *url = c->head.p;
+    const char *url = c->m->head.p;
     for (size_t i = 0; i < c->url_len; i++)
         if ((unsigned char)url[i] < 0x20 || url[i] == 0x7f)
             return fail(c, 400, "VALIDATION_ERROR", "the request target holds a control character");
@@ -365,14 +451,14 @@ static int split_url(struct http_conn *c)
     http_parser_url_init(&u);
     if (http_parser_parse_url(url, c->url_len, 0, &u) != 0)
         return fail(c, 400, "VALIDATION_ERROR", "the request target is not a valid URL");
-    size_t need = c->url_len + 4, len = c->head.len;
-    if (buf_add(&c->head, NULL, need, MAX_HEAD_BYTES * 2) != 0)
+    size_t need = c->url_len + 4, len = c->m->head.len;
+    if (buf_add(&c->m->head, NULL, need, MAX_HEAD_BYTES * 2) != 0)
         return fail(c, 431, "HEADERS_TOO_LARGE", "the request line is too large");
-    c->head.len = len;                          /* room reserved, now fill it */
-    c->path = c->head.len;
+    c->m->head.len = len;                          /* room reserved, now fill it */
+    c->path = c->m->head.len;
     url_part(c, &u, UF_PATH, "/");
     if (u.field_set & (1 << UF_QUERY)) {
-        c->query = c->head.len;
+        c->query = c->m->head.len;
         url_part(c, &u, UF_QUERY, NULL);
     }
     return 0;
@@ -393,7 +479,7 @@ static int expect_continue(struct http_conn *c)
         return fail(c, 417, "EXPECTATION_FAILED", "only Expect: 100-continue is understood");
     /* After any answers still queued, so the order holds. */
     if (wants_body(&c->parser) && c->parser.http_minor >= 1)
-        buf_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+        buf_str(&c->m->out, "HTTP/1.1 100 Continue\r\n\r\n");
     return 0;
 }
 
@@ -416,7 +502,7 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct http_conn *c = p->data;
-    if (buf_add(&c->body, at, len, (size_t)c->l->limits.max_body_bytes) != 0)
+    if (buf_add(&c->m->body, at, len, (size_t)c->l->limits.max_body_bytes) != 0)
         return fail(c, 413, "PAYLOAD_TOO_LARGE", c->l->too_large);
     return 0;
 }
@@ -437,7 +523,7 @@ static void dispatch(struct http_conn *c)
 {
     c->state = C_BUSY;
     c->deadline_ms = 0;
-    c->rq.path = c->head.p + c->path;
+    c->rq.path = c->m->head.p + c->path;
     c->rq.now_ms = clock_now_ms();  /* the request's moment: request.h */
     c->l->inflight++;
     c->l->dispatch(c->l->arg, &c->rq);
@@ -446,28 +532,28 @@ static void dispatch(struct http_conn *c)
 const char *http_conn_header(const struct http_conn *c, const char *name)
 {
     for (size_t i = 0; i < c->nhdr; i++)
-        if (strcasecmp(c->head.p + c->hdr[i].name, name) == 0)
-            return c->head.p + c->hdr[i].value;
+        if (strcasecmp(c->m->head.p + c->m->hdr[i].name, name) == 0)
+            return c->m->head.p + c->m->hdr[i].value;
     return NULL;
 }
 
 const char *http_conn_query(const struct http_conn *c)
 {
-    return c->query == SIZE_MAX ? NULL : c->head.p + c->query;
+    return c->query == SIZE_MAX ? NULL : c->m->head.p + c->query;
 }
 
 const char *http_conn_body(const struct http_conn *c, size_t *len)
 {
-    *len = c->body.len;
-    return c->body.p;
+    *len = c->m->body.len;
+    return c->m->body.p;
 }
 
 void http_conn_add_header(struct http_conn *c, const char *name, const char *value)
 {
-    buf_str(&c->extra, name);
-    buf_str(&c->extra, ": ");
-    buf_str(&c->extra, value);
-    buf_str(&c->extra, "\r\n");
+    buf_str(&c->m->extra, name);
+    buf_str(&c->m->extra, ": ");
+    buf_str(&c->m->extra, value);
+    buf_str(&c->m->extra, "\r\n");
 }
 
 /* The Date header for an answer whose moment is now_ms (the request's
@@ -492,40 +578,40 @@ static bool is_http10(const struct http_conn *c)
     return c->parser.http_major == 1 && c->parser.http_minor == 0;
 }
 
-/* The status line and headers of an answer, into c->out. */
+/* The status line and headers of an answer, into c->m->out. */
 static void write_head(struct http_conn *c, int status, const char *type, size_t len)
 {
     char line[160];
     const char *reason = http_status_str((enum http_status)status);
     snprintf(line, sizeof line, "HTTP/1.%d %d %s\r\n", is_http10(c) ? 0 : 1, status,
              reason && reason[0] != '<' ? reason : "Unknown");
-    buf_str(&c->out, line);
-    buf_str(&c->out, date_header(c->l, c->rq.now_ms));
+    buf_str(&c->m->out, line);
+    buf_str(&c->m->out, date_header(c->l, c->rq.now_ms));
     if (type) {
         snprintf(line, sizeof line, "Content-Type: %s\r\n", type);
-        buf_str(&c->out, line);
+        buf_str(&c->m->out, line);
     }
     if (status != 204 && len != SIZE_MAX) {
         snprintf(line, sizeof line, "Content-Length: %zu\r\n", len);
-        buf_str(&c->out, line);
+        buf_str(&c->m->out, line);
     }
     if (c->close_after)
-        buf_str(&c->out, "Connection: close\r\n");
+        buf_str(&c->m->out, "Connection: close\r\n");
     else if (is_http10(c))
-        buf_str(&c->out, "Connection: keep-alive\r\n");
-    buf_add(&c->out, c->extra.p, c->extra.len, SIZE_MAX / 2);
-    buf_str(&c->out, "\r\n");
+        buf_str(&c->m->out, "Connection: keep-alive\r\n");
+    buf_add(&c->m->out, c->m->extra.p, c->m->extra.len, SIZE_MAX / 2);
+    buf_str(&c->m->out, "\r\n");
 }
 
-/* Sends what c->out holds unsent and then the pieces, in one sendmsg(),
+/* Sends what c->m->out holds unsent and then the pieces, in one sendmsg(),
  * when the socket is not known to be full. Returns how many bytes of the
- * pieces went out (those of c->out are marked sent); an error sends
+ * pieces went out (those of c->m->out are marked sent); an error sends
  * nothing here and is found by the next conn_flush(). */
 static size_t send_pieces(struct http_conn *c, const struct http_piece *pieces, size_t n)
 {
     struct iovec iov[HTTP_MAX_PIECES + 1];
-    size_t queued = c->out.len - c->out_sent, k = 0;
-    iov[k++] = (struct iovec){c->out.p + c->out_sent, queued};
+    size_t queued = c->m->out.len - c->out_sent, k = 0;
+    iov[k++] = (struct iovec){c->m->out.p + c->out_sent, queued};
     for (size_t i = 0; i < n && i < HTTP_MAX_PIECES; i++)
         iov[k++] = (struct iovec){(void *)pieces[i].data, pieces[i].len};
     struct msghdr msg = {.msg_iov = iov, .msg_iovlen = k};
@@ -539,7 +625,7 @@ static size_t send_pieces(struct http_conn *c, const struct http_piece *pieces, 
         c->out_sent += (size_t)sent;
         return 0;
     }
-    c->out.len = c->out_sent = 0;
+    c->m->out.len = c->out_sent = 0;
     return (size_t)sent - queued;
 }
 
@@ -569,7 +655,7 @@ void http_conn_reply_pieces(struct http_conn *c, int status, const char *type,
         size_t sent = c->in_parse || c->writing ? 0 : send_pieces(c, pieces, n);
         for (size_t i = 0; i < n; i++) {
             size_t skip = sent < pieces[i].len ? sent : pieces[i].len;
-            buf_add(&c->out, (const char *)pieces[i].data + skip, pieces[i].len - skip, SIZE_MAX / 2);
+            buf_add(&c->m->out, (const char *)pieces[i].data + skip, pieces[i].len - skip, SIZE_MAX / 2);
             sent -= skip;
         }
     }
@@ -606,9 +692,9 @@ struct http_conn *http_conn_stream_begin(struct http_conn *c, int status, const 
 
 int http_conn_stream_write(struct http_conn *c, const char *data, size_t len)
 {
-    if (c->state != C_STREAM || c->out.len - c->out_sent + len > HTTP_OUT_HIGH)
+    if (c->state != C_STREAM || c->m->out.len - c->out_sent + len > HTTP_OUT_HIGH)
         return -1;
-    if (buf_add(&c->out, data, len, SIZE_MAX / 2) != 0)
+    if (buf_add(&c->m->out, data, len, SIZE_MAX / 2) != 0)
         return -1;
     if (c->in_parse || c->writing)
         return 0;
@@ -640,7 +726,7 @@ evutil_socket_t http_conn_takeover(struct http_conn *c, char *rest, size_t *rest
     *rest_len = 0;
     if (fd >= 0) {
         *rest_len = c->in_len - c->in_off;
-        memcpy(rest, c->in + c->in_off, *rest_len);
+        memcpy(rest, c->m->in + c->in_off, *rest_len);
         event_free(c->rev);
         event_free(c->wev);
         c->fd = -1;
@@ -657,8 +743,8 @@ evutil_socket_t http_conn_takeover(struct http_conn *c, char *rest, size_t *rest
 static int conn_flush(struct http_conn *c)
 {
     bool sent_any = false;
-    while (c->out_sent < c->out.len) {
-        ssize_t n = send(c->fd, c->out.p + c->out_sent, c->out.len - c->out_sent, MSG_NOSIGNAL);
+    while (c->out_sent < c->m->out.len) {
+        ssize_t n = send(c->fd, c->m->out.p + c->out_sent, c->m->out.len - c->out_sent, MSG_NOSIGNAL);
         if (n > 0) {
             c->out_sent += (size_t)n;
             sent_any = true;
@@ -676,7 +762,7 @@ static int conn_flush(struct http_conn *c)
             return -1;
         }
     }
-    c->out.len = c->out_sent = 0;
+    c->m->out.len = c->out_sent = 0;
     if (c->writing)
         event_del(c->wev);
     c->writing = false;
@@ -705,14 +791,15 @@ static void conn_settle(struct http_conn *c)
         return;
     }
     read_on(c, !c->eof && !window_full(c));
+    conn_mem_put_if_idle(c);
 }
 
 static void conn_parse(struct http_conn *c)
 {
     c->in_parse = true;
     while ((c->state == C_IDLE || c->state == C_READING) && c->in_off < c->in_len &&
-           c->out.len - c->out_sent < HTTP_OUT_HIGH) {
-        size_t n = http_parser_execute(&c->parser, &c->l->settings, c->in + c->in_off,
+           c->m->out.len - c->out_sent < HTTP_OUT_HIGH) {
+        size_t n = http_parser_execute(&c->parser, &c->l->settings, c->m->in + c->in_off,
                                        c->in_len - c->in_off);
         c->in_off += n;
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
@@ -741,8 +828,12 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         drain_discard(c);
         return;
     }
+    if (conn_mem_get(c) != 0) {
+        conn_close(c);
+        return;
+    }
     if (c->in_off > 0) {
-        memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+        memmove(c->m->in, c->m->in + c->in_off, c->in_len - c->in_off);
         c->in_len -= c->in_off;
         c->in_off = 0;
     }
@@ -750,9 +841,11 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         read_on(c, false);
         return;
     }
-    ssize_t n = recv(fd, c->in + c->in_len, IN_CAP - c->in_len, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    ssize_t n = recv(fd, c->m->in + c->in_len, IN_CAP - c->in_len, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        conn_mem_put_if_idle(c);
         return;
+    }
     if (n < 0) {
         conn_close(c);
         return;
@@ -934,6 +1027,11 @@ void http_listener_free(struct http_listener *l)
         struct http_conn *c = TAILQ_FIRST(&l->conns);
         c->state = C_IDLE;
         conn_close(c);
+    }
+    while (l->free_mem) {
+        struct conn_mem *m = l->free_mem;
+        l->free_mem = m->next;
+        mem_free(m);
     }
     free(l);
 }

@@ -4,8 +4,11 @@
  *
  * What it costs per request on a keep-alive connection: one recv() and one
  * send(); the read event stays registered for the connection's life and a
- * write event is armed only when the socket would block. Buffers belong to
- * the connection and are reused by each of its requests.
+ * write event is armed only when the socket would block. A connection
+ * holds buffers (the read window, the request head and body, the answers
+ * queued) only while a request is in progress or bytes wait in them; an
+ * idle keep-alive connection gives them back to its listener, which keeps
+ * a few for the next requests, and costs about 1 KB.
  *
  * What a client cannot do: grow usher's memory past a fixed bound per
  * connection (the read window, the request head, the body limit, and at
