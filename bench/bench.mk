@@ -11,6 +11,18 @@ BENCH_PYTHON ?= python3
 bench: bench-deps build/usher
 	$(BENCH_PYTHON) bench/bench.py
 
+# `make bench BENCH_BEFORE=<commit>`: the same run measures that commit's
+# release build first ("before", beside this one in every table). It is
+# built in its own git worktree under build/ (kept for the next run).
+ifdef BENCH_BEFORE
+BENCH_BEFORE_DIR := build/before-$(BENCH_BEFORE)
+export BENCH_BEFORE_BIN := $(abspath $(BENCH_BEFORE_DIR))/build/usher
+bench: $(BENCH_BEFORE_DIR)/build/usher
+$(BENCH_BEFORE_DIR)/build/usher:
+	test -d $(BENCH_BEFORE_DIR) || git worktree add -f --detach $(BENCH_BEFORE_DIR) $(BENCH_BEFORE)
+	$(MAKE) -C $(BENCH_BEFORE_DIR) build/usher
+endif
+
 # wrk, redis-benchmark and openssl: installed by scripts/deps.sh when
 # missing (as root; otherwise it prints the apt-get line to run).
 bench-deps:

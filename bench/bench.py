@@ -31,7 +31,14 @@ BENCH_PROFILE (auto: profile usher with perf after the heartbeat, stats and
 join runs when `perf record` works here; 0 = never, 1 = always),
 BENCH_KEEP (0; 1 = keep the temporary directory with all logs),
 BENCH_MD (BENCHMARKS.md; "" = do not write it), BENCH_QUIET_WAIT (120: how
-long to wait for other processes to go quiet first), USHER_BIN (build/usher).
+long to wait for other processes to go quiet first), USHER_BIN (build/usher),
+BENCH_HB_CONNECTIONS (1000: the second heartbeat run's connections),
+BENCH_MILLION (1000000: viewers seated for the million figures; 0 = skip),
+BENCH_BEFORE_BIN (an older usher binary: the same scenarios run on it first,
+in the same invocation, and the tables show it beside; `make bench
+BENCH_BEFORE=<commit>` builds one), BENCH_BEFORE_LUA_SRC (its Lua sources;
+default <its checkout>/src/store/lua), BENCH_BEFORE_ONLY (the scenarios it
+runs; default health,stats,heartbeat,heartbeat1000,join,big,burst).
 """
 
 import os

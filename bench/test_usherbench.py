@@ -51,6 +51,48 @@ class Percentiles(unittest.TestCase):
         self.assertEqual(stats.median_sorted_desc([9, 5, 1]), 5)
 
 
+class Scripts(unittest.TestCase):
+    """usher before its function library: EVALSHA of one-file scripts."""
+
+    def test_script_shas_and_names(self):
+        import hashlib
+        import os
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            for name, body in (("seat.lua", b"return 1"), ("usher.lua", b"-- library")):
+                with open(os.path.join(d, name), "wb") as f:
+                    f.write(body)
+            shas = probe.script_shas(d)
+        sha = hashlib.sha1(b"return 1").hexdigest()
+        self.assertEqual(shas, {sha: "usher_seat"})
+        self.assertEqual(probe.fcall_name(["EVALSHA", sha.upper(), "0"], shas), "usher_seat")
+        self.assertIsNone(probe.fcall_name(["EVALSHA", sha, "0"]))
+        self.assertIsNone(probe.fcall_name(["EVALSHA", "0" * 40, "0"], shas))
+        self.assertEqual(probe.fcall_name(["FCALL", "usher_stats", "0"], shas), "usher_stats")
+        self.assertIsNone(probe.fcall_name(["PING"], shas))
+
+    def test_background_split_knows_scripts(self):
+        shas = {"a" * 40: "usher_lease", "b" * 40: "usher_stats", "c" * 40: "usher_heartbeat"}
+        top = [["EVALSHA", "a" * 40, "0"], ["EVALSHA", "b" * 40, "0"], ["EVALSHA", "c" * 40, "0"]]
+        mine, bg = probe.split_background(top, shas)
+        self.assertEqual((mine, len(bg)), ([["EVALSHA", "c" * 40, "0"]], 2))
+
+    def test_call_stats_adds_fcall_and_evalsha(self):
+        self.assertEqual(probe.call_stats({"fcall": (3, 30), "evalsha": (2, 5), "get": (9, 9)}), (5, 35))
+        self.assertEqual(probe.call_stats({}), (0, 0))
+
+    def test_before_settings(self):
+        from usherbench.context import before_lua_src
+        cfg = Settings.from_env({"BENCH_BEFORE_BIN": "/tmp/old/build/usher", "BENCH_BEFORE_ONLY": "health,join"})
+        self.assertEqual(cfg.before_lua_src, "/tmp/old/src/store/lua")
+        self.assertEqual(cfg.before_only, ("health", "join"))
+        b = cfg.for_before()
+        self.assertEqual((b.usher_bin, b.lua_src, b.md_path, b.before_bin),
+                         ("/tmp/old/build/usher", "/tmp/old/src/store/lua", "", ""))
+        self.assertEqual(before_lua_src(""), "")
+        self.assertEqual(Settings.from_env({}).before_bin, "")
+
+
 class Parsers(unittest.TestCase):
     def test_wrk_json_line(self):
         out = "Running 2s test\nBENCH_JSON {\"requests\": 12, \"duration_us\": 2000000}\n"
@@ -155,7 +197,8 @@ class Report(unittest.TestCase):
         for part in ("Run of today", "| scenario | req/s |", "Each usher figure as a ratio", "CPU split during",
                      "Round trips per request", "Before each run the harness waits", "Join-then-leave:",
                      "What usher sent to Redis", "Function library: `usher` version 2 in Redis = src/store/lua/usher.lua", "Burst: 10 connections",
-                     "Memory at 100000 seated", "Sweep: usher running", "### Targets", "### Commands, as run",
+                     "Memory at 100000 seated", "Sweep: usher running", "### Issue 11's targets",
+                     "### Other checks", "### Commands, as run",
                      "wrk -t2 x"):
             self.assertIn(part, text)
 
@@ -172,6 +215,79 @@ class Report(unittest.TestCase):
         R["sweep"].update(calls=0, max_us=0)
         rows = {t[0]: t[2] for t in report.targets(R, self.ctx)}
         self.assertFalse(rows["sweep of 50000: no Redis block > 10 ms"])
+
+    def issue11(self, R):
+        """{target: (this usher's text, verdict cell)} of the issue-11 table."""
+        out = {}
+        for line in report.targets_table(R)[2:]:
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            out[cells[0]] = (cells[-2], cells[-1])
+        return out
+
+    def test_issue11_not_run_is_never_met(self):
+        rows = self.issue11(full_results())
+        self.assertEqual(rows["heartbeats, 1000 connections: ≥ 33,000/s"], ("not run", "not run"))
+        self.assertEqual(rows["Redis ≤ 300 bytes per seated viewer at 1,000,000 seated"][1], "not run")
+        self.assertEqual(rows["heartbeats, 50 connections: ≥ 33,000/s"][1], "**missed**")   # 20,000/s
+        self.assertEqual(rows["heartbeats, 50 connections: p99 ≤ 10 ms"][1], "met")
+
+    def test_issue11_every_target_judged(self):
+        R = full_results()
+        R["scen"]["heartbeat1000"] = scenario("hb 1000", 40000, p99_ms=12.0, usher_cpu_us=9.0, redis_cpu_us=5.0)
+        R["scen"]["heartbeat_million"] = scenario("hb 1M", 19000, usher_cpu_us=11.0, redis_cpu_us=8.0)
+        R["mem"]["seat_small_us"] = 15.0                  # 20 at 100 stages: 1.33 x
+        R["million"] = {"seated": 1000000, "seeded": 900000, "per_viewer": 310.0, "rss_before": 8 << 20,
+                        "rss_after": 9 << 20}
+        rows = self.issue11(R)
+        self.assertNotIn("not run", [v[1] for v in rows.values()])
+        self.assertEqual(rows["heartbeats, 1000 connections: ≥ 33,000/s"][1], "met")
+        self.assertEqual(rows["heartbeats, 1000 connections: p99 ≤ 10 ms"][1], "**missed**")
+        self.assertIn("1.00 ×", rows["heartbeats, 1000 connections: ≥ 33,000/s"][0])   # PING 40,000/s
+        self.assertEqual(rows["a join's Redis time at 100 stages ≤ 1.5 × at 5 stages"][1], "met")
+        # Redis 8.0 vs 6.0 µs at 200 seated: 1.33 x, not the same
+        self.assertEqual(rows["heartbeat cost the same at 200 and at 1,000,000 seated (within 20 %)"][1],
+                         "**missed**")
+        self.assertEqual(rows["Redis ≤ 300 bytes per seated viewer at 1,000,000 seated"][1], "**missed**")
+        self.assertEqual(rows["usher RSS flat in viewers (within 2 MB)"][1], "met")    # 8 -> 9 MB
+        R["million"]["rss_after"] = 11 << 20
+        self.assertEqual(self.issue11(R)["usher RSS flat in viewers (within 2 MB)"][1], "**missed**")
+        R["mem"]["seat_small_us"] = 10.0
+        self.assertEqual(self.issue11(R)["a join's Redis time at 100 stages ≤ 1.5 × at 5 stages"][1], "**missed**")
+
+    def test_issue11_before_beside(self):
+        R = full_results()
+        before = full_results()
+        before["scen"]["heartbeat"]["rps"] = 40000
+        before.update(git="c9134cb", bin="/tmp/b/build/usher")
+        R["before"] = before
+        lines = report.targets_table(R)
+        self.assertIn("| target | before (c9134cb) | this usher | verdict |", lines[0])
+        hb = next(l for l in lines if l.startswith("| heartbeats, 50 connections: ≥ 33,000/s"))
+        self.assertIn("40,000/s", hb)
+        self.assertIn("(met)", hb)
+        self.assertTrue(hb.endswith("| **missed** |"))      # the verdict is this usher's
+        text = report.render(R, self.ctx)
+        self.assertIn("### Before (c9134cb), same run", text)
+
+    def test_render_again_from_results_json(self):
+        import json
+        import os
+        import tempfile
+        from usherbench import main
+        R = full_results()
+        R.update(commands=["wrk -t2 again"], pool=64, settings={"seconds": 7}, profiles={})
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "results.json"), "w") as f:
+                json.dump(R, f)
+            md = os.path.join(d, "B.md")
+            with open(md, "w") as f:
+                f.write("# x\n" + report.BEGIN + "\nold\n" + report.END + "\n")
+            main.render_again(os.path.join(d, "results.json"), settings(md_path=md))
+            with open(md) as f:
+                text = f.read()
+        self.assertIn("wrk -t2 again", text)
+        self.assertIn("then 7 s of `wrk", text)        # the run's own settings
+        self.assertNotIn("\nold\n", text)
 
     def test_replace_block(self):
         doc = "# x\n\nintro\n" + report.BEGIN + "\nold\n" + report.END + "\ntail\n"

@@ -565,6 +565,7 @@ static void heartbeat_answered(struct audience *a, uint32_t idx, const struct ht
         a->rep->tally[T_HEARTBEAT].ran++;
         v->last_ok_ms = (uint32_t)(ans->sent_us / 1000);
         lat_add(&a->rep->hb_wire, ans->answered_us - ans->sent_us);
+        lat_add(&a->rep->hb_wait, ans->sent_us - ans->queued_us);
         if (memmem(ans->body, ans->len, "\"moved\":true", 12))
             heartbeat_moved(a, idx, ans->body, ans->len, now);
         return;

@@ -10,7 +10,7 @@
 
 #include "sim_clock.h"
 
-#define HTTP_NET_ERRORS 8   /* enum evhttp_request_error, with room to spare */
+#define HTTP_NET_ERRORS 8   /* why no answer came: HTTP_NET_ERROR_NAMES */
 
 /* A request, filled in by its client when a connection takes the job. */
 struct http_req {
@@ -20,14 +20,14 @@ struct http_req {
     char body[1024];        /* "" = no body */
 };
 
-/* An answer: status 0 = none came (net_error says why: 1 + enum
- * evhttp_request_error, 0 = evhttp refused to send). body is valid only
+/* An answer: status 0 = none came (net_error says why: 1 + the index of
+ * its name in HTTP_NET_ERROR_NAMES). body is valid only
  * during the callback. Times are µs on the pool's clock. */
 struct http_answer {
     int status, tag, net_error;
     const char *body;
     size_t len;
-    int64_t sent_us, answered_us;
+    int64_t queued_us, sent_us, answered_us;   /* queued: when http_enqueue took it */
 };
 
 /* Fills req for queued item; false when the item needs no request now
@@ -46,12 +46,14 @@ struct http_pool;
 
 /* A pool of `connections` keep-alive connections to host:port on base;
  * every request gets X-API-Key api_key when it is not empty, and counts as
- * unanswered after timeout_s. NULL when out of memory. */
+ * unanswered after timeout_s. At most low_cap (>= 1) of the low queue's
+ * requests are in flight at once. NULL when out of memory. */
 struct http_pool *http_pool_new(struct event_base *base, const struct sim_clock *clock,
                                 const char *host, int port, const char *api_key,
-                                int connections, double timeout_s);
+                                int connections, int low_cap, double timeout_s);
 void http_pool_free(struct http_pool *p);
-/* Queues item for client (which must outlive the pool): high before low.
+/* Queues item for client (which must outlive the pool): high before low,
+ * and low only while fewer than low_cap low requests are in flight.
  * Exits the process when out of memory (a lost request would falsify the truth). */
 void http_enqueue(struct http_pool *p, const struct http_client *client, uint32_t item, bool high);
 /* Starts queued work on free connections; call from outside answer callbacks. */

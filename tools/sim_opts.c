@@ -63,6 +63,7 @@ static const struct flag FLAGS[] = {
     {"rejoin-gap", "S", F_NUM, O(rejoin_gap), "a rejoin comes 1..S seconds after leaving or vanishing (default 2 x --timeout, so some land inside the expiry grace)"},
     {"duration", "S", F_NUM, O(duration), "seconds of activity (joins, leaves, vanishes) from the start (default ramp end + max(30, 2 x --timeout))"},
     {"connections", "N", F_INT, O(connections), "keep-alive HTTP connections (default 64)"},
+    {"join-inflight", "N", F_INT, O(join_inflight), "at most N joins in flight at once, so the rest of the connections stay free for heartbeats (default 128, at most --connections)"},
     {"request-timeout", "S", F_NUM, O(request_timeout), "seconds before a request counts as unanswered (default 10)"},
     {"join-retries", "N", F_INT, O(join_retries), "retries of a join refused with 429/5xx or unanswered, with backoff (default 5)"},
     {"stages", "N", F_INT, O(stages), "before starting, create stages (POST /api/stage) until N exist (default 0: use what is there)"},
@@ -122,7 +123,7 @@ static void set_defaults(struct opts *o, struct raw *r)
     o->heartbeat = 30, o->timeout = 60, o->cleanup = 30, o->slack = 1;
     o->leave_pct = 10, o->vanish_pct = 10, o->rejoin_pct = 10, o->rejoin_api_pct = 50;
     o->rejoin_gap = -1, o->duration = -1, o->max_run = -1;
-    o->connections = 64, o->request_timeout = 10, o->join_retries = 5;
+    o->connections = 64, o->join_inflight = 128, o->request_timeout = 10, o->join_retries = 5;
     o->report_every = 5, o->checkpoint_every = 15, o->seed = 1;
 }
 
@@ -352,6 +353,12 @@ static int settle_opts(struct opts *o, struct raw *r)
                 MAX_STAGES_SEEN);
         return -1;
     }
+    if (o->join_inflight < 1) {
+        fprintf(stderr, "simulator: --join-inflight is at least 1\n");
+        return -1;
+    }
+    if (o->join_inflight > o->connections)
+        o->join_inflight = o->connections;
     if (!o->user_prefix[0] || !valid_user_prefix(o->user_prefix) || strlen(o->user_prefix) > 100) {
         fprintf(stderr, "simulator: --user-prefix takes 1-100 of [A-Za-z0-9._:-]\n");
         return -1;

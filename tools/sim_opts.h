@@ -25,7 +25,7 @@ struct opts {
     double heartbeat, timeout, cleanup, slack;                   /* s */
     double leave_pct, vanish_pct, rejoin_pct, rejoin_api_pct, rejoin_gap;
     double duration, report_every, checkpoint_every, request_timeout, max_run;  /* s */
-    int connections, usher_pid, stages, capacity, join_retries;
+    int connections, join_inflight, usher_pid, stages, capacity, join_retries;
     uint64_t seed;
     enum finale finale;
 };

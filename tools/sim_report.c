@@ -59,6 +59,7 @@ void report_free(struct report *r)
     lat_free(&r->join_wire_burst);
     lat_free(&r->seat_delay_burst);
     lat_free(&r->hb_wire);
+    lat_free(&r->hb_wait);
 }
 
 bool report_anomaly_shown(struct report *r) { return r->anomalies_shown++ < ANOMALIES_SHOWN; }
@@ -239,6 +240,7 @@ void report_summary(struct report *r, const struct summary *s)
     print_lat("time to seat, burst (wanted -> answered):", &r->seat_delay_burst);
     print_lat("join latency, all joins and rejoins:", &r->join_wire);
     print_lat("heartbeat latency:", &r->hb_wire);
+    print_lat("heartbeat wait in our queue (due -> sent):", &r->hb_wait);
     printf("peak seated: %lld\n", (long long)s->peak_seated);
     print_memory("at peak", &s->mem_base, &s->mem_peak);
     if (s->mem_settled_set)

@@ -50,7 +50,7 @@ struct counters {
 struct report {
     struct counters c, c_last;
     struct tally tally[T_TALLIES];
-    struct lat join_wire, join_wire_burst, seat_delay_burst, hb_wire;
+    struct lat join_wire, join_wire_burst, seat_delay_burst, hb_wire, hb_wait;
     int anomalies_shown;
     int64_t last_report_us;
 };

@@ -260,7 +260,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     audience_tick(&s->aud, now);
     if (s->phase == P_FINALE)
         audience_finale_scan(&s->aud, s->o.finale == FINALE_LEAVE);
-    http_pump(s->http);   /* start what the tick queued (no evhttp callback is running) */
+    http_pump(s->http);   /* start what the tick queued (no answer callback is running) */
     step_phase(s, now);
     periodic(s, now);
     check_retry_due(&s->chk, now);
@@ -296,7 +296,7 @@ static int init(struct sim *s)
     s->base = event_base_new();
     if (s->base)
         s->http = http_pool_new(s->base, &s->clock, o->host, o->port, o->api_key, o->connections,
-                                o->request_timeout);
+                                o->join_inflight, o->request_timeout);
     if (!s->http || truth_init(&s->truth, o->viewers, o->user_prefix) != 0 ||
         audience_init(&s->aud, o, &s->clock, s->http, &s->truth, &s->rep) != 0) {
         fprintf(stderr, "simulator: out of memory or no event base\n");

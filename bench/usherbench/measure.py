@@ -80,17 +80,18 @@ def parse_wrk(out):
     raise SystemExit("wrk printed no result:\n" + out)
 
 
-def wrk_cmd(ctx, usher, script, path, seconds, latency=True):
+def wrk_cmd(ctx, usher, script, path, seconds, latency=True, conns=None):
     cfg = ctx.cfg
-    return (["wrk", f"-t{cfg.wrk_threads}", f"-c{cfg.conns}", f"-d{seconds}s"] + (["--latency"] if latency else [])
+    return (["wrk", f"-t{cfg.wrk_threads}", f"-c{conns or cfg.conns}", f"-d{seconds}s"] + (["--latency"] if latency else [])
             + ["-s", os.path.join(BENCH_DIR, script), f"http://127.0.0.1:{usher.port}{path}"])
 
 
-def wrk(ctx, usher, script, path, seconds, extra_env=None):
+def wrk(ctx, usher, script, path, seconds, extra_env=None, conns=None):
     shown = {"BENCH_LUA_DIR": BENCH_DIR}
     shown.update(extra_env or {})
     env = dict(os.environ, **shown)
-    out, rc, cpu = procs.run_measured(ctx, wrk_cmd(ctx, usher, script, path, seconds), env=env, shown_env=shown)
+    out, rc, cpu = procs.run_measured(ctx, wrk_cmd(ctx, usher, script, path, seconds, conns=conns), env=env,
+                                      shown_env=shown)
     if rc != 0:
         raise SystemExit(f"wrk failed ({rc}):\n{out}")
     res = parse_wrk(out)
@@ -98,11 +99,11 @@ def wrk(ctx, usher, script, path, seconds, extra_env=None):
     return res
 
 
-def profile(ctx, usher, script, path, extra_env, out):
+def profile(ctx, usher, script, path, extra_env, out, conns=None):
     """A separate run after the timed one (perf slows usher down): wrk for
     PROFILE_SECONDS + 2 s, perf record -p usher for PROFILE_SECONDS."""
     shown = {"BENCH_LUA_DIR": BENCH_DIR, **(extra_env or {})}
-    cmd = wrk_cmd(ctx, usher, script, path, PROFILE_SECONDS + 2, latency=False)
+    cmd = wrk_cmd(ctx, usher, script, path, PROFILE_SECONDS + 2, latency=False, conns=conns)
     load = procs.spawn(ctx, cmd, env=dict(os.environ, **shown), shown_env=shown)
     time.sleep(1)
     pcmd = ["perf", "record", "-e", "cpu-clock", "-F", "499", "--call-graph", "dwarf,16384",
@@ -127,11 +128,11 @@ def scenario(ctx, name, usher, redis, script, path, extra_env=None, profile_to=N
         log(f"{name}: other processes took {r['other_cpu_pct']:.0f} % of one core meanwhile"
             + ("; running it again" if attempt < 2 else "; keeping this run"))
     if profile_to:
-        profile(ctx, usher, script, path, extra_env, profile_to)
+        profile(ctx, usher, script, path, extra_env, profile_to, conns=kw.get("conns"))
     return r
 
 
-def warm_up(ctx, usher, script, path, env0, steady, drain):
+def warm_up(ctx, usher, script, path, env0, steady, drain, conns=None):
     """WARMUP-second wrk rounds: one, or with `steady` until two rounds in
     a row after `drain` joins agree within 10 %. Returns (req/s per round, joins)."""
     rounds, joins, after = [], 0, []
@@ -140,7 +141,7 @@ def warm_up(ctx, usher, script, path, env0, steady, drain):
         env = dict(env0)
         if "BENCH_RUN" in env:      # new users in every round
             env["BENCH_RUN"] += f"w{len(rounds)}"
-        wr = wrk(ctx, usher, script, path, ctx.cfg.warmup, env)
+        wr = wrk(ctx, usher, script, path, ctx.cfg.warmup, env, conns)
         rounds.append(wr["requests"] / (wr["duration_us"] / 1e6))
         joins += wr.get("joins", wr["requests"])
         if drained:
@@ -152,7 +153,7 @@ def warm_up(ctx, usher, script, path, env0, steady, drain):
 
 
 def scenario_once(ctx, name, usher, redis, script, path, extra_env=None,
-                  warm_env=None, before=None, steady=False, drain=0):
+                  warm_env=None, before=None, steady=False, drain=0, conns=None):
     """Waits until usher is idle (its signer threads compute nonces ahead
     after start and after joins, which would be counted against the next
     run), warm-up, then the timed wrk run inside a Window. `before` runs
@@ -163,18 +164,18 @@ def scenario_once(ctx, name, usher, redis, script, path, extra_env=None,
     cfg = ctx.cfg
     idle = procs.wait_idle(usher)
     log(f"{name}: usher idle after {idle:.0f}s; warm-up {cfg.warmup}s{' rounds until steady' if steady else ''}, "
-        f"then {cfg.seconds}s with wrk -c{cfg.conns}")
-    rounds, joins = warm_up(ctx, usher, script, path, warm_env or extra_env or {}, steady, drain)
+        f"then {cfg.seconds}s with wrk -c{conns or cfg.conns}")
+    rounds, joins = warm_up(ctx, usher, script, path, warm_env or extra_env or {}, steady, drain, conns)
     if steady and rounds:
         log(f"{name}: warm-up rounds, req/s: {', '.join(f'{x:.0f}' for x in rounds)} ({joins} joins)")
     time.sleep(0.3)              # let the warm-up's last answers drain
     if before:
         before()
     with Window(usher, redis, ctx.inner) as w:
-        res = wrk(ctx, usher, script, path, cfg.seconds, extra_env)
+        res = wrk(ctx, usher, script, path, cfg.seconds, extra_env, conns)
         time.sleep(0.3)          # requests in flight when wrk stopped still reach Redis
     r = scenario_result(ctx, name, res, w, usher.rss())
-    r.update({"idle_wait_s": idle, "warmup_rps": rounds})
+    r.update({"idle_wait_s": idle, "warmup_rps": rounds, "conns": conns or cfg.conns})
     log(f"{name}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
         f"non-2xx {r['non2xx']}, usher {r['usher_cpu_us']:.1f} us CPU/req, "
         f"{r['rt_per_req']:.3f} round trips/req")

@@ -12,13 +12,13 @@ import time
 
 from . import measure, probe, procs, references, stats
 from .burst import burst_client
-from .context import PREFIX, SMALL_STAGES, SMALL_VIEWERS, SWEEP_INTERVAL, SWEEP_TIMEOUT
+from .context import PREFIX, SEAT_SAMPLE, SMALL_STAGES, SMALL_VIEWERS, SWEEP_INTERVAL, SWEEP_TIMEOUT
 from .procs import log
 from .report import fmt_s
 from .resp import Redis
 from .usher import Usher
 
-MAIN_SCENARIOS = ("health", "stats", "heartbeat", "join", "joinleave", "big")
+MAIN_SCENARIOS = ("health", "stats", "heartbeat", "heartbeat1000", "join", "joinleave", "big", "million")
 
 
 def repeat(n, fn):
@@ -27,9 +27,10 @@ def repeat(n, fn):
     return n
 
 
-def first_fcall(p, *names):
-    """The first FCALL argv of one of names a probe caught; stops the run when there is none."""
-    calls = [a for a in p["top"] if probe.fcall_name(a) in names]
+def first_fcall(ctx, p, *names):
+    """The first FCALL (or EVALSHA) argv of one of names a probe caught;
+    stops the run when there is none."""
+    calls = [a for a in p["top"] if probe.fcall_name(a, ctx.shas) in names]
     if not calls:
         raise SystemExit(f"probe {p['label']}: usher sent no FCALL {' or '.join(names)} ({p['top']})")
     return calls[0]
@@ -59,8 +60,8 @@ def run_stats(ctx, R, usher, redis, key, stages, viewers):
     label = "stats" if key == "stats_small" else "stats-big"
     p = probe.probe(ctx, redis, lambda: repeat(10, lambda: usher.must("GET", "/api/stats")), label)
     R["probes"]["stats" if key == "stats_small" else key] = p
-    call = first_fcall(p, "usher_stats")
-    if key == "stats_small":
+    call = first_fcall(ctx, p, "usher_stats")
+    if key == "stats_small" and probe.library_check(ctx, redis):
         R["checks"].append(probe.library_check(ctx, redis))
     prof = ctx.perf_path(key.replace("_", "-"))
     R["scen"][key] = measure.scenario(ctx, f"GET /api/stats ({stages} stages, {viewers} viewers)",
@@ -77,13 +78,21 @@ def run_heartbeat(ctx, R, usher, redis, users_file, seated):
         return len(seated[:10])
     p = probe.probe(ctx, redis, beats, "heartbeat")
     R["probes"]["heartbeat"] = p
-    call = first_fcall(p, "usher_heartbeats", "usher_heartbeat")   # batched since library version 2
+    call = first_fcall(ctx, p, "usher_heartbeats", "usher_heartbeat")   # batched since library version 2
     prof = ctx.perf_path("heartbeat")
     R["scen"]["heartbeat"] = measure.scenario(ctx, "POST /api/viewer/heartbeat", usher, redis, "heartbeat.lua",
                                               "/api/viewer/heartbeat", {"BENCH_USERS": users_file},
                                               profile_to=prof)
     R["refs"]["heartbeat"] = references.redis_benchmark(ctx, redis, call, f"FCALL {call[1]} (1 heartbeat)")
     R["profiles"]["heartbeat"] = prof
+
+
+def run_heartbeat_more(ctx, R, usher, redis, users_file, key, label, conns=None):
+    """The heartbeat run again: with more connections (heartbeat1000) or
+    with more viewers seated (heartbeat_million); same 200 viewers, same script."""
+    R["scen"][key] = measure.scenario(ctx, f"POST /api/viewer/heartbeat ({label})", usher, redis,
+                                      "heartbeat.lua", "/api/viewer/heartbeat", {"BENCH_USERS": users_file},
+                                      conns=conns)
 
 
 def run_join(ctx, R, usher, redis):
@@ -156,10 +165,11 @@ def seed_big(ctx, R, usher, redis, arns):
     cs1, mem1 = redis.r.cmdstats(), redis.used_memory()
     tv = redis.get_int(PREFIX + "total_viewers")
     hl = sum(redis.r.pipeline([["HLEN", f"{PREFIX}viewer:heartbeat:{a}"] for a in arns]))
-    seat_calls = cs1["fcall"][0] - cs0.get("fcall", (0, 0))[0]
+    (c0, u0), (c1, u1) = probe.call_stats(cs0), probe.call_stats(cs1)
+    seat_calls = c1 - c0
     R["mem"]["seeded"] = {"viewers": need, "bytes": mem1 - mem0, "per_viewer": (mem1 - mem0) / need,
                           "seconds": took, "total_viewers": tv, "hlen_sum": hl,
-                          "seat_us": (cs1["fcall"][1] - cs0.get("fcall", (0, 0))[1]) / max(1, seat_calls),
+                          "seat_us": (u1 - u0) / max(1, seat_calls),
                           "used_memory": mem1, "parts": redis_parts(redis, arns[-1]),
                           "sample": redis.r.call("HRANDFIELD", f"{PREFIX}viewer:heartbeat:{arns[-1]}", "1",
                                                  "WITHVALUES")}
@@ -168,7 +178,20 @@ def seed_big(ctx, R, usher, redis, arns):
     return tv
 
 
+def seat_sample(ctx, usher, redis, n):
+    """Redis time (µs) per usher_seat call over n seats of new users,
+    pipelined with usher's own call, at the stages there are now."""
+    call, _, _ = probe.seat_call(ctx, usher, redis, f"probe-sample-{random.getrandbits(24):06x}")
+    c0, u0 = probe.call_stats(redis.r.cmdstats())
+    probe.seed(redis, call, n, f"sample-{random.getrandbits(24):06x}-", int(time.time() * 1000))
+    c1, u1 = probe.call_stats(redis.r.cmdstats())
+    return (u1 - u0) / max(1, c1 - c0)
+
+
 def run_big(ctx, R, usher, redis):
+    R["mem"]["seat_small_us"] = seat_sample(ctx, usher, redis, SEAT_SAMPLE)
+    log(f"big: usher_seat at {SMALL_STAGES} stages {R['mem']['seat_small_us']:.1f} us in Redis per call "
+        f"({SEAT_SAMPLE} seats)")
     arns = usher.add_stages(ctx.cfg.big_stages)
     tv = seed_big(ctx, R, usher, redis, arns)
     ctx.bg.update(measure.background(ctx, usher, redis))
@@ -180,12 +203,37 @@ def run_big(ctx, R, usher, redis):
     R["mem"]["redis_used_memory"] = redis.used_memory()
 
 
+def run_million(ctx, R, usher, redis, users_file):
+    """Seats viewers up to BENCH_MILLION (usher's own usher_seat call,
+    pipelined, in BENCH_BIG_STAGES stages), then: Redis bytes per seated
+    viewer, usher's RSS, and the heartbeat run again with them seated."""
+    arns = usher.add_stages(ctx.cfg.big_stages)
+    call, _, _ = probe.seat_call(ctx, usher, redis, "probe-join-million")
+    have = redis.get_int(PREFIX + "total_viewers")
+    need = ctx.cfg.million - have
+    if need <= 0:
+        raise SystemExit(f"million: {have} viewers are seated already, BENCH_MILLION is {ctx.cfg.million}")
+    mem0, rss0 = redis.used_memory(), usher.rss()
+    log(f"million: seating {need} more viewers with usher's own call (pipelined) to reach {ctx.cfg.million}")
+    took = probe.seed(redis, call, need, f"m-{random.getrandbits(24):06x}-", int(time.time() * 1000))
+    mem1, tv = redis.used_memory(), redis.get_int(PREFIX + "total_viewers")
+    hl = sum(redis.r.pipeline([["HLEN", f"{PREFIX}viewer:heartbeat:{a}"] for a in arns]))
+    R["million"] = {"seated": tv, "hlen_sum": hl, "seeded": need, "seconds": took, "stages": len(arns),
+                    "bytes": mem1 - mem0, "per_viewer": (mem1 - mem0) / need, "used_memory": mem1,
+                    "used_memory_empty": R["mem"].get("redis_empty"),
+                    "rss_before": rss0, "rss": usher.rss(), "parts": redis_parts(redis, arns[-1])}
+    log(f"million: {tv} seated (sum of HLEN {hl}) in {took:.0f}s; Redis +{(mem1 - mem0) / need:.0f} B per viewer")
+    run_heartbeat_more(ctx, R, usher, redis, users_file, "heartbeat_million", f"{tv} seated")
+    R["million"]["rss_after"] = usher.rss()
+
+
 def phase_main(ctx, R):
     """Throughput scenarios, references, then 100 stages / 100,000 viewers."""
     if not any(ctx.wants(s) for s in MAIN_SCENARIOS):
         return
     redis = Redis(ctx, "redis-main")
     usher = Usher(ctx, redis, "main")
+    R["mem"]["redis_empty"] = redis.used_memory()
     R["versions"]["usher"] = usher.must("GET", "/health").get("version", "?")
     usher.go_live()
     arns = usher.add_stages(SMALL_STAGES)
@@ -202,10 +250,15 @@ def phase_main(ctx, R):
         run_stats(ctx, R, usher, redis, "stats_small", SMALL_STAGES, tv)
     if ctx.wants("heartbeat"):
         run_heartbeat(ctx, R, usher, redis, users_file, seated)
+    if ctx.wants("heartbeat1000"):
+        run_heartbeat_more(ctx, R, usher, redis, users_file, "heartbeat1000", f"wrk -c{ctx.cfg.hb_conns}",
+                           conns=ctx.cfg.hb_conns)
     if ctx.wants("join") or ctx.wants("joinleave"):
         run_signing(ctx, R, usher, redis)
     if ctx.wants("big"):
         run_big(ctx, R, usher, redis)
+    if ctx.wants("million") and ctx.cfg.million > 0:
+        run_million(ctx, R, usher, redis, users_file)
     usher.stop()
     redis.stop()
 
@@ -239,8 +292,14 @@ def burst_snapshots(usher, redis, snap):
     return fire, end
 
 
+BURST_IDLE_MS = 120000   # the burst's connections wait, idle, while usher fills its nonce pool
+
+
 def burst_once(ctx, redis, name, settings):
-    usher = Usher(ctx, redis, name, **settings)
+    # HTTP_IDLE_TIMEOUT_MS (30 s by default) would close the connections
+    # opened first while the harness waits for an idle usher: their joins
+    # would then find no connection (answered "0"), which is no figure of usher's.
+    usher = Usher(ctx, redis, name, HTTP_IDLE_TIMEOUT_MS=BURST_IDLE_MS, **settings)
     usher.go_live()
     usher.add_stages(SMALL_STAGES)
     n = min(ctx.cfg.burst, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 500)
@@ -253,7 +312,7 @@ def burst_once(ctx, redis, name, settings):
     # CPU % of one core over the burst: usher, redis, this client, everything else
     res["cpu_split"] = [100 * x / d[0] for x in (d[2], d[3], d[4], max(0.0, d[1] - d[2] - d[3] - d[4]))]
     res["usher_cpu_us"] = d[2] * 1e6 / max(1, res["ok"])
-    res["fcall"] = snap["cs1"].get("fcall", (0, 0))[0] - snap["cs0"].get("fcall", (0, 0))[0]
+    res["fcall"] = probe.call_stats(snap["cs1"])[0] - probe.call_stats(snap["cs0"])[0]
     res["rss"], res["rss_before"] = usher.hwm(), snap["rss0"]
     res["wanted"], res["settings"] = ctx.cfg.burst, settings
     usher.stop()
@@ -295,7 +354,7 @@ def sweep_seed(ctx, usher, redis, call):
     old = int(time.time() * 1000) - 2 * SWEEP_TIMEOUT * 1000
     tag = f"silent-{random.getrandbits(24):06x}-"
     cmds = [["MULTI"]] + [call.make(f"{tag}{i}", old) for i in range(n)] + [["EXEC"]]
-    tick = probe.wait_for_call(redis, "usher_sweep", 3 * SWEEP_INTERVAL)
+    tick = probe.wait_for_call(redis, "usher_sweep", 3 * SWEEP_INTERVAL, ctx.shas)
     replies = redis.r.pipeline(cmds)
     t_seeded = time.time()
     for cmd in SLOWLOG_SETUP:
@@ -324,12 +383,12 @@ def sweep_watch(redis, seeded, t_seeded):
     return t_first, t_zero
 
 
-def sweep_calls(slow, sweep_fn="usher_sweep"):
+def sweep_calls(slow, sweep_fn="usher_sweep", shas=None):
     """From SLOWLOG GET entries: the sweep calls' µs (descending) and the
     longest other commands (the harness's own, named bench-harness, left out)."""
-    calls = sorted((e[2] for e in slow if probe.fcall_name(e[3]) == sweep_fn), reverse=True)
+    calls = sorted((e[2] for e in slow if probe.fcall_name(e[3], shas) == sweep_fn), reverse=True)
     others = sorted(({"us": e[2], "cmd": " ".join(str(x) for x in e[3][:3])[:70]} for e in slow
-                     if probe.fcall_name(e[3]) != sweep_fn
+                     if probe.fcall_name(e[3], shas) != sweep_fn
                      and not (len(e) > 5 and e[5] == "bench-harness")), key=lambda e: -e["us"])
     return calls, others
 
@@ -355,7 +414,7 @@ def phase_sweep(ctx, R):
     tick, t_seeded = sweep_seed(ctx, usher, redis, call)
     t_first, t_zero = sweep_watch(redis, ctx.cfg.sweep_n, t_seeded)
     time.sleep(0.3)
-    calls, others = sweep_calls(redis.r.call("SLOWLOG", "GET", "-1"))
+    calls, others = sweep_calls(redis.r.call("SLOWLOG", "GET", "-1"), shas=ctx.shas)
     latest = redis.r.call("LATENCY", "LATEST")
     with open(usher.logfile, errors="replace") as f:
         sweep_lines = [l.strip() for l in f if "sweep:" in l]

@@ -3,6 +3,7 @@ one request costs (top level and inside functions), usher's own
 `FCALL usher_seat` (so viewers can be seated with exactly usher's function
 and arguments), and waiting for one of usher's timers to fire."""
 
+import hashlib
 import os
 import random
 import re
@@ -45,9 +46,36 @@ def script_inner_commands(lua_src):
     return frozenset(names)
 
 
-def fcall_name(argv):
-    """The function an FCALL argv calls (usher_seat, ...), None for other commands."""
-    return argv[1] if argv and argv[0].upper() in ("FCALL", "FCALL_RO") and len(argv) > 1 else None
+def script_shas(lua_src):
+    """{SHA1: usher_<name>} of the one-file scripts in lua_src (usher before
+    its function library ran `EVALSHA` of src/store/lua/<name>.lua; Redis
+    names a script by the SHA1 of its text). {} for the library alone."""
+    shas = {}
+    for fn in sorted(os.listdir(lua_src)):
+        if fn.endswith(".lua") and fn != "usher.lua":
+            with open(os.path.join(lua_src, fn), "rb") as f:
+                shas[hashlib.sha1(f.read()).hexdigest()] = "usher_" + fn[:-4]
+    return shas
+
+
+def fcall_name(argv, shas=None):
+    """The function an FCALL argv calls (usher_seat, ...), or, for an
+    EVALSHA of a script in shas (script_shas), usher_<script>; None for
+    other commands."""
+    if not argv or len(argv) < 2:
+        return None
+    verb = argv[0].upper()
+    if verb in ("FCALL", "FCALL_RO"):
+        return argv[1]
+    if verb in ("EVALSHA", "EVALSHA_RO") and shas:
+        return shas.get(argv[1].lower())
+    return None
+
+
+def call_stats(cs):
+    """(calls, usec) of usher's function or script calls in a commandstats snapshot."""
+    f, e = cs.get("fcall", (0, 0)), cs.get("evalsha", (0, 0))
+    return f[0] + e[0], f[1] + e[1]
 
 
 def library_version(lua_src):
@@ -76,13 +104,13 @@ def parse_monitor(lines, own_addr):
 OWN_TIMERS = ("usher_lease", "usher_sweep", "usher_stage_renew", "usher_reindex")
 
 
-def split_background(top):
+def split_background(top, shas=None):
     """usher's own timers may fire meanwhile: the scaler's tick is a lease
     call then a stats call; the sweeper's are sweep and stage_renew calls.
     Returns (the request's commands, background)."""
     mine, bg, skip_view = [], [], 0
     for a in top:
-        fn = fcall_name(a)
+        fn = fcall_name(a, shas)
         if fn in OWN_TIMERS or a[0].upper() == "XADD":
             bg.append(a)
             skip_view += fn == "usher_lease"
@@ -130,7 +158,7 @@ def probe(ctx, redis, fn, label):
         lines.append(line)
     mon.close()
     top, inner = parse_monitor(lines, redis.r.addr)
-    mine, bg = split_background(top)
+    mine, bg = split_background(top, ctx.shas)
     return probe_summary(label, n, mine, bg, inner, elapsed)
 
 
@@ -142,7 +170,10 @@ def probe_text(p):
 
 
 def library_check(ctx, redis):
-    """Does Redis run the library of src/store/lua/usher.lua (its VERSION)?"""
+    """Does Redis run the library of src/store/lua/usher.lua (its VERSION)?
+    None for a usher of one-file scripts (no library)."""
+    if not os.path.exists(os.path.join(ctx.cfg.lua_src, "usher.lua")):
+        return None
     want = library_version(ctx.cfg.lua_src)
     loaded = int(redis.r.call("FCALL", "usher_version", "0"))
     return {"library": "usher", "version": loaded, "source_version": want, "same": loaded == want}
@@ -179,7 +210,7 @@ def seat_call(ctx, usher, redis, user):
         got["data"] = usher.must("POST", "/api/token/viewer", {"userId": user})
         return 1
     p = probe(ctx, redis, join, "join")
-    evals = [a for a in p["top"] if fcall_name(a) == "usher_seat" and user in a]
+    evals = [a for a in p["top"] if fcall_name(a, ctx.shas) == "usher_seat" and user in a]
     if len(evals) != 1:
         raise SystemExit(f"could not catch usher's seat call: {p['top']}")
     return SeatCall(evals[0], user, got["data"]["participantId"], got["now"]), p, got["data"]
@@ -198,8 +229,10 @@ def seed(redis, call, count, prefix, now_ms, batch=2000):
     return time.time() - t0
 
 
-def wait_for_call(redis, name, timeout):
-    """Waits (MONITOR) until usher sends FCALL <name>; False on timeout."""
+def wait_for_call(redis, name, timeout, shas=None):
+    """Waits (MONITOR) until usher sends FCALL <name> (or the EVALSHA of
+    its script, shas: script_shas); False on timeout."""
+    marks = [f'"FCALL" "{name}"'] + [f'"EVALSHA" "{h}"' for h, n in (shas or {}).items() if n == name]
     mon = Resp(redis.port)
     mon.sock.settimeout(timeout)
     mon.sock.sendall(Resp.encode(["MONITOR"]))
@@ -207,7 +240,7 @@ def wait_for_call(redis, name, timeout):
     try:
         while time.time() < deadline:
             line = mon.read()
-            if isinstance(line, str) and f'"FCALL" "{name}"' in line:
+            if isinstance(line, str) and any(m in line for m in marks):
                 return True
     except (OSError, socket.timeout):
         pass

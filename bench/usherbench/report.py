@@ -40,6 +40,8 @@ def ref_rows(cfg):
             ("stats_small", "stats_small", "redis-benchmark FCALL usher_stats"),
             ("stats_big", "stats_big", "redis-benchmark FCALL usher_stats"),
             ("heartbeat", "heartbeat", "redis-benchmark FCALL usher_heartbeats, 1 heartbeat"),
+            ("heartbeat1000", "health", "redis-benchmark PING"),
+            ("heartbeat_million", "heartbeat", "redis-benchmark FCALL usher_heartbeats, 1 heartbeat (200 seated)"),
             ("join", "openssl", f"openssl speed -multi {cfg.nproc} ecdsap384 (sign/s)"),
             ("joinleave", "openssl", "same, per join (cycles/s = req/s ÷ 2)")]
 
@@ -72,6 +74,8 @@ def section_table(R, ctx, w):
       "| in-script Redis cmds/req | Redis µs/req | usher RSS | reference | ref req/s (p50/p99 ms) | req/s ÷ ref |")
     w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
     for key, ref, refname in ref_rows(cfg):
+        if key not in S or ref not in F:
+            continue
         s = S[key]
         f = F[ref]
         if ref == "openssl":
@@ -89,6 +93,43 @@ def section_table(R, ctx, w):
     w("")
 
 
+def section_issue11(R, ctx, w):
+    """Issue 11's targets, this usher beside the "before" one; the million."""
+    cfg = ctx.cfg
+    w("### Issue 11's targets")
+    w("")
+    if R.get("before"):
+        b = R["before"]
+        w(f"\"before\" is `{b['bin']}` (built at {b['git']}), measured first in this same run, each part with "
+          f"its own Redis, the same scenarios and settings; the figures under \"Before\" below are its own.")
+        w("")
+    for line in targets_table(R, cfg.hb_conns):
+        w(line)
+    w("")
+    m = R.get("million")
+    if m:
+        parts = "; ".join(f"{k} ({v['encoding']}) {v['per_entry']:.0f} B per viewer" for k, v in m["parts"].items())
+        empty = m.get("used_memory_empty")
+        whole = f", {(m['used_memory'] - empty) / m['seated']:.0f} B per viewer counting everything since " \
+            "the empty Redis" if empty else ""
+        w(f"The million: {m['seeded']:,} viewers seated on top of the {m['seated'] - m['seeded']:,} there were "
+          f"(usher's own `usher_seat` call, pipelined, {m['seconds']:.0f} s) in {m['stages']} stages: "
+          f"{m['seated']:,} seated, sum of HLEN {m['hlen_sum']:,}; Redis used_memory {mb(m['used_memory'])}, "
+          f"+{m['per_viewer']:.0f} B per viewer seated{whole}; in the last stage: {parts}. usher RSS "
+          f"{mb(m['rss_before'])} before, {mb(m['rss'])} after seating, {mb(m['rss_after'])} after the heartbeat run.")
+        w("")
+
+
+def section_before(R, ctx, w):
+    """The "before" usher's own table."""
+    b = R.get("before")
+    if not b or not b["scen"]:
+        return
+    w(f"### Before ({b['git']}), same run")
+    w("")
+    section_table(b, ctx, w)
+
+
 def section_ratios(R, ctx, w):
     """Each usher figure as a ratio to its reference."""
     cfg = ctx.cfg
@@ -103,6 +144,8 @@ def section_ratios(R, ctx, w):
     w("|---|---|---|---|---|")
     sign_cpu = cfg.nproc * 1e6 / F["openssl"]["sign"]
     for key, ref, _ in ref_rows(cfg):
+        if key not in S or ref not in F:
+            continue
         s, f = S[key], F[ref]
         if ref == "openssl":
             per_join = 1 if key == "join" else 2
@@ -233,7 +276,7 @@ def section_sweep(R, ctx, w):
 
 def section_targets_commands(R, ctx, w):
     """The targets table and the commands as run."""
-    w("### Targets")
+    w("### Other checks (earlier issues' targets)")
     w("")
     w("| target | measured | verdict |")
     w("|---|---|---|")
@@ -243,12 +286,12 @@ def section_targets_commands(R, ctx, w):
     w("### Commands, as run")
     w("")
     w("```")
-    for c in ctx.commands:
+    for c in R.get("commands_before", []) + ctx.commands:
         w(c)
     w("```")
 
 
-SECTIONS = (section_intro, section_table, section_ratios, section_cpu_background, section_warmup,
+SECTIONS = (section_intro, section_issue11, section_table, section_before, section_ratios, section_cpu_background, section_warmup,
             section_probes, section_bursts, section_memory, section_sweep, section_targets_commands)
 
 
@@ -330,8 +373,154 @@ def targets_rest(R, cfg):
 
 
 def targets(R, ctx):
-    """(target, measured, met?) rows of the Targets table."""
+    """(target, measured, met?) rows of the other checks' table."""
     return targets_scenarios(R, ctx.cfg) + targets_rest(R, ctx.cfg)
+
+
+# ---- issue 11's targets -----------------------------------------------------------
+# Each row: (target, a function of the results R giving (measured text, met?)).
+# A figure the run did not take raises KeyError: the row then says "not run".
+
+HB_RATE, HB_P99_MS, HB_USHER_US, HB_REDIS_US = 33000, 10, 15, 6
+
+
+def _rate_row(key):
+    def f(R):
+        s, ping = R["scen"][key], R["refs"]["health"]["rps"]
+        return (f"{s['rps']:,.0f}/s (PING {ping:,.0f}/s in the same run: {s['rps'] / ping:.2f} ×)",
+                s["rps"] >= HB_RATE)
+    return f
+
+
+def _p99_row(key):
+    def f(R):
+        s = R["scen"][key]
+        return f"p99 {s['p99_ms']:.1f} ms (p50 {s['p50_ms']:.2f})", s["p99_ms"] <= HB_P99_MS
+    return f
+
+
+def _errors_row(key):
+    def f(R):
+        s = R["scen"][key]
+        e = s["non2xx"] + s["socket_errors"]
+        return f"{e} of {s['requests']:,}", e == 0 and s["requests"] > 0
+    return f
+
+
+def _cpu_row(key, who, limit):
+    field = "usher_cpu_us" if who == "usher" else "redis_cpu_us"
+
+    def f(R):
+        s = R["scen"][key]
+        return f"{s[field]:.1f} µs", s[field] <= limit
+    return f
+
+
+def _stats_flat(R):
+    big, small = R["scen"]["stats_big"], R["scen"]["stats_small"]
+    r = big["rps"] / small["rps"]
+    return (f"{big['rps']:,.0f} vs {small['rps']:,.0f}/s = {100 * r:.0f} % ({big['stages']} stages, "
+            f"{big['viewers']:,} viewers)", r >= 0.8)
+
+
+def _join_flat(R):
+    big, small = R["mem"]["seeded"]["seat_us"], R["mem"]["seat_small_us"]
+    return f"{big:.1f} vs {small:.1f} µs per usher_seat = {big / small:.2f} ×", big <= 1.5 * small
+
+
+def _hb_flat(R):
+    a, b, m = R["scen"]["heartbeat"], R["scen"]["heartbeat_million"], R["million"]
+    ru, rr = b["usher_cpu_us"] / a["usher_cpu_us"], b["redis_cpu_us"] / a["redis_cpu_us"]
+    return (f"{m['seated']:,} seated: usher {b['usher_cpu_us']:.1f} µs, Redis {b['redis_cpu_us']:.1f} µs, "
+            f"{b['rps']:,.0f}/s; 200 seated: usher {a['usher_cpu_us']:.1f}, Redis {a['redis_cpu_us']:.1f} µs, "
+            f"{a['rps']:,.0f}/s ({ru:.2f} ×, {rr:.2f} ×)", ru <= 1.2 and rr <= 1.2)
+
+
+def _redis_bytes(R):
+    m = R["million"]
+    return (f"{m['per_viewer']:.0f} B ({m['seeded']:,} seated on top of {m['seated'] - m['seeded']:,}; "
+            f"{m['seated']:,} seated in all)", m["per_viewer"] <= 300)
+
+
+def _rss_flat(R):
+    """usher's RSS before the million was seated and after, with the
+    heartbeat run between: only the viewers changed (the runs before it,
+    e.g. 1,000 connections, leave buffers the allocator keeps)."""
+    m = R["million"]
+    a, b = m["rss_before"], m["rss_after"]
+    return (f"{mb(a)} at {m['seated'] - m['seeded']:,} seated, {mb(b)} at {m['seated']:,} "
+            f"(15 s of heartbeats later)", b - a <= 2 * 2**20)
+
+
+def _joins(R):
+    j, sign = R["scen"]["join"]["rps"], R["refs"]["openssl"]["sign"]
+    return f"{j:,.0f} / {sign:,.0f} sign/s = {100 * j / sign:.0f} %", j >= 0.8 * sign
+
+
+def _burst_all(R):
+    b = R["burst"]
+    return (f"{b['ok']:,} of {b['wanted']:,} answered 2xx, sent within {b['send_window_s']:.2f} s",
+            b["ok"] == b["wanted"] and b["send_window_s"] <= 1.05)
+
+
+def _burst_p99(R):
+    return f"{R['burst']['p99_ms'] / 1000:.2f} s", R["burst"]["p99_ms"] <= 1500
+
+
+def issue11_rows(hb_conns):
+    rows = []
+    for key, label in (("heartbeat", "heartbeats, 50 connections"),
+                       ("heartbeat1000", f"heartbeats, {hb_conns} connections")):
+        rows += [(f"{label}: ≥ {HB_RATE:,}/s", _rate_row(key)), (f"{label}: p99 ≤ {HB_P99_MS} ms", _p99_row(key)),
+                 (f"{label}: zero errors", _errors_row(key)),
+                 (f"{label}: usher CPU ≤ {HB_USHER_US} µs each", _cpu_row(key, "usher", HB_USHER_US)),
+                 (f"{label}: Redis CPU ≤ {HB_REDIS_US} µs each", _cpu_row(key, "redis", HB_REDIS_US))]
+    for key, label in (("health", "`GET /health`"), ("stats_small", f"`GET /api/stats` ({SMALL_STAGES} stages)")):
+        rows += [(f"{label}: ≥ {HB_RATE:,}/s", _rate_row(key)), (f"{label}: p99 ≤ {HB_P99_MS} ms", _p99_row(key)),
+                 (f"{label}: zero errors", _errors_row(key)),
+                 (f"{label}: usher CPU ≤ {HB_USHER_US} µs each", _cpu_row(key, "usher", HB_USHER_US))]
+    rows += [("stats at 100 stages / 100,000 viewers ≥ 80 % of the 5-stage rate", _stats_flat),
+             ("a join's Redis time at 100 stages ≤ 1.5 × at 5 stages", _join_flat),
+             ("heartbeat cost the same at 200 and at 1,000,000 seated (within 20 %)", _hb_flat),
+             ("Redis ≤ 300 bytes per seated viewer at 1,000,000 seated", _redis_bytes),
+             ("usher RSS flat in viewers (within 2 MB)", _rss_flat),
+             ("joins ≥ 80 % of `openssl speed -multi N`, sustained", _joins),
+             ("burst of 10,000 joins in 1 s: all answered", _burst_all),
+             ("burst: p99 ≤ 1.5 s", _burst_p99)]
+    return rows
+
+
+def judge(fn, R):
+    """(measured text, True/False, or None when the run did not take the figure)."""
+    if R is None:
+        return "–", None
+    try:
+        return fn(R)
+    except (KeyError, TypeError, ZeroDivisionError):
+        return "not run", None
+
+
+def targets_table(R, hb_conns=1000):
+    """Issue 11's targets as Markdown lines: the usher under test, and
+    beside it the "before" usher (BENCH_BEFORE_BIN) when the run had one."""
+    before = R.get("before")
+    head = "| target | " + (f"before ({before.get('git', '?')}) | " if before else "") + "this usher | verdict |"
+    out = [head, "|---|" + ("---|" if before else "") + "---|---|"]
+    for name, fn in issue11_rows(hb_conns):
+        text, ok = judge(fn, R)
+        btext = ""
+        if before:
+            bt, bok = judge(fn, before)
+            btext = f"{bt}{' (met)' if bok else ''} | "
+        out.append(f"| {name} | {btext}{text} | {'not run' if ok is None else verdict(ok)} |")
+    return out
+
+
+def git_of(binary):
+    """The short commit of the checkout a usher binary was built in (<checkout>/build/usher)."""
+    top = os.path.dirname(os.path.dirname(os.path.abspath(binary)))
+    r = subprocess.run(["git", "-C", top, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return r.stdout.strip() or "?"
 
 
 def machine(cfg):
