@@ -193,7 +193,7 @@ static int make_parts(struct app *app, char *err, size_t errlen)
     app->scaler = scaler_new(app);
     app->waiters = waiters_new(app->base);
     app->recovery = recovery_new(app);
-    app->stats_batch = app->store ? read_batch_new(app->store, free) : NULL;
+    app->stats_batch = app->store ? read_batch_new(app->store, NULL) : NULL;
     app->stats_cache = stats_cache_new();
     app->endpoints = endpoints_cache_new(2 * (size_t)cfg->max_stages + 16);
     /* IVS calls are paced with every other process, through Redis. */

@@ -141,11 +141,21 @@ static const char *error_message(json_t *body)
     return NULL;
 }
 
+/* s with each control byte as '?': IVS's words end up in log lines, stage
+ * events and start errors, where a newline would forge a line of its own. */
+static const char *printable(char *s)
+{
+    for (char *p = s; *p; p++)
+        if ((unsigned char)*p < ' ' || *p == 0x7f)
+            *p = '?';
+    return s;
+}
+
 /* Builds the result of a final answer and finishes k. */
 static void answer(struct call *k, const struct aws_http_response *res, struct aws_verdict v)
 {
     struct aws_result r = {.error = v.error, .status = res->status};
-    char code[128] = "";
+    char code[128] = "", message[512];
     json_error_t jerr;
     json_t *body = res->error ? NULL : json_loadb(res->body, res->body_len, 0, &jerr);
     if (res->error) {
@@ -161,8 +171,11 @@ static void answer(struct call *k, const struct aws_http_response *res, struct a
         aws_error_code(res->error_type, code, sizeof code);
         if (!code[0] && json_string_value(json_object_get(body, "__type")))
             aws_error_code(json_string_value(json_object_get(body, "__type")), code, sizeof code);
-        r.code = code[0] ? code : NULL;
-        r.message = error_message(body);
+        const char *words = error_message(body);
+        if (words)
+            snprintf(message, sizeof message, "%s", words);
+        r.code = code[0] ? printable(code) : NULL;
+        r.message = words ? printable(message) : NULL;
     }
     finish(k, &r);
     json_decref(body);

@@ -27,6 +27,7 @@
 #define SERVE_MARGIN_MS (60 * 1000)     /* closer to expiry: wait for a refresh */
 #define RETRY_FAILED_MS (10 * 1000)     /* after a failed background refresh */
 #define MAX_TOKEN 4096
+#define MAX_SESSION_TOKEN 16384         /* bytes; STS tokens are a few KiB */
 
 enum source { SRC_NONE, SRC_ENV, SRC_CONTAINER, SRC_IMDS };
 static const char *const source_names[] = {"none", "environment", "container", "imds"};
@@ -102,6 +103,18 @@ int aws_credentials_copy(struct aws_credentials *dst, const struct aws_credentia
     return 0;
 }
 
+/* A header value from the network or a file: no control characters. */
+static bool clean_value(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return false;
+    for (; *s; s++)
+        if (iscntrl((unsigned char)*s))
+            return false;
+    return true;
+}
+
 /* "2026-11-30T12:00:00Z", fractions of a second allowed; -1 if not that. */
 static int64_t parse_expiration(const char *s)
 {
@@ -145,6 +158,12 @@ int aws_credentials_parse(const char *json, size_t len, struct aws_credentials *
     else if (!c.access_key_id || !*c.access_key_id || !c.secret_access_key ||
              !*c.secret_access_key)
         why = "AccessKeyId or SecretAccessKey missing or not a string";
+    else if (!clean_value(c.access_key_id, MAX_TOKEN))
+        why = "AccessKeyId holds control characters or is too long";
+    else if (!clean_value(c.secret_access_key, MAX_TOKEN))
+        why = "SecretAccessKey holds control characters or is too long";
+    else if (c.session_token && *c.session_token && !clean_value(c.session_token, MAX_SESSION_TOKEN))
+        why = "Token holds control characters or is too long";
     else if (exp && (c.expires_ms = parse_expiration(json_string_value(exp))) < 0)
         why = "Expiration is not an ISO-8601 UTC time";
     else if (aws_credentials_copy(out, &c) < 0)
@@ -228,18 +247,6 @@ static void send_get(struct aws_creds *cc, const char *method, const char *url,
                                    .timeout_ms = cc->timeout_ms};
     if (aws_http_send(cc->http, &req, on_http, cc) < 0)
         fetch_done(cc, NULL, "out of memory");
-}
-
-/* A header value from the network or a file: no control characters. */
-static bool clean_value(const char *s, size_t max)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > max)
-        return false;
-    for (; *s; s++)
-        if (iscntrl((unsigned char)*s))
-            return false;
-    return true;
 }
 
 /* The container Authorization token: the variable, or the file's text

@@ -31,6 +31,7 @@
 #include <netinet/tcp.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <event2/listener.h>
 #include <http_parser.h>
 
@@ -516,8 +517,41 @@ static void write_head(struct http_conn *c, int status, const char *type, size_t
     buf_str(&c->out, "\r\n");
 }
 
+/* Sends what c->out holds unsent and then the pieces, in one sendmsg(),
+ * when the socket is not known to be full. Returns how many bytes of the
+ * pieces went out (those of c->out are marked sent); an error sends
+ * nothing here and is found by the next conn_flush(). */
+static size_t send_pieces(struct http_conn *c, const struct http_piece *pieces, size_t n)
+{
+    struct iovec iov[HTTP_MAX_PIECES + 1];
+    size_t queued = c->out.len - c->out_sent, k = 0;
+    iov[k++] = (struct iovec){c->out.p + c->out_sent, queued};
+    for (size_t i = 0; i < n && i < HTTP_MAX_PIECES; i++)
+        iov[k++] = (struct iovec){(void *)pieces[i].data, pieces[i].len};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = k};
+    ssize_t sent;
+    do
+        sent = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+    while (sent < 0 && errno == EINTR);
+    if (sent <= 0)
+        return 0;
+    if ((size_t)sent < queued) {
+        c->out_sent += (size_t)sent;
+        return 0;
+    }
+    c->out.len = c->out_sent = 0;
+    return (size_t)sent - queued;
+}
+
 void http_conn_reply(struct http_conn *c, int status, const char *type,
                      const char *body, size_t len)
+{
+    struct http_piece piece = {body, len};
+    http_conn_reply_pieces(c, status, type, &piece, 1);
+}
+
+void http_conn_reply_pieces(struct http_conn *c, int status, const char *type,
+                            const struct http_piece *pieces, size_t n)
 {
     c->l->inflight--;
     if (c->fd < 0) {
@@ -526,9 +560,19 @@ void http_conn_reply(struct http_conn *c, int status, const char *type,
     }
     if (c->l->stopping)
         c->close_after = true;
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += pieces[i].len;
     write_head(c, status, type, len);
-    if (status != 204 && c->parser.method != HTTP_HEAD)
-        buf_add(&c->out, body, len, SIZE_MAX / 2);
+    if (status != 204 && c->parser.method != HTTP_HEAD) {
+        /* From inside conn_parse() the answers go together when it ends. */
+        size_t sent = c->in_parse || c->writing ? 0 : send_pieces(c, pieces, n);
+        for (size_t i = 0; i < n; i++) {
+            size_t skip = sent < pieces[i].len ? sent : pieces[i].len;
+            buf_add(&c->out, (const char *)pieces[i].data + skip, pieces[i].len - skip, SIZE_MAX / 2);
+            sent -= skip;
+        }
+    }
     c->state = c->close_after ? C_CLOSING : C_IDLE;
     c->deadline_ms = c->close_after ? 0 : mono_ms() + c->l->limits.idle_timeout_ms;
     if (!c->in_parse)

@@ -67,6 +67,21 @@ void http_conn_add_header(struct http_conn *c, const char *name, const char *val
 void http_conn_reply(struct http_conn *c, int status, const char *type,
                      const char *body, size_t len);
 
+/* len bytes at data: one piece of a body given in pieces. */
+struct http_piece {
+    const void *data;
+    size_t len;
+};
+#define HTTP_MAX_PIECES 8
+/* http_conn_reply with the body given as n (<= HTTP_MAX_PIECES) pieces,
+ * joined. Nothing is copied that the socket takes at once: when no earlier
+ * answer waits to be written, the head and the pieces go out in one
+ * sendmsg() from where they lie, and only what the socket did not take is
+ * copied into the connection's buffer. So a large answer many requests
+ * share (the /api/stats rendering) costs no copy of its own per request. */
+void http_conn_reply_pieces(struct http_conn *c, int status, const char *type,
+                            const struct http_piece *pieces, size_t n);
+
 /* Streams (Server-Sent Events and the like). Answers the request in flight
  * with status, Content-Type and no length: the body is what
  * http_conn_stream_write() queues until http_conn_stream_end() or the

@@ -15,6 +15,8 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "http/conn.h"
+
 struct app;
 struct http_conn;
 struct http_server;
@@ -42,9 +44,15 @@ struct request {
 
 /* 2xx with {"success":true,"data":data,...}; steals the reference to data. */
 void respond_ok(struct request *rq, int status, json_t *data);
-/* The same with data already serialized (compact JSON), for an answer
- * shared by many requests. */
-void respond_ok_text(struct request *rq, int status, const char *data_json);
+/* The same with data already serialized (compact JSON) as n pieces
+ * (at most HTTP_MAX_PIECES - 2), joined: for an answer shared by many
+ * requests, sent from where it lies (http_conn_reply_pieces). */
+void respond_ok_text(struct request *rq, int status, const struct http_piece *data, size_t n);
+/* The end of a JSON object stamped with the request's moment,
+ * `,"timestamp":"<ISO 8601>"}`, into out (NUL-terminated); returns its
+ * length. respond_ok_text ends the envelope with it. */
+#define REQUEST_TIME_END_SIZE 64
+size_t request_time_end(const struct request *rq, char out[REQUEST_TIME_END_SIZE]);
 /* Error envelope of SPEC §1; steals details (may be NULL). */
 void respond_error(struct request *rq, int status, const char *code,
                    const char *message, json_t *details);

@@ -110,27 +110,33 @@ static void send_json(struct request *rq, int status, json_t *doc)
     free(text);
 }
 
-void respond_ok_text(struct request *rq, int status, const char *data_json)
+size_t request_time_end(const struct request *rq, char out[REQUEST_TIME_END_SIZE])
 {
-    char when[32];
-    clock_iso8601(rq->now_ms, when, sizeof when);
-    static const char head[] = "{\"success\":true,\"data\":", tail[] = ",\"timestamp\":\"";
-    size_t dlen = strlen(data_json), wlen = strlen(when);
-    size_t len = sizeof head - 1 + dlen + sizeof tail - 1 + wlen + 2;
-    char *body = malloc(len);
-    if (!body) {
-        respond_error(rq, 500, "INTERNAL_ERROR", "out of memory", NULL);
+    static const char member[] = ",\"timestamp\":\"";
+    memcpy(out, member, sizeof member - 1);
+    size_t at = sizeof member - 1;
+    clock_iso8601(rq->now_ms, out + at, REQUEST_TIME_END_SIZE - at - 3);
+    at += strlen(out + at);
+    memcpy(out + at, "\"}", 3);
+    return at + 2;
+}
+
+void respond_ok_text(struct request *rq, int status, const struct http_piece *data, size_t n)
+{
+    static const char head[] = "{\"success\":true,\"data\":";
+    char tail[REQUEST_TIME_END_SIZE];
+    size_t tail_len = request_time_end(rq, tail);
+    struct http_piece pieces[HTTP_MAX_PIECES];
+    if (n > HTTP_MAX_PIECES - 2) {
+        respond_error(rq, 500, "INTERNAL_ERROR", "the answer could not be made", NULL);
         return;
     }
-    /* Plain copies: printf would scan a body of many kilobytes again. */
-    char *p = body;
-    memcpy(p, head, sizeof head - 1), p += sizeof head - 1;
-    memcpy(p, data_json, dlen), p += dlen;
-    memcpy(p, tail, sizeof tail - 1), p += sizeof tail - 1;
-    memcpy(p, when, wlen), p += wlen;
-    memcpy(p, "\"}", 2);
-    send_body(rq, status, body, len);
-    free(body);
+    pieces[0] = (struct http_piece){head, sizeof head - 1};
+    memcpy(pieces + 1, data, n * sizeof *data);
+    pieces[n + 1] = (struct http_piece){tail, tail_len};
+    answered(rq, status, "");
+    request_clear(rq);
+    http_conn_reply_pieces(rq->conn, status, JSON_TYPE, pieces, n + 2);
 }
 
 void respond_ok(struct request *rq, int status, json_t *data)

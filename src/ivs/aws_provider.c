@@ -22,6 +22,7 @@
 
 #include "aws/client.h"
 #include "config/config.h"
+#include "http/fields.h"
 #include "ivs/ids.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -30,6 +31,12 @@
 #define REPLICAS_PAGE_MAX 50         /* ListParticipantReplicas' maxResults: 1-50 */
 #define STAGE_NAME_MAX 128           /* StageName */
 #define ERROR_MAX 400
+#define EPOCH_S_MAX 1e11             /* a time IVS sends in epoch seconds: before year 5138 */
+/* Pages one List operation may take before it is called endless: 20,000
+ * stages or participants at 100 a page (a region's default subscriptions
+ * quota), 10,000 replicas at 50; public keys are 3 per region. */
+#define PAGES_MAX 200
+#define KEY_PAGES_MAX 10
 
 struct aws_provider {
     struct stage_provider base;      /* first: the interface */
@@ -60,6 +67,8 @@ struct op {
     char error[3 * ERROR_MAX];       /* the words of a failure */
     struct participant_query query;  /* list_participants (strings: source, next) */
     char *next;                      /* list_participants: the page token, NULL at the end */
+    char *token;                     /* the last nextToken IVS gave, NULL before */
+    int pages;                       /* pages answered so far */
 };
 
 /* ------------------------------------------------------------------------
@@ -83,7 +92,7 @@ static struct provider_stage stage_view(const json_t *s)
 
 static void op_free(struct op *o)
 {
-    free(o->source), free(o->dest), free(o->pem), free(o->next);
+    free(o->source), free(o->dest), free(o->pem), free(o->next), free(o->token);
     json_decref(o->found);
     free(o);
 }
@@ -221,17 +230,102 @@ static const json_t *answered(struct op *o, const struct aws_result *r, const ch
     return *error ? NULL : json_object_get(r->json, name);
 }
 
+/* One page of a List answer: its array `name` and, in *next, its
+ * nextToken (NULL at the end; borrowed from r). NULL with *error set when
+ * the call failed, or the answer is not a page IVS would give: no `name`
+ * array, more than `asked` items, the nextToken of the page before again,
+ * or more than max_pages pages (a list that never ends). */
+static const json_t *page_of(struct op *o, const struct aws_result *r, const char *name,
+                             size_t asked, int max_pages, const char **next, const char **error)
+{
+    const json_t *list = answered(o, r, name, error);
+    *next = NULL;
+    if (*error)
+        return NULL;
+    const char *token = json_string_value(json_object_get(r->json, "nextToken"));
+    bool more = token && *token;
+    char what[200] = "";
+    if (!json_is_array(list))
+        snprintf(what, sizeof what, "an answer without a %s array", name);
+    else if (json_array_size(list) > asked)
+        snprintf(what, sizeof what, "%zu %s in one page, more than the %zu asked",
+                 json_array_size(list), name, asked);
+    else if (more && o->token && strcmp(token, o->token) == 0)
+        snprintf(what, sizeof what, "the nextToken of the page before again (a list that never ends)");
+    else if (more && ++o->pages >= max_pages)
+        snprintf(what, sizeof what, "page %d with a nextToken still (a list that never ends)",
+                 o->pages);
+    free(o->token);
+    o->token = more ? strdup(token) : NULL;
+    if (!what[0] && more && !o->token)
+        snprintf(what, sizeof what, "a nextToken usher had no memory to keep");
+    if (what[0]) {
+        snprintf(o->error, sizeof o->error, "%s: IVS answered %s", r->operation, what);
+        *error = o->error;
+        return NULL;
+    }
+    *next = o->token;
+    return list;
+}
+
 /* ------------------------------------------------------------------------
  * Stages
  * --------------------------------------------------------------------- */
+
+/* Whether url is scheme://host[...] of at most STAGE_ENDPOINT_MAX bytes,
+ * without user info and without bytes a URL in a token must not hold. */
+static bool url_ok(const char *url, const char *scheme)
+{
+    size_t n = strlen(scheme);
+    if (strlen(url) > STAGE_ENDPOINT_MAX || strncmp(url, scheme, n) != 0 ||
+        strncmp(url + n, "://", 3) != 0)
+        return false;
+    const char *host = url + n + 3;
+    size_t hlen = strcspn(host, "/?#");
+    if (hlen == 0 || memchr(host, '@', hlen))
+        return false;
+    for (const char *p = url; *p; p++)
+        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || strchr("\"<>\\^`{|}", *p))
+            return false;
+    return true;
+}
+
+/* What is wrong with an IVS Stage object, or NULL: an ARN outside
+ * ivs/ids.h's grammar, endpoints that are not an https WHIP URL and a wss
+ * or https events URL (an absent endpoints object or member is no fault:
+ * usher asks GetStage for them when it needs them). */
+static const char *stage_fault(const json_t *stage)
+{
+    const char *arn = json_string_value(json_object_get(stage, "arn"));
+    const json_t *ep = json_object_get(stage, "endpoints");
+    const json_t *whip = json_object_get(ep, "whip"), *events = json_object_get(ep, "events");
+    if (!json_is_object(stage))
+        return "no stage object";
+    if (!arn || !valid_stage_arn(arn))
+        return "a stage ARN outside arn:aws:ivs:{region}:{account}:stage/{id}";
+    if (ep && !json_is_object(ep))
+        return "stage endpoints that are no object";
+    if (whip && !(json_is_string(whip) && url_ok(json_string_value(whip), "https")))
+        return "a stage whip endpoint that is not an https URL";
+    if (events && !(json_is_string(events) && (url_ok(json_string_value(events), "wss") ||
+                                               url_ok(json_string_value(events), "https"))))
+        return "a stage events endpoint that is not a wss or https URL";
+    return NULL;
+}
 
 static void stage_answered(void *arg, const struct aws_result *r)
 {
     struct op *o = arg;
     const char *error;
     const json_t *stage = answered(o, r, "stage", &error);
-    if (!error && !json_string_value(json_object_get(stage, "arn")))
-        error = "IVS answered without a stage ARN";
+    const char *fault = error ? NULL : stage_fault(stage);
+    if (!error && !fault && o->source &&
+        strcmp(json_string_value(json_object_get(stage, "arn")), o->source) != 0)
+        fault = "a stage other than the one asked for";
+    if (fault) {
+        snprintf(o->error, sizeof o->error, "%s: IVS answered %s", r->operation, fault);
+        error = o->error;
+    }
     op_end(o, error, stage, NULL);
 }
 
@@ -274,10 +368,13 @@ static void aws_create(struct stage_provider *p, const char *name, const json_t 
              stage_answered);
 }
 
+static bool op_arns(struct op *o, const char *source, const char *dest);
+
+/* The answer must be the stage asked for (o->source). */
 static void aws_get(struct stage_provider *p, const char *arn, provider_stage_fn done, void *arg)
 {
     struct op *o = OP(OP_STAGE, done);
-    if (o)
+    if (o && op_arns(o, arn, NULL))
         call(o, "GetStage", json_pack("{s:s}", "arn", arn), stage_answered);
 }
 
@@ -314,19 +411,25 @@ static void aws_delete(struct stage_provider *p, const char *arn, provider_done_
 static void stages_listed(void *arg, const struct aws_result *r)
 {
     struct op *o = arg;
-    const char *error;
-    const json_t *stages = answered(o, r, "stages", &error), *s;
+    const char *error, *next;
+    const json_t *stages = page_of(o, r, "stages", PAGE_MAX, PAGES_MAX, &next, &error), *s;
     if (error) {
         op_end(o, error, NULL, NULL);
         return;
     }
     size_t i;
-    json_array_foreach(stages, i, s)
-        if (json_string_value(json_object_get(s, "arn")) &&
-            provider_tags_ours(o->ap->base.cfg, json_object_get(s, "tags")))
-            json_array_append(o->found, (json_t *)s);
-    const char *next = json_string_value(json_object_get(r->json, "nextToken"));
-    if (!next || !*next) {
+    json_array_foreach(stages, i, s) {
+        if (!provider_tags_ours(o->ap->base.cfg, json_object_get(s, "tags")))
+            continue;
+        const char *fault = stage_fault(s);
+        if (fault) {
+            snprintf(o->error, sizeof o->error, "%s: IVS answered %s", r->operation, fault);
+            op_end(o, o->error, NULL, NULL);
+            return;
+        }
+        json_array_append(o->found, (json_t *)s);
+    }
+    if (!next) {
         op_end(o, NULL, NULL, NULL);
         return;
     }
@@ -365,7 +468,7 @@ static const char *publisher_in(const json_t *participants)
         const char *type = json_string_value(json_object_get(pt, "replicationType"));
         const char *id = json_string_value(json_object_get(pt, "participantId"));
         if (id && state && strcmp(state, "CONNECTED") == 0 && json_is_true(json_object_get(pt, "published")) &&
-            !(type && strcmp(type, "REPLICA") == 0) && strlen(id) <= PARTICIPANT_ID_MAX)
+            !(type && strcmp(type, "REPLICA") == 0) && valid_participant_id(id))
             return id;
     }
     return NULL;
@@ -387,15 +490,14 @@ static void list_participants(struct op *o, const char *session, const char *nex
 static void participants_listed(void *arg, const struct aws_result *r)
 {
     struct op *o = arg;
-    const char *error;
-    const json_t *list = answered(o, r, "participants", &error);
+    const char *error, *next;
+    const json_t *list = page_of(o, r, "participants", PAGE_MAX, PAGES_MAX, &next, &error);
     if (error) {
         op_end(o, error, NULL, NULL);
         return;
     }
     const char *id = publisher_in(list);
-    const char *next = json_string_value(json_object_get(r->json, "nextToken"));
-    if (!id && next && *next) {
+    if (!id && next) {
         list_participants(o, o->session, next);
         return;
     }
@@ -535,8 +637,8 @@ static void replicas_ask(struct op *o, const char *next)
 static void replicas_listed(void *arg, const struct aws_result *r)
 {
     struct op *o = arg;
-    const char *error;
-    const json_t *list = answered(o, r, "replicas", &error), *rp;
+    const char *error, *next;
+    const json_t *list = page_of(o, r, "replicas", REPLICAS_PAGE_MAX, PAGES_MAX, &next, &error), *rp;
     if (error) {
         op_end(o, error, NULL, NULL);
         return;
@@ -546,13 +648,17 @@ static void replicas_listed(void *arg, const struct aws_result *r)
         const char *dest = json_string_value(json_object_get(rp, "destinationStageArn"));
         const char *session = json_string_value(json_object_get(rp, "destinationSessionId"));
         const char *state = json_string_value(json_object_get(rp, "replicationState"));
-        if (dest)
+        if (!dest || !valid_stage_arn(dest)) {
+            snprintf(o->error, sizeof o->error, "%s: IVS answered a replica whose "
+                     "destinationStageArn is no stage ARN", r->operation);
+            op_end(o, o->error, NULL, NULL);
+            return;
+        }
             json_array_append_new(o->found, json_pack("{s:s, s:s, s:b}", "dest", dest, "session",
                                                       session ? session : "", "active",
                                                       state && strcmp(state, "ACTIVE") == 0));
     }
-    const char *next = json_string_value(json_object_get(r->json, "nextToken"));
-    if (next && *next)
+    if (next)
         replicas_ask(o, next);
     else
         op_end(o, NULL, NULL, NULL);
@@ -594,9 +700,10 @@ static json_t *participant_kept(const json_t *pt)
     char when[40] = "";
     if (json_is_string(first))
         snprintf(when, sizeof when, "%s", json_string_value(first));
-    else if (json_is_number(first))
+    else if (json_is_number(first) && json_number_value(first) >= 0 &&
+             json_number_value(first) < EPOCH_S_MAX)
         clock_iso8601((int64_t)(json_number_value(first) * 1000), when, sizeof when);
-    if (!id || strlen(id) > PARTICIPANT_ID_MAX)
+    if (!id || !valid_participant_id(id))
         return NULL;
     return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b}", "id", id, "userId", user ? user : "",
                      "state", state ? state : "", "firstJoinTime", when,
@@ -622,8 +729,9 @@ static void page_ask(struct op *o)
 static void page_listed(void *arg, const struct aws_result *r)
 {
     struct op *o = arg;
-    const char *error;
-    const json_t *list = answered(o, r, "participants", &error), *pt;
+    const char *error, *next;
+    const json_t *list = page_of(o, r, "participants", (size_t)o->query.max_results, PAGES_MAX,
+                                 &next, &error), *pt;
     if (error) {
         op_end(o, error, NULL, NULL);
         return;
@@ -634,9 +742,8 @@ static void page_listed(void *arg, const struct aws_result *r)
         if (kept)
             json_array_append_new(o->found, kept);
     }
-    const char *next = json_string_value(json_object_get(r->json, "nextToken"));
     free(o->next);
-    o->next = next && *next ? strdup(next) : NULL;
+    o->next = next ? strdup(next) : NULL;
     if (o->next && o->query.all_pages)
         page_ask(o);
     else
@@ -756,10 +863,12 @@ static void key_imported(void *arg, const struct aws_result *r)
     const char *error;
     const json_t *key = answered(o, r, "publicKey", &error);
     const char *arn = json_string_value(json_object_get(key, "arn"));
-    if (error || !arn) {
+    if (!error && !(arn && valid_public_key_arn(arn)))
+        error = "ImportPublicKey: IVS answered no public key ARN";
+    if (error) {
         snprintf(o->error, sizeof o->error,
                  "IVS_PUBLIC_KEY_ARN is not set and the signing key could not be imported (%s)%s",
-                 error ? error : "no ARN in the answer",
+                 error,
                  r->error == AWS_ERR_QUOTA_EXCEEDED
                      ? ": IVS holds 3 public keys per region; delete one (DeletePublicKey) or "
                        "set IVS_PUBLIC_KEY_ARN to one whose private key usher signs with"
@@ -785,8 +894,15 @@ static void candidate_read(void *arg, const struct aws_result *r)
         op_end(o, error, NULL, NULL);
         return;
     }
+    const char *arn = json_string_value(json_object_get(key, "arn"));
     if (pem && same_key(pem, o->pem)) {
-        snprintf(o->kid, sizeof o->kid, "%s", json_string_value(json_object_get(key, "arn")));
+        if (!arn || !valid_public_key_arn(arn)) {
+            snprintf(o->error, sizeof o->error, "%s: IVS answered our key without a public key ARN",
+                     r->operation);
+            op_end(o, o->error, NULL, NULL);
+            return;
+        }
+        snprintf(o->kid, sizeof o->kid, "%s", arn);
         log_info("aws provider: the signing key is imported already as %s", o->kid);
         key_settled(o);
         return;
@@ -813,8 +929,8 @@ static void next_key(struct op *o)
 static void keys_listed(void *arg, const struct aws_result *r)
 {
     struct op *o = arg;
-    const char *error;
-    const json_t *keys = answered(o, r, "publicKeys", &error), *k;
+    const char *error, *next;
+    const json_t *keys = page_of(o, r, "publicKeys", PAGE_MAX, KEY_PAGES_MAX, &next, &error), *k;
     if (error) {
         op_end(o, error, NULL, NULL);
         return;
@@ -823,8 +939,7 @@ static void keys_listed(void *arg, const struct aws_result *r)
     json_array_foreach(keys, i, k)
         if (json_string_value(json_object_get(k, "arn")))
             json_array_append(o->found, json_object_get(k, "arn"));
-    const char *next = json_string_value(json_object_get(r->json, "nextToken"));
-    if (next && *next)
+    if (next)
         call(o, "ListPublicKeys", json_pack("{s:i, s:s}", "maxResults", PAGE_MAX, "nextToken", next),
              keys_listed);
     else

@@ -21,4 +21,9 @@
  * at most STAGE_ARN_MAX bytes. */
 bool valid_stage_arn(const char *s);
 
+/* arn:aws:ivs:{region: [a-z0-9-]+}:{12 digits}:public-key/{1–64 of
+ * [A-Za-z0-9]}, at most STAGE_ARN_MAX bytes (PublicKeyArn, narrowed as
+ * the stage ARN is). */
+bool valid_public_key_arn(const char *s);
+
 #endif

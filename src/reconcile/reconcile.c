@@ -392,11 +392,9 @@ static void publisher_look(struct reconcile *r, bool regular)
 
 static void publisher_tick(struct reconcile *r, int64_t now)
 {
-    long every = r->app->cfg->publisher_poll_interval_s * 1000;
-    if (r->looking || !r->app->master_arn[0] || every == 0 ||
-        (r->looked_ms && now - r->looked_ms < every))
+    if (r->looking || !r->app->master_arn[0] ||
+        !clock_due(&r->looked_ms, now, r->app->cfg->publisher_poll_interval_s * 1000))
         return;
-    r->looked_ms = now;
     publisher_look(r, true);
 }
 
@@ -409,11 +407,9 @@ void reconcile_tick(struct reconcile *r)
     if (!p || !p->ops->knows_participants(p))
         return;
     publisher_tick(r, now);
-    long every = r->app->cfg->reconcile_interval_s * 1000;
-    if (r->passing || every == 0 || (r->last_ms && now - r->last_ms < every))
+    if (r->passing || !clock_due(&r->last_ms, now, r->app->cfg->reconcile_interval_s * 1000))
         return;
     r->passing = true;
-    r->last_ms = now;
     store_stats(r->app->store, stages_read, r);
 }
 

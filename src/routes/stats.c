@@ -5,7 +5,6 @@
  * replication, and the spare seats the scaler keeps ahead of demand. */
 #include "routes/routes.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,7 +14,6 @@
 #include "routes/stats_cache.h"
 #include "stages/stages.h"
 #include "store/read_batch.h"
-#include "util/clock.h"
 
 
 /* JSON for a string that may be missing from a stage's record. */
@@ -73,22 +71,11 @@ json_t *stats_data(const struct stats_view *view, const char *timestamp)
     return data;
 }
 
-/* The batch's data with the request's own moment as data.timestamp, the
- * same as the envelope's: malloc'd, NULL when out of memory. */
-static char *stats_with_time(const char *memo, int64_t now_ms)
-{
-    char when[32];
-    clock_iso8601(now_ms, when, sizeof when);
-    size_t len = strlen(memo);          /* ends with the object's '}' */
-    char *out = malloc(len + sizeof when + 16);
-    if (out)
-        sprintf(out, "%.*s,\"timestamp\":\"%s\"}", (int)(len - 1), memo, when);
-    return out;
-}
-
 /* Dashboards poll /api/stats in crowds: requests arriving together share
  * one Redis call and one JSON rendering (read_batch.h), which formats only
- * the counts into each stage's cached entry (stats_cache.h). */
+ * the counts into each stage's cached entry (stats_cache.h). Each answer is
+ * that rendering, sent from where it lies, with the request's own moment
+ * as data.timestamp (the same as the envelope's) after it. */
 static void stats_done(void *arg, enum store_error err, const char *detail,
                        const struct stats_view *view, void **memo)
 {
@@ -98,13 +85,17 @@ static void stats_done(void *arg, enum store_error err, const char *detail,
         return;
     }
     if (!*memo)
-        *memo = stats_cache_render(rq->app->stats_cache, view);
-    char *text = *memo ? stats_with_time(*memo, rq->now_ms) : NULL;
-    if (text)
-        respond_ok_text(rq, 200, text);
-    else
+        *memo = (void *)stats_cache_render(rq->app->stats_cache, view);
+    const struct stats_text *text = *memo;
+    if (!text) {
         respond_error(rq, 500, "INTERNAL_ERROR", "the statistics could not be rendered", NULL);
-    free(text);
+        return;
+    }
+    char when[REQUEST_TIME_END_SIZE];
+    size_t when_len = request_time_end(rq, when);
+    /* The rendering ends with the data object's '}': the time goes before it. */
+    struct http_piece data[] = {{text->s, text->len - 1}, {when, when_len}};
+    respond_ok_text(rq, 200, data, 2);
 }
 
 void route_stats(struct request *rq)

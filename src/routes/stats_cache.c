@@ -1,9 +1,14 @@
 /* stats_cache.c — see stats_cache.h. The entries are kept in the order of
  * the last view (stages are listed oldest first, so the order rarely
- * changes): the entry at the same position is tried first. */
+ * changes): the entry at the same position is tried first. An entry is
+ * known by what it shows but the count: the stage's ARN, mode, role and
+ * replication, and its record, by identity: the store parses a record
+ * once while its text stays the same (store/records.h) and the entry holds
+ * a reference to that parse, so the same document means the same record. */
 #include "routes/stats_cache.h"
 
 #include "routes/routes.h"
+#include "util/text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +16,11 @@
 #include <jansson.h>
 
 struct entry {
-    char *key;                       /* the record's fields, joined */
+    char *arn;                       /* NULL: an empty slot */
+    json_t *record;                  /* the record's document (a reference), or NULL */
+    enum stage_mode mode;
+    enum replication_state replication;
+    bool master;
     char *head;                      /* {"stageId":…,"viewerCount": */
     char *tail;                      /* ,"info":{…},…} */
 };
@@ -19,59 +28,21 @@ struct entry {
 struct stats_cache {
     struct entry *items;
     size_t count;
+    struct text out;                 /* the last rendering, its buffer reused */
+    struct stats_text shown;         /* what stats_cache_render returned */
 };
-
-/* Growing text; `failed` once memory ran out. */
-struct text {
-    char *s;
-    size_t len, cap;
-    bool failed;
-};
-
-static void put(struct text *t, const char *s, size_t n)
-{
-    if (t->failed)
-        return;
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 1024;
-        while (cap < t->len + n + 1)
-            cap *= 2;
-        char *grown = realloc(t->s, cap);
-        if (!grown) {
-            t->failed = true;
-            return;
-        }
-        t->s = grown;
-        t->cap = cap;
-    }
-    memcpy(t->s + t->len, s, n);
-    t->len += n;
-    t->s[t->len] = '\0';
-}
-
-static void put_str(struct text *t, const char *s) { put(t, s, strlen(s)); }
 
 static void put_num(struct text *t, long long n)
 {
     char buf[24];
-    put(t, buf, (size_t)snprintf(buf, sizeof buf, "%lld", n));
+    text_add(t, buf, (size_t)snprintf(buf, sizeof buf, "%lld", n));
 }
 
-/* Every field an entry shows but its count, joined; NULL when out of memory. */
-static char *entry_key(const struct stage_entry *e)
+/* Whether e shows stage s (but its count). */
+static bool entry_is(const struct entry *e, const struct stage_entry *s)
 {
-    const struct stage_info *i = &e->info;
-    struct text t = {0};
-    const char *parts[] = {e->arn, i->name ? i->name : "\x01", i->created_at ? i->created_at : "\x01",
-                           !i->doc ? "n" : i->auto_scaled ? "1" : "0", stage_mode_name(e->mode),
-                           e->master ? "m" : replication_name(e->state.replication)};
-    for (size_t k = 0; k < sizeof parts / sizeof *parts; k++) {
-        put_str(&t, parts[k]);
-        put(&t, "\x1f", 1);
-    }
-    if (t.failed)
-        free(t.s);
-    return t.failed ? NULL : t.s;
+    return e->arn && e->record == s->info.doc && e->mode == s->mode && e->master == s->master &&
+           e->replication == s->state.replication && strcmp(e->arn, s->arn) == 0;
 }
 
 /* An entry's two pieces around its count, cut from stage_entry() (routes.h):
@@ -90,39 +61,44 @@ static bool entry_render(const struct stage_entry *e, struct entry *out)
     json_decref(rest);
     struct text head = {0}, tail = {0};
     if (arn_text && rest_text) {
-        put_str(&head, "{\"stageId\":");
-        put_str(&head, arn_text);
-        put_str(&head, ",\"viewerCount\":");
-        put_str(&tail, ",");
-        put_str(&tail, rest_text + 1);          /* the object without its "{" */
+        text_str(&head, "{\"stageId\":");
+        text_str(&head, arn_text);
+        text_str(&head, ",\"viewerCount\":");
+        text_str(&tail, ",");
+        text_str(&tail, rest_text + 1);          /* the object without its "{" */
     }
     free(arn_text);
     free(rest_text);
-    if (!head.s || !tail.s || head.failed || tail.failed) {
+    char *key = strdup(e->arn);
+    if (!key || !head.s || !tail.s || head.failed || tail.failed) {
+        free(key);
         free(head.s);
         free(tail.s);
         return false;
     }
-    out->head = head.s;
-    out->tail = tail.s;
+    *out = (struct entry){key, json_incref(e->info.doc), e->mode, e->state.replication, e->master,
+                          head.s, tail.s};
     return true;
 }
 
 static void entry_free(struct entry *e)
 {
-    free(e->key);
+    free(e->arn);
+    json_decref(e->record);
     free(e->head);
     free(e->tail);
+    *e = (struct entry){0};
 }
 
-/* The cached entry with this key, taken out of old (its slot emptied). */
-static bool entry_take(struct stats_cache *c, size_t hint, const char *key, struct entry *out)
+/* The cached entry of stage s, taken out of the cache (its slot emptied). */
+static bool entry_take(struct stats_cache *c, size_t hint, const struct stage_entry *s,
+                       struct entry *out)
 {
     for (size_t k = 0; k < c->count; k++) {
         struct entry *e = &c->items[(hint + k) % c->count];
-        if (e->key && strcmp(e->key, key) == 0) {
+        if (entry_is(e, s)) {
             *out = *e;
-            e->key = e->head = e->tail = NULL;
+            *e = (struct entry){0};
             return true;
         }
     }
@@ -135,16 +111,9 @@ static bool entries_update(struct stats_cache *c, const struct stats_view *view)
 {
     struct entry *now = calloc(view->count ? view->count : 1, sizeof *now);
     bool ok = now != NULL;
-    for (size_t i = 0; ok && i < view->count; i++) {
-        char *key = entry_key(&view->stages[i]);
-        ok = key != NULL;
-        if (ok && entry_take(c, i, key, &now[i]))
-            free(key);
-        else if (ok && (ok = entry_render(&view->stages[i], &now[i])))
-            now[i].key = key;
-        else
-            free(key);
-    }
+    for (size_t i = 0; ok && i < view->count; i++)
+        if (!entry_take(c, i, &view->stages[i], &now[i]))
+            ok = entry_render(&view->stages[i], &now[i]);
     size_t keep = ok ? c->count : view->count;
     struct entry *drop = ok ? c->items : now;
     for (size_t k = 0; drop && k < keep; k++)
@@ -157,32 +126,33 @@ static bool entries_update(struct stats_cache *c, const struct stats_view *view)
     return ok;
 }
 
-char *stats_cache_render(struct stats_cache *c, const struct stats_view *view)
+const struct stats_text *stats_cache_render(struct stats_cache *c, const struct stats_view *view)
 {
     if (!entries_update(c, view))
         return NULL;
-    struct text t = {0};
+    struct text *t = &c->out;
+    t->len = 0;
+    t->failed = false;
     /* SPEC §2 fixes these five fields exactly (the fifth, timestamp, is
      * the request's: routes/stats.c); more goes in the stages. */
-    put_str(&t, "{\"totalViewers\":");
-    put_num(&t, view->total_viewers);
-    put_str(&t, ",\"activeStages\":");
-    put_num(&t, (long long)view->count);
-    put_str(&t, view->publisher_live ? ",\"isPublisherLive\":true,\"stages\":["
-                                     : ",\"isPublisherLive\":false,\"stages\":[");
+    text_str(t, "{\"totalViewers\":");
+    put_num(t, view->total_viewers);
+    text_str(t, ",\"activeStages\":");
+    put_num(t, (long long)view->count);
+    text_str(t, view->publisher_live ? ",\"isPublisherLive\":true,\"stages\":["
+                                    : ",\"isPublisherLive\":false,\"stages\":[");
     for (size_t i = 0; i < view->count; i++) {
         if (i)
-            put(&t, ",", 1);
-        put_str(&t, c->items[i].head);
-        put_num(&t, view->stages[i].viewers);
-        put_str(&t, c->items[i].tail);
+            text_add(t, ",", 1);
+        text_str(t, c->items[i].head);
+        put_num(t, view->stages[i].viewers);
+        text_str(t, c->items[i].tail);
     }
-    put_str(&t, "]}");
-    if (t.failed) {
-        free(t.s);
+    text_str(t, "]}");
+    if (t->failed)
         return NULL;
-    }
-    return t.s;
+    c->shown = (struct stats_text){t->s, t->len};
+    return &c->shown;
 }
 
 struct stats_cache *stats_cache_new(void) { return calloc(1, sizeof(struct stats_cache)); }
@@ -194,5 +164,6 @@ void stats_cache_free(struct stats_cache *c)
     for (size_t k = 0; k < c->count; k++)
         entry_free(&c->items[k]);
     free(c->items);
+    free(c->out.s);
     free(c);
 }

@@ -16,11 +16,17 @@ struct stats_cache;
 struct stats_cache *stats_cache_new(void);  /* NULL when out of memory */
 void stats_cache_free(struct stats_cache *c);
 
+/* A rendering: len bytes of text (NUL-terminated). */
+struct stats_text {
+    const char *s;
+    size_t len;
+};
+
 /* The data of /api/stats (SPEC §2: totalViewers, activeStages,
  * isPublisherLive, stages) as compact JSON, without its timestamp (each
- * request adds its own). Returns malloc'd text the caller frees, NULL when
- * out of memory. Entries of stages gone from the view are dropped from the
- * cache. */
-char *stats_cache_render(struct stats_cache *c, const struct stats_view *view);
+ * request adds its own). Returns the text, owned by the cache and valid
+ * until its next rendering or its free; NULL when out of memory. Entries
+ * of stages gone from the view are dropped from the cache. */
+const struct stats_text *stats_cache_render(struct stats_cache *c, const struct stats_view *view);
 
 #endif

@@ -144,10 +144,8 @@ void orphans_tick(struct orphans *o)
 {
     const struct config *cfg = o->app->cfg;
     int64_t now = clock_now_ms();
-    if (o->sweeping || cfg->orphan_sweep_interval_s == 0 ||
-        (o->last_ms && now - o->last_ms < cfg->orphan_sweep_interval_s * 1000))
+    if (o->sweeping || !clock_due(&o->last_ms, now, cfg->orphan_sweep_interval_s * 1000))
         return;
     o->sweeping = true;
-    o->last_ms = now;
     o->app->provider->ops->list_stages(o->app->provider, listed, o);
 }

@@ -70,6 +70,8 @@ static void listed(void *arg, const struct provider_stage *stages, size_t n, con
 static void adopt_provider_stages(struct recovery *r)
 {
     struct stage_provider *p = r->app->provider;
+    if (!p)                          /* shutting down: the provider is gone */
+        return;
     if (p->ops->list_stages)
         p->ops->list_stages(p, listed, r);
     else

@@ -71,7 +71,8 @@ enum store_error decode_seat(const redisReply *reply, struct seat *out)
 enum store_error decode_heartbeat(const redisReply *reply, struct heartbeat *out)
 {
     long long outcome;
-    if (!is_array(reply, 1) || !number_of(reply->element[0], &outcome))
+    const redisReply *first = is_array(reply, 1) ? reply->element[0] : reply;
+    if (!first || first->type == REDIS_REPLY_ARRAY || !number_of(first, &outcome))
         return STORE_FAILED;
     if (outcome == 0)
         return STORE_NO_SEAT;
@@ -198,9 +199,11 @@ void viewer_list_clear(struct viewer_list *list)
     *list = (struct viewer_list){0};
 }
 
-static bool decode_stage(const redisReply *reply, size_t at, const char *master,
-                         struct stage_entry *e)
+/* The stage at position i of the view. */
+static bool decode_stage(const redisReply *reply, size_t i, const char *master,
+                         struct stage_records *records, struct stage_entry *e)
 {
+    size_t at = STATS_HEADER + i * STATS_PER_STAGE;
     const char *arn = text_at(reply, at), *info = text_at(reply, at + 2);
     const char *mode = text_at(reply, at + 3), *state = text_at(reply, at + 4);
     if (!arn || !info || !mode || !state || !number_of(reply->element[at + 1], &e->viewers))
@@ -208,12 +211,12 @@ static bool decode_stage(const redisReply *reply, size_t at, const char *master,
     e->arn = arn;
     e->master = strcmp(arn, master) == 0;
     e->mode = stage_mode_of(mode);
-    stage_info_parse(info, &e->info);
-    stage_state_parse(state, &e->state);
+    stage_records_parse(records, i, info, state, &e->info, &e->state);
     return true;
 }
 
-enum store_error decode_stats(const redisReply *reply, struct stats_view *out)
+enum store_error decode_stats(const redisReply *reply, struct stage_records *records,
+                              struct stats_view *out)
 {
     long long total, waiting;
     *out = (struct stats_view){0};
@@ -229,9 +232,9 @@ enum store_error decode_stats(const redisReply *reply, struct stats_view *out)
     out->publisher_live = strcmp(text_at(reply, 1), "live") == 0;
     out->master_arn = text_at(reply, 2);
     out->waiting = waiting;
+    stage_records_resize(records, n);
     for (; out->count < n; out->count++)
-        if (!decode_stage(reply, STATS_HEADER + out->count * STATS_PER_STAGE, out->master_arn,
-                          &out->stages[out->count])) {
+        if (!decode_stage(reply, out->count, out->master_arn, records, &out->stages[out->count])) {
             stats_view_clear(out);
             return STORE_FAILED;
         }
@@ -318,12 +321,13 @@ void stage_events_clear(struct stage_events *events)
     *events = (struct stage_events){0};
 }
 
-enum store_error decode_live_read(const redisReply *reply, struct live_read *out)
+enum store_error decode_live_read(const redisReply *reply, struct stage_records *records,
+                                  struct live_read *out)
 {
     *out = (struct live_read){0};
     if (!is_array(reply, 2) || reply->elements != 2)
         return STORE_FAILED;
-    enum store_error err = decode_stats(reply->element[0], &out->stats);
+    enum store_error err = decode_stats(reply->element[0], records, &out->stats);
     if (err == STORE_OK && (err = decode_events(reply->element[1], &out->events)) != STORE_OK)
         stats_view_clear(&out->stats);
     return err;

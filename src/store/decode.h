@@ -11,6 +11,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "store/records.h"
 #include "store/store.h"
 
 /* The error of an error reply: a refusal by its first word (Redis may put
@@ -19,7 +20,8 @@
 enum store_error decode_error(const redisReply *reply);
 
 enum store_error decode_seat(const redisReply *reply, struct seat *out);
-/* {0} is STORE_NO_SEAT, {3} STORE_NO_STAGE. */
+/* 1 (or {1}) a heartbeat taken, {2, stageArn, participantId} a move; 0
+ * (or {0}) is STORE_NO_SEAT, 3 (or {3}) STORE_NO_STAGE. */
 enum store_error decode_heartbeat(const redisReply *reply, struct heartbeat *out);
 /* A string, status or nil ("") reply. */
 enum store_error decode_text(const redisReply *reply, const char **out);
@@ -40,7 +42,9 @@ enum store_error decode_stage_removed(const redisReply *reply, struct stage_remo
 enum store_error decode_viewer_list(const redisReply *reply, struct viewer_list *out);
 void viewer_list_clear(struct viewer_list *list);
 
-enum store_error decode_stats(const redisReply *reply, struct stats_view *out);
+/* The stage records are parsed through records (records.h; NULL: no cache). */
+enum store_error decode_stats(const redisReply *reply, struct stage_records *records,
+                              struct stats_view *out);
 /* {stateId, masterArn, publisherStatus, problem...}. */
 enum store_error decode_check(const redisReply *reply, struct state_check *out);
 void state_check_clear(struct state_check *check);
@@ -49,7 +53,8 @@ void stats_view_clear(struct stats_view *view);
 /* XREVRANGE entries [id, [field, value, ...]]; fields other than type,
  * stageArn, detail and at are ignored, missing ones are "". */
 enum store_error decode_events(const redisReply *reply, struct stage_events *out);
-enum store_error decode_live_read(const redisReply *reply, struct live_read *out);
+enum store_error decode_live_read(const redisReply *reply, struct stage_records *records,
+                                  struct live_read *out);
 void stage_events_clear(struct stage_events *events);
 
 #endif

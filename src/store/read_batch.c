@@ -40,7 +40,7 @@ static void answered(void *arg, enum store_error err, const char *detail,
     void *memo = NULL;
     for (size_t i = 0; i < b->sent.count; i++)
         b->sent.items[i].fn(b->sent.items[i].arg, err, detail, view, &memo);
-    if (memo)
+    if (memo && b->memo_free)
         b->memo_free(memo);
     b->sent.count = 0;
     b->in_flight = false;

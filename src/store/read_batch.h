@@ -15,7 +15,7 @@ struct read_batch;
 /* view is shared by the batch (NULL unless err is STORE_OK); memo starts
  * NULL for each batch, a waiter may set it (say, to the JSON made from the
  * view) for the waiters after it, and it is freed with memo_free once the
- * batch is done. */
+ * batch is done (memo_free NULL: the memo is not the batch's to free). */
 typedef void (*read_batch_fn)(void *arg, enum store_error err, const char *detail,
                               const struct stats_view *view, void **memo);
 

@@ -97,6 +97,7 @@ struct store {
     char heartbeat_numkeys[8];
     const char *heartbeat_head[3 + MAX_KEYS + 1];  /* FCALL usher_heartbeats ... prefix */
     struct write_batch *heartbeats;
+    struct stage_records *records;   /* the stats views' parsed stage records */
 };
 
 /* What a kind of answer needs: its decoder (into a union answer), how it
@@ -117,7 +118,8 @@ union answer {
 };
 struct call;
 struct answer_kind {
-    enum store_error (*decode)(const redisReply *reply, union answer *out);  /* NULL: none */
+    enum store_error (*decode)(struct store *s, const redisReply *reply,
+                               union answer *out);            /* NULL: none */
     void (*deliver)(const struct call *c, enum store_error err, const char *detail,
                     const union answer *a);                      /* a NULL unless STORE_OK */
     void (*clear)(union answer *a);                              /* NULL: nothing to free */
@@ -189,7 +191,8 @@ struct store *store_new(struct event_base *base, const struct config *cfg,
     s->ready_arg = ready_arg;
     if (!store_keys_make(s) ||
         !(s->redis = redis_new(base, cfg, usher_lua_library, version, store_on_ready, s)) ||
-        !(s->heartbeats = heartbeats_new(s))) {
+        !(s->heartbeats = heartbeats_new(s)) || !(s->records = stage_records_new())) {
+        write_batch_free(s->heartbeats);
         redis_free(s->redis);
         store_keys_free(s);
         free(s);
@@ -204,6 +207,7 @@ void store_free(struct store *s)
         return;
     write_batch_free(s->heartbeats);
     redis_free(s->redis);
+    stage_records_free(s->records);
     store_keys_free(s);
     free(s);
 }
@@ -220,21 +224,30 @@ const char *store_last_error(const struct store *s) { return redis_last_error(s-
 
 /* ---- answers -------------------------------------------------------------- */
 
-static enum store_error dec_seat(const redisReply *r, union answer *a) { return decode_seat(r, &a->seat); }
-static enum store_error dec_heartbeat(const redisReply *r, union answer *a) { return decode_heartbeat(r, &a->heartbeat); }
-static enum store_error dec_text(const redisReply *r, union answer *a) { return decode_text(r, &a->text); }
-static enum store_error dec_number(const redisReply *r, union answer *a) { return decode_number(r, &a->number); }
-static enum store_error dec_joined(const redisReply *r, union answer *a) { return decode_joined(r, &a->number); }
-static enum store_error dec_live(const redisReply *r, union answer *a) { return decode_live(r, &a->number); }
-static enum store_error dec_updated(const redisReply *r, union answer *a) { (void)a; return decode_updated(r); }
-static enum store_error dec_list(const redisReply *r, union answer *a) { return decode_viewer_list(r, &a->list); }
-static enum store_error dec_stats(const redisReply *r, union answer *a) { return decode_stats(r, &a->stats); }
-static enum store_error dec_lease(const redisReply *r, union answer *a) { return decode_lease(r, &a->lease); }
-static enum store_error dec_removed(const redisReply *r, union answer *a) { return decode_stage_removed(r, &a->removed); }
-static enum store_error dec_info(const redisReply *r, union answer *a) { return decode_stage_info(r, &a->info); }
-static enum store_error dec_events(const redisReply *r, union answer *a) { return decode_events(r, &a->events); }
-static enum store_error dec_check(const redisReply *r, union answer *a) { return decode_check(r, &a->check); }
-static enum store_error dec_live_read(const redisReply *r, union answer *a) { return decode_live_read(r, &a->live); }
+/* Decoders of a reply; those of stats views parse the stage records through
+ * the store's cache (records.h). */
+#define DECODER(name, expr) \
+    static enum store_error name(struct store *s, const redisReply *r, union answer *a) \
+    { \
+        (void)s, (void)a; \
+        return expr; \
+    }
+DECODER(dec_seat, decode_seat(r, &a->seat))
+DECODER(dec_heartbeat, decode_heartbeat(r, &a->heartbeat))
+DECODER(dec_text, decode_text(r, &a->text))
+DECODER(dec_number, decode_number(r, &a->number))
+DECODER(dec_joined, decode_joined(r, &a->number))
+DECODER(dec_live, decode_live(r, &a->number))
+DECODER(dec_updated, decode_updated(r))
+DECODER(dec_list, decode_viewer_list(r, &a->list))
+DECODER(dec_stats, decode_stats(r, s->records, &a->stats))
+DECODER(dec_lease, decode_lease(r, &a->lease))
+DECODER(dec_removed, decode_stage_removed(r, &a->removed))
+DECODER(dec_info, decode_stage_info(r, &a->info))
+DECODER(dec_events, decode_events(r, &a->events))
+DECODER(dec_check, decode_check(r, &a->check))
+DECODER(dec_live_read, decode_live_read(r, s->records, &a->live))
+#undef DECODER
 
 static void clear_list(union answer *a) { viewer_list_clear(&a->list); }
 static void clear_stats(union answer *a) { stats_view_clear(&a->stats); }
@@ -294,7 +307,7 @@ static void on_reply(void *p, redisReply *reply, const char *error)
     const char *detail = error ? error : reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "";
     enum store_error err = error || !reply ? STORE_UNAVAILABLE : decode_error(reply);
     if (err == STORE_OK && c.kind->decode)
-        err = c.kind->decode(reply, &a);
+        err = c.kind->decode(c.store, reply, &a);
     if (err != STORE_OK && !detail[0])
         detail = err == STORE_FAILED ? "unexpected reply from redis" : "refused";
     if (c.store->observe)

@@ -27,3 +27,11 @@ void clock_iso8601(int64_t ms, char *out, size_t outlen)
              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
              tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
+
+bool clock_due(int64_t *last_ms, int64_t now_ms, int64_t interval_ms)
+{
+    if (interval_ms <= 0 || (*last_ms && now_ms - *last_ms < interval_ms))
+        return false;
+    *last_ms = now_ms;
+    return true;
+}

@@ -212,6 +212,16 @@ export class FakeIvs {
     this.faults = this.faults.filter((f) => !(f.kind === 'delay' && f.operation === operation));
     if (ms > 0) this.faults.push({ kind: 'delay', operation, count, ms });
   }
+  // The next `count` calls (all, by default) act, then answer what `answer`
+  // says instead of the real output, as a broken or hostile server would:
+  // `answer(out, input)` → {status (200), headers ({}; content-type JSON),
+  // body (string or Buffer; an object is sent as JSON; default: out),
+  // bytes (send this many bytes of `body` repeated, without building them),
+  // dripMs (one byte every dripMs ms), hold (send the headers and never end)}.
+  // `out` is the real output ({message} when the operation failed).
+  rewrite(operation, answer, { count = Infinity } = {}) {
+    this.faults.push({ kind: 'rewrite', operation, count, answer });
+  }
   clearFaults() { this.faults = []; }
 
   #takeFault(kind, operation) {
@@ -351,7 +361,7 @@ export class FakeIvs {
     const operation = rawPath.slice(1);
     const entry = { operation, time: Date.now(), status: 0 };
     this.calls.push(entry);
-    let status = 200; let out = {}; let code; let drop = false;
+    let status = 200; let out = {}; let code; let drop = false; let rewrite = null;
     try {
       const headers = [];
       for (let i = 0; i < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i], req.rawHeaders[i + 1]]);
@@ -363,6 +373,7 @@ export class FakeIvs {
       const fail = this.#takeFault('fail', operation);
       if (fail) throw new IvsError(fail.code, fail.message, fail.status);
       drop = !!this.#takeFault('drop', operation);
+      rewrite = this.#takeFault('rewrite', operation);
       const slow = this.#takeFault('delay', operation);
       if (slow) await sleep(slow.ms);
       let input;
@@ -384,10 +395,33 @@ export class FakeIvs {
       req.socket.destroy();
       return;
     }
+    if (rewrite) return this.#rewritten(res, rewrite.answer(out, entry.input), out, entry);
     const text = JSON.stringify(out);
     const h = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'x-amzn-requestid': randomId(16) };
     if (code) h['x-amzn-errortype'] = code;
     res.writeHead(status, h).end(text);
+  }
+
+  // Sends a rewrite fault's answer a (see rewrite()).
+  async #rewritten(res, a, out, entry) {
+    const status = a.status ?? 200;
+    let body = a.body === undefined ? out : a.body;
+    if (!(typeof body === 'string' || Buffer.isBuffer(body))) body = JSON.stringify(body);
+    body = Buffer.from(body);
+    entry.rewritten = status;
+    const total = a.bytes ?? body.length;
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': total, ...a.headers });
+    if (a.hold) { res.flushHeaders(); return; }
+    let sent = 0;
+    while (sent < total && !res.destroyed) {
+      const n = a.dripMs ? 1 : Math.min(total - sent, 65536);
+      const chunk = Buffer.alloc(n);
+      for (let i = 0; i < n; i++) chunk[i] = body[(sent + i) % body.length];
+      if (!res.write(chunk)) await new Promise((r) => { res.once('drain', r); res.once('close', r); });
+      sent += n;
+      if (a.dripMs) await sleep(a.dripMs);
+    }
+    if (!res.destroyed) res.end();
   }
 
   // GET /_fake/state: the snapshot as JSON, for a human with curl.

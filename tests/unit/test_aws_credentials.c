@@ -69,6 +69,10 @@ static void test_hostile_answers(void **state)
         "{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S3CRETVALUE\",\"Expiration\":5}",
         "{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S3CRETVALUE\","
         "\"Expiration\":\"2026-11-30T12:00:00+09:00\"}",
+        /* control characters would split the request's headers */
+        "{\"AccessKeyId\":\"A\\r\\nX-Injected: 1\",\"SecretAccessKey\":\"S3CRETVALUE\"}",
+        "{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S3CRETVALUE\",\"Token\":\"t\\nX: 1\"}",
+        "{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S3CRET\\u0000VALUE\"}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct aws_credentials c;

@@ -176,7 +176,20 @@ static void test_heartbeat(void **state)
     assert_string_equal(hb.participant_id, "pid-9");
     drop(r);
 
-    redisReply *bad[] = {array(1, num(2)), array(1, num(4)), array(0), num(1), array(1, text("x"))};
+    /* Since library version 10 the outcomes but a move are plain numbers. */
+    r = num(1);
+    assert_int_equal(decode_heartbeat(r, &hb), STORE_OK);
+    assert_false(hb.moved);
+    drop(r);
+    r = num(0);
+    assert_int_equal(decode_heartbeat(r, &hb), STORE_NO_SEAT);
+    drop(r);
+    r = num(3);
+    assert_int_equal(decode_heartbeat(r, &hb), STORE_NO_STAGE);
+    drop(r);
+
+    redisReply *bad[] = {array(1, num(2)), array(1, num(4)), array(0), num(2), num(4), nil(),
+                         text("x"), array(1, text("x")), array(1, array(1, num(1)))};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         assert_int_equal(decode_heartbeat(bad[i], &hb), STORE_FAILED);
         drop(bad[i]);
@@ -344,6 +357,53 @@ static void test_lease_and_removed(void **state)
     drop(r);
 }
 
+#define INFO1 "{\"name\":\"master-stage\",\"arn\":\"" ARN "\",\"autoScaled\":false,\"createdAt\":\"c\"}"
+#define INFO2 "{\"name\":\"auto-1\",\"arn\":\"" ARN2 "\",\"autoScaled\":true,\"createdAt\":\"x\"}"
+
+/* A stats reply of the first n (1 or 2) of two stages with these records and states. */
+static redisReply *two_stages(size_t n, const char *info1, const char *state1, const char *info2)
+{
+    redisReply *r = array(14, text("3"), text("live"), text(ARN), num(0),
+                          text(ARN), text("1"), text(info1), text("open"), text(state1),
+                          text(ARN2), text("2"), text(info2), text("open"), text(""));
+    for (; r->elements > 4 + 5 * n; r->elements--)
+        drop(r->element[r->elements - 1]);
+    return r;
+}
+
+/* The stage record cache (store/records.c): a record is parsed once while
+ * its text is the same, parsed again when it changes, and a view keeps its
+ * documents after the cache moved on or was freed. */
+static void test_stats_records(void **state)
+{
+    (void)state;
+    struct stage_records *records = stage_records_new();
+    struct stats_view a, b, c;
+    redisReply *r1 = two_stages(2, INFO1, "{\"replication\":\"failed\",\"attempts\":1}", INFO2);
+    redisReply *r2 = two_stages(2, INFO1, "{\"replication\":\"running\",\"attempts\":1}", INFO2);
+    redisReply *r3 = two_stages(1, "{\"name\":\"renamed\",\"arn\":\"" ARN "\"}", "", INFO2);
+    assert_int_equal(decode_stats(r1, records, &a), STORE_OK);
+    assert_int_equal(decode_stats(r2, records, &b), STORE_OK);
+    assert_ptr_equal(a.stages[0].info.doc, b.stages[0].info.doc);     /* not parsed again */
+    assert_ptr_equal(a.stages[1].info.doc, b.stages[1].info.doc);
+    assert_int_equal(a.stages[0].state.replication, REPL_FAILED);     /* the state changed */
+    assert_int_equal(b.stages[0].state.replication, REPL_RUNNING);
+    assert_string_equal(b.stages[1].info.name, "auto-1");
+    stats_view_clear(&a);
+    assert_int_equal(decode_stats(r3, records, &c), STORE_OK);
+    assert_int_equal(c.count, 1);
+    assert_string_equal(c.stages[0].info.name, "renamed");
+    assert_int_equal(c.stages[0].state.replication, REPL_NONE);
+    stage_records_free(records);
+    assert_string_equal(b.stages[0].info.name, "master-stage");        /* b holds its own */
+    assert_string_equal(b.stages[1].info.name, "auto-1");
+    stats_view_clear(&b);
+    stats_view_clear(&c);
+    drop(r1);
+    drop(r2);
+    drop(r3);
+}
+
 static void test_stats(void **state)
 {
     (void)state;
@@ -357,7 +417,7 @@ static void test_stats(void **state)
              "\"parentStage\":\"" ARN "\"}"),
         text("draining"),
         text("{\"replication\":\"running\",\"attempts\":2,\"drainingSince\":1700000000000}"));
-    assert_int_equal(decode_stats(r, &v), STORE_OK);
+    assert_int_equal(decode_stats(r, NULL, &v), STORE_OK);
     assert_int_equal(v.total_viewers, 12);
     assert_true(v.publisher_live);
     assert_string_equal(v.master_arn, ARN);
@@ -381,7 +441,7 @@ static void test_stats(void **state)
 
     /* No stages, publisher offline, no master. */
     r = array(4, text("0"), text("offline"), text(""), num(0));
-    assert_int_equal(decode_stats(r, &v), STORE_OK);
+    assert_int_equal(decode_stats(r, NULL, &v), STORE_OK);
     assert_false(v.publisher_live);
     assert_int_equal(v.count, 0);
     assert_string_equal(v.master_arn, "");
@@ -390,10 +450,10 @@ static void test_stats(void **state)
 
     /* A stage cut short, a count that is no number. */
     r = array(8, text("0"), text("live"), text(""), num(0), text(ARN), text("1"), text(""), text("open"));
-    assert_int_equal(decode_stats(r, &v), STORE_FAILED);
+    assert_int_equal(decode_stats(r, NULL, &v), STORE_FAILED);
     drop(r);
     r = array(9, text("0"), text("live"), text(""), num(0), text(ARN), text("lots"), text(""), text("open"), text(""));
-    assert_int_equal(decode_stats(r, &v), STORE_FAILED);
+    assert_int_equal(decode_stats(r, NULL, &v), STORE_FAILED);
     assert_null(v.stages);
     drop(r);
 }
@@ -497,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_live_updated_info),
         cmocka_unit_test(test_lease_and_removed),
         cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_stats_records),
         cmocka_unit_test(test_check),
         cmocka_unit_test(test_events),
         cmocka_unit_test(test_state_json),
