@@ -212,7 +212,7 @@ void store_free(struct store *s)
     free(s);
 }
 
-bool store_ready(const struct store *s) { return redis_is_ready(s->redis); }
+bool store_ready(const struct store *s) { return s && redis_is_ready(s->redis); }
 
 void store_observe(struct store *s, store_observe_fn fn, void *arg)
 {

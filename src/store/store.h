@@ -52,6 +52,10 @@ struct store *store_new(struct event_base *base, const struct config *cfg,
                         store_ready_fn on_ready, void *ready_arg);
 /* Waiting callbacks are called now, with STORE_UNAVAILABLE. */
 void store_free(struct store *s);
+/* Whether calls can go to Redis now. False for NULL too: at shut-down
+ * (main.c take_down) the store is freed and the loop flushed while the
+ * periodic duties' timers (scaler, sweeper, webhooks, recovery) may still
+ * fire; each asks this before calling the store. */
 bool store_ready(const struct store *s);
 /* Why the store is not ready ("" when it is), for logs and /health. */
 const char *store_last_error(const struct store *s);

@@ -17,6 +17,7 @@
 //    change half-way through the read, and one redis-cli call blocks the
 //    test's event loop (and with it background heartbeats) for one spawn,
 //    not one per key.
+import { after } from 'node:test';
 import { spawn, execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -88,6 +89,24 @@ export function listenerOwnedBy(pid, port) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// The server children of this test file (every startListening start) that
+// have not exited. A group whose teardown fails half-way (usher.close()
+// throwing on a sanitizer report skips the redis.close() after it) leaves a
+// child whose pipes would keep this file's process, and with it the whole
+// suite, waiting forever: at the end of the file whatever is left is
+// killed, so the failure is reported as one and the suite goes on. Only
+// under the test runner (bench/ramp.mjs imports this file too).
+const children = new Set();
+if (process.env.NODE_TEST_CONTEXT || /\.test\.mjs$/.test(process.argv[1] || '')) {
+  after(async () => {
+    await Promise.all([...children].map((proc) => {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGKILL');
+      return exited;
+    }));
+  });
+}
+
 // Polls check() (sync or async; a throw counts as "not yet") every stepMs
 // until it returns truthy; true then, false once timeoutMs has passed
 // (after one last try). For "wait for the condition, not for a sleep".
@@ -139,6 +158,9 @@ export async function inOneWindow(windowMs, fn, tries = 3) {
 export async function startListening({ port, spawnOn, ready, bindFailed, newPort, what, timeoutMs }) {
   for (let attempt = 1; ; attempt++) {
     const { proc, log } = spawnOn(port);
+    children.add(proc);
+    proc.once('exit', () => children.delete(proc));
+    proc.once('error', () => children.delete(proc));     // never started: no exit to wait for
     let exit = null;
     proc.once('exit', (code, signal) => { exit = { code, signal }; });
     proc.once('error', (e) => { exit = { error: e.message }; });   // e.g. no such binary
