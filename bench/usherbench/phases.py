@@ -90,9 +90,12 @@ def run_heartbeat(ctx, R, usher, redis, users_file, seated):
 def run_heartbeat_more(ctx, R, usher, redis, users_file, key, label, conns=None):
     """The heartbeat run again: with more connections (heartbeat1000) or
     with more viewers seated (heartbeat_million); same 200 viewers, same script."""
+    prof = ctx.perf_path(key) if key == "heartbeat1000" else None
     R["scen"][key] = measure.scenario(ctx, f"POST /api/viewer/heartbeat ({label})", usher, redis,
                                       "heartbeat.lua", "/api/viewer/heartbeat", {"BENCH_USERS": users_file},
-                                      conns=conns)
+                                      conns=conns, profile_to=prof)
+    if prof:
+        R["profiles"][key] = prof
 
 
 def run_join(ctx, R, usher, redis):
