@@ -13,7 +13,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { start as startFake } from '../fake-ivs/fake-ivs.mjs';
-import { Redis, Usher, PREFIX, sleep, waitFor } from './harness.mjs';
+import { Redis, Usher, PREFIX, waitFor } from './harness.mjs';
 import { awsEnv, sharedKey, closeAll } from './aws-usher.mjs';
 
 const STREAM = 'e2e-hostile-replicas';
@@ -45,14 +45,17 @@ describe('replication check against hostile IVS answers', () => {
 
   const events = async (type) => (await usher.get('/api/stage/events')).body.data.events.filter((e) => e.type === type);
   const calls = (op) => fake.callsOf(op).length;
-  // Lets the check meet `answer` for 3 s (3 looks at PUBLISHER_POLL_INTERVAL 1)
-  // and says what usher did meanwhile.
+  // Lets the check meet `answer` in 3 looks and says what usher did
+  // meanwhile: a 4th call shows the 3rd look done (one process looks, one
+  // look at a time).
   async function meet(op, answer) {
     const starts = calls('StartParticipantReplication'), stops = calls('StopParticipantReplication');
     const logFrom = usher.log.length;
+    const rewritten = () => fake.callsOf(op).filter((c) => c.rewritten).length;
+    const from = rewritten();
     fake.rewrite(op, answer);
-    await waitFor(() => fake.callsOf(op).some((c) => c.rewritten), { timeoutMs: 10000, what: `a ${op} call` });
-    await sleep(3000);
+    await waitFor(() => rewritten() >= from + 4, { timeoutMs: 15000,
+      what: `4 ${op} calls` });
     fake.clearFaults();
     return { starts: calls('StartParticipantReplication') - starts, stops: calls('StopParticipantReplication') - stops,
       log: usher.log.slice(logFrom) };

@@ -27,7 +27,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startLive, checkInvariants, PREFIX, sleep, waitFor, enc } from './harness.mjs';
-import { ok, viewerCalls, ghostsRemoved } from './reconcile-shared.mjs';
+import { ok, viewerCalls, ghostsRemoved, passesRead, stagesOf } from './reconcile-shared.mjs';
 
 const GRACE_S = 3;
 const env = {
@@ -108,7 +108,7 @@ describe('reconciliation with the local provider model', () => {
       }));
       invariants();
     }
-    await sleep(2500);                 // passes after every leave
+    await passesRead(usher, stagesOf(redis));   // passes after every leave
     const inv = invariants();
     for (let round = 0; round < 12; round++) {
       for (let i = 0; i < 6; i++) {

@@ -3,13 +3,37 @@
 // provider's model of who is connected (reconcile-local.test.mjs), each
 // test driving its own source of who is connected.
 import assert from 'node:assert/strict';
-import { PREFIX, sleep, checkInvariants, waitFor } from './harness.mjs';
+import { PREFIX, checkInvariants, waitFor } from './harness.mjs';
 
 // An answer's data, after checking it is a 2xx.
 export const ok = (r) => {
   assert.ok(r.status >= 200 && r.status < 300, `${r.status} ${JSON.stringify(r.body)}`);
   return r.body.data;
 };
+
+// Waits until reconcile passes begun after this call have read each stage
+// of arns (its note, /api/stats/stages, says when a pass read it): two
+// notes newer than the call, since a read under way at the call may have
+// been answered before what the test had just arranged. What a test then
+// sees is what passes did with it, however slow the machine.
+export async function passesRead(usher, arns, { timeoutMs = 15000 } = {}) {
+  const since = Date.now();
+  const first = new Map();
+  await waitFor(async () => {
+    const stages = ok(await usher.get('/api/stats/stages')).stages;
+    const read = (arn) => {
+      const note = stages.find((s) => s.stageId === arn)?.reconcile;
+      const at = note?.removed === undefined ? NaN : Date.parse(note.lastReconciledAt);
+      if (!(at >= since)) return false;
+      if (!first.has(arn)) first.set(arn, at);
+      return at > first.get(arn);
+    };
+    return arns.map(read).every(Boolean);
+  }, { timeoutMs, what: `reconcile passes reading ${arns.length} stage(s)`, stepMs: 100 });
+}
+
+// Every stage Redis records (the stages zset), for passesRead.
+export const stagesOf = (redis) => redis.raw('ZRANGE', `${PREFIX}stages`, 0, -1).split('\n').filter(Boolean);
 
 // The calls a test makes on its usher and Redis; usher() and redis() give
 // them at call time (a test's before() starts them).
@@ -39,7 +63,7 @@ export async function ghostsRemoved(calls, { usher, connect, disconnect, graceS,
   const never = await join('never-connected');
   const gone = await join('vanished');
   await connect(gone, 'vanished');
-  await sleep(1500);                 // passes see it connected
+  await passesRead(usher(), [gone.stageArn]);   // passes saw it connected
   await disconnect(gone, 'vanished');
   const goneAt = Date.now();
   const beat = setInterval(() => usher().post('/api/viewer/heartbeat',

@@ -34,7 +34,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { start as startFake } from '../fake-ivs/fake-ivs.mjs';
 import { Redis, Usher, PREFIX, sleep, checkInvariants, waitFor, enc } from './harness.mjs';
-import { ok, viewerCalls, ghostsRemoved } from './reconcile-shared.mjs';
+import { ok, viewerCalls, ghostsRemoved, passesRead, stagesOf } from './reconcile-shared.mjs';
 
 const STREAM = 'e2e-reconcile';
 const GRACE_S = 3;
@@ -131,7 +131,7 @@ describe('reconciliation against the fake IVS', () => {
       }));
       invariants();
     }
-    await sleep(2500);
+    await passesRead(usher, stagesOf(redis));   // passes after every leave
     const inv = invariants();
     for (let round = 0; round < rounds; round++) {
       for (let i = 0; i < 4; i++) assert.equal(inv.seatOf.has(`race-${round}-${i}`), i >= 2, `race-${round}-${i}`);
@@ -154,7 +154,7 @@ describe('reconciliation against the fake IVS', () => {
     const missing = await usher.request('DELETE', '/api/viewer/nobody');
     assert.equal(missing.status, 404);
     assert.equal(missing.body.error.code, 'NOT_FOUND');
-    await sleep(1500);                 // a pass does not seat the kicked viewer again
+    await passesRead(usher, [v.stageArn]);   // a pass does not seat the kicked viewer again
     assert.ok(!seated(v.stageArn, 'kicked'));
     // IVS refusing the disconnect: 503 with its words, the seat kept.
     const w = await join('kept');
@@ -320,9 +320,11 @@ describe('a full pass at 5 TPS', () => {
       for (let i = 0; i < 300; i++) fake.connectParticipant(arn, { participantId: `${arn.split('/').pop()}-p${i}`, userId: `${arn.split('/').pop()}-u${i}` });
     }
     // A new pass: the interval is long, a restart starts one at once.
+    const listed = fake.callsOf('ListParticipants').length;
     await usher.stop();
     await usher.restart();
-    await sleep(1500);                 // the pass is under way
+    await waitFor(() => fake.callsOf('ListParticipants').length > listed + 1, { timeoutMs: 10000,
+      what: 'the pass under way' });
     const created = await usher.post('/api/stage', { name: 'during-pass' }, { timed: true });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     assert.ok(created.ms < 1000, `stage creation took ${created.ms} ms during the pass`);

@@ -71,6 +71,14 @@ describe('replications against IVS, two processes', () => {
   }
   const calls = (op, pred = () => true) => fake.callsOf(op).filter((c) => c.status === 200 && pred(c.input));
   const events = async (type) => (await u1.get('/api/stage/events')).body.data.events.filter((e) => e.type === type);
+  // Waits for two more checks by the lease holder, begun after this call: a
+  // check lists from a first page (no nextToken) on, and a third first page
+  // shows the second check done.
+  const moreChecks = async () => {
+    const firsts = () => calls('ListParticipantReplicas', (i) => !i.nextToken).length;
+    const from = firsts();
+    await waitFor(() => firsts() >= from + 3, { timeoutMs: 15000, what: 'two more checks' });
+  };
 
   it('a replication stopped behind usher\'s back is started again, once', async () => {
     const dest = added()[0];
@@ -78,7 +86,7 @@ describe('replications against IVS, two processes', () => {
     fake.invoke('StopParticipantReplication', { sourceStageArn: master, destinationStageArn: dest, participantId: publisher });
     assert.equal(matches(publisher), false);
     await waitFor(() => matches(publisher), { timeoutMs: 15000, what: 'the replication started again' });
-    await sleep(2500);                 // more looks by the lease holder: nothing more is done
+    await moreChecks();                // more looks by the lease holder: nothing more is done
     assert.ok(matches(publisher));
     const again = calls('StartParticipantReplication').slice(starts);
     assert.deepEqual(again.map((c) => [c.input.destinationStageArn, c.input.participantId]), [[dest, publisher]],
@@ -92,7 +100,7 @@ describe('replications against IVS, two processes', () => {
     fake.invoke('StartParticipantReplication', { sourceStageArn: master, destinationStageArn: other.arn, participantId: publisher });
     await waitFor(() => !fake.replications().some((r) => r.destinationStageArn === other.arn),
       { timeoutMs: 15000, what: 'the unknown replication stopped' });
-    await sleep(2500);
+    await moreChecks();
     const stops = calls('StopParticipantReplication', (i) => i.destinationStageArn === other.arn);
     assert.equal(stops.length, 1, 'stopped once, by one of the two processes');
     assert.equal(stops[0].input.participantId, publisher);
@@ -110,7 +118,7 @@ describe('replications against IVS, two processes', () => {
       publisher = fresh.participantId;   // the later tests' publisher, whatever fails here
       assert.equal(inIvs().filter(([, id]) => id === old).length, keepReplications ? VIEWERS / CAP : 0);
       await waitFor(() => matches(fresh.participantId), { timeoutMs: 20000, what: 'every added stage fed from the new id' });
-      await sleep(2500);
+      await moreChecks();
       assert.ok(matches(fresh.participantId), 'none from the old id, every added stage from the new');
       const started = calls('StartParticipantReplication').slice(starts);
       assert.deepEqual(started.map((c) => c.input.participantId), Array(VIEWERS / CAP).fill(fresh.participantId));
