@@ -47,7 +47,8 @@ struct scale_input {
     long max_stages;
     bool publisher_live;
     int64_t now_ms;
-    int64_t last_change_ms;          /* last stage added or drained */
+    int64_t last_change_ms;          /* last stage added or drained, by any
+                                      * process (Redis scaler:last_change) */
     long cooldown_ms;
     long drain_timeout_ms;
     long creating;                   /* creations under way */

@@ -4,7 +4,11 @@
  * run asynchronously and may outlive the tick; each holds copies of what it
  * needs. The scaler writes a stage's bookkeeping (struct stage_state:
  * replication state, attempts, next retry, drain start) only under the
- * lease, so its read-modify-write cannot race another scaler. */
+ * lease, so its read-modify-write cannot race another scaler. The time of
+ * its last change, which SCALE_DOWN_COOLDOWN counts from, is kept in Redis
+ * too (written by the step that adds or drains a stage, answered with the
+ * lease), so a process that takes the lease over, or starts afresh, keeps
+ * the cooldown another process began. */
 #include "scaler/scaler.h"
 
 #include <stdio.h>
@@ -44,7 +48,9 @@ struct scaler {
     bool again;                      /* woken while ticking: tick again after */
     long creating;
     long created_total;              /* numbers the names of added stages */
-    int64_t last_change_ms;
+    int64_t last_change_ms;          /* the last stage added or drained by any
+                                      * process, on this clock (unix ms), as of
+                                      * the last lease answer; 0: none */
     int64_t window_start_ms;         /* for STAGE_CREATE_RATE */
     long created_in_window;
 };
@@ -147,7 +153,6 @@ static void created(void *arg, enum store_error err, json_t *info, const char *d
 {
     struct scaler *s = arg;
     s->creating--;
-    s->last_change_ms = clock_now_ms();
     if (err != STORE_OK)
         log_warn("scaler: no stage added: %s", detail);
     else
@@ -316,7 +321,6 @@ static void act(struct scaler *s, const struct scale_action *a, const struct sta
         return;
     case ACT_DRAIN:
         j->state.draining_since_ms = now;
-        s->last_change_ms = now;
         stage_event(s->app, now, "drain", j->arn, NULL);
         write_stage(j, MODE_DRAINING);
         return;
@@ -396,6 +400,8 @@ static void leased(void *arg, enum store_error err, const char *detail, const st
         tick_end(s);
         return;
     }
+    /* Redis's age of the change, on this process's clock. */
+    s->last_change_ms = lease->since_change_ms < 0 ? 0 : clock_now_ms() - lease->since_change_ms;
     orphans_tick(s->orphans);
     reconcile_tick(s->reconcile);
     store_stats(s->app->store, viewed, s);

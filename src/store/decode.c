@@ -152,11 +152,13 @@ enum store_error decode_stage_info(const redisReply *reply, struct stage_info *o
 
 enum store_error decode_lease(const redisReply *reply, struct lease *out)
 {
-    long long held, epoch;
-    if (!is_array(reply, 2) || !number_of(reply->element[0], &held) ||
-        !number_of(reply->element[1], &epoch) || held < 0 || held > 2)
+    long long held, epoch, since;
+    if (!is_array(reply, 3) || !number_of(reply->element[0], &held) ||
+        !number_of(reply->element[1], &epoch) || !number_of(reply->element[2], &since) ||
+        held < 0 || held > 2 || since < -1)
         return STORE_FAILED;
-    *out = (struct lease){.held = held != 0, .taken = held == 2, .epoch = epoch};
+    *out = (struct lease){.held = held != 0, .taken = held == 2, .epoch = epoch,
+                          .since_change_ms = since};
     return STORE_OK;
 }
 

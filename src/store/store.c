@@ -29,7 +29,7 @@ enum function {
     FN_ORPHAN_SEEN, FN_COUNT
 };
 
-enum { MAX_KEYS = 18, MAX_ARGS = 12 };
+enum { MAX_KEYS = 19, MAX_ARGS = 12 };
 
 /* Heartbeats in one FCALL at most (write_batch.h): about 15 KB of ARGV. */
 enum { HEARTBEATS_PER_CALL = 128 };
@@ -50,10 +50,10 @@ static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[
     [FN_STAGE_ADD] = {"usher_stage_add", {"scaler:lease", "master_stage", "stages", "stage_info",
                                           "stage_mode", "stage_state", "stage_tags",
                                           "stage_endpoints", "open_stages", "stage_slot",
-                                          "slot_stage", "stage_slot_seq"}},
+                                          "slot_stage", "stage_slot_seq", "scaler:last_change"}},
     [FN_STAGE_UPDATE] = {"usher_stage_update", {"scaler:lease", "stages", "stage_mode", "stage_state",
                                                 "open_stages", "stage_slot", "slot_stage",
-                                                "stage_slot_seq"}},
+                                                "stage_slot_seq", "scaler:last_change"}},
     [FN_STAGE_REMOVE] = {"usher_stage_remove", {"scaler:lease", "master_stage", "stages",
                                                 "total_viewers", "stage_info", "stage_mode",
                                                 "stage_state", "stage_tags", "stage_endpoints",
@@ -61,15 +61,15 @@ static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[
                                                 "stage_reconcile"}},
     [FN_STAGE_RENAME] = {"usher_stage_rename", {"stages", "stage_info"}},
     [FN_STAGE_RENEW] = {"usher_stage_renew", {"stages", "stage_info"}},
-    [FN_LEASE] = {"usher_lease", {"scaler:lease", "scaler:epoch"}},
+    [FN_LEASE] = {"usher_lease", {"scaler:lease", "scaler:epoch", "scaler:last_change"}},
     [FN_RATE_TAKE] = {"usher_rate_take", {NULL}},
     [FN_REINDEX] = {"usher_reindex", {"stages", "stage_mode", "open_stages", "stage_slot",
                                       "slot_stage", "stage_slot_seq"}},
     [FN_CHECK] = {"usher_check", {"state_id", "master_stage", "stages", "total_viewers",
                                   "publisher:status", "stage_info", "stage_mode", "stage_state",
                                   "stage_tags", "scaler:lease", "scaler:epoch", "stage_events",
-                                  "seat_waiting", "stage_endpoints", "open_stages", "stage_slot",
-                                  "slot_stage", "stage_slot_seq"}},
+                                  "seat_waiting", "stage_endpoints", "scaler:last_change",
+                                  "open_stages", "stage_slot", "slot_stage", "stage_slot_seq"}},
     [FN_WEBHOOK_CLAIM] = {"usher_webhook_claim", {"webhook:sequence"}},
     [FN_LIVE] = {"usher_live", {"total_viewers", "publisher:status", "master_stage", "stages",
                                 "stage_info", "stage_mode", "stage_state", "seat_waiting",

@@ -259,10 +259,16 @@ struct lease {
     bool held;                       /* by the caller, after this call */
     bool taken;                      /* newly, by this call */
     long long epoch;                 /* how many times it changed hands */
+    long long since_change_ms;       /* since the scaler's last change (a stage
+                                      * added or drained under the lease, by any
+                                      * process; Redis's clock), -1 when none */
 };
 typedef void (*store_lease_fn)(void *arg, enum store_error err, const char *detail,
                                const struct lease *lease);
-/* Takes or renews the lease for ttl_ms; ttl_ms 0 gives it up. */
+/* Takes or renews the lease for ttl_ms; ttl_ms 0 gives it up. Stages the
+ * scaler adds (store_stage_add with a lease holder) and drains
+ * (store_stage_update to MODE_DRAINING) are noted as its last change in
+ * the same step (`scaler:last_change`); the answer says how long ago. */
 void store_lease(struct store *s, const char *holder, long ttl_ms, store_lease_fn fn, void *arg);
 
 /* ---- IVS call rates ------------------------------------------------------ */

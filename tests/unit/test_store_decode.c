@@ -329,20 +329,30 @@ static void test_lease_and_removed(void **state)
 {
     (void)state;
     struct lease lease;
-    redisReply *r = array(2, num(2), num(5));
+    redisReply *r = array(3, num(2), num(5), num(-1));
     assert_int_equal(decode_lease(r, &lease), STORE_OK);
     assert_true(lease.held && lease.taken);
     assert_int_equal(lease.epoch, 5);
+    assert_int_equal(lease.since_change_ms, -1);
     drop(r);
-    r = array(2, num(1), num(5));
+    r = array(3, num(1), num(5), num(1200));
     assert_int_equal(decode_lease(r, &lease), STORE_OK);
     assert_true(lease.held && !lease.taken);
+    assert_int_equal(lease.since_change_ms, 1200);
     drop(r);
-    r = array(2, num(0), num(5));
+    r = array(3, num(0), num(5), num(0));
     assert_int_equal(decode_lease(r, &lease), STORE_OK);
     assert_false(lease.held);
+    assert_int_equal(lease.since_change_ms, 0);
     drop(r);
-    r = array(2, num(3), num(5));
+    r = array(3, num(3), num(5), num(0));
+    assert_int_equal(decode_lease(r, &lease), STORE_FAILED);
+    drop(r);
+    /* The age of the last change: missing, or below -1. */
+    r = array(2, num(1), num(5));
+    assert_int_equal(decode_lease(r, &lease), STORE_FAILED);
+    drop(r);
+    r = array(3, num(1), num(5), num(-2));
     assert_int_equal(decode_lease(r, &lease), STORE_FAILED);
     drop(r);
 

@@ -23,7 +23,7 @@
 
 -- Raise VERSION with every change to this file: a connecting usher replaces
 -- the library in Redis only when Redis holds an older one (store/redis.c).
-local VERSION = 12
+local VERSION = 13
 
 -- A stage's seating mode (stages/state.h names them in C). `stage_mode`
 -- holds only waiting and draining: no field means open.
@@ -115,12 +115,24 @@ local function least_loaded(c, capacity, except)
   end
 end
 
+-- Redis's clock (unix ms): one clock for every usher process.
+local function redis_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
 -- Fencing: a scaler action (holder ~= '') runs only while its lease holds.
 local function fence(c, holder)
   if holder ~= '' and redis.call('GET', key(c, 'scaler:lease')) ~= holder then
     refuse('NOT_LEADER', 'the scaler lease is held elsewhere')
   end
 end
+
+-- The scaler's last change (a stage added or drained under the lease),
+-- kept in `scaler:last_change` by Redis's clock (ms) in the step that makes
+-- it: SCALE_DOWN_COOLDOWN counts from it in whichever process holds the
+-- lease next (lease() answers its age), across restarts and hand-overs.
+local function note_change(c) redis.call('SET', key(c, 'scaler:last_change'), redis_ms()) end
 
 -- ---- seats ----------------------------------------------------------------
 
@@ -218,11 +230,6 @@ end
 -- DEMAND_MS or until the user is seated. Redis's own clock keeps the
 -- entries of several usher processes comparable.
 local DEMAND_MS = 10000
-
-local function redis_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
 
 -- A join found no stage with room: it counts as demand, and the refusal
 -- says whether room is coming (a stage waits to open, or one can be
@@ -507,8 +514,7 @@ end
 local function orphan_seen(keys, args)
   local c = context(keys, args)
   local k, given, out = key(c, 'orphan_seen'), {}, {}
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now = redis_ms()
   for _, arn in ipairs(cjson.decode(args[2])) do
     given[arn] = true
     redis.call('HSETNX', k, arn, now)
@@ -601,9 +607,11 @@ end
 --       lease is needed), mode, scaler state JSON ("" for none), tags JSON
 --       ("" for none; kept in `stage_tags`, as SPEC §3 fixes stage:{arn}),
 --       endpoints JSON {whip, events} ("" for none; kept in `stage_endpoints`).
+-- A stage the scaler adds (a lease holder given) is its last change
+-- (note_change()).
 -- KEYS: scaler:lease, master_stage, stages, stage_info, stage_mode,
 -- stage_state, stage_tags, stage_endpoints, open_stages, stage_slot, slot_stage,
--- stage_slot_seq.
+-- stage_slot_seq, scaler:last_change.
 -- Returns the master ARN when asked to set it, else the ARN added.
 local function stage_add(keys, args)
   local c = context(keys, args)
@@ -627,6 +635,7 @@ local function stage_add(keys, args)
     open_set(c, arn, mode == OPEN)
     if state ~= '' then redis.call('HSET', key(c, 'stage_state'), arn, state) end
     if tags ~= '' then redis.call('HSET', key(c, 'stage_tags'), arn, tags) end
+    if holder ~= '' then note_change(c) end
   end
   -- The master named again (MASTER_STAGE_ARN, a restart) refreshes them.
   if endpoints ~= '' then redis.call('HSET', key(c, 'stage_endpoints'), arn, endpoints) end
@@ -642,9 +651,10 @@ end
 -- stage_update: the scaler changes a stage's mode and its bookkeeping,
 -- under the lease. Draining is final: a late answer that would open the
 -- stage again only updates the bookkeeping, and keeps the drain's start.
+-- A stage starting to drain is the scaler's last change (note_change()).
 -- ARGV: prefix, lease holder, arn, mode, scaler state JSON.
 -- KEYS: scaler:lease, stages, stage_mode, stage_state, open_stages,
--- stage_slot, slot_stage, stage_slot_seq.
+-- stage_slot, slot_stage, stage_slot_seq, scaler:last_change.
 -- Returns 1, or 0 when the stage is gone.
 local function stage_update(keys, args)
   local c = context(keys, args)
@@ -656,6 +666,8 @@ local function stage_update(keys, args)
     local new = cjson.decode(state)
     new.drainingSince = old.drainingSince
     mode, state = DRAINING, cjson.encode(new)
+  elseif mode == DRAINING and mode_of(c, arn) ~= DRAINING then
+    note_change(c)
   end
   if mode == OPEN then
     redis.call('HDEL', key(c, 'stage_mode'), arn)
@@ -758,27 +770,33 @@ local function reindex(keys, args)
 end
 
 -- lease: the scaler lease, one process at a time; every scaler write is
--- fenced by it (fence()). ARGV: prefix, holder id, ttl (ms); ttl "0" gives
--- the lease up. KEYS: scaler:lease, scaler:epoch.
--- Returns {1, epoch} renewed, {2, epoch} newly taken, {0, epoch} held by
--- another or given up.
+-- fenced by it (fence()). With it comes the age of the scaler's last
+-- change (`scaler:last_change`, Redis's clock), so the holder, whichever
+-- process it is, counts SCALE_DOWN_COOLDOWN from the change another made.
+-- ARGV: prefix, holder id, ttl (ms); ttl "0" gives the lease up.
+-- KEYS: scaler:lease, scaler:epoch, scaler:last_change.
+-- Returns {1, epoch, since} renewed, {2, epoch, since} newly taken,
+-- {0, epoch, since} held by another or given up; since: ms since the last
+-- change (never negative), -1 when none is recorded.
 local function lease(keys, args)
   local c = context(keys, args)
   local holder, ttl = args[2], args[3]
   local k = key(c, 'scaler:lease')
   local current = redis.call('GET', k)
+  local last = tonumber(redis.call('GET', key(c, 'scaler:last_change')) or '')
+  local since = last and math.max(0, redis_ms() - last) or -1
   local function epoch() return tonumber(redis.call('GET', key(c, 'scaler:epoch')) or '0') end
   if ttl == '0' then
     if current == holder then redis.call('DEL', k) end
-    return {0, epoch()}
+    return {0, epoch(), since}
   end
   if current == holder then
     redis.call('PEXPIRE', k, ttl)
-    return {1, epoch()}
+    return {1, epoch(), since}
   end
-  if current then return {0, epoch()} end
+  if current then return {0, epoch(), since} end
   redis.call('SET', k, holder, 'PX', ttl)
-  return {2, redis.call('INCR', key(c, 'scaler:epoch'))}
+  return {2, redis.call('INCR', key(c, 'scaler:epoch')), since}
 end
 
 -- ---- the state check ------------------------------------------------------
@@ -789,7 +807,7 @@ local FIXED_TYPES = {
   {'total_viewers', 'string'}, {'publisher:status', 'string'}, {'stage_info', 'hash'},
   {'stage_mode', 'hash'}, {'stage_state', 'hash'}, {'stage_tags', 'hash'},
   {'scaler:lease', 'string'}, {'scaler:epoch', 'string'}, {'stage_events', 'stream'},
-  {'seat_waiting', 'zset'}, {'stage_endpoints', 'hash'},
+  {'seat_waiting', 'zset'}, {'stage_endpoints', 'hash'}, {'scaler:last_change', 'string'},
 }
 local FOREIGN_KEPT_S = 86400
 
@@ -937,8 +955,7 @@ end
 local function rate_take(keys, args)
   local c = context(keys, args)
   local k, interval = stage_key(c, 'aws_rate:', args[2]), tonumber(args[3])
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now = redis_ms()
   local slot = math.max(tonumber(redis.call('GET', k) or '0'), now)
   if args[4] == 'low' and slot > now then return now - slot end
   redis.call('SET', k, slot + interval, 'PX', slot + interval - now + 1000)
