@@ -38,9 +38,9 @@ static bool socket_answers(const char *path)
 }
 
 /* Waits up to START_WAIT_MS for redis-server to listen, so usher's first
- * connection finds it. Returns -1 with err filled when it exited first (not
- * installed, a bad DATA_DIR); 0 when it listens, or still loads its data
- * (the connection retries). */
+ * connection finds it. Returns -1 with err filled when it exited first
+ * (e.g. not installed); 0 when it listens, or still loads its data (the
+ * connection retries). */
 static int wait_listening(pid_t pid, const char *socket_path, char *err, size_t errlen)
 {
     for (int waited = 0; waited < START_WAIT_MS; waited += 10) {
