@@ -158,18 +158,18 @@ def main():
     seated = int(sys.argv[3]) if len(sys.argv) > 3 else 10000
     n = int(sys.argv[4]) if len(sys.argv) > 4 else 20000
     lib = Library(store_keys())
-    d = tempfile.mkdtemp(prefix="seat-cost-")
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", d], stdout=subprocess.DEVNULL)
-    try:
-        r = connect(port)
-        with open(lib_path) as f:
-            r.call("FUNCTION", "LOAD", "REPLACE", f.read())
-        print(json.dumps(measure(r, lib, stages, seated, n)))
-    finally:
-        proc.kill()
-        proc.wait()
+    with tempfile.TemporaryDirectory(prefix="seat-cost-") as d:
+        port = free_port()
+        proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                 "--appendonly", "no", "--dir", d], stdout=subprocess.DEVNULL)
+        try:
+            r = connect(port)
+            with open(lib_path) as f:
+                r.call("FUNCTION", "LOAD", "REPLACE", f.read())
+            print(json.dumps(measure(r, lib, stages, seated, n)))
+        finally:
+            proc.kill()
+            proc.wait()
 
 
 if __name__ == "__main__":
