@@ -30,8 +30,9 @@ bench-deps:
 	  command -v $$t >/dev/null 2>&1 || { WITH_BENCH=1 sh scripts/deps.sh; exit $$?; }; \
 	done
 
-# The harness's own unit tests (report, parsers, percentiles): part of
-# `make unit`; standard library only, well under a second.
+# The harness's own unit tests (report, parsers, percentiles, and
+# seat_cost.py against today's library on a redis-server of its own): part
+# of `make unit`; standard library only, well under a second.
 .PHONY: bench-unit
 unit: bench-unit
 bench-unit:

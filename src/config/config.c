@@ -746,7 +746,7 @@ static int apply_redis_url(struct config *cfg, char *err, size_t errlen)
     if (problem)
         return fail(err, errlen,
                     "REDIS_URL: %s; expected redis://[[user]:password@]host[:port][/db] "
-                    "or unix:///path/to.sock[?db=N]",
+                    "or unix:///path/to.sock[?db=N&password=P]",
                     problem);
     return 0;
 }

@@ -122,14 +122,14 @@ static size_t backlog_start(const struct live *l, const struct live_sub *sub)
     return i;
 }
 
-/* Sends a fresh subscriber the backlog and the stats. */
+/* Sends a fresh subscriber the stats, first (web/dashboard/README.md), then
+ * the backlog. */
 static void welcome_one(struct live *l, struct live_sub *sub)
 {
     sub->fresh = false;
+    sub->ops->stats(sub->arg, &l->stats);
     for (size_t i = backlog_start(l, sub); sub->ops->event && i < l->nevents && !sub->gone; i++)
         sub->ops->event(sub->arg, l->events[i].id, l->events[i].json);
-    if (!sub->gone)
-        sub->ops->stats(sub->arg, &l->stats);
 }
 
 static void welcome_all(struct live *l)

@@ -49,8 +49,8 @@ void live_free(struct live *l);
 /* Subscribes; NULL when out of memory. last_event_id: the client's
  * Last-Event-ID or NULL; with a valid one the client is sent the kept
  * events after it (all LIVE_EVENTS_KEPT when it is older than those), else
- * the latest LIVE_EVENTS_FRESH. The first stats come from the current
- * shared read (at most STATS_PUSH_MS old), or the next one. */
+ * the latest LIVE_EVENTS_FRESH, after its first stats; those come from the
+ * current shared read (at most STATS_PUSH_MS old), or the next one. */
 struct live_sub *live_subscribe(struct live *l, const struct live_sub_ops *ops, void *arg,
                                 const char *last_event_id);
 /* Ends a subscription; its ops are not called again. */

@@ -9,8 +9,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* Starts redis-server with its socket at socket_path and files in dir.
- * Returns its pid, or -1 with err filled. */
+/* Starts redis-server with its socket at socket_path and files in dir, and
+ * waits (up to 5 s) until it listens there. Returns its pid, or -1 with err
+ * filled (the directory, fork, or redis-server exiting, e.g. not
+ * installed). */
 pid_t embedded_redis_start(const char *dir, const char *socket_path,
                            char *err, size_t errlen);
 /* Asks it to stop (SIGTERM: it writes its files and exits) and waits. */

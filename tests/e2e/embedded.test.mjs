@@ -1,6 +1,7 @@
 // embedded.test.mjs — the zero-set-up default of ./run.sh: REDIS_EMBEDDED
 // makes usher start its own redis-server on a unix socket in DATA_DIR,
-// with its append-only file there, and stop it on the way out.
+// with its append-only file there, wait until it listens, and stop it on
+// the way out; a redis-server that cannot start stops the start.
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -62,6 +63,7 @@ describe('embedded redis-server', () => {
       assert.fail(`usher became healthy on its own redis: ${e.message}`);
     }
     assert.ok(existsSync(socket), 'the socket is in DATA_DIR');
+    assert.doesNotMatch(log, /cannot connect/, 'usher connects once its redis-server listens');
     assert.equal(redisFor(socket).length, 1, 'one redis-server of its own');
 
     const post = (path, body) => fetch(`http://127.0.0.1:${port}${path}`, {
@@ -75,5 +77,24 @@ describe('embedded redis-server', () => {
     assert.equal(await exited, 0, log);
     assert.doesNotMatch(log, /ERROR: (Address|Leak)Sanitizer|runtime error:/);
     assert.deepEqual(redisFor(socket), [], 'its redis-server stopped with it');
+  });
+
+  it('without redis-server on PATH, the start stops and says why', async () => {
+    const child = spawn(USHER_BIN, [], {
+      env: { PATH: join(dataDir, 'no-bin'), REDIS_EMBEDDED: 'true', DATA_DIR: dataDir, API_HOST: '127.0.0.1',
+        API_PORT: String(await freePort()), SIGNER_PRECOMPUTE: '8',
+        ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1' },
+      stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    child.stdout.on('data', (d) => { log += d; });
+    child.stderr.on('data', (d) => { log += d; });
+    const code = await new Promise((r) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10000);
+      child.once('exit', (c) => { clearTimeout(timer); r(c); });
+    });
+    assert.equal(code, 1, log);
+    assert.match(log, /install the redis-server package/);
+    assert.match(log, /usher: the embedded redis-server exited \(status 127\)/);
+    assert.doesNotMatch(log, /listening on/);
   });
 });

@@ -101,14 +101,15 @@ describe('GET /api/stats/stream', () => {
     } finally { s.close(); }
   });
 
-  it('stage events carry the stream id; Last-Event-ID resumes after it', async () => {
+  it('stage events carry the stream id, after the stats; Last-Event-ID resumes after it', async () => {
     for (const name of ['ev-a', 'ev-b', 'ev-c']) {
       assert.equal((await usher.post('/api/stage', { name })).status, 201);
     }
     const s1 = await openStream(usher.port);
     let ids;
     try {
-      await s1.until(isStats);
+      await s1.until((e) => e.event === 'stage' && e.data.detail === 'ev-c');
+      assert.equal(s1.events[0].event, 'stats', 'the stats first, then the latest events');
       const stage = s1.events.filter((e) => e.event === 'stage');
       assert.ok(stage.length >= 3, 'the latest events on a fresh connect');
       for (const e of stage) {
@@ -127,14 +128,14 @@ describe('GET /api/stats/stream', () => {
     assert.equal((await usher.post('/api/stage', { name: 'ev-e' })).status, 201);  // while away
     const s2 = await openStream(usher.port, { headers: { 'Last-Event-ID': resumeAt } });
     try {
-      await s2.until(isStats);
       await s2.until((e) => e.event === 'stage' && e.data.detail === 'ev-e', PUSH_MS + 1000);
+      assert.equal(s2.events[0].event, 'stats', 'the stats first, then the events after Last-Event-ID');
       const got = s2.events.filter((e) => e.event === 'stage').map((e) => e.data.detail);
       assert.deepEqual(got, ['ev-c', 'ev-d', 'ev-e'], 'only the events after Last-Event-ID, in order');
     } finally { s2.close(); }
     const s3 = await openStream(usher.port, { headers: { 'Last-Event-ID': 'not-an-id' } });
     try {
-      await s3.until(isStats);
+      await s3.until((e) => e.event === 'stage' && e.data.detail === 'ev-e');
       assert.ok(s3.events.filter((e) => e.event === 'stage').length >= 5, 'a bad id is a fresh start');
     } finally { s3.close(); }
   });
