@@ -44,6 +44,8 @@ struct scaler {
     json_t *evicting;                /* draining stages whose participants are being disconnected */
     char holder[40];                 /* this process's lease id */
     bool leader;
+    bool stopping;                   /* scaler_stop called: answers still on their
+                                      * way act on nothing, no tick starts */
     bool ticking;
     bool again;                      /* woken while ticking: tick again after */
     long creating;
@@ -349,7 +351,7 @@ static void viewed(void *arg, enum store_error err, const char *detail,
     const struct config *cfg = s->app->cfg;
     (void)detail;
     /* A tick answered while shutting down (the provider freed) does nothing. */
-    bool acting = err == STORE_OK && s->app->provider;
+    bool acting = err == STORE_OK && s->app->provider && !s->stopping;
     struct stage_view *views = acting ? calloc(sv->count + 1, sizeof *views) : NULL;
     if (!views) {
         tick_end(s);
@@ -391,6 +393,10 @@ static void leased(void *arg, enum store_error err, const char *detail, const st
 {
     struct scaler *s = arg;
     (void)detail;
+    if (s->stopping) {               /* renewed just before the release: not ours to use */
+        tick_end(s);
+        return;
+    }
     bool was_leader = s->leader;
     s->leader = err == STORE_OK && lease->held;
     if (s->leader != was_leader)
@@ -411,7 +417,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct scaler *s = arg;
-    if (s->ticking || !store_ready(s->app->store))
+    if (s->stopping || s->ticking || !store_ready(s->app->store))
         return;
     s->ticking = true;
     store_lease(s->app->store, s->holder, s->app->cfg->scaler_lease_ms, leased, s);
@@ -434,6 +440,8 @@ void scaler_stop(struct scaler *s, void (*done)(void *arg), void *arg)
 {
     event_del(s->timer);
     event_del(s->wake);
+    s->leader = false;
+    s->stopping = true;
     struct release *r = malloc(sizeof *r);
     if (!r) {
         done(arg);
@@ -441,7 +449,6 @@ void scaler_stop(struct scaler *s, void (*done)(void *arg), void *arg)
     }
     r->done = done;
     r->arg = arg;
-    s->leader = false;
     store_lease(s->app->store, s->holder, 0, released, r);
 }
 
