@@ -27,8 +27,13 @@
  * newer than what IVS was asked). Restarts go through the scaler, so they
  * stay within REPLICATION_MAX and the shared call pace. Every change is a
  * stage event (replication_stale, replication_lost, replication_adopted,
- * replication_unknown) and a log line; writes are fenced by the scaler
- * lease, so two processes never both act. */
+ * replication_unknown) and a log line. A judgement is acted on (its
+ * event sent, its stop made) only after Redis took its write, fenced by
+ * the scaler lease and made only while the stage is still as the check
+ * read it (store_replica_record); a stop of an unknown replication is
+ * claimed in Redis first (store_replica_claim). A check whose lease moved
+ * mid-way, or whose read another writer overtook, acts on nothing: two
+ * processes never both act on one judgement. */
 #ifndef USHER_RECONCILE_REPLICAS_H
 #define USHER_RECONCILE_REPLICAS_H
 
