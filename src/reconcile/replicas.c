@@ -1,5 +1,6 @@
 /* replicas.c — see replicas.h. One check at a time, its state in this
- * process only; every write it makes is fenced by the lease. */
+ * process only; every write it makes is fenced by the lease, and nothing
+ * is sent or stopped before Redis has taken that write. */
 #include "reconcile/replicas.h"
 
 #include <stdarg.h>
@@ -55,87 +56,155 @@ static bool alive(const struct replicas *x) { return x->app->provider && x->app-
 
 /* ---- acting --------------------------------------------------------------- */
 
-static void written(void *arg, enum store_error err, const char *detail)
+/* How long a claimed stop of an unknown replication keeps another check
+ * from making it again (ms): longer than a stop takes to show in IVS's
+ * listing; a stop that failed is tried again after it. */
+#define STOP_CLAIM_MS 60000
+
+/* One judgement, acted on (its event, its stop) only once Redis has taken
+ * its lease-fenced write: the record of the stage, or the claim of the
+ * stop. A process whose lease moved, or whose read of the stage another
+ * writer overtook, acts on nothing. Owns its copies: the check may end,
+ * and another start, before Redis answers. */
+struct verdict {
+    struct replicas *x;
+    const char *type;                          /* the stage event, NULL: none */
+    char detail[300];
+    char dest[STAGE_ARN_MAX + 1];
+    char master[STAGE_ARN_MAX + 1];
+    char stop[PARTICIPANT_ID_MAX + 1];         /* whose replication to stop, "": none */
+};
+
+/* A verdict on dest (malloc'd, NULL when out of memory), type its event
+ * or NULL, stop the participant id whose replication into dest is stopped
+ * ("" for none). */
+static struct verdict *verdict_new(struct replicas *x, const char *dest, const char *type,
+                                   const char *stop)
 {
-    char *arn = arg;
-    if (err != STORE_OK && err != STORE_NO_STAGE)
-        log_warn("replicas: the record of %s not written: %s", arn, detail);
-    free(arn);
+    struct verdict *v = malloc(sizeof *v);
+    if (!v) {
+        log_warn("replicas: the judgement of %s dropped: out of memory", dest);
+        return NULL;
+    }
+    *v = (struct verdict){.x = x, .type = type};
+    snprintf(v->dest, sizeof v->dest, "%s", dest);
+    snprintf(v->master, sizeof v->master, "%s", x->master);
+    snprintf(v->stop, sizeof v->stop, "%s", stop);
+    return v;
+}
+
+/* The event's detail, as printf's fmt says. */
+__attribute__((format(printf, 2, 3)))
+static void say(struct verdict *v, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->detail, sizeof v->detail, fmt, ap);
+    va_end(ap);
+}
+
+static void stopped(void *arg, const char *error)
+{
+    struct verdict *v = arg;
+    if (error)
+        log_warn("replicas: the replication of %s into %s not stopped: %s", v->stop, v->dest, error);
+    free(v);
+}
+
+/* Redis took v's write: its event and its stop; frees v. */
+static void act(struct verdict *v)
+{
+    struct app *app = v->x->app;
+    if (v->type) {
+        log_info("replicas: %s %s: %s", v->type, v->dest, v->detail);
+        stage_event(app, clock_now_ms(), v->type, v->dest, v->detail);
+    }
+    if (!v->stop[0]) {
+        free(v);
+        return;
+    }
+    app->provider->ops->stop_replication(app->provider, v->master, v->dest, v->stop, stopped, v);
+}
+
+/* Redis's answer to v's write: n 1 taken. */
+static void written(void *arg, enum store_error err, const char *detail, long long n)
+{
+    struct verdict *v = arg;
+    if (err == STORE_OK && n == 1 && alive(v->x)) {
+        act(v);
+        return;
+    }
+    if (err == STORE_NOT_LEADER || (err == STORE_OK && n != 1))
+        log_info("replicas: %s %s not acted on: %s", v->type ? v->type : "the record of", v->dest,
+                 err == STORE_OK ? "changed since it was read" : "the lease moved");
+    else if (err != STORE_OK)
+        log_warn("replicas: the judgement of %s not written: %s", v->dest, detail);
+    free(v);
 }
 
 /* Writes e's replication as running from the publisher (running) or as
- * none, for the scaler to start it again. */
-static void record(struct replicas *x, const struct stage_entry *e, bool running)
+ * none, for the scaler to start it again; then acts on v (NULL: nothing,
+ * out of memory). */
+static void record(struct replicas *x, const struct stage_entry *e, bool running,
+                   struct verdict *v)
 {
+    if (!v)
+        return;
     struct stage_state st = e->state;
     st.replication = running ? REPL_RUNNING : REPL_NONE;
     st.attempts = 0, st.retry_at_ms = 0, st.error[0] = '\0';
     snprintf(st.participant, sizeof st.participant, "%s", running ? x->publisher : "");
     st.running_since_ms = running ? x->looked_ms : 0;
-    char *arn = strdup(e->arn);
-    if (arn)
-        store_stage_update(x->app->store, x->holder, e->arn, e->mode, &st, written, arn);
-}
-
-static void stopped(void *arg, const char *error)
-{
-    char *arn = arg;
-    if (error)
-        log_warn("replicas: the replication into %s not stopped: %s", arn, error);
-    free(arn);
-}
-
-/* Stops the replication of participant from the master into dest. */
-static void stop(struct replicas *x, const char *dest, const char *participant)
-{
-    char *arn = strdup(dest);
-    if (arn)
-        x->app->provider->ops->stop_replication(x->app->provider, x->master, dest, participant,
-                                                stopped, arn);
-}
-
-/* A stage event and a log line, the detail as printf's fmt says. */
-__attribute__((format(printf, 4, 5)))
-static void event(struct replicas *x, const char *type, const char *arn, const char *fmt, ...)
-{
-    char detail[300];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
-    va_end(ap);
-    log_info("replicas: %s %s: %s", type, arn, detail);
-    stage_event(x->app, clock_now_ms(), type, arn, detail);
+    store_replica_record(x->app->store, x->holder, e->arn, e->mode, &e->state, &st, written, v);
 }
 
 /* ---- judging -------------------------------------------------------------- */
 
-/* One stage fed from the master; active: IVS lists the publisher's
- * replication into it as active. */
-static void judge_stage(struct replicas *x, const struct stage_entry *e, bool active)
+/* One stage fed from the master recorded running; active: IVS lists the
+ * publisher's replication into it as active. */
+static void judge_running(struct replicas *x, const struct stage_entry *e, bool active)
 {
     const struct stage_state *st = &e->state;
-    if (st->replication == REPL_RUNNING) {
-        if (st->running_since_ms >= x->looked_ms)
-            return;                  /* started after the look: newer than IVS's answer */
-        if (st->participant[0] && strcmp(st->participant, x->publisher) != 0) {
-            event(x, "replication_stale", e->arn, "the publisher joined again as %s (was %s)",
-                  x->publisher, st->participant);
-            stop(x, e->arn, st->participant);
-            record(x, e, active);
-        } else if (!active) {
-            event(x, "replication_lost", e->arn,
-                  "IVS lists no replication of %s into it; started again", x->publisher);
-            record(x, e, false);
-        } else if (!st->participant[0]) {
-            record(x, e, true);      /* recorded before ids were: now known */
-        }
+    struct verdict *v;
+    if (st->running_since_ms >= x->looked_ms)
+        return;                      /* started after the look: newer than IVS's answer */
+    if (st->participant[0] && strcmp(st->participant, x->publisher) != 0) {
+        if ((v = verdict_new(x, e->arn, "replication_stale", st->participant)))
+            say(v, "the publisher joined again as %s (was %s)", x->publisher, st->participant);
+        record(x, e, active, v);
+    } else if (!active) {
+        if ((v = verdict_new(x, e->arn, "replication_lost", "")))
+            say(v, "IVS lists no replication of %s into it; started again", x->publisher);
+        record(x, e, false, v);
+    } else if (!st->participant[0]) {
+        record(x, e, true, verdict_new(x, e->arn, NULL, ""));   /* recorded before ids were */
+    }
+}
+
+static void judge_stage(struct replicas *x, const struct stage_entry *e, bool active)
+{
+    if (e->state.replication == REPL_RUNNING) {
+        judge_running(x, e, active);
         return;
     }
-    if (active && st->replication != REPL_PENDING && e->mode != MODE_DRAINING) {
-        event(x, "replication_adopted", e->arn, "IVS replicates %s into it; recorded as running",
-              x->publisher);
-        record(x, e, true);
+    if (active && e->state.replication != REPL_PENDING && e->mode != MODE_DRAINING) {
+        struct verdict *v = verdict_new(x, e->arn, "replication_adopted", "");
+        if (v)
+            say(v, "IVS replicates %s into it; recorded as running", x->publisher);
+        record(x, e, true, v);
     }
+}
+
+/* A replication IVS lists into a stage usher does not feed from the
+ * master: stopped, once the stop is claimed in Redis. */
+static void judge_unknown(struct replicas *x, const char *dest)
+{
+    struct verdict *v = verdict_new(x, dest, "replication_unknown", x->publisher);
+    if (!v)
+        return;
+    say(v, "IVS replicates %s into a stage usher does not feed from %s; stopped", x->publisher,
+        x->master);
+    store_replica_claim(x->app->store, x->holder, dest, x->publisher, STOP_CLAIM_MS, written, v);
 }
 
 static void judge(struct replicas *x, const struct stats_view *v)
@@ -153,10 +222,7 @@ static void judge(struct replicas *x, const struct stats_view *v)
     json_t *on;
     json_object_foreach(x->active, dest, on) {
         (void)on;
-        event(x, "replication_unknown", dest,
-              "IVS replicates %s into a stage usher does not feed from %s; stopped", x->publisher,
-              x->master);
-        stop(x, dest, x->publisher);
+        judge_unknown(x, dest);
     }
 }
 

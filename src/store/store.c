@@ -26,7 +26,7 @@ enum function {
     FN_STAGE_UPDATE, FN_STAGE_REMOVE, FN_STAGE_RENAME, FN_STAGE_RENEW, FN_LEASE, FN_RATE_TAKE,
     FN_REINDEX, FN_CHECK, FN_WEBHOOK_CLAIM, FN_LIVE,
     FN_SEAT_OF, FN_RECONCILE_SEAT, FN_RECONCILE_GHOSTS, FN_RECONCILE_NOTES, FN_EVENT_NEWS,
-    FN_ORPHAN_SEEN, FN_COUNT
+    FN_ORPHAN_SEEN, FN_REPLICA_RECORD, FN_REPLICA_CLAIM, FN_COUNT
 };
 
 enum { MAX_KEYS = 19, MAX_ARGS = 12 };
@@ -83,6 +83,9 @@ static const struct { const char *name; const char *keys[MAX_KEYS]; } functions[
     [FN_RECONCILE_NOTES] = {"usher_reconcile_notes", {"stage_reconcile"}},
     [FN_EVENT_NEWS] = {"usher_event_news", {"ivs_events"}},
     [FN_ORPHAN_SEEN] = {"usher_orphan_seen", {"orphan_seen"}},
+    [FN_REPLICA_RECORD] = {"usher_replica_record", {"scaler:lease", "stages", "stage_mode",
+                                                    "stage_state"}},
+    [FN_REPLICA_CLAIM] = {"usher_replica_claim", {"scaler:lease"}},
 };
 
 struct store {
@@ -526,6 +529,30 @@ void store_stage_update(struct store *s, const char *lease_holder, const char *s
     const char *args[] = {lease_holder, stage_arn, stage_mode_name(mode), json};
     fcall(s, FN_STAGE_UPDATE, CALL(UPDATED, fn), 4, args);
     free(json);
+}
+
+void store_replica_record(struct store *s, const char *lease_holder, const char *stage_arn,
+                          enum stage_mode mode, const struct stage_state *seen,
+                          const struct stage_state *state, store_number_fn fn, void *arg)
+{
+    char *was = stage_state_json(seen), *json = stage_state_json(state);
+    if (was && json) {
+        const char *args[] = {lease_holder, stage_arn, stage_mode_name(mode), was, json};
+        fcall(s, FN_REPLICA_RECORD, CALL(NUMBER, fn), 5, args);
+    } else {
+        fn(arg, STORE_FAILED, "out of memory", 0);
+    }
+    free(was);
+    free(json);
+}
+
+void store_replica_claim(struct store *s, const char *lease_holder, const char *dest_arn,
+                         const char *participant_id, long ttl_ms, store_number_fn fn, void *arg)
+{
+    char ttl[24];
+    lltoa(ttl_ms, ttl, sizeof ttl);
+    const char *args[] = {lease_holder, dest_arn, participant_id, ttl};
+    fcall(s, FN_REPLICA_CLAIM, CALL(NUMBER, fn), 4, args);
 }
 
 void store_stage_remove(struct store *s, const char *stage_arn, const char *lease_holder,

@@ -209,6 +209,23 @@ void store_stage_update(struct store *s, const char *lease_holder, const char *s
                         enum stage_mode mode, const struct stage_state *state,
                         store_done_fn fn, void *arg);
 
+/* The replicas check (reconcile/replicas.h) records its judgement of a
+ * stage's replication: state replaces the stage's bookkeeping (its mode
+ * untouched), under the lease, only while the stage's mode is `mode` and
+ * the replication, participant, running_since_ms and draining_since_ms of
+ * its bookkeeping are still those of `seen` (what the check read):
+ * otherwise another writer came between, and the judgement is void. n: 1
+ * written, 0 not (the stage changed, or is gone). Error NOT_LEADER. */
+void store_replica_record(struct store *s, const char *lease_holder, const char *stage_arn,
+                          enum stage_mode mode, const struct stage_state *seen,
+                          const struct stage_state *state, store_number_fn fn, void *arg);
+/* The replicas check claims, under the lease, the stop of participant_id's
+ * replication into dest_arn for ttl_ms: a stop still under way when the
+ * next check lists IVS is not made again. n: 1 claimed, 0 claimed before.
+ * Error NOT_LEADER. */
+void store_replica_claim(struct store *s, const char *lease_holder, const char *dest_arn,
+                         const char *participant_id, long ttl_ms, store_number_fn fn, void *arg);
+
 struct stage_removed {
     long long unseated;              /* viewers who lost their seats */
     const char *parent;              /* the stage it replicated from, "" when none */

@@ -6,10 +6,12 @@
 //  (b) FUNCTION FLUSH under a running usher: it notices, loads the library
 //      again and serves, without a restart;
 //  (c) an older library version in Redis is replaced at connect.
+//  (d) the replicas check's writes: fenced by the lease, written only while
+//      the stage is as read, a stop claimed once.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { startLive, startUsher, waitFor } from './harness.mjs';
+import { startLive, startUsher, waitFor, PREFIX } from './harness.mjs';
 
 const TAGGED = '{usher}:test:';
 // The library's own version, as usher reads it from the same file.
@@ -133,5 +135,55 @@ describe('stage tags', () => {
     }
     assert.equal(redis.raw('ZCARD', 'ivs:test:stages'), before);
     assert.equal(redis.raw('HLEN', 'ivs:test:stage_tags'), '0');
+  });
+});
+
+// The replicas check's writes (reconcile/replicas.h): a judgement is
+// written only under the lease and only while the stage is as the check
+// read it; the stop of an unknown replication is claimed once.
+describe('the replicas check\'s fenced writes', () => {
+  let redis, usher, master;
+  before(async () => {
+    ({ redis, usher } = await startLive());
+    master = redis.raw('GET', `${PREFIX}master_stage`);
+    redis.raw('SET', `${PREFIX}scaler:lease`, 'checker', 'PX', 60000);   // held: usher's scaler waits
+  });
+  after(async () => { await usher?.close(); await redis?.close(); });
+
+  // redis-cli prints an error reply (and may exit non-zero): its text either way.
+  const fcall = (...args) => {
+    try { return redis.raw('FCALL', ...args); } catch (e) { return String(e.stdout || e.message); }
+  };
+  const record = (holder, arn, mode, seen, state) => fcall('usher_replica_record', 4,
+    ...['scaler:lease', 'stages', 'stage_mode', 'stage_state'].map((k) => PREFIX + k),
+    PREFIX, holder, arn, mode, JSON.stringify(seen), JSON.stringify(state));
+  const claim = (holder, dest, participant) => fcall('usher_replica_claim', 1, `${PREFIX}scaler:lease`,
+    PREFIX, holder, dest, participant, 60000);
+  const stateOf = () => redis.raw('HGET', `${PREFIX}stage_state`, master);
+
+  it('a record is written under the lease, while the stage is as read', () => {
+    redis.raw('HSET', `${PREFIX}stage_state`, master, JSON.stringify({ replication: 'running', attempts: 0, participant: 'p1', runningSince: 5 }));
+    const seen = { replication: 'running', attempts: 0, participant: 'p1', runningSince: 5 };
+    const lost = { replication: 'none', attempts: 0 };
+    const before = stateOf();
+    assert.match(record('another', master, 'open', seen, lost), /NOT_LEADER/);
+    assert.equal(record('checker', master, 'draining', seen, lost), '0', 'another mode: not written');
+    assert.equal(record('checker', master, 'open', { ...seen, participant: 'p0' }, lost), '0', 'another participant');
+    assert.equal(record('checker', master, 'open', { ...seen, runningSince: 4 }, lost), '0', 'another start');
+    assert.equal(record('checker', 'arn:aws:ivs:us-east-1:1:stage/gone', 'open', seen, lost), '0', 'no such stage');
+    assert.equal(stateOf(), before, 'nothing written');
+    assert.equal(record('checker', master, 'open', seen, lost), '1');
+    assert.deepEqual(JSON.parse(stateOf()), lost);
+    assert.equal(record('checker', master, 'open', seen, lost), '0', 'the same judgement twice: written once');
+  });
+
+  it('the stop of an unknown replication is claimed once, under the lease', () => {
+    const dest = 'arn:aws:ivs:us-east-1:1:stage/unknown';
+    assert.match(claim('another', dest, 'p1'), /NOT_LEADER/);
+    assert.equal(claim('checker', dest, 'p1'), '1');
+    assert.equal(claim('checker', dest, 'p1'), '0');
+    assert.equal(claim('checker', dest, 'p2'), '1', 'another participant: another claim');
+    const ttl = Number(redis.raw('PTTL', `${PREFIX}replica_stop:${dest}:p1`));
+    assert.ok(ttl > 50000 && ttl <= 60000, `kept 60 s: ${ttl}`);
   });
 });

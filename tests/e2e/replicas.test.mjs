@@ -4,6 +4,8 @@
 //  - a replication stopped behind usher's back is started again, once;
 //  - a replication usher does not know (into a stage it does not record)
 //    is stopped, once;
+//  - a check whose lease moved to the other process between its look at
+//    IVS and its act acts on nothing: one stop, one event;
 //  - a publisher that joins again under a new participant id (IVS gives one
 //    per join) gets every overflow stage fed from the new id and none from
 //    the old, whether IVS stopped the old ones already or not, each start
@@ -106,6 +108,48 @@ describe('replications against IVS, two processes', () => {
     assert.equal(stops[0].input.participantId, publisher);
     assert.ok(matches(publisher), 'usher\'s own replications untouched');
     assert.ok((await events('replication_unknown')).some((e) => e.stageArn === other.arn), 'a replication_unknown event');
+  });
+
+  // The lease holder's check reads IVS, then Redis, then acts: when the
+  // lease moves to the other process between its read and its act, the
+  // new holder acts on what it finds and the old one must act on nothing
+  // (its writes are fenced by the lease, and it acts only on a write taken).
+  it('a check whose lease moved while IVS answered acts on nothing: one stop, one event', async () => {
+    const holds = async (u) => /^usher_scaler_lease_holder 1$/m.test((await u.get('/metrics')).body);
+    const [a, b] = (await holds(u1)) ? [u1, u2] : [u2, u1];
+    assert.ok((await holds(a)) && !(await holds(b)), 'one process holds the lease');
+    const other = fake.createStage({ name: 'not-ushers-either' });
+    const stopsInto = () => fake.callsOf('StopParticipantReplication').filter((c) => c.input?.destinationStageArn === other.arn);
+    const pageLimit = fake.pageLimit;
+    const lists = fake.callsOf('ListParticipantReplicas').length;
+    fake.pageLimit = Infinity;         // one page: a's whole answer is the delayed one
+    fake.delay('ListParticipantReplicas', 1000, { count: 1 });
+    try {
+      // a's next check has asked IVS (its answer delayed)...
+      await waitFor(() => fake.callsOf('ListParticipantReplicas').slice(lists).some((c) => c.status === 0),
+        { timeoutMs: 10000, what: 'the holder\'s check asking IVS', stepMs: 5 });
+      // ... a replication usher does not know starts (the answer lists it),
+      // and a stalls past its lease: b takes the lease and stops it.
+      fake.invoke('StartParticipantReplication', { sourceStageArn: master, destinationStageArn: other.arn, participantId: publisher });
+      a.proc.kill('SIGSTOP');
+      try {
+        await waitFor(() => stopsInto().length > 0, { timeoutMs: 15000, what: 'the new holder stopping it' });
+      } finally {
+        a.proc.kill('SIGCONT');
+      }
+      assert.ok(await holds(b), 'b holds the lease');
+      // a reads its answer (listing it active) and Redis, and judges the
+      // same: it stops it again, or says why not.
+      await waitFor(() => stopsInto().length > 1 || /replication_unknown \S+ not acted on: the lease moved/.test(a.log),
+        { timeoutMs: 10000, what: 'a judging it' });
+      await sleep(1500);
+    } finally {
+      fake.pageLimit = pageLimit;
+      fake.delay('ListParticipantReplicas', 0);
+    }
+    assert.equal(stopsInto().length, 1, `stopped once: ${JSON.stringify(stopsInto().map((c) => c.status))}`);
+    assert.equal((await events('replication_unknown')).filter((e) => e.stageArn === other.arn).length, 1, 'one event');
+    assert.ok(matches(publisher), 'usher\'s own replications untouched');
   });
 
   for (const keepReplications of [true, false]) {

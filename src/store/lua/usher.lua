@@ -975,6 +975,51 @@ local function webhook_claim(keys, args)
   return redis.call('INCR', key(c, 'webhook:sequence'))
 end
 
+-- ---- the replicas check (reconcile/replicas.h) -----------------------------
+
+-- What a judgement of a stage's replication was made from, out of its
+-- `stage_state` JSON (absent fields as the C side reads them).
+local function judged_of(json)
+  local ok, st = pcall(cjson.decode, json or '{}')
+  if not ok or type(st) ~= 'table' then st = {} end
+  return {st.replication or 'none', st.participant or '', st.runningSince or 0, st.drainingSince or 0}
+end
+
+-- replica_record: the check's judgement of a stage's replication, written
+-- under the lease and only while the stage is as the check read it (its
+-- mode, and the replication, participant, runningSince and drainingSince
+-- of its bookkeeping): otherwise another writer (the scaler, or the check
+-- of another process) came between the read and this write, and the
+-- judgement is void. The mode is left as it is.
+-- ARGV: prefix, lease holder, arn, mode read, bookkeeping read (JSON), new
+-- bookkeeping (JSON). KEYS: scaler:lease, stages, stage_mode, stage_state.
+-- Returns 1 written, 0 not (the stage changed, or is gone).
+local function replica_record(keys, args)
+  local c = context(keys, args)
+  local holder, arn, mode, seen, state = args[2], args[3], args[4], args[5], args[6]
+  fence(c, holder)
+  if not is_stage(c, arn) or mode_of(c, arn) ~= mode then return 0 end
+  local now, was = judged_of(redis.call('HGET', key(c, 'stage_state'), arn)), judged_of(seen)
+  for i = 1, #was do
+    if now[i] ~= was[i] then return 0 end
+  end
+  redis.call('HSET', key(c, 'stage_state'), arn, state)
+  return 1
+end
+
+-- replica_claim: the check claims the stop of a replication it found
+-- unknown, under the lease, for ARGV ttl ms (`replica_stop:{dest}:{participant}`):
+-- a stop still under way when another check lists IVS is not made again.
+-- ARGV: prefix, lease holder, destination arn, participant id, ttl (ms).
+-- KEYS: scaler:lease. Returns 1 claimed, 0 claimed before.
+local function replica_claim(keys, args)
+  local c = context(keys, args)
+  fence(c, args[2])
+  local k = c.P .. 'replica_stop:' .. args[3] .. ':' .. args[4]
+  if not redis.call('SET', k, '1', 'NX', 'PX', tonumber(args[5])) then return 0 end
+  return 1
+end
+
 local function version() return VERSION end
 
 redis.register_function('usher_seat', seat)
@@ -988,6 +1033,8 @@ redis.register_function('usher_reindex', reindex)
 redis.register_function{function_name = 'usher_check', callback = check, flags = {'allow-oom'}}
 redis.register_function('usher_rate_take', rate_take)
 redis.register_function('usher_webhook_claim', webhook_claim)
+redis.register_function('usher_replica_record', replica_record)
+redis.register_function('usher_replica_claim', replica_claim)
 redis.register_function('usher_reconcile_seat', reconcile_seat)
 redis.register_function('usher_event_news', event_news)
 redis.register_function('usher_orphan_seen', orphan_seen)
