@@ -42,6 +42,8 @@ struct scaler {
     struct orphans *orphans;         /* swept under the lease */
     struct reconcile *reconcile;     /* seats against IVS, under the lease */
     json_t *evicting;                /* draining stages whose participants are being disconnected */
+    json_t *adding;                  /* {parent ARN: stages being added from it}, not
+                                      * in Redis yet, so not among its children */
     char holder[40];                 /* this process's lease id */
     bool leader;
     bool stopping;                   /* scaler_stop called: answers still on their
@@ -151,9 +153,29 @@ static void start_replication(struct action_job *j)
 
 /* ---- creating, draining, removing -------------------------------------------- */
 
+/* A stage being added, from parent. */
+struct creation {
+    struct scaler *s;
+    char *parent;
+};
+
+/* Counts parent's stages being added up (by +1) or down (by -1). */
+static void count_adding(struct scaler *s, const char *parent, int by)
+{
+    json_int_t n = json_integer_value(json_object_get(s->adding, parent)) + by;
+    if (n > 0)
+        json_object_set_new(s->adding, parent, json_integer(n));
+    else
+        json_object_del(s->adding, parent);
+}
+
 static void created(void *arg, enum store_error err, json_t *info, const char *detail)
 {
-    struct scaler *s = arg;
+    struct creation *c = arg;
+    struct scaler *s = c->s;
+    count_adding(s, c->parent, -1);
+    free(c->parent);
+    free(c);
     s->creating--;
     if (err != STORE_OK)
         log_warn("scaler: no stage added: %s", detail);
@@ -218,7 +240,8 @@ static void removed_done(void *arg, enum store_error err, json_t *info, const ch
 /* The stage an added stage replicates from: the master while it has fewer
  * than REPLICATION_MAX children, else, where chaining is allowed (no
  * replication quota, or REPLICATION_CHAINING), an open replicated stage
- * that has. */
+ * that has. Children being added count (a tick may add several, and an
+ * addition lasts until the provider answers). */
 static const char *pick_parent(const struct scaler *s, const struct stage_view *v, size_t n)
 {
     const struct config *cfg = s->app->cfg;
@@ -227,7 +250,8 @@ static const char *pick_parent(const struct scaler *s, const struct stage_view *
         for (size_t i = 0; i < n; i++) {
             bool candidate = pass == 0 ? v[i].master
                                        : v[i].mode == MODE_OPEN && v[i].replication == REPL_RUNNING;
-            if (candidate && v[i].children < cfg->replication_max)
+            json_int_t adding = json_integer_value(json_object_get(s->adding, v[i].arn));
+            if (candidate && v[i].children + adding < cfg->replication_max)
                 return v[i].arn;
         }
     return NULL;
@@ -245,9 +269,16 @@ static void create_stage(struct scaler *s, const struct stage_view *v, size_t n,
              (long long)now, ++s->created_total);
     struct stage_spec spec = {.name = name, .auto_scaled = true, .parent = parent,
                               .lease_holder = s->holder, .now_ms = now};
+    struct creation *c = malloc(sizeof *c);
+    if (!c || !(c->parent = strdup(parent))) {
+        free(c);
+        return;
+    }
+    c->s = s;
+    count_adding(s, parent, +1);
     s->creating++;
     s->created_in_window++;
-    stage_create(s->app, &spec, created, s);
+    stage_create(s->app, &spec, created, c);
 }
 
 /* ---- the tick ---------------------------------------------------------------- */
@@ -468,8 +499,10 @@ struct scaler *scaler_new(struct app *app)
     s->orphans = orphans_new(app);
     s->reconcile = reconcile_new(app, s->holder);
     s->evicting = json_object();
-    if (!s->timer || !s->wake || !s->orphans || !s->reconcile || !s->evicting) {
+    s->adding = json_object();
+    if (!s->timer || !s->wake || !s->orphans || !s->reconcile || !s->evicting || !s->adding) {
         json_decref(s->evicting);
+        json_decref(s->adding);
         if (s->timer)
             event_free(s->timer);
         if (s->wake)
@@ -494,6 +527,7 @@ void scaler_free(struct scaler *s)
     orphans_free(s->orphans);
     reconcile_free(s->reconcile);
     json_decref(s->evicting);
+    json_decref(s->adding);
     free(s);
 }
 

@@ -834,3 +834,29 @@ describe('auto-scaling: no replication before the publisher is live', () => {
     assert.ok(!ev.includes('drain') && !ev.includes('delete'), `events: ${ev.join(', ')}`);
   });
 });
+
+describe('auto-scaling: REPLICATION_MAX counts stages still being added', () => {
+  let redis; let usher;
+  before(async () => {
+    // The local provider has no replication quota, so stages chain: each
+    // stage feeds at most REPLICATION_MAX=1 other.
+    ({ redis, usher } = await startLive({ ...ENV, MAX_VIEWERS_PER_STAGE: '1', MAX_STAGES: '8',
+      REPLICATION_MAX: '1', HEARTBEAT_TIMEOUT: '600' }));
+  });
+  after(async () => {
+    await usher?.close();
+    await redis?.close();
+  });
+
+  it('a burst that adds several stages in one tick gives no stage more than REPLICATION_MAX children', async () => {
+    const joins = await Promise.all(Array.from({ length: 6 }, (_, i) =>
+      usher.post('/api/token/viewer', { userId: `burst-${i}` })));
+    assert.deepEqual(joins.map((j) => j.status), Array(6).fill(200), joins.map(short).join('\n'));
+    const infos = redis.raw('HVALS', `${PREFIX}stage_info`).split('\n').filter(Boolean).map((t) => JSON.parse(t));
+    const children = {};
+    for (const i of infos) if (i.parentStage) children[i.parentStage] = (children[i.parentStage] ?? 0) + 1;
+    assert.ok(infos.length >= 6, `${infos.length} stages`);
+    assert.ok(Object.values(children).every((n) => n <= 1), `children per stage: ${JSON.stringify(children)}`);
+    assert.deepEqual(checkInvariants(redis, { capacity: 1 }).problems, []);
+  });
+});
