@@ -47,7 +47,7 @@ struct op {
                                       * list_replicas: replicas so far */
     size_t next_key;                 /* prepare: the next key of `found` to read */
     enum op_step step;               /* find_publisher, start or stop a replication */
-    char session[128];               /* the source's active session */
+    char session[SESSION_ID_LEN + 1];  /* the session listed (valid_session_id), "" when none */
     char participant[PARTICIPANT_ID_MAX + 1];
     char kid[STAGE_ENDPOINT_MAX + 1];
     char error[3 * ERROR_MAX];       /* the words of a failure */
@@ -110,6 +110,11 @@ void op_gone(void *arg, const struct aws_result *r);
  * stages and the imported public key; a new reference, NULL when out of
  * memory (aws_stages.c). */
 json_t *stage_tags(const struct config *cfg, const json_t *tags);
+
+/* A stage's activeSessionId: "" when it has none (absent, null or ""),
+ * NULL with *fault set when it is one IVS would not give (valid_session_id
+ * in ids.h): no call carries such an id, whole or cut (aws_stages.c). */
+const char *stage_session(const json_t *stage, const char **fault);
 
 /* The publisher of source (connected, published, no replica) read into
  * o->participant ("" for nobody), then publisher_known (aws_participants.c). */

@@ -70,18 +70,27 @@ static void participants_listed(void *arg, const struct aws_result *r)
     publisher_found(o);
 }
 
+/* The active session of the stage GetStage answered ("" when none), or
+ * NULL with o ended: the call failed, or the session is one IVS would not
+ * give. */
+static const char *session_answered(struct op *o, const struct aws_result *r)
+{
+    const char *error, *fault = NULL;
+    const json_t *stage = op_answered(o, r, "stage", &error);
+    const char *session = error ? NULL : stage_session(stage, &fault);
+    if (!session)
+        op_end(o, fault ? op_refused(o, r, fault) : error, NULL, NULL);
+    return session;
+}
+
 /* GetStage for the active session, then ListParticipants in it. */
 static void source_read(void *arg, const struct aws_result *r)
 {
     struct op *o = arg;
-    const char *error;
-    const json_t *stage = op_answered(o, r, "stage", &error);
-    if (error) {
-        op_end(o, error, NULL, NULL);
+    const char *session = session_answered(o, r);
+    if (!session)
         return;
-    }
-    const char *session = json_string_value(json_object_get(stage, "activeSessionId"));
-    if (!session || !*session) {
+    if (!*session) {
         o->participant[0] = '\0';   /* no session: nobody is there */
         publisher_found(o);
         return;
@@ -184,11 +193,11 @@ static void page_listed(void *arg, const struct aws_result *r)
 static void session_read(void *arg, const struct aws_result *r)
 {
     struct op *o = arg;
-    const char *error;
-    const json_t *stage = op_answered(o, r, "stage", &error);
-    const char *session = json_string_value(json_object_get(stage, "activeSessionId"));
-    if (error || !session || !*session) {
-        op_end(o, error, NULL, NULL);
+    const char *session = session_answered(o, r);
+    if (!session)
+        return;
+    if (!*session) {
+        op_end(o, NULL, NULL, NULL);
         return;
     }
     snprintf(o->session, sizeof o->session, "%s", session);
@@ -207,6 +216,10 @@ void aws_list_participants(struct stage_provider *p, const struct participant_qu
     o->next = q->next_token && *q->next_token ? strdup(q->next_token) : NULL;
     if (!o->source || !(o->found = json_array()) || (q->next_token && *q->next_token && !o->next)) {
         op_fail_later(o, "out of memory");
+        return;
+    }
+    if (q->session && *q->session && !valid_session_id(q->session)) {
+        op_fail_later(o, "sessionId: no IVS session id (" SESSION_ID_FORM ")");
         return;
     }
     if (q->session && *q->session) {

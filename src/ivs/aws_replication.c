@@ -97,6 +97,19 @@ static void replicas_ask(struct op *o, const char *next)
     op_call(o, "ListParticipantReplicas", body, replicas_listed);
 }
 
+/* What is wrong with a ParticipantReplica, or NULL: a destinationStageArn
+ * or destinationSessionId (when given) outside ivs/ids.h's grammar. */
+static const char *replica_fault(const json_t *rp)
+{
+    const char *dest = json_string_value(json_object_get(rp, "destinationStageArn"));
+    const char *session = json_string_value(json_object_get(rp, "destinationSessionId"));
+    if (!dest || !valid_stage_arn(dest))
+        return "a replica whose destinationStageArn is no stage ARN";
+    if (session && *session && !valid_session_id(session))
+        return "a replica whose destinationSessionId is no session id (" SESSION_ID_FORM ")";
+    return NULL;
+}
+
 /* One page: each ParticipantReplica kept as {dest, session, active}. */
 static void replicas_listed(void *arg, const struct aws_result *r)
 {
@@ -112,9 +125,9 @@ static void replicas_listed(void *arg, const struct aws_result *r)
         const char *dest = json_string_value(json_object_get(rp, "destinationStageArn"));
         const char *session = json_string_value(json_object_get(rp, "destinationSessionId"));
         const char *state = json_string_value(json_object_get(rp, "replicationState"));
-        if (!dest || !valid_stage_arn(dest)) {
-            op_end(o, op_refused(o, r, "a replica whose destinationStageArn is no stage ARN"),
-                   NULL, NULL);
+        const char *fault = replica_fault(rp);
+        if (fault) {
+            op_end(o, op_refused(o, r, fault), NULL, NULL);
             return;
         }
         json_array_append_new(o->found, json_pack("{s:s, s:s, s:b}", "dest", dest, "session",

@@ -29,8 +29,19 @@ static bool url_ok(const char *url, const char *scheme)
     return true;
 }
 
-/* What is wrong with an IVS Stage object, or NULL: an ARN outside
- * ivs/ids.h's grammar, endpoints that are not an https WHIP URL and a wss
+const char *stage_session(const json_t *stage, const char **fault)
+{
+    const json_t *v = json_object_get(stage, "activeSessionId");
+    const char *session = !v || json_is_null(v) ? "" : json_string_value(v);
+    *fault = NULL;
+    if (session && (!*session || valid_session_id(session)))
+        return session;
+    *fault = "an activeSessionId outside " SESSION_ID_FORM;
+    return NULL;
+}
+
+/* What is wrong with an IVS Stage object, or NULL: an ARN or an
+ * activeSessionId outside ivs/ids.h's grammar, endpoints that are not an https WHIP URL and a wss
  * or https events URL (an absent endpoints object or member is no fault:
  * usher asks GetStage for them when it needs them). */
 static const char *stage_fault(const json_t *stage)
@@ -40,8 +51,11 @@ static const char *stage_fault(const json_t *stage)
     const json_t *whip = json_object_get(ep, "whip"), *events = json_object_get(ep, "events");
     if (!json_is_object(stage))
         return "no stage object";
+    const char *fault;
     if (!arn || !valid_stage_arn(arn))
         return "a stage ARN outside arn:aws:ivs:{region}:{account}:stage/{id}";
+    if (!stage_session(stage, &fault))
+        return fault;
     if (ep && !json_is_object(ep))
         return "stage endpoints that are no object";
     if (whip && !(json_is_string(whip) && url_ok(json_string_value(whip), "https")))
