@@ -117,7 +117,8 @@ json_t *stage_tags(const struct config *cfg, const json_t *tags);
 const char *stage_session(const json_t *stage, const char **fault);
 
 /* The publisher of source (connected, published, no replica) read into
- * o->participant ("" for nobody), then publisher_known (aws_participants.c). */
+ * o->participant ("" for nobody); then o ends with it (o->step STEP_FIND)
+ * or goes on in publisher_known (aws_participants.c). */
 void publisher_find(struct op *o, const char *source, const char *dest);
 
 /* A start or stop of a replication once its publisher is known: o->step
