@@ -33,3 +33,14 @@ static bool valid_arn(const char *s, const char *kind)
 
 bool valid_stage_arn(const char *s) { return valid_arn(s, ":stage/"); }
 bool valid_public_key_arn(const char *s) { return valid_arn(s, ":public-key/"); }
+
+bool valid_session_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n != SESSION_ID_LEN || strncmp(s, "st-", 3) != 0)
+        return false;
+    for (size_t i = 3; i < n; i++)
+        if (!is_alnum(s[i]))
+            return false;
+    return true;
+}

@@ -7,6 +7,9 @@
 //    replicated" (no replication judged lost, none started again);
 //  - a replica whose destinationStageArn fails the ARN grammar is no
 //    "unknown replication" (nothing stopped, no event naming it);
+//  - a replica whose destinationSessionId is no StageSessionId (too long
+//    to keep, or outside st-{13 of [a-zA-Z0-9]}) ends the listing: kept
+//    neither whole nor cut, nothing started or stopped;
 //  - the same nextToken again ends the listing;
 //  - a participant whose id fails IVS's grammar is never taken for the
 //    publisher (no call names it).
@@ -76,6 +79,15 @@ describe('replication check against hostile IVS answers', () => {
     assert.ok(!(await events('replication_unknown')).some((e) => e.stageArn === odd), 'no event names it');
     assert.match(r.log, /ListParticipantReplicas: IVS answered a replica whose destinationStageArn is no stage ARN/);
   });
+
+  for (const [what, odd] of [['203 bytes', `st-${'a'.repeat(200)}`], ['outside the grammar', 'st-a/../bbbbbbb']]) {
+    it(`a replica whose destinationSessionId is ${what} ends the listing`, async () => {
+      const r = await meet('ListParticipantReplicas', (out) => ({ body: { replicas: (out.replicas ?? []).map((x) =>
+        ({ ...x, destinationSessionId: odd })) } }));
+      assert.equal(r.starts + r.stops, 0, 'nothing started or stopped');
+      assert.match(r.log, /ListParticipantReplicas: IVS answered a replica whose destinationSessionId is no session id/);
+    });
+  }
 
   it('the same nextToken again ends the listing', async () => {
     const before = calls('ListParticipantReplicas');

@@ -7,8 +7,10 @@
 //  1. pagination that never ends (a new nextToken each page, or the same
 //     one again) stops after a bound with an error saying so;
 //  2. a page with more items than maxResults asked is refused;
-//  3. a CreateStage answer whose ARN fails the stage ARN grammar, or whose
-//     WHIP endpoint is not an https URL, is refused and recorded nowhere;
+//  3. a CreateStage answer whose ARN fails the stage ARN grammar, whose
+//     WHIP endpoint is not an https URL, or whose activeSessionId is no
+//     StageSessionId (st- and 13 of [a-zA-Z0-9]), is refused and recorded
+//     nowhere;
 //  4. a GetPublicKey answer holding our key's material without an ARN is
 //     refused (no token is signed with an empty or "(null)" kid);
 //  5. a 50 MB body is cut at the size cap; an answer that drips or never
@@ -19,7 +21,9 @@
 // nothing of it; SIGTERM while the rebuild's GetStage hangs ends cleanly;
 // a newline in IVS's error words forges no log line; container credentials
 // with control characters are refused before any IVS call; a
-// firstJoinTime out of range is no time.
+// firstJoinTime out of range is no time; a session id that is no
+// StageSessionId, from GetStage or in the request, is refused with a clear
+// error, and no call carries it or a cut of it.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -126,6 +130,10 @@ describe('AWS provider: hostile answers at start', () => {
     ['a WHIP endpoint that is not https', (s) => { s.endpoints.whip = 'http://evil.example/whip'; }, /CreateStage.*whip/i],
     ['a WHIP endpoint of another type', (s) => { s.endpoints.whip = 42; }, /CreateStage.*whip/i],
     ['an events endpoint with a space', (s) => { s.endpoints.events = 'wss://a b'; }, /CreateStage.*events/i],
+    ['an activeSessionId of 203 bytes', (s) => { s.activeSessionId = `st-${'a'.repeat(200)}`; },
+      /CreateStage: IVS answered an activeSessionId outside st-/],
+    ['an activeSessionId outside the grammar', (s) => { s.activeSessionId = 'st-a/../bbbbbbb'; },
+      /CreateStage: IVS answered an activeSessionId outside st-/],
   ]) {
     it(`a CreateStage answer with ${what} is refused and recorded nowhere`, async () => {
       await fresh();
@@ -310,5 +318,34 @@ describe('AWS provider: a participant list with odd members', () => {
     }
     assert.deepEqual(times.slice(0, 3), ['', '', ''], `out of range: no time (${times})`);
     assert.match(times[3], /^2023-11-14T22:13:20/, 'epoch seconds in range: the time');
+  });
+  // The participant list reads the session from GetStage (or the request)
+  // and names it in ListParticipants: one IVS would not give (StageSessionId:
+  // 16 bytes, st- and 13 of [a-zA-Z0-9]) is an error, never sent, whole or cut.
+  it('a session id that is no StageSessionId is refused, never sent whole or cut', async () => {
+    let master;
+    await waitFor(() => (master = redis.raw('GET', `${PREFIX}master_stage`)), { timeoutMs: 5000, what: 'the master' });
+    const sent = () => fake.callsOf('ListParticipants').map((c) => c.input?.sessionId);
+    const long = `st-${'a'.repeat(200)}`;
+    for (const odd of [long, 'st-a/../bbbbbbb', `st-${'a'.repeat(14)}`, 'xx-aaaaaaaaaaaaa']) {
+      const before = sent().length;
+      fake.rewrite('GetStage', (out) => ({ body: out.stage ? { stage: { ...out.stage, activeSessionId: odd } } : out }));
+      const res = await usher.get(`/api/stage/${encodeURIComponent(master)}/participants`);
+      fake.clearFaults();
+      assert.equal(res.status, 503, `${odd.slice(0, 20)}: ${JSON.stringify(res.body)}`);
+      assert.match(JSON.stringify(res.body), /GetStage: IVS answered an activeSessionId outside st-/);
+      const named = sent().slice(before).filter((s) => s && !/^st-[a-zA-Z0-9]{13}$/.test(s));
+      assert.deepEqual(named, [], `${odd.slice(0, 20)}: no ListParticipants call names it or a cut of it`);
+    }
+    // In the request: 128 bytes pass the route's token check, and must not be cut either.
+    const before = sent().length;
+    const asked = `st${'A'.repeat(126)}`;
+    const res = await usher.get(`/api/stage/${encodeURIComponent(master)}/participants?sessionId=${asked}`);
+    assert.equal(res.status, 503, JSON.stringify(res.body));
+    assert.match(JSON.stringify(res.body), /sessionId/);
+    assert.deepEqual(sent().slice(before).filter((s) => s && s !== asked && asked.startsWith(s)), [],
+      'no ListParticipants call names a cut of it');
+    assert.equal((await usher.get(`/api/stage/${encodeURIComponent(master)}/participants`)).status, 200,
+      'the list works again with IVS answering as it should');
   });
 });

@@ -1,7 +1,7 @@
 /* test_fields.c — unit tests for src/http/fields.c: valid_user_id (length
  * bounds, multi-byte UTF-8, every kind of invalid UTF-8, C0/DEL/C1 control
  * characters), valid_stage_arn (the SPEC's ARN shape and each way to break
- * it), valid_participant_id, the check_* wrappers (embedded NUL), and
+ * it), valid_participant_id, valid_session_id, the check_* wrappers (embedded NUL), and
  * field_string (absent / null / wrong type / bad / good, and what it adds to
  * the list of bad fields). */
 #include <setjmp.h>
@@ -194,6 +194,28 @@ static void test_check_stage_arn_len(void **state)
     assert_false(check_stage_arn(nul, sizeof nul - 1));
 }
 
+/* ---- valid_session_id (ivs/ids.h) ------------------------------------- */
+
+static void test_session_id(void **state)
+{
+    (void)state;
+    assert_true(valid_session_id("st-a1B2c3D4e5F6g"));        /* 16: st- and 13 */
+    assert_true(valid_session_id("st-0000000000000"));
+    assert_false(valid_session_id(""));
+    assert_false(valid_session_id("st-a1B2c3D4e5F6"));        /* 15 */
+    assert_false(valid_session_id("st-a1B2c3D4e5F6gh"));      /* 17 */
+    assert_false(valid_session_id("ST-a1B2c3D4e5F6g"));
+    assert_false(valid_session_id("xx-a1B2c3D4e5F6g"));
+    assert_false(valid_session_id("st-a/../bbbbbbbb"));
+    assert_false(valid_session_id("st-a1B2c3D4e5F-g"));
+    assert_false(valid_session_id("st-a1B2c3D4e5F g"));
+    char long_id[200];
+    memset(long_id, 'a', sizeof long_id - 1);
+    memcpy(long_id, "st-", 3);
+    long_id[sizeof long_id - 1] = '\0';
+    assert_false(valid_session_id(long_id));
+}
+
 /* ---- valid_participant_id --------------------------------------------- */
 
 static void test_participant_id(void **state)
@@ -378,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_stage_arn_table),
         cmocka_unit_test(test_check_stage_arn_len),
         cmocka_unit_test(test_participant_id),
+        cmocka_unit_test(test_session_id),
         cmocka_unit_test_setup_teardown(test_field_absent_required, setup_bad, teardown_bad),
         cmocka_unit_test_setup_teardown(test_field_absent_optional, setup_bad, teardown_bad),
         cmocka_unit_test_setup_teardown(test_field_null_is_absent, setup_bad, teardown_bad),
