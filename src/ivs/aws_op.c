@@ -44,17 +44,8 @@ static void participants_end(struct op *o, const char *error)
     struct provider_participant *list = n ? calloc(n, sizeof *list) : NULL;
     if (n && !list)
         error = "out of memory", n = 0;
-    for (size_t i = 0; i < n; i++) {
-        const json_t *pt = json_array_get(o->found, i);
-        list[i] = (struct provider_participant){
-            .id = json_string_value(json_object_get(pt, "id")),
-            .user_id = json_string_value(json_object_get(pt, "userId")),
-            .state = json_string_value(json_object_get(pt, "state")),
-            .first_join_time = json_string_value(json_object_get(pt, "firstJoinTime")),
-            .published = json_is_true(json_object_get(pt, "published")),
-            .replica = json_is_true(json_object_get(pt, "replica")),
-        };
-    }
+    if (n)
+        provider_participants_of(o->found, list);
     const struct participant_page page = {.session = o->session, .items = list, .count = n,
                                           .next_token = o->next ? o->next : ""};
     ((provider_participants_fn)o->fn)(o->arg, error ? NULL : &page, error);

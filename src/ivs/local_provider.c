@@ -245,16 +245,8 @@ static void page_deliver(evutil_socket_t fd, short what, void *arg)
     struct provider_participant *list = calloc(n + 1, sizeof *list);
     if (!list && !a->error)
         a->error = "out of memory";
-    for (size_t i = 0; list && i < n; i++) {
-        const json_t *pt = json_array_get(a->items, i);
-        list[i] = (struct provider_participant){
-            .id = json_string_value(json_object_get(pt, "id")),
-            .user_id = json_string_value(json_object_get(pt, "userId")),
-            .state = json_string_value(json_object_get(pt, "state")),
-            .first_join_time = json_string_value(json_object_get(pt, "firstJoinTime")),
-            .published = json_is_true(json_object_get(pt, "published")),
-        };
-    }
+    if (list)
+        provider_participants_of(a->items, list);
     const struct participant_page page = {.session = n ? "local" : "", .items = list,
                                           .count = n, .next_token = a->next};
     a->done(a->arg, a->error ? NULL : &page, a->error);

@@ -35,6 +35,21 @@ bool provider_tags_ours(const struct config *cfg, const json_t *tags)
            strcmp(stream, provider_stream_name(cfg)) == 0;
 }
 
+void provider_participants_of(const json_t *items, struct provider_participant *list)
+{
+    for (size_t i = 0; i < json_array_size(items); i++) {
+        const json_t *pt = json_array_get(items, i);
+        list[i] = (struct provider_participant){
+            .id = json_string_value(json_object_get(pt, "id")),
+            .user_id = json_string_value(json_object_get(pt, "userId")),
+            .state = json_string_value(json_object_get(pt, "state")),
+            .first_join_time = json_string_value(json_object_get(pt, "firstJoinTime")),
+            .published = json_is_true(json_object_get(pt, "published")),
+            .replica = json_is_true(json_object_get(pt, "replica")),
+        };
+    }
+}
+
 /* The IVS client from the settings: the credential chain from the
  * environment (aws/credentials.h), with the static keys, region and
  * endpoint of usher's own settings (which may come from flags). */

@@ -200,5 +200,9 @@ void stage_endpoints(const char *arn, char *events_url, size_t events_len,
 const char *provider_stream_name(const struct config *cfg);
 /* Whether tags mark a stage as made by this deployment. */
 bool provider_tags_ours(const struct config *cfg, const json_t *tags);
+/* Fills list[0 .. size of items) from items, a JSON array of participants
+ * as the providers keep them ({id, userId, state, firstJoinTime, published,
+ * replica}, each optional). The strings stay owned by items. */
+void provider_participants_of(const json_t *items, struct provider_participant *list);
 
 #endif
