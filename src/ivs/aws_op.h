@@ -49,6 +49,7 @@ struct op {
     enum op_step step;               /* find_publisher, start or stop a replication */
     char session[SESSION_ID_LEN + 1];  /* the session listed (valid_session_id), "" when none */
     char participant[PARTICIPANT_ID_MAX + 1];
+    bool replica;                    /* participant is a replica in source (REPLICATION_CHAINING) */
     char kid[STAGE_ENDPOINT_MAX + 1];
     char error[3 * ERROR_MAX];       /* the words of a failure */
     struct participant_query query;  /* list_participants (strings: source, next) */
@@ -118,7 +119,10 @@ const char *stage_session(const json_t *stage, const char **fault);
 
 /* The publisher of source (connected, published, no replica) read into
  * o->participant ("" for nobody); then o ends with it (o->step STEP_FIND)
- * or goes on in publisher_known (aws_participants.c). */
+ * or goes on in publisher_known (aws_participants.c). A start or stop
+ * with REPLICATION_CHAINING takes, where source has no such publisher
+ * (a stage fed by replication), the publisher's replica there
+ * (o->replica set). */
 void publisher_find(struct op *o, const char *source, const char *dest);
 
 /* A start or stop of a replication once its publisher is known: o->step

@@ -4,13 +4,15 @@
  * start with; DisconnectParticipant. IVS facts used here
  * (../shared/aws/README.md and the API model): ListParticipants needs the
  * stage's activeSessionId (GetStage) and takes one filter; a replica keeps
- * the source's participant id and is no source itself. */
+ * the source's participant id and is most likely no source itself (taken
+ * for one only with REPLICATION_CHAINING, in a stage fed by replication). */
 #include "ivs/aws_op.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/config.h"
 #include "http/fields.h"
 #include "util/clock.h"
 
@@ -22,9 +24,9 @@
 
 static void publisher_found(struct op *o);
 
-/* The publisher: connected, published, and no replica (a replica keeps the
- * source's id but cannot be a source). */
-static const char *publisher_in(const json_t *participants)
+/* The first participant in participants that is connected, published and
+ * a replica (replica) or no replica (!replica); NULL when none. */
+static const char *publisher_in(const json_t *participants, bool replica)
 {
     const json_t *pt;
     size_t i;
@@ -32,11 +34,24 @@ static const char *publisher_in(const json_t *participants)
         const char *state = json_string_value(json_object_get(pt, "state"));
         const char *type = json_string_value(json_object_get(pt, "replicationType"));
         const char *id = json_string_value(json_object_get(pt, "participantId"));
+        bool is_replica = type && strcmp(type, "REPLICA") == 0;
         if (id && state && strcmp(state, "CONNECTED") == 0 && json_is_true(json_object_get(pt, "published")) &&
-            !(type && strcmp(type, "REPLICA") == 0) && valid_participant_id(id))
+            is_replica == replica && valid_participant_id(id))
             return id;
     }
     return NULL;
+}
+
+/* Whether a replica in o->source may stand for the publisher: a start or
+ * stop of a replication out of a stage that is itself fed by replication
+ * (REPLICATION_CHAINING: the scaler picks such a parent). The replica
+ * keeps the publisher's participant id; whether IVS takes it as a source
+ * is not documented (../shared/aws/README.md), so IVS is asked and its
+ * refusal is the start's error. find_publisher (the master) never takes
+ * one. */
+static bool replica_may_source(const struct op *o)
+{
+    return o->step != STEP_FIND && o->ap->base.cfg->replication_chaining;
 }
 
 static void participants_listed(void *arg, const struct aws_result *r);
@@ -61,12 +76,20 @@ static void participants_listed(void *arg, const struct aws_result *r)
         op_end(o, error, NULL, NULL);
         return;
     }
-    const char *id = publisher_in(list);
+    const char *id = publisher_in(list, false);
+    const char *replica = !id && !o->participant[0] && replica_may_source(o) ? publisher_in(list, true) : NULL;
+    if (replica) {                   /* kept while later pages may name the publisher */
+        snprintf(o->participant, sizeof o->participant, "%s", replica);
+        o->replica = true;
+    }
     if (!id && next) {
         list_participants(o, o->session, next);
         return;
     }
-    snprintf(o->participant, sizeof o->participant, "%s", id ? id : "");
+    if (id) {
+        snprintf(o->participant, sizeof o->participant, "%s", id);
+        o->replica = false;
+    }
     publisher_found(o);
 }
 

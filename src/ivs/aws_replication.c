@@ -1,16 +1,35 @@
 /* aws_replication.c — IVS participant replication for the AWS provider:
  * StartParticipantReplication and StopParticipantReplication of the
  * publisher (found first in aws_participants.c, unless a stop names the
- * participant), and ListParticipantReplicas, where a participant is
- * replicated to. IVS facts used here (the API model): a replication
- * running already answers 409, one stopped already 404;
- * ListParticipantReplicas pages by 1-50. */
+ * participant; with REPLICATION_CHAINING, out of a stage fed by
+ * replication, the publisher's replica there), and
+ * ListParticipantReplicas, where a participant is replicated to. IVS facts
+ * used here (the API model): a replication running already answers 409,
+ * one stopped already 404; ListParticipantReplicas pages by 1-50. */
 #include "ivs/aws_op.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "util/log.h"
+
 #define REPLICAS_PAGE_MAX 50         /* ListParticipantReplicas' maxResults: 1-50 */
+
+/* IVS's words for a start from a replica it refused, and what they mean
+ * for the operator: whether IVS takes a replica as a source is not
+ * documented (REPLICATION_CHAINING is the operator's bet), so a 400 says
+ * the bet is lost. Kept in o->error; logged. */
+static const char *replica_refused(struct op *o, const struct aws_result *r)
+{
+    size_t n = strlen(op_describe(o, r));
+    if (r->error == AWS_ERR_VALIDATION)
+        snprintf(o->error + n, sizeof o->error - n, " (the source is %s's replica in %s: IVS may "
+                 "not take a replica as a source; then set REPLICATION_CHAINING=false)",
+                 o->participant, o->source);
+    log_warn("aws provider: replication of %s from %s into %s refused: %s", o->participant,
+             o->source, o->dest, o->error);
+    return o->error;
+}
 
 /* A start's or stop's answer. */
 static void replication_answered(void *arg, const struct aws_result *r)
@@ -20,7 +39,8 @@ static void replication_answered(void *arg, const struct aws_result *r)
      * 404 on a stop: it had stopped. */
     bool starting = o->step == STEP_START;
     bool fine = r->error == AWS_OK || r->error == (starting ? AWS_ERR_CONFLICT : AWS_ERR_NOT_FOUND);
-    op_end(o, fine ? NULL : op_describe(o, r), NULL, o->participant);
+    const char *error = fine ? NULL : starting && o->replica ? replica_refused(o, r) : op_describe(o, r);
+    op_end(o, error, NULL, o->participant);
 }
 
 /* Starts or stops the replication of o->participant from o->source to o->dest. */

@@ -120,7 +120,9 @@ struct stage_provider_ops {
                            provider_text_fn done, void *arg);
     /* IVS participant replication: the publisher's video, present in
      * source, is also published into dest (StartParticipantReplication,
-     * for the participant find_publisher names). text: that participant's
+     * for the participant find_publisher names; with REPLICATION_CHAINING,
+     * out of a stage fed by replication, for the publisher's replica
+     * there, whose refusal by IVS is the error). text: that participant's
      * id ("" when the provider knows none: the local one without its
      * participant model). One running already (409) is started. */
     void (*start_replication)(struct stage_provider *p, const char *source,
