@@ -7,7 +7,8 @@
 // sessions, participants, replications and public keys in memory, and
 // enforces the limits usher must live with (/work/shared/aws/README.md):
 // call rates (429), 5 concurrent replications per participant id (402), a
-// replica is no replication source, 3 public keys per region, N stages.
+// replica is no replication source (unless replicaAsSource), 3 public keys
+// per region, N stages.
 //
 // Tests drive it through the object start() returns: inspect state, inject
 // faults (fail, throttle, delay, act-then-drop-the-answer), simulate
@@ -70,6 +71,8 @@ const quota = (m) => new IvsError('ServiceQuotaExceededException', m);
 export class FakeIvs {
   // opts: {accessKeyId, secretAccessKey, sessionToken, region, accountId,
   // maxStages (1000), maxPublicKeys (3), maxReplicationsPerParticipant (5),
+  // replicaAsSource (false: a replica is refused as a replication source;
+  // settable later too: `fake.replicaAsSource = true`),
   // rates ({class: calls/s}), rateScope ('class' | 'operation'),
   // maxSkewMs (300000), sessionLingerMs (0), pageLimit (none: at most
   // this many items a page, whatever maxResults asks, as a service may
@@ -80,6 +83,7 @@ export class FakeIvs {
     this.maxStages = opts.maxStages ?? 1000;
     this.maxPublicKeys = opts.maxPublicKeys ?? 3;
     this.maxReplicationsPerParticipant = opts.maxReplicationsPerParticipant ?? 5;
+    this.replicaAsSource = opts.replicaAsSource ?? false;
     this.rates = { ...DEFAULT_RATES, ...(opts.rates || {}) };
     this.rateScope = opts.rateScope || 'class';
     this.maxSkewMs = opts.maxSkewMs ?? 5 * 60 * 1000;
@@ -557,12 +561,15 @@ export class FakeIvs {
         replica.replicationState = 'STOPPED';
         if (replica.state === 'CONNECTED') {
           replica.state = 'DISCONNECTED'; replica.publishing = false;
+          // A replica that left was the source of chained replications
+          // (replicaAsSource): they stop too.
+          this.#stopReplicationsWhere((x) => x.sourceStageArn === r.destinationStageArn && x.participantId === r.participantId);
           this.#endSessionIfEmpty(dest);
         }
       }
       const src = this.stagesByArn.get(r.sourceStageArn);
       const source = src?.activeSession?.participants.get(r.participantId);
-      if (source && !this.activeReplications.some((x) => x.sourceStageArn === r.sourceStageArn && x.participantId === r.participantId)) {
+      if (source?.replicationType === 'SOURCE' && !this.activeReplications.some((x) => x.sourceStageArn === r.sourceStageArn && x.participantId === r.participantId)) {
         source.replicationType = 'NONE';
       }
     }
@@ -650,7 +657,13 @@ export class FakeIvs {
       const p = src.activeSession?.participants.get(participantId);
       if (!p || p.state !== 'CONNECTED' || !p.publishing)
         throw validation(`participant ${participantId} is not publishing in source stage ${sourceStageArn}`);
-      if (p.replicationType === 'REPLICA')
+      // Whether IVS takes a replica as a source is not documented (a
+      // replica keeps the source's participant id; ../shared/aws/README.md
+      // says most likely not). The real answer is unknown: this 400
+      // ValidationException naming the participant is the most plausible
+      // one. `replicaAsSource` makes the fake take it instead (chained: it
+      // draws on the same per-participant quota below).
+      if (p.replicationType === 'REPLICA' && !this.replicaAsSource)
         throw validation(`participant ${participantId} is a replica in stage ${sourceStageArn} and cannot be a replication source`);
       if (this.activeReplications.some((r) => r.sourceStageArn === sourceStageArn && r.destinationStageArn === destinationStageArn && r.participantId === participantId))
         throw conflict(`participant ${participantId} is already replicated from ${sourceStageArn} to ${destinationStageArn}`);
@@ -662,7 +675,7 @@ export class FakeIvs {
       const replica = this.connectParticipant(destinationStageArn, { participantId, userId: p.userId, published: true, attributes: attributes || p.attributes, replica: sourceStageArn });
       const dp = dst.activeSession.participants.get(participantId);
       Object.assign(dp, { replicationState: 'ACTIVE', sourceSessionId: src.activeSession.sessionId });
-      p.replicationType = 'SOURCE';
+      if (p.replicationType !== 'REPLICA') p.replicationType = 'SOURCE';
       this.activeReplications.push({ sourceStageArn, destinationStageArn, participantId,
         sourceSessionId: src.activeSession.sessionId, destinationSessionId: dst.activeSession.sessionId,
         replicationState: 'ACTIVE', reconnectWindowSeconds: reconnectWindowSeconds ?? 0, startTime: replica.firstJoinTime });

@@ -1,6 +1,7 @@
 // fake-ivs.test.mjs — the fake IVS itself, called over HTTP with signed
 // requests (client.mjs): every operation's happy path, the rules it enforces
-// (call rates, replication quota, replica as source, key quota, stage quota,
+// (call rates, replication quota, replica as source (refused, or taken
+// with replicaAsSource), key quota, stage quota,
 // participant ids, required sessionId), its fault injection and SigV4 checks.
 import { test, describe, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
@@ -264,6 +265,36 @@ describe('fake IVS operations', () => {
     // The source leaving stops its replications.
     fake.disconnectParticipant(master.arn, 'pub-1');
     assert.deepEqual(fake.replications(), []);
+  });
+
+  test('replicaAsSource: a replica is a source (chained), on the same quota; its leaving stops what it feeds', async () => {
+    const [master, child, grandchild, third] = ['master', 'child', 'grandchild', 'third'].map((name) => fake.createStage({ name }));
+    fake.connectParticipant(master.arn, { participantId: 'pub-1', published: true });
+    ok(await call('StartParticipantReplication', { sourceStageArn: master.arn, destinationStageArn: child.arn, participantId: 'pub-1' }), 'Start');
+    const chained = { sourceStageArn: child.arn, destinationStageArn: grandchild.arn, participantId: 'pub-1' };
+    const refused = await call('StartParticipantReplication', chained);
+    fails(refused, 400, 'ValidationException');
+    assert.match(refused.body.message, /pub-1 is a replica/);
+    fake.replicaAsSource = true;
+    try {
+      ok(await call('StartParticipantReplication', chained), 'chained Start');
+      const gsession = fake.stage(grandchild.arn).activeSessionId;
+      const [replica] = ok(await call('ListParticipants', { stageArn: grandchild.arn, sessionId: gsession }), 'List').participants;
+      assert.deepEqual([replica.participantId, replica.replicationType, replica.sourceStageArn], ['pub-1', 'REPLICA', child.arn]);
+      const csession = fake.stage(child.arn).activeSessionId;
+      const [source] = ok(await call('ListParticipants', { stageArn: child.arn, sessionId: csession }), 'List').participants;
+      assert.equal(source.replicationType, 'REPLICA', 'a replica that feeds another stage stays a replica');
+      fake.maxReplicationsPerParticipant = 2;
+      fails(await call('StartParticipantReplication', { sourceStageArn: grandchild.arn, destinationStageArn: third.arn, participantId: 'pub-1' }),
+        402, 'ServiceQuotaExceededException');
+      // The intermediate replication stopping takes the chained one with it.
+      ok(await call('StopParticipantReplication', { sourceStageArn: master.arn, destinationStageArn: child.arn, participantId: 'pub-1' }), 'Stop');
+      assert.deepEqual(fake.replications(), []);
+      assert.equal(fake.stage(grandchild.arn).activeSessionId, undefined, 'the chained replica left');
+    } finally {
+      fake.replicaAsSource = false;
+      fake.maxReplicationsPerParticipant = 5;
+    }
   });
 
   test('DeleteStage removes the replications into and out of it', async () => {
