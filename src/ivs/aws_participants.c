@@ -77,7 +77,8 @@ static void participants_listed(void *arg, const struct aws_result *r)
         return;
     }
     const char *id = publisher_in(list, false);
-    const char *replica = !id && !o->participant[0] && replica_may_source(o) ? publisher_in(list, true) : NULL;
+    const char *replica = !id && !o->participant[0] && replica_may_source(o)
+                              ? publisher_in(list, true) : NULL;
     if (replica) {                   /* kept while later pages may name the publisher */
         snprintf(o->participant, sizeof o->participant, "%s", replica);
         o->replica = true;

@@ -15,17 +15,18 @@
 
 #define REPLICAS_PAGE_MAX 50         /* ListParticipantReplicas' maxResults: 1-50 */
 
-/* IVS's words for a start from a replica it refused, and what they mean
- * for the operator: whether IVS takes a replica as a source is not
- * documented (REPLICATION_CHAINING is the operator's bet), so a 400 says
- * the bet is lost. Kept in o->error; logged. */
-static const char *replica_refused(struct op *o, const struct aws_result *r)
+/* IVS's words for a failed start from a replica, kept in o->error: a 400
+ * says more, and is logged: whether IVS takes a replica as a source is not
+ * documented (REPLICATION_CHAINING is the operator's bet), and a 400 most
+ * likely says the bet is lost. */
+static const char *replica_failed(struct op *o, const struct aws_result *r)
 {
     size_t n = strlen(op_describe(o, r));
-    if (r->error == AWS_ERR_VALIDATION)
-        snprintf(o->error + n, sizeof o->error - n, " (the source is %s's replica in %s: IVS may "
-                 "not take a replica as a source; then set REPLICATION_CHAINING=false)",
-                 o->participant, o->source);
+    if (r->error != AWS_ERR_VALIDATION)
+        return o->error;
+    snprintf(o->error + n, sizeof o->error - n, " (participant %s is a replica in %s: IVS may not "
+             "take a replica as a source; if so, set REPLICATION_CHAINING=false)",
+             o->participant, o->source);
     log_warn("aws provider: replication of %s from %s into %s refused: %s", o->participant,
              o->source, o->dest, o->error);
     return o->error;
@@ -39,7 +40,8 @@ static void replication_answered(void *arg, const struct aws_result *r)
      * 404 on a stop: it had stopped. */
     bool starting = o->step == STEP_START;
     bool fine = r->error == AWS_OK || r->error == (starting ? AWS_ERR_CONFLICT : AWS_ERR_NOT_FOUND);
-    const char *error = fine ? NULL : starting && o->replica ? replica_refused(o, r) : op_describe(o, r);
+    const char *error = fine ? NULL : starting && o->replica ? replica_failed(o, r)
+                                                             : op_describe(o, r);
     op_end(o, error, NULL, o->participant);
 }
 
