@@ -3,7 +3,8 @@
  * arn:aws:ivs:{region}:{account}:stage/{12 random letters and digits}; the
  * caller records it in Redis. Replications are kept in a small list, as the
  * record of what IVS would be doing, each with the participant it copies
- * (the model's publisher in the source when it started, "" without the
+ * (the model's publisher in the source when it started, or in a source fed
+ * by replication the participant that replication copies; "" without the
  * model), which list_replicas answers. LOCAL_REPLICATION_FAILURES makes the
  * first N replication starts fail, so the retry path can be tested.
  *
@@ -359,6 +360,17 @@ static json_t *local_health(struct stage_provider *p)
     return json_object();
 }
 
+/* The participant a replication into arn copies, "" for none: in a stage
+ * fed by replication the publisher is a replica with its own id (IVS), so
+ * a chained replication copies that id. */
+static const char *replica_in(const struct local_provider *lp, const char *arn)
+{
+    for (const struct replication *r = lp->replications; r; r = r->next)
+        if (strcmp(r->dest, arn) == 0)
+            return r->participant;
+    return "";
+}
+
 static void local_start_replication(struct stage_provider *p, const char *source,
                                     const char *dest, provider_text_fn done, void *arg)
 {
@@ -375,7 +387,9 @@ static void local_start_replication(struct stage_provider *p, const char *source
     } else {
         snprintf(r->source, sizeof r->source, "%s", source);
         snprintf(r->dest, sizeof r->dest, "%s", dest);
-        snprintf(r->participant, sizeof r->participant, "%s", model_publisher(lp, source));
+        const char *publisher = model_publisher(lp, source);
+        snprintf(r->participant, sizeof r->participant, "%s",
+                 *publisher ? publisher : replica_in(lp, source));
         snprintf(a->name, sizeof a->name, "%s", r->participant);
         a->text = a->name;
         r->next = lp->replications;

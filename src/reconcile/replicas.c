@@ -23,6 +23,11 @@ struct replicas {
     bool checking;
     char publisher[PARTICIPANT_ID_MAX + 1];
     char master[STAGE_ARN_MAX + 1];
+    char source[STAGE_ARN_MAX + 1];  /* whose replications are listed now: the
+                                      * master, then each overflow stage that
+                                      * feeds another (REPLICATION_CHAINING) */
+    json_t *sources;                 /* those overflow stages still to list, from
+                                      * the first read of Redis; NULL before it */
     int64_t looked_ms;               /* when the publisher was looked for */
     json_t *active;                  /* destinations IVS lists active: arn → true */
 };
@@ -40,6 +45,7 @@ void replicas_free(struct replicas *x)
     if (!x)
         return;
     json_decref(x->active);
+    json_decref(x->sources);
     free(x);
 }
 
@@ -48,7 +54,8 @@ static void check_end(struct replicas *x, const char *why)
     if (why)
         log_warn("replicas: check ended early: %s", why);
     json_decref(x->active);
-    x->active = NULL;
+    json_decref(x->sources);
+    x->active = x->sources = NULL;
     x->checking = false;
 }
 
@@ -71,7 +78,7 @@ struct verdict {
     const char *type;                          /* the stage event, NULL: none */
     char detail[300];
     char dest[STAGE_ARN_MAX + 1];
-    char master[STAGE_ARN_MAX + 1];
+    char source[STAGE_ARN_MAX + 1];            /* the stage dest is fed from */
     char stop[PARTICIPANT_ID_MAX + 1];         /* whose replication to stop, "": none */
 };
 
@@ -88,7 +95,7 @@ static struct verdict *verdict_new(struct replicas *x, const char *dest, const c
     }
     *v = (struct verdict){.x = x, .type = type};
     snprintf(v->dest, sizeof v->dest, "%s", dest);
-    snprintf(v->master, sizeof v->master, "%s", x->master);
+    snprintf(v->source, sizeof v->source, "%s", x->source);
     snprintf(v->stop, sizeof v->stop, "%s", stop);
     return v;
 }
@@ -123,7 +130,7 @@ static void act(struct verdict *v)
         free(v);
         return;
     }
-    app->provider->ops->stop_replication(app->provider, v->master, v->dest, v->stop, stopped, v);
+    app->provider->ops->stop_replication(app->provider, v->source, v->dest, v->stop, stopped, v);
 }
 
 /* Redis's answer to v's write: n 1 taken. */
@@ -203,7 +210,7 @@ static void judge_unknown(struct replicas *x, const char *dest)
     if (!v)
         return;
     say(v, "IVS replicates %s into a stage usher does not feed from %s; stopped", x->publisher,
-        x->master);
+        x->source);
     store_replica_claim(x->app->store, x->holder, dest, x->publisher, STOP_CLAIM_MS, written, v);
 }
 
@@ -212,7 +219,7 @@ static void judge(struct replicas *x, const struct stats_view *v)
     for (size_t i = 0; i < v->count; i++) {
         const struct stage_entry *e = &v->stages[i];
         const char *parent = e->info.parent ? e->info.parent : v->master_arn;
-        if (e->master || strcmp(parent, x->master) != 0)
+        if (e->master || strcmp(parent, x->source) != 0)
             continue;
         bool active = json_object_get(x->active, e->arn) != NULL;
         json_object_del(x->active, e->arn);
@@ -226,6 +233,48 @@ static void judge(struct replicas *x, const struct stats_view *v)
     }
 }
 
+/* Whether array (of strings) holds s. */
+static bool holds(const json_t *array, const char *s)
+{
+    size_t i;
+    const json_t *one;
+    json_array_foreach(array, i, one)
+        if (strcmp(json_string_value(one), s) == 0)
+            return true;
+    return false;
+}
+
+/* The overflow stages of v that feed another of v's stages
+ * (REPLICATION_CHAINING): a new array (NULL when out of memory). */
+static json_t *chained_sources(const struct stats_view *v)
+{
+    json_t *sources = json_array();
+    for (size_t i = 0; sources && i < v->count; i++)
+        for (size_t k = 0; k < v->count; k++) {
+            const char *parent = v->stages[k].info.parent;
+            const char *arn = v->stages[i].arn;
+            if (!v->stages[i].master && parent && strcmp(parent, arn) == 0 && !holds(sources, arn))
+                json_array_append_new(sources, json_string(arn));
+        }
+    return sources;
+}
+
+static void listed(void *arg, const struct provider_replica *items, size_t n, const char *error);
+
+/* Lists the replications out of the next source, or ends the check. */
+static void list_next(struct replicas *x)
+{
+    json_decref(x->active);
+    x->active = NULL;
+    if (!json_array_size(x->sources)) {
+        check_end(x, NULL);
+        return;
+    }
+    snprintf(x->source, sizeof x->source, "%s", json_string_value(json_array_get(x->sources, 0)));
+    json_array_remove(x->sources, 0);
+    x->app->provider->ops->list_replicas(x->app->provider, x->source, x->publisher, listed, x);
+}
+
 static void viewed(void *arg, enum store_error err, const char *detail, const struct stats_view *v)
 {
     struct replicas *x = arg;
@@ -234,9 +283,16 @@ static void viewed(void *arg, enum store_error err, const char *detail, const st
         return;
     }
     /* The master changed meanwhile (Redis lost and rebuilt): next time. */
-    if (strcmp(v->master_arn, x->master) == 0)
-        judge(x, v);
-    check_end(x, NULL);
+    if (strcmp(v->master_arn, x->master) != 0) {
+        check_end(x, NULL);
+        return;
+    }
+    judge(x, v);
+    if (!x->sources && !(x->sources = chained_sources(v))) {
+        check_end(x, "out of memory");
+        return;
+    }
+    list_next(x);
 }
 
 static void listed(void *arg, const struct provider_replica *items, size_t n, const char *error)
@@ -264,5 +320,6 @@ void replicas_check(struct replicas *x, const char *publisher, int64_t looked_ms
     x->looked_ms = looked_ms;
     snprintf(x->publisher, sizeof x->publisher, "%s", publisher);
     snprintf(x->master, sizeof x->master, "%s", x->app->master_arn);
-    p->ops->list_replicas(p, x->master, x->publisher, listed, x);
+    snprintf(x->source, sizeof x->source, "%s", x->master);
+    p->ops->list_replicas(p, x->source, x->publisher, listed, x);
 }

@@ -24,9 +24,12 @@
  *  - listed active into a stage Redis does not record as fed from the
  *    master: stopped, and reported.
  * A replication that started after the look is left alone (its record is
- * newer than what IVS was asked). Stages fed from another overflow stage
- * (REPLICATION_CHAINING) are not judged: only the master's replications
- * are listed (README "Replication and the ceiling" says what that leaves).
+ * newer than what IVS was asked). Then, where stages are chained
+ * (REPLICATION_CHAINING; the local provider past REPLICATION_MAX), each
+ * overflow stage that feeds another (as that read of Redis found them) is
+ * checked the same way in turn: the replications of the same participant
+ * id out of it listed (the publisher is a replica there, with its id),
+ * Redis read again, the stages fed from it judged, and stops made from it.
  * Restarts go through the scaler, so they stay within REPLICATION_MAX and
  * the shared call pace. Every change is a stage event (replication_stale,
  * replication_lost, replication_adopted, replication_unknown) and a log

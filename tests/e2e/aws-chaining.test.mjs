@@ -8,8 +8,11 @@
 //  (a) taken (replicaAsSource): the chained stage opens and viewers are
 //      seated there; StartParticipantReplication names the overflow stage
 //      as the source and the publisher's participant id; the replicas check
-//      leaves the chained replication alone; scaling down stops it with
-//      StopParticipantReplication from the overflow stage;
+//      lists the overflow stage's replications too: it leaves the chained
+//      one alone while it runs, starts it again when stopped behind usher's
+//      back (replication_lost), stops one into a stage usher does not feed
+//      from there (replication_unknown); scaling down stops the chained one
+//      with StopParticipantReplication from the overflow stage;
 //  (b) refused (the fake's default, a 400 ValidationException naming the
 //      participant): each try is a replication_failed stage event with IVS's
 //      words and the advice to turn REPLICATION_CHAINING off, retried with
@@ -99,13 +102,35 @@ describe('REPLICATION_CHAINING, IVS taking a replica as a source', () => {
     assert.equal(refused.status, 503);
     assert.equal(refused.body.error.code, 'STAGE_FULL');
     assert.equal(refused.body.error.details.stageCeiling, 3);
-    // Replicas checks (every second) leave the chained replication alone.
-    const looks = fake.callsOf('ListParticipantReplicas').length;
-    await waitFor(() => fake.callsOf('ListParticipantReplicas').length >= looks + 2, { timeoutMs: 10000, what: 'two checks' });
-    const events = (await usher.get('/api/stage/events')).body.data.events;
-    assert.deepEqual(events.filter((e) => /^replication_(unknown|lost|stale)$/.test(e.type)), []);
+    // Replicas checks (every second) list the overflow stage's replications
+    // too, and leave the chained one alone while it runs.
+    const looks = () => fake.callsOf('ListParticipantReplicas')
+      .filter((c) => c.status === 200 && c.input.sourceStageArn === first && c.input.participantId === publisher).length;
+    const before = looks();
+    await waitFor(() => looks() >= before + 2, { timeoutMs: 10000, what: 'two checks of the overflow stage' });
+    const events = async (type) => (await usher.get('/api/stage/events')).body.data.events.filter((e) => e.type === type);
+    for (const type of ['replication_unknown', 'replication_lost', 'replication_stale'])
+      assert.deepEqual(await events(type), [], type);
     assert.equal(fake.callsOf('StopParticipantReplication').length, 0);
     assert.ok(fake.replications().some((r) => r.sourceStageArn === first && r.destinationStageArn === chained));
+    // Stopped behind usher's back: judged lost and started again, from the
+    // overflow stage.
+    fake.invoke('StopParticipantReplication', { sourceStageArn: first, destinationStageArn: chained, participantId: publisher });
+    await waitFor(async () => (await events('replication_lost')).some((e) => e.stageArn === chained),
+      { timeoutMs: 10000, what: 'replication_lost for the chained stage' });
+    await waitFor(() => fake.replications().some((r) => r.sourceStageArn === first && r.destinationStageArn === chained),
+      { timeoutMs: 10000, what: 'the chained replication started again' });
+    assert.equal(fake.callsOf('StartParticipantReplication').filter((c) => c.status === 200 &&
+      c.input.sourceStageArn === first && c.input.destinationStageArn === chained).length, 2);
+    // A replication out of the overflow stage into a stage usher does not
+    // feed from it is stopped, from the overflow stage.
+    const foreign = fake.createStage({ name: 'foreign' }).arn;
+    fake.invoke('StartParticipantReplication', { sourceStageArn: first, destinationStageArn: foreign, participantId: publisher });
+    await waitFor(() => !fake.replications().some((r) => r.destinationStageArn === foreign),
+      { timeoutMs: 10000, what: 'the unknown replication stopped' });
+    assert.deepEqual(fake.callsOf('StopParticipantReplication').filter((c) => c.input.destinationStageArn === foreign)
+      .map((c) => [c.status, c.input.sourceStageArn, c.input.participantId]), [[200, first, publisher]]);
+    assert.ok((await events('replication_unknown')).some((e) => e.stageArn === foreign && e.detail.includes(first)));
     // Everyone leaves: the chained stage (no children) goes first, its
     // replication stopped from the overflow stage by the publisher's id.
     for (const [user, arn] of seated)
