@@ -12,7 +12,9 @@
 //    made once;
 // each with its stage event, and Redis's record naming the id replicated.
 // The local provider answers ListParticipantReplicas from its own record:
-// the same re-replication there, on its participant model.
+// the same re-replication there, on its participant model, and for stages
+// chained (REPLICATION_MAX 1: the local provider has no quota), a chained
+// replication kept while it runs and fed anew after a new id.
 // And the orphan sweep's grace is counted from the first sweep that saw an
 // unrecorded stage in any process (kept in Redis), across restarts.
 import { describe, it, before, after } from 'node:test';
@@ -248,6 +250,43 @@ describe('replications with the local provider model', () => {
       const events = (await usher.get('/api/stage/events?limit=1000')).body.data.events;
       assert.deepEqual(events.filter((e) => e.type === 'replication_stale' && e.detail.includes('pub-2'))
         .map((e) => e.stageArn).sort(), added().sort());
+    } finally {
+      await usher.close();
+      await redis.close();
+    }
+  });
+
+  it('chained stages (REPLICATION_MAX 1) are checked too: kept while fed, fed anew after a new id', async () => {
+    const { redis, usher } = await startLive({ LOCAL_PARTICIPANTS_API: 'true', RECONCILE_INTERVAL: '0',
+      SCALER_INTERVAL_MS: '200', PUBLISHER_POLL_INTERVAL: '1', AUTO_SCALE_ENABLED: 'true', REPLICATION_MAX: '1',
+      MAX_VIEWERS_PER_STAGE: String(CAP), SCALE_DOWN_COOLDOWN: '3600', REPLICATION_RETRY_MS: '200' });
+    try {
+      const master = redis.raw('GET', `${PREFIX}master_stage`);
+      const publish = async (participantId, connected) => assert.equal((await usher.post('/api/test/participants',
+        { stageArn: master, participantId, userId: 'publisher-1', published: true, connected })).status, 200);
+      const info = (arn) => JSON.parse(redis.raw('HGET', `${PREFIX}stage_info`, arn) || '{}');
+      const state = (arn) => JSON.parse(redis.raw('HGET', `${PREFIX}stage_state`, arn) || '{}');
+      const added = () => redis.raw('ZRANGE', `${PREFIX}stages`, 0, -1).split('
+').filter((a) => a && a !== master);
+      const fedFrom = (id) => added().length === 2 && added().every((a) => state(a).replication === 'running' &&
+        state(a).participant === id);
+      const events = async (type) => (await usher.get('/api/stage/events?limit=1000')).body.data.events
+        .filter((e) => e.type === type);
+      await publish('pub-1', true);
+      for (let i = 0; i < 4; i++)          // 3 stages with CAP 2: one fed from the master, one from it
+        await waitFor(async () => (await usher.post('/api/token/viewer', { userId: `v${i}` })).status === 200,
+          { timeoutMs: 15000, what: `viewer v${i} seated`, stepMs: 100 });
+      await waitFor(() => fedFrom('pub-1'), { timeoutMs: 15000, what: 'the added stages fed from pub-1' });
+      const first = added().find((a) => info(a).parentStage === master);
+      const chained = added().find((a) => info(a).parentStage === first);
+      assert.ok(first && chained, 'one stage fed from the master, one from it');
+      await sleep(3000);                   // 3 checks
+      assert.deepEqual(await events('replication_lost'), [], 'a chained replication running is no lost one');
+      assert.ok(fedFrom('pub-1'));
+      await publish('pub-2', true);
+      await publish('pub-1', false);
+      await waitFor(() => fedFrom('pub-2'), { timeoutMs: 15000, what: 'both stages fed from pub-2' });
+      assert.ok((await events('replication_stale')).some((e) => e.stageArn === chained), 'the chained stage judged stale');
     } finally {
       await usher.close();
       await redis.close();
