@@ -266,8 +266,7 @@ describe('replications with the local provider model', () => {
         { stageArn: master, participantId, userId: 'publisher-1', published: true, connected })).status, 200);
       const info = (arn) => JSON.parse(redis.raw('HGET', `${PREFIX}stage_info`, arn) || '{}');
       const state = (arn) => JSON.parse(redis.raw('HGET', `${PREFIX}stage_state`, arn) || '{}');
-      const added = () => redis.raw('ZRANGE', `${PREFIX}stages`, 0, -1).split('
-').filter((a) => a && a !== master);
+      const added = () => redis.raw('ZRANGE', `${PREFIX}stages`, 0, -1).split('\n').filter((a) => a && a !== master);
       const fedFrom = (id) => added().length === 2 && added().every((a) => state(a).replication === 'running' &&
         state(a).participant === id);
       const events = async (type) => (await usher.get('/api/stage/events?limit=1000')).body.data.events
