@@ -186,4 +186,24 @@ describe('the replicas check\'s fenced writes', () => {
     const ttl = Number(redis.raw('PTTL', `${PREFIX}replica_stop:${dest}:p1`));
     assert.ok(ttl > 50000 && ttl <= 60000, `kept 60 s: ${ttl}`);
   });
+
+  // scaler:last_change holds what Redis's clock said (ms); any other value
+  // (a foreign write) counts as no change recorded, never as an age the
+  // answer cannot carry (-1e300 gave -2^63: every lease call failed).
+  it('the lease answers no last change for a value usher would not write', () => {
+    const since = () => redis.raw('FCALL', 'usher_lease', 3,
+      ...['scaler:lease', 'scaler:epoch', 'scaler:last_change'].map((k) => PREFIX + k),
+      PREFIX, 'checker', 60000).split('\n');
+    for (const odd of ['-1e300', '-inf', 'inf', '1e300', 'nan', 'abc', '12.5', ' 7', '0x10']) {
+      redis.raw('SET', `${PREFIX}scaler:last_change`, odd);
+      const [held, , age] = since();
+      assert.equal(held, '1', `renewed with ${odd}`);
+      assert.equal(age, '-1', `${odd}: none recorded`);
+    }
+    const [secs, micros] = redis.raw('TIME').split('\n').map(Number);
+    redis.raw('SET', `${PREFIX}scaler:last_change`, String(secs * 1000 + Math.floor(micros / 1000) - 1000));
+    const age = Number(since()[2]);
+    assert.ok(age >= 1000 && age < 10000, `a second ago: ${age}`);
+    redis.raw('DEL', `${PREFIX}scaler:last_change`);
+  });
 });

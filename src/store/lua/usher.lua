@@ -23,7 +23,7 @@
 
 -- Raise VERSION with every change to this file: a connecting usher replaces
 -- the library in Redis only when Redis holds an older one (store/redis.c).
-local VERSION = 14
+local VERSION = 15
 
 -- A stage's seating mode (stages/state.h names them in C). `stage_mode`
 -- holds only waiting and draining: no field means open.
@@ -777,13 +777,17 @@ end
 -- KEYS: scaler:lease, scaler:epoch, scaler:last_change.
 -- Returns {1, epoch, since} renewed, {2, epoch, since} newly taken,
 -- {0, epoch, since} held by another or given up; since: ms since the last
--- change (never negative), -1 when none is recorded.
+-- change (never negative), -1 when none is recorded (or what is there is
+-- no unix ms).
 local function lease(keys, args)
   local c = context(keys, args)
   local holder, ttl = args[2], args[3]
   local k = key(c, 'scaler:lease')
   local current = redis.call('GET', k)
-  local last = tonumber(redis.call('GET', key(c, 'scaler:last_change')) or '')
+  -- Only digits are a time note_change() wrote (a foreign "-1e300" would
+  -- make an age no integer reply carries: every lease call would fail).
+  local noted = redis.call('GET', key(c, 'scaler:last_change'))
+  local last = noted and string.match(noted, '^%d+$') and tonumber(noted)
   local since = last and math.max(0, redis_ms() - last) or -1
   local function epoch() return tonumber(redis.call('GET', key(c, 'scaler:epoch')) or '0') end
   if ttl == '0' then
