@@ -187,6 +187,20 @@ describe('the replicas check\'s fenced writes', () => {
     assert.ok(ttl > 50000 && ttl <= 60000, `kept 60 s: ${ttl}`);
   });
 
+  // A claim always expires: a key there without a TTL (any type) is none of
+  // usher's, and would otherwise keep that stop from ever being made.
+  it('a key without a TTL at a stop\'s claim is no claim', () => {
+    const dest = 'arn:aws:ivs:us-east-1:1:stage/foreign';
+    const k = `${PREFIX}replica_stop:${dest}:p1`;
+    redis.raw('HSET', k, 'a', 'b');
+    assert.equal(claim('checker', dest, 'p1'), '1', 'a hash there');
+    assert.equal(redis.raw('TYPE', k), 'string');
+    redis.raw('SET', k, '1');
+    assert.equal(claim('checker', dest, 'p1'), '1', 'a string without a TTL');
+    assert.equal(claim('checker', dest, 'p1'), '0', 'its own claim holds');
+    redis.raw('DEL', k);
+  });
+
   // scaler:last_change holds what Redis's clock said (ms); any other value
   // (a foreign write) counts as no change recorded, never as an age the
   // answer cannot carry (-1e300 gave -2^63: every lease call failed).

@@ -23,7 +23,7 @@
 
 -- Raise VERSION with every change to this file: a connecting usher replaces
 -- the library in Redis only when Redis holds an older one (store/redis.c).
-local VERSION = 15
+local VERSION = 16
 
 -- A stage's seating mode (stages/state.h names them in C). `stage_mode`
 -- holds only waiting and draining: no field means open.
@@ -1020,6 +1020,9 @@ local function replica_claim(keys, args)
   local c = context(keys, args)
   fence(c, args[2])
   local k = c.P .. 'replica_stop:' .. args[3] .. ':' .. args[4]
+  -- A claim always expires: a key there without a TTL (of any type) is a
+  -- foreign write, not a claim, and would keep the stop from ever being made.
+  if redis.call('PTTL', k) == -1 then redis.call('DEL', k) end
   if not redis.call('SET', k, '1', 'NX', 'PX', tonumber(args[5])) then return 0 end
   return 1
 end
