@@ -218,6 +218,11 @@ describe('the replicas check\'s fenced writes', () => {
     redis.raw('SET', `${PREFIX}scaler:last_change`, String(secs * 1000 + Math.floor(micros / 1000) - 1000));
     const age = Number(since()[2]);
     assert.ok(age >= 1000 && age < 10000, `a second ago: ${age}`);
+    // One later than now counts from now, not from that time to come.
+    redis.raw('SET', `${PREFIX}scaler:last_change`, '99999999999999');
+    assert.equal(since()[2], '0');
+    const noted = Number(redis.raw('GET', `${PREFIX}scaler:last_change`));
+    assert.ok(noted <= secs * 1000 + 60000, `pulled back to now: ${noted}`);
     redis.raw('DEL', `${PREFIX}scaler:last_change`);
   });
 });

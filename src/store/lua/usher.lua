@@ -23,7 +23,7 @@
 
 -- Raise VERSION with every change to this file: a connecting usher replaces
 -- the library in Redis only when Redis holds an older one (store/redis.c).
-local VERSION = 16
+local VERSION = 17
 
 -- A stage's seating mode (stages/state.h names them in C). `stage_mode`
 -- holds only waiting and draining: no field means open.
@@ -786,9 +786,16 @@ local function lease(keys, args)
   local current = redis.call('GET', k)
   -- Only digits are a time note_change() wrote (a foreign "-1e300" would
   -- make an age no integer reply carries: every lease call would fail).
-  local noted = redis.call('GET', key(c, 'scaler:last_change'))
+  -- One later than now (a foreign write, or Redis's clock set back) is
+  -- taken as now, so the cooldown lasts one SCALE_DOWN_COOLDOWN from here,
+  -- not until that time comes.
+  local now, noted = redis_ms(), redis.call('GET', key(c, 'scaler:last_change'))
   local last = noted and string.match(noted, '^%d+$') and tonumber(noted)
-  local since = last and math.max(0, redis_ms() - last) or -1
+  if last and last > now then
+    redis.call('SET', key(c, 'scaler:last_change'), now)
+    last = now
+  end
+  local since = last and now - last or -1
   local function epoch() return tonumber(redis.call('GET', key(c, 'scaler:epoch')) or '0') end
   if ttl == '0' then
     if current == holder then redis.call('DEL', k) end
