@@ -225,4 +225,25 @@ describe('the replicas check\'s fenced writes', () => {
     assert.ok(noted <= secs * 1000 + 60000, `pulled back to now: ${noted}`);
     redis.raw('DEL', `${PREFIX}scaler:last_change`);
   });
+
+  // scaler:epoch is a count: another value there (a foreign write) made
+  // every taking of the lease fail (INCR) and a renewal answer {1} alone.
+  it('the lease counts its epoch again over a value that is no count', () => {
+    // Under a prefix of its own: usher's scaler never takes this lease.
+    const P = 'other:';
+    const lease = (holder) => redis.raw('FCALL', 'usher_lease', 3,
+      ...['scaler:lease', 'scaler:epoch', 'scaler:last_change'].map((k) => P + k),
+      P, holder, 60000).split('\n');
+    for (const odd of ['abc', '1.5', '99999999999999999999', '-3']) {
+      redis.raw('SET', `${P}scaler:epoch`, odd);
+      redis.raw('DEL', `${P}scaler:lease`);
+      assert.deepEqual(lease('h'), ['2', '1', '-1'], `taken over ${odd}`);
+      redis.raw('SET', `${P}scaler:epoch`, odd);
+      assert.deepEqual(lease('h'), ['1', '0', '-1'], `renewed over ${odd}`);
+    }
+    assert.deepEqual(lease('h'), ['1', '0', '-1'], 'a count is kept');
+    redis.raw('DEL', `${P}scaler:lease`);
+    assert.deepEqual(lease('h'), ['2', '1', '-1'], 'and counted on');
+    redis.raw('DEL', `${P}scaler:lease`, `${P}scaler:epoch`);
+  });
 });

@@ -23,7 +23,7 @@
 
 -- Raise VERSION with every change to this file: a connecting usher replaces
 -- the library in Redis only when Redis holds an older one (store/redis.c).
-local VERSION = 17
+local VERSION = 18
 
 -- A stage's seating mode (stages/state.h names them in C). `stage_mode`
 -- holds only waiting and draining: no field means open.
@@ -796,7 +796,12 @@ local function lease(keys, args)
     last = now
   end
   local since = last and now - last or -1
-  local function epoch() return tonumber(redis.call('GET', key(c, 'scaler:epoch')) or '0') end
+  -- The epoch is a count INCR keeps: another value there (a foreign write)
+  -- would fail every taking of the lease, so counting starts again.
+  local ek = key(c, 'scaler:epoch')
+  local counted = redis.call('GET', ek)
+  if counted and not (string.match(counted, '^%d+$') and #counted <= 18) then redis.call('DEL', ek) end
+  local function epoch() return tonumber(redis.call('GET', ek) or '0') end
   if ttl == '0' then
     if current == holder then redis.call('DEL', k) end
     return {0, epoch(), since}
@@ -807,7 +812,7 @@ local function lease(keys, args)
   end
   if current then return {0, epoch(), since} end
   redis.call('SET', k, holder, 'PX', ttl)
-  return {2, redis.call('INCR', key(c, 'scaler:epoch')), since}
+  return {2, redis.call('INCR', ek), since}
 end
 
 -- ---- the state check ------------------------------------------------------
