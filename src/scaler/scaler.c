@@ -54,7 +54,8 @@ struct scaler {
     long created_total;              /* numbers the names of added stages */
     int64_t last_change_ms;          /* the last stage added or drained by any
                                       * process, on this clock (unix ms), as of
-                                      * the last lease answer; 0: none */
+                                      * the last lease answer or stage this
+                                      * process added since; 0: none */
     int64_t window_start_ms;         /* for STAGE_CREATE_RATE */
     long created_in_window;
 };
