@@ -54,7 +54,8 @@ struct scaler {
     long created_total;              /* numbers the names of added stages */
     int64_t last_change_ms;          /* the last stage added or drained by any
                                       * process, on this clock (unix ms), as of
-                                      * the last lease answer; 0: none */
+                                      * the last lease answer or stage this
+                                      * process added since; 0: none */
     int64_t window_start_ms;         /* for STAGE_CREATE_RATE */
     long created_in_window;
 };
@@ -177,11 +178,16 @@ static void created(void *arg, enum store_error err, json_t *info, const char *d
     free(c->parent);
     free(c);
     s->creating--;
-    if (err != STORE_OK)
-        log_warn("scaler: no stage added: %s", detail);
-    else
-        scaler_wake(s);             /* its replication starts now, not next tick */
     json_decref(info);
+    if (err != STORE_OK) {
+        log_warn("scaler: no stage added: %s", detail);
+        return;
+    }
+    /* Redis noted the change in the same step (scaler:last_change); a
+     * tick whose lease answer came before that step, and its read of the
+     * stages after, must count the cooldown from it too. */
+    s->last_change_ms = clock_now_ms();
+    scaler_wake(s);                 /* its replication starts now, not next tick */
 }
 
 /* A draining stage past DRAIN_TIMEOUT: its participants are disconnected,

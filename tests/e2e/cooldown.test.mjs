@@ -12,9 +12,19 @@
 //     within the cooldown, yet drains only once SCALE_DOWN_COOLDOWN has
 //     passed since the last stage was added — and then does.
 //  2. Restart: the same with the only process stopped and started again.
+//  3. A stage recorded between a tick's lease answer (which carries the
+//     age of the last change) and its read of the stages: that tick does
+//     not drain it (aws provider on the fake IVS, Redis paused so that
+//     the order is certain; MONITOR shows it was).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { start as startFake } from '../fake-ivs/fake-ivs.mjs';
 import { Redis, Usher, PREFIX, sleep, waitFor } from './harness.mjs';
+import { awsEnv, sharedKey, closeAll } from './aws-usher.mjs';
 
 const C = 10;
 const COOLDOWN_MS = 10000;
@@ -148,5 +158,78 @@ describe('SCALE_DOWN_COOLDOWN across processes', () => {
     await waitFor(async () => (await stageList(b)).length === 2, { timeoutMs: 15000, what: 'the drained stage removed' });
     const lastAdd = await seatThenLeave(b, Array.from({ length: VIEWERS }, (_, i) => `r-${i}`));
     await drainsAfterCooldown(t, redis, () => b, async () => { await b.stop(); await b.restart(); }, lastAdd);
+  });
+});
+
+// A stage IVS answers for while a tick is under way: the tick's lease
+// answer (the age of the last change) was read before the stage was
+// recorded, its read of the stages after, so the tick sees the new stage
+// and must still count the cooldown from it. Redis is paused while the
+// tick's lease call and the recording of the stages wait in it: with
+// SCALE_DOWN_COOLDOWN an hour, nothing is drained.
+describe('SCALE_DOWN_COOLDOWN: a stage added while a tick is under way', () => {
+  const CAP = 2, DELAY_MS = 11000;     // past the 10 s a refused join counts as demand
+  let fake, redis, usher, key;
+  before(async () => {
+    fake = await startFake();
+    redis = await Redis.start();
+    key = sharedKey();
+    usher = await Usher.start(redis, awsEnv(fake, 'e2e-cooldown', {
+      TOKEN_PRIVATE_KEY_FILE: key.file, AUTO_SCALE_ENABLED: 'true', MAX_VIEWERS_PER_STAGE: String(CAP),
+      MAX_STAGES: '10', SCALER_INTERVAL_MS: '100', SCALER_LEASE_MS: '10000', REDIS_TIMEOUT_MS: '10000',
+      SCALE_DOWN_COOLDOWN: '3600', JOIN_WAIT_MS: '0', PUBLISHER_POLL_INTERVAL: '1', AWS_TIMEOUT_MS: '20000',
+      HEARTBEAT_TIMEOUT: '600', HEARTBEAT_CLEANUP_INTERVAL: '30', LOG_LEVEL: 'info' }));
+    let master;
+    await waitFor(() => (master = redis.raw('GET', `${PREFIX}master_stage`)), { timeoutMs: 5000, what: 'the master' });
+    const pub = (await usher.post('/api/token/publisher', { userId: 'pub' })).body.data;
+    fake.connectParticipant(master, { participantId: pub.participantId, userId: 'pub', published: true });
+  });
+  after(() => closeAll(usher, redis, fake, key));
+
+  it('the stage recorded between the tick\'s lease and its read is not drained at once', async () => {
+    fake.delay('CreateStage', DELAY_MS);
+    // Two seated fill the master, one refused join is demand: 3 stages
+    // needed, two added; then the two leave, and the demand lapses.
+    const seated = [];
+    await waitFor(async () => {
+      const userId = `s${seated.length}`;
+      const r = await usher.post('/api/token/viewer', { userId });
+      if (r.status === 200) seated.push({ userId, stageArn: r.body.data.stageArn });
+      return seated.length === CAP;
+    }, { timeoutMs: 15000, what: 'the master full', stepMs: 100 });
+    assert.equal((await usher.post('/api/token/viewer', { userId: 'refused' })).status, 503);
+    const inFlight = () => fake.callsOf('CreateStage').filter((c) => c.status === 0).length;
+    await waitFor(() => inFlight() === 2, { timeoutMs: 5000, what: 'two CreateStage calls', stepMs: 10 });
+    const asked = Date.now();
+    for (const s of seated) {
+      assert.equal((await usher.post('/api/viewer/leave', s)).status, 200);
+    }
+    // Redis holds every command from just before IVS answers until after:
+    // the tick's lease call, then both recordings, wait there in that order
+    // (MONITOR shows the order Redis ran them in).
+    const dir = mkdtempSync(join(tmpdir(), 'usher-monitor-'));
+    const monitor = spawn('redis-cli', ['-p', String(redis.port), 'MONITOR'],
+      { stdio: ['ignore', openSync(join(dir, 'out'), 'w'), 'ignore'] });
+    let seen, ran;
+    try {
+      await sleep(asked + DELAY_MS - 700 - Date.now());
+      redis.cli('CLIENT', 'PAUSE', '1500', 'ALL');
+      await sleep(1700);               // no call to Redis meanwhile: it would block this process (the fake IVS too)
+      const types = async () => (await usher.get('/api/stage/events?limit=100')).body.data.events.map((e) => e.type);
+      await waitFor(async () => (await types()).filter((t) => t === 'scale_up').length === 2,
+        { timeoutMs: 10000, what: 'both stages recorded' });
+      await sleep(2000);               // the ticks after: a drain, if any, is made
+      seen = await types();
+    } finally {
+      monitor.kill();
+      ran = readFileSync(join(dir, 'out'), 'utf8').split('\n')
+        .map((l) => /^\S+ \[\d+ [\d.:]+\] "FCALL" "(usher_lease|usher_stats|usher_stage_add)"/.exec(l)?.[1])
+        .filter(Boolean).join(' ');
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.match(ran, /usher_lease usher_stage_add usher_stage_add usher_stats/,
+      'a tick\'s lease call ran before both recordings, its read after');
+    assert.deepEqual(seen.filter((t) => t === 'drain'), [], `drained within the cooldown: ${seen.join(', ')}`);
+    assert.equal(redis.raw('ZCARD', `${PREFIX}stages`), '3', 'both added stages kept');
   });
 });

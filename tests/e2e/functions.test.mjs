@@ -186,4 +186,64 @@ describe('the replicas check\'s fenced writes', () => {
     const ttl = Number(redis.raw('PTTL', `${PREFIX}replica_stop:${dest}:p1`));
     assert.ok(ttl > 50000 && ttl <= 60000, `kept 60 s: ${ttl}`);
   });
+
+  // A claim always expires: a key there without a TTL (any type) is none of
+  // usher's, and would otherwise keep that stop from ever being made.
+  it('a key without a TTL at a stop\'s claim is no claim', () => {
+    const dest = 'arn:aws:ivs:us-east-1:1:stage/foreign';
+    const k = `${PREFIX}replica_stop:${dest}:p1`;
+    redis.raw('HSET', k, 'a', 'b');
+    assert.equal(claim('checker', dest, 'p1'), '1', 'a hash there');
+    assert.equal(redis.raw('TYPE', k), 'string');
+    redis.raw('SET', k, '1');
+    assert.equal(claim('checker', dest, 'p1'), '1', 'a string without a TTL');
+    assert.equal(claim('checker', dest, 'p1'), '0', 'its own claim holds');
+    redis.raw('DEL', k);
+  });
+
+  // scaler:last_change holds what Redis's clock said (ms); any other value
+  // (a foreign write) counts as no change recorded, never as an age the
+  // answer cannot carry (-1e300 gave -2^63: every lease call failed).
+  it('the lease answers no last change for a value usher would not write', () => {
+    const since = () => redis.raw('FCALL', 'usher_lease', 3,
+      ...['scaler:lease', 'scaler:epoch', 'scaler:last_change'].map((k) => PREFIX + k),
+      PREFIX, 'checker', 60000).split('\n');
+    for (const odd of ['-1e300', '-inf', 'inf', '1e300', 'nan', 'abc', '12.5', ' 7', '0x10']) {
+      redis.raw('SET', `${PREFIX}scaler:last_change`, odd);
+      const [held, , age] = since();
+      assert.equal(held, '1', `renewed with ${odd}`);
+      assert.equal(age, '-1', `${odd}: none recorded`);
+    }
+    const [secs, micros] = redis.raw('TIME').split('\n').map(Number);
+    redis.raw('SET', `${PREFIX}scaler:last_change`, String(secs * 1000 + Math.floor(micros / 1000) - 1000));
+    const age = Number(since()[2]);
+    assert.ok(age >= 1000 && age < 10000, `a second ago: ${age}`);
+    // One later than now counts from now, not from that time to come.
+    redis.raw('SET', `${PREFIX}scaler:last_change`, '99999999999999');
+    assert.equal(since()[2], '0');
+    const noted = Number(redis.raw('GET', `${PREFIX}scaler:last_change`));
+    assert.ok(noted <= secs * 1000 + 60000, `pulled back to now: ${noted}`);
+    redis.raw('DEL', `${PREFIX}scaler:last_change`);
+  });
+
+  // scaler:epoch is a count: another value there (a foreign write) made
+  // every taking of the lease fail (INCR) and a renewal answer {1} alone.
+  it('the lease counts its epoch again over a value that is no count', () => {
+    // Under a prefix of its own: usher's scaler never takes this lease.
+    const P = 'other:';
+    const lease = (holder) => redis.raw('FCALL', 'usher_lease', 3,
+      ...['scaler:lease', 'scaler:epoch', 'scaler:last_change'].map((k) => P + k),
+      P, holder, 60000).split('\n');
+    for (const odd of ['abc', '1.5', '99999999999999999999', '-3']) {
+      redis.raw('SET', `${P}scaler:epoch`, odd);
+      redis.raw('DEL', `${P}scaler:lease`);
+      assert.deepEqual(lease('h'), ['2', '1', '-1'], `taken over ${odd}`);
+      redis.raw('SET', `${P}scaler:epoch`, odd);
+      assert.deepEqual(lease('h'), ['1', '0', '-1'], `renewed over ${odd}`);
+    }
+    assert.deepEqual(lease('h'), ['1', '0', '-1'], 'a count is kept');
+    redis.raw('DEL', `${P}scaler:lease`);
+    assert.deepEqual(lease('h'), ['2', '1', '-1'], 'and counted on');
+    redis.raw('DEL', `${P}scaler:lease`, `${P}scaler:epoch`);
+  });
 });

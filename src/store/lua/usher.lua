@@ -23,7 +23,7 @@
 
 -- Raise VERSION with every change to this file: a connecting usher replaces
 -- the library in Redis only when Redis holds an older one (store/redis.c).
-local VERSION = 14
+local VERSION = 18
 
 -- A stage's seating mode (stages/state.h names them in C). `stage_mode`
 -- holds only waiting and draining: no field means open.
@@ -777,15 +777,31 @@ end
 -- KEYS: scaler:lease, scaler:epoch, scaler:last_change.
 -- Returns {1, epoch, since} renewed, {2, epoch, since} newly taken,
 -- {0, epoch, since} held by another or given up; since: ms since the last
--- change (never negative), -1 when none is recorded.
+-- change (never negative), -1 when none is recorded (or what is there is
+-- no unix ms).
 local function lease(keys, args)
   local c = context(keys, args)
   local holder, ttl = args[2], args[3]
   local k = key(c, 'scaler:lease')
   local current = redis.call('GET', k)
-  local last = tonumber(redis.call('GET', key(c, 'scaler:last_change')) or '')
-  local since = last and math.max(0, redis_ms() - last) or -1
-  local function epoch() return tonumber(redis.call('GET', key(c, 'scaler:epoch')) or '0') end
+  -- Only digits are a time note_change() wrote (a foreign "-1e300" would
+  -- make an age no integer reply carries: every lease call would fail).
+  -- One later than now (a foreign write, or Redis's clock set back) is
+  -- taken as now, so the cooldown lasts one SCALE_DOWN_COOLDOWN from here,
+  -- not until that time comes.
+  local now, noted = redis_ms(), redis.call('GET', key(c, 'scaler:last_change'))
+  local last = noted and string.match(noted, '^%d+$') and tonumber(noted)
+  if last and last > now then
+    redis.call('SET', key(c, 'scaler:last_change'), now)
+    last = now
+  end
+  local since = last and now - last or -1
+  -- The epoch is a count INCR keeps: another value there (a foreign write)
+  -- would fail every taking of the lease, so counting starts again.
+  local ek = key(c, 'scaler:epoch')
+  local counted = redis.call('GET', ek)
+  if counted and not (string.match(counted, '^%d+$') and #counted <= 18) then redis.call('DEL', ek) end
+  local function epoch() return tonumber(redis.call('GET', ek) or '0') end
   if ttl == '0' then
     if current == holder then redis.call('DEL', k) end
     return {0, epoch(), since}
@@ -796,7 +812,7 @@ local function lease(keys, args)
   end
   if current then return {0, epoch(), since} end
   redis.call('SET', k, holder, 'PX', ttl)
-  return {2, redis.call('INCR', key(c, 'scaler:epoch')), since}
+  return {2, redis.call('INCR', ek), since}
 end
 
 -- ---- the state check ------------------------------------------------------
@@ -1016,6 +1032,9 @@ local function replica_claim(keys, args)
   local c = context(keys, args)
   fence(c, args[2])
   local k = c.P .. 'replica_stop:' .. args[3] .. ':' .. args[4]
+  -- A claim always expires: a key there without a TTL (of any type) is a
+  -- foreign write, not a claim, and would keep the stop from ever being made.
+  if redis.call('PTTL', k) == -1 then redis.call('DEL', k) end
   if not redis.call('SET', k, '1', 'NX', 'PX', tonumber(args[5])) then return 0 end
   return 1
 end
