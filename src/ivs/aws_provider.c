@@ -64,6 +64,7 @@ static const struct stage_provider_ops aws_ops = {
     .list_replicas = aws_list_replicas,
     .knows_participants = aws_knows_participants,
     .list_participants = aws_list_participants,
+    .takes_session = valid_session_id,
     .disconnect_participant = aws_disconnect_participant,
     .health = aws_health,
     .free = aws_free,

@@ -279,6 +279,13 @@ static void page_fill(const struct local_provider *lp, const struct participant_
     }
 }
 
+/* The model lists the one session there is whatever id is asked. */
+static bool local_takes_session(const char *session)
+{
+    (void)session;
+    return true;
+}
+
 static void local_list_participants(struct stage_provider *p, const struct participant_query *q,
                                     provider_participants_fn done, void *arg)
 {
@@ -566,6 +573,7 @@ static const struct stage_provider_ops local_ops = {
     .list_replicas = local_list_replicas,
     .knows_participants = local_knows_participants,
     .list_participants = local_list_participants,
+    .takes_session = local_takes_session,
     .disconnect_participant = local_disconnect,
     .free = local_free,
 };

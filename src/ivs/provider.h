@@ -143,6 +143,12 @@ struct stage_provider_ops {
      * none: an empty page), one page or all pages. */
     void (*list_participants)(struct stage_provider *p, const struct participant_query *q,
                               provider_participants_fn done, void *arg);
+    /* Whether list_participants can list the session id session (a
+     * request's sessionId, 1-128 token bytes): the aws provider takes
+     * IVS's only (valid_session_id), the local one any (its model has one
+     * session, "local"). Another is the client's mistake (400), not the
+     * provider's (503). */
+    bool (*takes_session)(const char *session);
     /* DisconnectParticipant: the participant leaves the stage (its token
      * can no longer join it); reason 0-128 bytes, NULL for none. A
      * participant IVS does not know is no error (it left already). */

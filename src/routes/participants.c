@@ -249,13 +249,14 @@ void route_stage_participants(struct request *rq)
         json_array_append_new(bad, json_string("stageArn"));
     if (next && !token_ok(next, TOKEN_MAX))
         json_array_append_new(bad, json_string("nextToken"));
-    if (session && !token_ok(session, 128))
+    if (session && (!token_ok(session, 128) || !rq->app->provider->ops->takes_session(session)))
         json_array_append_new(bad, json_string("sessionId"));
     if ((max && (!*max || *end)) || most < 1 || most > 100)
         json_array_append_new(bad, json_string("maxResults"));
     if (json_array_size(bad)) {
         respond_invalid(rq, "a percent-encoded stage ARN in the path; maxResults 1-100; nextToken "
-                            "and sessionId as a previous answer gave them", bad);
+                            "and sessionId as a previous answer gave them (IVS: " SESSION_ID_FORM ")",
+                        bad);
         return;
     }
     json_decref(bad);

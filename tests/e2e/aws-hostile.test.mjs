@@ -337,14 +337,22 @@ describe('AWS provider: a participant list with odd members', () => {
       const named = sent().slice(before).filter((s) => s && !/^st-[a-zA-Z0-9]{13}$/.test(s));
       assert.deepEqual(named, [], `${odd.slice(0, 20)}: no ListParticipants call names it or a cut of it`);
     }
-    // In the request: 128 bytes pass the route's token check, and must not be cut either.
-    const before = sent().length;
-    const asked = `st${'A'.repeat(126)}`;
-    const res = await usher.get(`/api/stage/${encodeURIComponent(master)}/participants?sessionId=${asked}`);
-    assert.equal(res.status, 503, JSON.stringify(res.body));
-    assert.match(JSON.stringify(res.body), /sessionId/);
-    assert.deepEqual(sent().slice(before).filter((s) => s && s !== asked && asked.startsWith(s)), [],
-      'no ListParticipants call names a cut of it');
+    // In the request: 128 token bytes, or 17, or one of another form, is the
+    // client's mistake (400 naming sessionId, not a 503 to retry), never sent
+    // whole or cut.
+    for (const asked of [`st${'A'.repeat(126)}`, `st-${'A'.repeat(14)}`, 'xx-AAAAAAAAAAAAA', 'st-AAAAAA_AAAAAA']) {
+      const before = sent().length;
+      const res = await usher.get(`/api/stage/${encodeURIComponent(master)}/participants?sessionId=${asked}`);
+      assert.equal(res.status, 400, `${asked.slice(0, 20)}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error?.code, 'VALIDATION_ERROR', JSON.stringify(res.body));
+      assert.deepEqual(res.body.error?.details, { fields: ['sessionId'] }, JSON.stringify(res.body));
+      assert.deepEqual(sent().slice(before).filter((s) => s && (s === asked || asked.startsWith(s))), [],
+        `${asked.slice(0, 20)}: no ListParticipants call names it or a cut of it`);
+    }
+    const good = `st-${'A'.repeat(13)}`;   // IVS's form: asked of IVS as it is
+    const res = await usher.get(`/api/stage/${encodeURIComponent(master)}/participants?sessionId=${good}`);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.ok(sent().includes(good), 'ListParticipants names the session asked');
     assert.equal((await usher.get(`/api/stage/${encodeURIComponent(master)}/participants`)).status, 200,
       'the list works again with IVS answering as it should');
   });
