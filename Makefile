@@ -52,7 +52,9 @@ $(eval $(call variant,$(DBG),-O1 -g $(SAN)))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(DBG)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 $(DBG)/tests/unit/%: tests/unit/%.c $(APP_SRC:%.c=$(DBG)/%.o) $(GEN_OBJ:%=$(DBG)/%)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -O1 -g $(SAN) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS_BASE) -O1 -g $(SAN) -o $@ $^ $(LDLIBS) -lcmocka $(UNIT_LDFLAGS)
+# test_aws_op makes calloc fail on purpose (out of memory for an operation).
+$(DBG)/tests/unit/test_aws_op: UNIT_LDFLAGS = -Wl,--wrap=calloc
 
 deps:
 	@sh scripts/deps.sh

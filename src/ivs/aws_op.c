@@ -71,7 +71,8 @@ static void replicas_end(struct op *o, const char *error)
     free(list);
 }
 
-void op_end(struct op *o, const char *error, const json_t *stage, const char *text)
+/* Calls o's caller back as op_end says, without freeing o. */
+static void op_answer(struct op *o, const char *error, const json_t *stage, const char *text)
 {
     if (error) {
         stage = NULL, text = NULL;
@@ -95,6 +96,11 @@ void op_end(struct op *o, const char *error, const json_t *stage, const char *te
         break;
     }
     }
+}
+
+void op_end(struct op *o, const char *error, const json_t *stage, const char *text)
+{
+    op_answer(o, error, stage, text);
     op_free(o);
 }
 
@@ -141,7 +147,10 @@ struct op *op_new(struct stage_provider *p, enum op_kind kind, void (*fn)(void),
 {
     struct op *o = calloc(1, sizeof *o);
     if (!o) {
+        /* No memory to answer later: the answer comes at once. */
+        struct op failed = {.ap = (struct aws_provider *)p, .kind = kind, .fn = fn, .arg = arg};
         log_error("aws provider: out of memory");
+        op_answer(&failed, "out of memory", NULL, NULL);
         return NULL;
     }
     *o = (struct op){.ap = (struct aws_provider *)p, .kind = kind, .fn = fn, .arg = arg};

@@ -59,7 +59,8 @@ struct op {
 };
 
 /* A new operation of kind for provider p whose caller hears fn(arg, ...)
- * (fn of kind's type); NULL when out of memory (logged; fn is not called). */
+ * (fn of kind's type); NULL when out of memory (logged; fn has then heard
+ * "out of memory" already, at once: there is no memory to answer later). */
 struct op *op_new(struct stage_provider *p, enum op_kind kind, void (*fn)(void), void *arg);
 #define OP(kind, fn) op_new(p, kind, (void (*)(void))(fn), arg)
 

@@ -7,7 +7,9 @@
  * and no network at all; the AWS provider (aws_provider.c) implements the
  * same table of operations against the IVS Real-Time control plane. Every
  * operation is asynchronous, as an AWS call takes 200–500 ms, and calls
- * `done` exactly once, on the loop thread, never from inside the call. */
+ * `done` exactly once, on the loop thread, never from inside the call
+ * (save out of memory with no memory to answer later: then at once,
+ * with the error). */
 #ifndef USHER_IVS_PROVIDER_H
 #define USHER_IVS_PROVIDER_H
 
