@@ -73,6 +73,11 @@ pid_t embedded_redis_start(const char *dir, const char *socket_path,
         return -1;
     }
     if (pid == 0) {
+        /* A process group of its own: a terminal's Ctrl-C (SIGINT to the
+         * foreground group) reaches usher only, which stops this redis-server
+         * itself after its own shutdown (the parent sets it too, so no
+         * signal finds the child still in usher's group after fork returns). */
+        setpgid(0, 0);
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != parent)
             _exit(1);
@@ -83,6 +88,7 @@ pid_t embedded_redis_start(const char *dir, const char *socket_path,
                 strerror(errno));
         _exit(127);
     }
+    setpgid(pid, pid);              /* fails (EACCES) once it ran exec: then it did it */
     if (wait_listening(pid, socket_path, err, errlen) != 0)
         return -1;
     log_info("embedded redis-server started (pid %d, socket %s)", (int)pid, socket_path);

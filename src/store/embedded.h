@@ -1,8 +1,9 @@
 /* embedded.h — a redis-server of usher's own, for the zero-set-up default
  * (REDIS_EMBEDDED=true, as `make run` uses): usher starts it on a unix
  * socket in DATA_DIR with its data and append-only file there, and stops it
- * on the way out. It dies with usher (PR_SET_PDEATHSIG) even if usher is
- * killed, so none is left behind. */
+ * on the way out. It runs in a process group of its own, so a terminal's
+ * Ctrl-C stops usher only (which then stops it), and it dies with usher
+ * (PR_SET_PDEATHSIG) even if usher is killed, so none is left behind. */
 #ifndef USHER_STORE_EMBEDDED_H
 #define USHER_STORE_EMBEDDED_H
 
