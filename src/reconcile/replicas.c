@@ -63,11 +63,6 @@ static bool alive(const struct replicas *x) { return x->app->provider && x->app-
 
 /* ---- acting --------------------------------------------------------------- */
 
-/* How long a claimed stop of an unknown replication keeps another check
- * from making it again (ms): longer than a stop takes to show in IVS's
- * listing; a stop that failed is tried again after it. */
-#define STOP_CLAIM_MS 60000
-
 /* One judgement, acted on (its event, its stop) only once Redis has taken
  * its lease-fenced write: the record of the stage, or the claim of the
  * stop. A process whose lease moved, or whose read of the stage another
@@ -211,7 +206,7 @@ static void judge_unknown(struct replicas *x, const char *dest)
         return;
     say(v, "IVS replicates %s into a stage usher does not feed from %s; stopped", x->publisher,
         x->source);
-    store_replica_claim(x->app->store, x->holder, dest, x->publisher, STOP_CLAIM_MS, written, v);
+    store_replica_claim(x->app->store, x->holder, dest, x->publisher, STORE_STOP_CLAIM_MS, written, v);
 }
 
 static void judge(struct replicas *x, const struct stats_view *v)

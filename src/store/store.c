@@ -558,8 +558,10 @@ void store_replica_claim(struct store *s, const char *lease_holder, const char *
 void store_stage_remove(struct store *s, const char *stage_arn, const char *lease_holder,
                         store_removed_fn fn, void *arg)
 {
-    const char *args[] = {stage_arn, lease_holder ? lease_holder : ""};
-    fcall(s, FN_STAGE_REMOVE, CALL(REMOVED, fn), 2, args);
+    char claim_ms[16];
+    lltoa(STORE_STOP_CLAIM_MS, claim_ms, sizeof claim_ms);
+    const char *args[] = {stage_arn, lease_holder ? lease_holder : "", claim_ms};
+    fcall(s, FN_STAGE_REMOVE, CALL(REMOVED, fn), 3, args);
 }
 
 void store_stage_rename(struct store *s, const char *stage_arn, const char *name,

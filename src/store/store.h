@@ -219,9 +219,14 @@ void store_stage_update(struct store *s, const char *lease_holder, const char *s
 void store_replica_record(struct store *s, const char *lease_holder, const char *stage_arn,
                           enum stage_mode mode, const struct stage_state *seen,
                           const struct stage_state *state, store_number_fn fn, void *arg);
+/* How long a claimed stop of a replication keeps another from being made
+ * (ms): longer than a stop takes to show in IVS's listing; a stop that
+ * failed is tried again after it. */
+#define STORE_STOP_CLAIM_MS 60000
 /* The replicas check claims, under the lease, the stop of participant_id's
  * replication into dest_arn for ttl_ms: a stop still under way when the
- * next check lists IVS is not made again. n: 1 claimed, 0 claimed before.
+ * next check lists IVS is not made again. n: 1 claimed, 0 claimed before
+ * (by another check, or by the stage's removal: store_stage_remove).
  * Error NOT_LEADER. */
 void store_replica_claim(struct store *s, const char *lease_holder, const char *dest_arn,
                          const char *participant_id, long ttl_ms, store_number_fn fn, void *arg);
@@ -233,8 +238,10 @@ struct stage_removed {
 typedef void (*store_removed_fn)(void *arg, enum store_error err, const char *detail,
                                  const struct stage_removed *removed);
 /* Removes a stage and all its keys. Without a lease holder (an operator)
- * a stage with viewers is refused. Errors: NO_STAGE, IS_MASTER,
- * NOT_EMPTY, NOT_LEADER. */
+ * a stage with viewers is refused. The caller stops the stage's
+ * replication: its stop is claimed for STORE_STOP_CLAIM_MS in the same
+ * step (store_replica_claim), so no replicas check makes it again.
+ * Errors: NO_STAGE, IS_MASTER, NOT_EMPTY, NOT_LEADER. */
 void store_stage_remove(struct store *s, const char *stage_arn, const char *lease_holder,
                         store_removed_fn fn, void *arg);
 

@@ -187,6 +187,25 @@ describe('the replicas check\'s fenced writes', () => {
     assert.ok(ttl > 50000 && ttl <= 60000, `kept 60 s: ${ttl}`);
   });
 
+  // Whoever removes a stage stops its replication; the removal claims that
+  // stop in the same step, so a check that listed the replication still
+  // active just before does not judge it unknown and stop it again (seen
+  // under load: a chained stage's stop made twice, 200 then 404).
+  it('removing a stage claims its replication\'s stop', async () => {
+    const made = await usher.post('/api/stage', { name: 'removed-while-listed' });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const arn = made.body.data.stage.stageArn;
+    const info = JSON.parse(redis.raw('HGET', `${PREFIX}stage_info`, arn));
+    redis.raw('HSET', `${PREFIX}stage_info`, arn, JSON.stringify({ ...info, parentStage: master }));
+    redis.raw('HSET', `${PREFIX}stage_state`, arn, JSON.stringify({ replication: 'running', attempts: 0, participant: 'p9', runningSince: 5 }));
+    assert.equal((await usher.request('DELETE', `/api/stage/${encodeURIComponent(arn)}`)).status, 200);
+    assert.equal(redis.raw('ZSCORE', `${PREFIX}stages`, arn), '', 'removed');
+    assert.equal(claim('checker', arn, 'p9'), '0', 'the removal claimed the stop');
+    const ttl = Number(redis.raw('PTTL', `${PREFIX}replica_stop:${arn}:p9`));
+    assert.ok(ttl > 50000 && ttl <= 60000, `kept 60 s: ${ttl}`);
+    assert.equal(claim('checker', arn, 'p8'), '1', 'another participant\'s is not claimed');
+  });
+
   // A claim always expires: a key there without a TTL (any type) is none of
   // usher's, and would otherwise keep that stop from ever being made.
   it('a key without a TTL at a stop\'s claim is no claim', () => {

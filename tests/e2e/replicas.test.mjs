@@ -38,7 +38,12 @@ describe('replications against IVS, two processes', () => {
       TOKEN_PRIVATE_KEY_FILE: key.file, AUTO_SCALE_ENABLED: 'true', MAX_VIEWERS_PER_STAGE: String(CAP),
       MAX_STAGES: '20', SCALER_INTERVAL_MS: '200', SCALER_LEASE_MS: '2000', SCALE_DOWN_COOLDOWN: '3600',
       REPLICATION_RETRY_MS: '200', PUBLISHER_POLL_INTERVAL: '1', RECONCILE_INTERVAL: '0', LOG_LEVEL: 'info',
-      ORPHAN_SWEEP_INTERVAL: '1', ORPHAN_GRACE: String(GRACE_S) });
+      ORPHAN_SWEEP_INTERVAL: '1', ORPHAN_GRACE: String(GRACE_S),
+      // The lease test stops a process (SIGSTOP) with a call to IVS under
+      // way until the other has acted, up to 15 s on a loaded machine: the
+      // call must outlive that pause, or it is tried afresh and answered
+      // after the other's stop (then there is nothing left to judge).
+      AWS_TIMEOUT_MS: '60000' });
     u1 = await Usher.start(redis, env);
     u2 = await Usher.start(redis, env);
     await waitFor(() => (master = redis.raw('GET', `${PREFIX}master_stage`)), { timeoutMs: 5000, what: 'the master' });
@@ -143,7 +148,10 @@ describe('replications against IVS, two processes', () => {
       // a reads its answer (listing it active) and Redis, and judges the
       // same: it stops it again, or says why not.
       await waitFor(() => stopsInto().length > 1 || /replication_unknown \S+ not acted on: the lease moved/.test(a.log),
-        { timeoutMs: 10000, what: 'a judging it' });
+        { timeoutMs: 10000, what: 'a judging it' }).catch((e) => {
+        throw new Error(`${e.message}; calls ${JSON.stringify(fake.callsOf('ListParticipantReplicas').slice(lists)
+          .map((c) => [c.status, c.time]))}\na's log:\n${a.log.slice(-1500)}\nb's log:\n${b.log.slice(-1500)}`);
+      });
       await sleep(1500);
     } finally {
       fake.pageLimit = pageLimit;

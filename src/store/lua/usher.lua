@@ -23,7 +23,7 @@
 
 -- Raise VERSION with every change to this file: a connecting usher replaces
 -- the library in Redis only when Redis holds an older one (store/redis.c).
-local VERSION = 18
+local VERSION = 19
 
 -- A stage's seating mode (stages/state.h names them in C). `stage_mode`
 -- holds only waiting and draining: no field means open.
@@ -682,7 +682,8 @@ end
 -- stage_remove: a stage ends, and everything it kept in Redis with it;
 -- viewers still seated lose their seats with the bookkeeping of a leave.
 -- ARGV: prefix, arn, lease holder ("" for an operator's DELETE, refused
--- while viewers remain).
+-- while viewers remain), how long the claim of its replication's stop
+-- lasts (ms, as replica_claim's).
 -- KEYS: scaler:lease, master_stage, stages, total_viewers, stage_info,
 -- stage_mode, stage_state, stage_tags, stage_endpoints, open_stages, stage_slot,
 -- slot_stage, stage_reconcile.
@@ -701,6 +702,15 @@ local function stage_remove(keys, args)
   local info = redis.call('HGET', key(c, 'stage_info'), arn)
   local parent = info and cjson.decode(info).parentStage or ''
   if type(parent) ~= 'string' then parent = '' end
+  -- Whoever removes a stage stops its replication (stages.c): that stop is
+  -- claimed here, in the step that forgets the stage, as replica_claim
+  -- would, so a replicas check that listed the replication still active
+  -- does not judge it unknown and stop it a second time.
+  local ok, st = pcall(cjson.decode, redis.call('HGET', key(c, 'stage_state'), arn) or '{}')
+  local participant = ok and type(st) == 'table' and st.participant
+  if parent ~= '' and type(participant) == 'string' and participant ~= '' then
+    redis.call('SET', c.P .. 'replica_stop:' .. arn .. ':' .. participant, '1', 'PX', tonumber(args[4]))
+  end
   local users = redis.call('HKEYS', seats)
   for i = 1, #users, 1000 do unseat(c, arn, {unpack(users, i, math.min(i + 999, #users))}) end
   redis.call('DEL', stage_key(c, 'viewer:heartbeat:', arn), stage_key(c, 'viewer:expiry:', arn),
