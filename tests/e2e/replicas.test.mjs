@@ -130,15 +130,21 @@ describe('replications against IVS, two processes', () => {
     const pageLimit = fake.pageLimit;
     const lists = fake.callsOf('ListParticipantReplicas').length;
     fake.pageLimit = Infinity;         // one page: a's whole answer is the delayed one
-    fake.delay('ListParticipantReplicas', 1000, { count: 1 });
+    fake.delay('ListParticipantReplicas', 60000, { count: 1 });
     try {
-      // a's next check has asked IVS (its answer delayed)...
-      await waitFor(() => fake.callsOf('ListParticipantReplicas').slice(lists).some((c) => c.status === 0),
+      // a's next check has asked IVS (its answer held until released, so
+      // it lists what starts now; any other call in flight may be answered
+      // before this test goes on, and would not)...
+      let held;
+      await waitFor(() => (held = fake.callsOf('ListParticipantReplicas').slice(lists).find((c) => c.delayed && c.status === 0)),
         { timeoutMs: 10000, what: 'the holder\'s check asking IVS', stepMs: 5 });
-      // ... a replication usher does not know starts (the answer lists it),
-      // and a stalls past its lease: b takes the lease and stops it.
+      // ... a replication usher does not know starts, a stalls past its
+      // lease, and IVS answers a's call, listing it (a reads the answer
+      // when it runs again): b takes the lease and stops it.
       fake.invoke('StartParticipantReplication', { sourceStageArn: master, destinationStageArn: other.arn, participantId: publisher });
       a.proc.kill('SIGSTOP');
+      fake.release();
+      await waitFor(() => held.status !== 0, { timeoutMs: 5000, what: 'the held call answered' });
       try {
         await waitFor(() => stopsInto().length > 0, { timeoutMs: 15000, what: 'the new holder stopping it' });
       } finally {

@@ -211,10 +211,23 @@ export class FakeIvs {
   // The next `count` calls act, then the connection is destroyed unanswered.
   dropAnswer(operation, { count = 1 } = {}) { this.faults.push({ kind: 'drop', operation, count }); }
   // The next `count` calls (all, by default) wait `ms` before acting.
-  // delay(operation, 0) removes the delay.
+  // delay(operation, 0) removes the delay. A call it held is marked
+  // `delayed` in calls; release() ends every wait under way at once.
   delay(operation, ms, { count = Infinity } = {}) {
     this.faults = this.faults.filter((f) => !(f.kind === 'delay' && f.operation === operation));
     if (ms > 0) this.faults.push({ kind: 'delay', operation, count, ms });
+  }
+  release() {
+    for (const end of this.#held) end();
+    this.#held.clear();
+  }
+  #held = new Set();
+  #hold(ms) {
+    return new Promise((resolve) => {
+      const end = () => { clearTimeout(timer); this.#held.delete(end); resolve(); };
+      const timer = setTimeout(end, ms);
+      this.#held.add(end);
+    });
   }
   // The next `count` calls (all, by default) act, then answer what `answer`
   // says instead of the real output, as a broken or hostile server would:
@@ -379,7 +392,10 @@ export class FakeIvs {
       drop = !!this.#takeFault('drop', operation);
       rewrite = this.#takeFault('rewrite', operation);
       const slow = this.#takeFault('delay', operation);
-      if (slow) await sleep(slow.ms);
+      if (slow) {
+        entry.delayed = true;            // a test may wait for this call's answer to be held
+        await this.#hold(slow.ms);
+      }
       let input;
       try { input = body.length ? JSON.parse(body.toString('utf8')) : {}; } catch {
         throw new IvsError('SerializationException', 'the body is not JSON');
