@@ -128,8 +128,14 @@ describe('replications against IVS, two processes', () => {
     const other = fake.createStage({ name: 'not-ushers-either' });
     const stopsInto = () => fake.callsOf('StopParticipantReplication').filter((c) => c.input?.destinationStageArn === other.arn);
     const pageLimit = fake.pageLimit;
-    const lists = fake.callsOf('ListParticipantReplicas').length;
     fake.pageLimit = Infinity;         // one page: a's whole answer is the delayed one
+    // A check under way may have read its first page before: its later
+    // pages, from an offset, would miss what starts now. Once one check has
+    // listed in a single page, the next call is a check's first and only.
+    const before = fake.callsOf('ListParticipantReplicas').length;
+    await waitFor(() => fake.callsOf('ListParticipantReplicas').slice(before)
+      .some((c) => c.status === 200 && !c.input?.nextToken), { timeoutMs: 10000, what: 'a check in one page' });
+    const lists = fake.callsOf('ListParticipantReplicas').length;
     fake.delay('ListParticipantReplicas', 60000, { count: 1 });
     try {
       // a's next check has asked IVS (its answer held until released, so
