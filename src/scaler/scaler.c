@@ -160,9 +160,11 @@ struct creation {
     char *parent;
 };
 
-/* Counts parent's stages being added up (by +1) or down (by -1). */
+/* Counts the stages being added, in all and from parent, up (by +1) or
+ * down (by -1). */
 static void count_adding(struct scaler *s, const char *parent, int by)
 {
+    s->creating += by;
     json_int_t n = json_integer_value(json_object_get(s->adding, parent)) + by;
     if (n > 0)
         json_object_set_new(s->adding, parent, json_integer(n));
@@ -177,7 +179,6 @@ static void created(void *arg, enum store_error err, json_t *info, const char *d
     count_adding(s, c->parent, -1);
     free(c->parent);
     free(c);
-    s->creating--;
     json_decref(info);
     if (err != STORE_OK) {
         log_warn("scaler: no stage added: %s", detail);
@@ -282,7 +283,6 @@ static void create_stage(struct scaler *s, const struct stage_view *v, size_t n,
     }
     c->s = s;
     count_adding(s, parent, +1);
-    s->creating++;
     s->created_in_window++;
     stage_create(s->app, &spec, created, c);
 }
