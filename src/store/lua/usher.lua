@@ -23,7 +23,7 @@
 
 -- Raise VERSION with every change to this file: a connecting usher replaces
 -- the library in Redis only when Redis holds an older one (store/redis.c).
-local VERSION = 19
+local VERSION = 20
 
 -- A stage's seating mode (stages/state.h names them in C). `stage_mode`
 -- holds only waiting and draining: no field means open.
@@ -46,6 +46,8 @@ local function key(c, name)
 end
 
 local function stage_key(c, name, arn) return c.P .. name .. arn end
+-- The claim of the stop of participant's replication into dest.
+local function stop_claim_key(c, dest, participant) return c.P .. 'replica_stop:' .. dest .. ':' .. participant end
 
 -- ---- stages --------------------------------------------------------------
 
@@ -709,7 +711,7 @@ local function stage_remove(keys, args)
   local ok, st = pcall(cjson.decode, redis.call('HGET', key(c, 'stage_state'), arn) or '{}')
   local participant = ok and type(st) == 'table' and st.participant
   if parent ~= '' and type(participant) == 'string' and participant ~= '' then
-    redis.call('SET', c.P .. 'replica_stop:' .. arn .. ':' .. participant, '1', 'PX', tonumber(args[4]))
+    redis.call('SET', stop_claim_key(c, arn, participant), '1', 'PX', tonumber(args[4]))
   end
   local users = redis.call('HKEYS', seats)
   for i = 1, #users, 1000 do unseat(c, arn, {unpack(users, i, math.min(i + 999, #users))}) end
@@ -1041,7 +1043,7 @@ end
 local function replica_claim(keys, args)
   local c = context(keys, args)
   fence(c, args[2])
-  local k = c.P .. 'replica_stop:' .. args[3] .. ':' .. args[4]
+  local k = stop_claim_key(c, args[3], args[4])
   -- A claim always expires: a key there without a TTL (of any type) is a
   -- foreign write, not a claim, and would keep the stop from ever being made.
   if redis.call('PTTL', k) == -1 then redis.call('DEL', k) end
