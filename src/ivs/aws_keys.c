@@ -142,9 +142,11 @@ static void keys_listed(void *arg, const struct aws_result *r)
         return;
     }
     size_t i;
-    json_array_foreach(keys, i, k)
-        if (json_string_value(json_object_get(k, "arn")))
-            json_array_append(o->found, json_object_get(k, "arn"));
+    json_array_foreach(keys, i, k) {
+        json_t *arn = json_object_get(k, "arn");
+        if (json_is_string(arn) && !op_keep(o, r, json_incref(arn)))
+            return;
+    }
     if (next)
         op_call(o, "ListPublicKeys",
                 json_pack("{s:i, s:s}", "maxResults", PAGE_MAX, "nextToken", next), keys_listed);

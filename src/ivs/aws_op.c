@@ -192,14 +192,27 @@ const json_t *op_page(struct op *o, const struct aws_result *r, const char *name
                  o->pages);
     free(o->token);
     o->token = more ? strdup(token) : NULL;
-    if (!what[0] && more && !o->token)
-        snprintf(what, sizeof what, "a nextToken usher had no memory to keep");
-    if (what[0]) {
-        *error = op_refused(o, r, what);
+    if (what[0] || (more && !o->token)) {
+        *error = what[0] ? op_refused(o, r, what) : op_short(o, r);
         return NULL;
     }
     *next = o->token;
     return list;
+}
+
+bool op_keep(struct op *o, const struct aws_result *r, json_t *item)
+{
+    if (json_array_append_new(o->found, item) == 0)
+        return true;
+    op_end(o, op_short(o, r), NULL, NULL);
+    return false;
+}
+
+const char *op_short(struct op *o, const struct aws_result *r)
+{
+    snprintf(o->error, sizeof o->error,
+             "%s: out of memory keeping a page (the list would have been short)", r->operation);
+    return o->error;
 }
 
 bool op_arns(struct op *o, const char *source, const char *dest)

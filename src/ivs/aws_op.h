@@ -99,9 +99,21 @@ const json_t *op_answered(struct op *o, const struct aws_result *r, const char *
  * nextToken (NULL at the end; borrowed from o). NULL with *error set when
  * the call failed, or the answer is not a page IVS would give: no `name`
  * array, more than `asked` items, the nextToken of the page before again,
- * or more than max_pages pages (a list that never ends). */
+ * or more than max_pages pages (a list that never ends); or when there is
+ * no memory to keep its nextToken (op_short: never the end of the list). */
 const json_t *op_page(struct op *o, const struct aws_result *r, const char *name, size_t asked,
                       int max_pages, const char **next, const char **error);
+
+/* Keeps one item of a page (item stolen; NULL: no memory to make it) at
+ * the end of o->found. False, with o ended with op_short's words, when
+ * there is no memory for it: a list short of an item must never pass for
+ * the whole list, as callers stop or forget what a list does not name
+ * (a replication, a stage). */
+bool op_keep(struct op *o, const struct aws_result *r, json_t *item);
+
+/* Words for a page usher had no memory to keep whole, kept in o->error:
+ * "<operation>: out of memory keeping a page (...)". */
+const char *op_short(struct op *o, const struct aws_result *r);
 
 /* An aws_call_fn for a call whose target may be gone already (a stage
  * deleted, a participant disconnected): success or 404 end o without

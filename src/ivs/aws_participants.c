@@ -58,10 +58,9 @@ static void participants_listed(void *arg, const struct aws_result *r);
 
 static void list_participants(struct op *o, const char *session, const char *next)
 {
-    json_t *body = json_pack("{s:s, s:s, s:b, s:i}", "stageArn", o->source, "sessionId", session,
-                             "filterByPublished", 1, "maxResults", PAGE_MAX);
-    if (body && next)
-        json_object_set_new(body, "nextToken", json_string(next));
+    json_t *body = json_pack("{s:s, s:s, s:b, s:i, s:s*}", "stageArn", o->source, "sessionId",
+                             session, "filterByPublished", 1, "maxResults", PAGE_MAX,
+                             "nextToken", next);
     if (session != o->session)
         snprintf(o->session, sizeof o->session, "%s", session);
     op_call(o, "ListParticipants", body, participants_listed);
@@ -150,9 +149,10 @@ void aws_find_publisher(struct stage_provider *p, const char *arn, provider_text
  * Participants: who is in a stage, and disconnecting one
  * --------------------------------------------------------------------- */
 
-/* IVS's ParticipantSummary, kept as {id, userId, state, firstJoinTime,
- * published, replica} (firstJoinTime as ISO 8601 text whether IVS sent a
- * string or epoch seconds). NULL when it has no participant id. */
+/* IVS's ParticipantSummary pt, whose participantId is valid, kept as {id,
+ * userId, state, firstJoinTime, published, replica} (firstJoinTime as ISO
+ * 8601 text whether IVS sent a string or epoch seconds). NULL when out of
+ * memory. */
 static json_t *participant_kept(const json_t *pt)
 {
     const char *id = json_string_value(json_object_get(pt, "participantId"));
@@ -166,8 +166,6 @@ static json_t *participant_kept(const json_t *pt)
     else if (json_is_number(first) && json_number_value(first) >= 0 &&
              json_number_value(first) < EPOCH_S_MAX)
         clock_iso8601((int64_t)(json_number_value(first) * 1000), when, sizeof when);
-    if (!id || !valid_participant_id(id))
-        return NULL;
     return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b}", "id", id, "userId", user ? user : "",
                      "state", state ? state : "", "firstJoinTime", when,
                      "published", json_is_true(json_object_get(pt, "published")),
@@ -180,13 +178,11 @@ static void page_listed(void *arg, const struct aws_result *r);
 static void page_ask(struct op *o)
 {
     const struct participant_query *q = &o->query;
-    json_t *body = json_pack("{s:s, s:s, s:i}", "stageArn", o->source, "sessionId", o->session,
-                             "maxResults", (int)q->max_results);
-    if (body && q->connected_only)
-        json_object_set_new(body, "filterByState", json_string("CONNECTED"));
-    if (body && o->next)
-        json_object_set_new(body, "nextToken", json_string(o->next));
-    op_call(o, "ListParticipants", body, page_listed);
+    op_call(o, "ListParticipants",
+            json_pack("{s:s, s:s, s:i, s:s*, s:s*}", "stageArn", o->source, "sessionId",
+                      o->session, "maxResults", (int)q->max_results, "filterByState",
+                      q->connected_only ? "CONNECTED" : NULL, "nextToken", o->next),
+            page_listed);
 }
 
 static void page_listed(void *arg, const struct aws_result *r)
@@ -200,13 +196,17 @@ static void page_listed(void *arg, const struct aws_result *r)
         return;
     }
     size_t i;
-    json_array_foreach(list, i, pt) {
-        json_t *kept = participant_kept(pt);
-        if (kept)
-            json_array_append_new(o->found, kept);
+    json_array_foreach(list, i, pt) {    /* one without a participant id is no one's */
+        const char *id = json_string_value(json_object_get(pt, "participantId"));
+        if (id && valid_participant_id(id) && !op_keep(o, r, participant_kept(pt)))
+            return;
     }
     free(o->next);
-    o->next = next ? strdup(next) : NULL;
+    o->next = NULL;
+    if (next && !(o->next = strdup(next))) {    /* not the end of the list */
+        op_end(o, op_short(o, r), NULL, NULL);
+        return;
+    }
     if (o->next && o->query.all_pages)
         page_ask(o);
     else
@@ -262,8 +262,8 @@ void aws_disconnect_participant(struct stage_provider *p, const char *arn,
     struct op *o = OP(OP_DONE, done);
     if (!o)
         return;
-    json_t *body = json_pack("{s:s, s:s}", "stageArn", arn, "participantId", participant_id);
-    if (body && reason && *reason)
-        json_object_set_new(body, "reason", json_string(reason));
-    op_call(o, "DisconnectParticipant", body, op_gone);
+    op_call(o, "DisconnectParticipant",
+            json_pack("{s:s, s:s, s:s*}", "stageArn", arn, "participantId", participant_id,
+                      "reason", reason && *reason ? reason : NULL),
+            op_gone);
 }

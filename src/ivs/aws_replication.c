@@ -112,11 +112,10 @@ static void replicas_listed(void *arg, const struct aws_result *r);
 /* One ListParticipantReplicas call, from page token next (NULL: the first). */
 static void replicas_ask(struct op *o, const char *next)
 {
-    json_t *body = json_pack("{s:s, s:s, s:i}", "sourceStageArn", o->source, "participantId",
-                             o->participant, "maxResults", REPLICAS_PAGE_MAX);
-    if (body && next)
-        json_object_set_new(body, "nextToken", json_string(next));
-    op_call(o, "ListParticipantReplicas", body, replicas_listed);
+    op_call(o, "ListParticipantReplicas",
+            json_pack("{s:s, s:s, s:i, s:s*}", "sourceStageArn", o->source, "participantId",
+                      o->participant, "maxResults", REPLICAS_PAGE_MAX, "nextToken", next),
+            replicas_listed);
 }
 
 /* What is wrong with a ParticipantReplica, or NULL: a destinationStageArn
@@ -152,9 +151,10 @@ static void replicas_listed(void *arg, const struct aws_result *r)
             op_end(o, op_refused(o, r, fault), NULL, NULL);
             return;
         }
-        json_array_append_new(o->found, json_pack("{s:s, s:s, s:b}", "dest", dest, "session",
-                                                  session ? session : "", "active",
-                                                  state && strcmp(state, "ACTIVE") == 0));
+        if (!op_keep(o, r, json_pack("{s:s, s:s, s:b}", "dest", dest, "session",
+                                     session ? session : "", "active",
+                                     state && strcmp(state, "ACTIVE") == 0)))
+            return;
     }
     if (next)
         replicas_ask(o, next);

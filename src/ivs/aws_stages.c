@@ -167,7 +167,8 @@ static void stages_listed(void *arg, const struct aws_result *r)
             op_end(o, op_refused(o, r, fault), NULL, NULL);
             return;
         }
-        json_array_append(o->found, (json_t *)s);
+        if (!op_keep(o, r, json_incref((json_t *)s)))
+            return;
     }
     if (!next) {
         op_end(o, NULL, NULL, NULL);
