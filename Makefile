@@ -53,8 +53,9 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(DBG)/tests/unit/%,$(wildcard tests/uni
 $(DBG)/tests/unit/%: tests/unit/%.c $(APP_SRC:%.c=$(DBG)/%.o) $(GEN_OBJ:%=$(DBG)/%)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -O1 -g $(SAN) -o $@ $^ $(LDLIBS) -lcmocka $(UNIT_LDFLAGS)
-# test_aws_op makes calloc fail on purpose (out of memory for an operation).
-$(DBG)/tests/unit/test_aws_op: UNIT_LDFLAGS = -Wl,--wrap=calloc
+# test_aws_op makes calloc and strdup fail on purpose (out of memory for an
+# operation, for a page of a list).
+$(DBG)/tests/unit/test_aws_op: UNIT_LDFLAGS = -Wl,--wrap=calloc -Wl,--wrap=strdup
 
 deps:
 	@sh scripts/deps.sh

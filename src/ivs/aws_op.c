@@ -200,6 +200,15 @@ const json_t *op_page(struct op *o, const struct aws_result *r, const char *name
     return list;
 }
 
+json_t *op_member(json_t *body, const char *name, const char *value)
+{
+    if (body && value && json_object_set_new(body, name, json_string(value)) < 0) {
+        json_decref(body);
+        return NULL;
+    }
+    return body;
+}
+
 bool op_keep(struct op *o, const struct aws_result *r, json_t *item)
 {
     if (json_array_append_new(o->found, item) == 0)

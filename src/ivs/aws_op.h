@@ -80,6 +80,13 @@ bool op_arns(struct op *o, const char *source, const char *dest);
  * hears the answer with o. Returns 0, or -1 with o ended (later). */
 int op_call(struct op *o, const char *operation, json_t *body, aws_call_fn next);
 
+/* body (stolen) with member name set to the string value, when value is
+ * not NULL; NULL (body freed) when out of memory or body is NULL. A body
+ * short of a member must never be sent: a page asked without its
+ * nextToken is the first page again. (jansson's "s*" drops a member whose
+ * string it had no memory for, so it is not used for these.) */
+json_t *op_member(json_t *body, const char *name, const char *value);
+
 /* Words for a failed call, kept in o->error: "CreateStage:
  * ServiceQuotaExceededException (quota_exceeded): stages per region: 1000
  * reached" (IVS names the quota in a 402's message). A 402 is also kept

@@ -58,12 +58,11 @@ static void participants_listed(void *arg, const struct aws_result *r);
 
 static void list_participants(struct op *o, const char *session, const char *next)
 {
-    json_t *body = json_pack("{s:s, s:s, s:b, s:i, s:s*}", "stageArn", o->source, "sessionId",
-                             session, "filterByPublished", 1, "maxResults", PAGE_MAX,
-                             "nextToken", next);
+    json_t *body = json_pack("{s:s, s:s, s:b, s:i}", "stageArn", o->source, "sessionId", session,
+                             "filterByPublished", 1, "maxResults", PAGE_MAX);
     if (session != o->session)
         snprintf(o->session, sizeof o->session, "%s", session);
-    op_call(o, "ListParticipants", body, participants_listed);
+    op_call(o, "ListParticipants", op_member(body, "nextToken", next), participants_listed);
 }
 
 static void participants_listed(void *arg, const struct aws_result *r)
@@ -178,11 +177,10 @@ static void page_listed(void *arg, const struct aws_result *r);
 static void page_ask(struct op *o)
 {
     const struct participant_query *q = &o->query;
-    op_call(o, "ListParticipants",
-            json_pack("{s:s, s:s, s:i, s:s*, s:s*}", "stageArn", o->source, "sessionId",
-                      o->session, "maxResults", (int)q->max_results, "filterByState",
-                      q->connected_only ? "CONNECTED" : NULL, "nextToken", o->next),
-            page_listed);
+    json_t *body = json_pack("{s:s, s:s, s:i}", "stageArn", o->source, "sessionId", o->session,
+                             "maxResults", (int)q->max_results);
+    body = op_member(body, "filterByState", q->connected_only ? "CONNECTED" : NULL);
+    op_call(o, "ListParticipants", op_member(body, "nextToken", o->next), page_listed);
 }
 
 static void page_listed(void *arg, const struct aws_result *r)
@@ -262,8 +260,7 @@ void aws_disconnect_participant(struct stage_provider *p, const char *arn,
     struct op *o = OP(OP_DONE, done);
     if (!o)
         return;
-    op_call(o, "DisconnectParticipant",
-            json_pack("{s:s, s:s, s:s*}", "stageArn", arn, "participantId", participant_id,
-                      "reason", reason && *reason ? reason : NULL),
+    json_t *body = json_pack("{s:s, s:s}", "stageArn", arn, "participantId", participant_id);
+    op_call(o, "DisconnectParticipant", op_member(body, "reason", reason && *reason ? reason : NULL),
             op_gone);
 }

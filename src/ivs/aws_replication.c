@@ -112,10 +112,9 @@ static void replicas_listed(void *arg, const struct aws_result *r);
 /* One ListParticipantReplicas call, from page token next (NULL: the first). */
 static void replicas_ask(struct op *o, const char *next)
 {
-    op_call(o, "ListParticipantReplicas",
-            json_pack("{s:s, s:s, s:i, s:s*}", "sourceStageArn", o->source, "participantId",
-                      o->participant, "maxResults", REPLICAS_PAGE_MAX, "nextToken", next),
-            replicas_listed);
+    json_t *body = json_pack("{s:s, s:s, s:i}", "sourceStageArn", o->source, "participantId",
+                             o->participant, "maxResults", REPLICAS_PAGE_MAX);
+    op_call(o, "ListParticipantReplicas", op_member(body, "nextToken", next), replicas_listed);
 }
 
 /* What is wrong with a ParticipantReplica, or NULL: a destinationStageArn
