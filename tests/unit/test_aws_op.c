@@ -6,7 +6,7 @@
  *    IVS client is needed, as no call is made.
  * 2. A listing (ListStages, ListParticipants all pages,
  *    ListParticipantReplicas), read from a fake IVS on loopback (an evhttp
- *    server on the test's loop) in three pages, is given one failed
+ *    server on the test's loop) in three pages (9 items), is given one failed
  *    allocation at each point in turn, from the first to past the last:
  *    each time the caller hears once, either an error and no list, or the
  *    whole list; never a list that is short (callers stop replications
@@ -156,8 +156,11 @@ static void test_no_memory_for_the_op(void **state)
 /* ---- listings read from a fake IVS, one allocation failing ---- */
 
 #define SESSION "st-abcdefghijklm"
-#define PAGES 3                      /* pages of every list: 2 items, 2 items, 1 item */
-#define WHOLE 5                      /* items in all */
+/* Every list: 3 pages, of 4, 4 and 1 items; 9 in all, one more than a
+ * jansson array holds before it grows. */
+#define PAGES 3
+#define PAGE_ITEMS 4
+#define WHOLE (PAGE_ITEMS * (PAGES - 1) + 1)
 
 static struct {
     struct event_base *base;
@@ -197,7 +200,7 @@ static void on_ivs(struct evhttp_request *req, void *arg)
                                                                : "replicas";
     int n = strstr(body, "\"t1\"") ? 1 : strstr(body, "\"t2\"") ? 2 : 0;
     int len = snprintf(page, sizeof page, "{\"%s\":[", name);
-    for (int i = 0; i < (n == PAGES - 1 ? 1 : 2); i++) {
+    for (int i = 0; i < (n == PAGES - 1 ? 1 : PAGE_ITEMS); i++) {
         len += i ? snprintf(page + len, sizeof page - (size_t)len, ",") : 0;
         len += item(page + len, sizeof page - (size_t)len, name, n, i);
     }
@@ -279,7 +282,7 @@ static void list_stages(struct stage_provider *p, struct heard *h)
 
 static void list_participants(struct stage_provider *p, struct heard *h)
 {
-    const struct participant_query q = {.arn = ARN, .session = SESSION, .max_results = 2,
+    const struct participant_query q = {.arn = ARN, .session = SESSION, .max_results = PAGE_ITEMS,
                                         .all_pages = true};
     p->ops->list_participants(p, &q, on_page, h);
 }
