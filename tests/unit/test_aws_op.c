@@ -5,12 +5,14 @@
  *    when there is no memory for the operation itself (op_new fails); no
  *    IVS client is needed, as no call is made.
  * 2. A listing (ListStages, ListParticipants all pages,
- *    ListParticipantReplicas), read from a fake IVS on loopback (an evhttp
- *    server on the test's loop) in three pages (9 items), is given one failed
- *    allocation at each point in turn, from the first to past the last:
- *    each time the caller hears once, either an error and no list, or the
- *    whole list; never a list that is short (callers stop replications
- *    and forget stages a list does not name). ASan checks nothing leaks.
+ *    ListParticipantReplicas, and the publisher search's ListParticipants),
+ *    read from a fake IVS on loopback (an evhttp server on the test's
+ *    loop) in three pages (9 items), is given one failed allocation at
+ *    each point in turn, from the first to past the last: each time the
+ *    caller hears once, either an error and no list, or the whole list
+ *    (the publisher, on the last page); never a list that is short
+ *    (callers stop replications and forget stages a list does not name).
+ *    ASan checks nothing leaks.
  *
  * calloc and strdup are wrapped at link time (-Wl,--wrap=calloc,
  * --wrap=strdup, Makefile) and jansson's allocator set
@@ -74,6 +76,7 @@ struct heard {
     int calls;
     bool had_result;                 /* a stage, list or text came with it */
     size_t n;                        /* items of a list */
+    char text[80];                   /* the text that came */
     char error[400];
 };
 
@@ -93,7 +96,11 @@ static void on_list(void *arg, const struct provider_stage *s, size_t n, const c
     heard(arg, error, s != NULL || n);
     ((struct heard *)arg)->n = n;
 }
-static void on_text(void *arg, const char *text, const char *error) { heard(arg, error, text != NULL); }
+static void on_text(void *arg, const char *text, const char *error)
+{
+    heard(arg, error, text != NULL);
+    snprintf(((struct heard *)arg)->text, sizeof ((struct heard *)arg)->text, "%s", text ? text : "");
+}
 static void on_page(void *arg, const struct participant_page *page, const char *error)
 {
     heard(arg, error, page != NULL);
@@ -161,6 +168,7 @@ static void test_no_memory_for_the_op(void **state)
 #define PAGES 3
 #define PAGE_ITEMS 4
 #define WHOLE (PAGE_ITEMS * (PAGES - 1) + 1)
+#define PUBLISHER "p20"              /* the one participant published: the last page's */
 
 static struct {
     struct event_base *base;
@@ -177,17 +185,18 @@ static int item(char *out, size_t len, const char *name, int n, int i)
                         "\"usher:stream\":\"test\"}}", n, i);
     if (strcmp(name, "participants") == 0)
         return snprintf(out, len, "{\"participantId\":\"p%d%d\",\"userId\":\"u%d%d\","
-                        "\"state\":\"CONNECTED\",\"published\":false,"
-                        "\"firstJoinTime\":\"2026-01-01T00:00:00Z\"}", n, i, n, i);
+                        "\"state\":\"CONNECTED\",\"published\":%s,"
+                        "\"firstJoinTime\":\"2026-01-01T00:00:00Z\"}", n, i, n, i,
+                        n == PAGES - 1 ? "true" : "false");
     return snprintf(out, len, "{\"destinationStageArn\":\"arn:aws:ivs:us-east-1:123456789012:"
                     "stage/d%d%d\",\"destinationSessionId\":\"" SESSION "\","
                     "\"replicationState\":\"ACTIVE\"}", n, i);
 }
 
 /* Answers /ListStages, /ListParticipants, /ListParticipantReplicas with
- * the page the request's nextToken names ("t1", "t2"; none: the first).
- * Written without calloc, strdup or jansson: only usher's allocations
- * are counted and failed. */
+ * the page the request's nextToken names ("t1", "t2"; none: the first),
+ * /GetStage with a stage in session SESSION. Written without calloc,
+ * strdup or jansson: only usher's allocations are counted and failed. */
 static void on_ivs(struct evhttp_request *req, void *arg)
 {
     (void)arg;
@@ -195,6 +204,13 @@ static void on_ivs(struct evhttp_request *req, void *arg)
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     evbuffer_copyout(in, body, sizeof body - 1);
     const char *uri = evhttp_request_get_uri(req);
+    if (strcmp(uri, "/GetStage") == 0) {
+        snprintf(page, sizeof page, "{\"stage\":{\"arn\":\"" ARN "\","
+                 "\"activeSessionId\":\"" SESSION "\"}}");
+        evbuffer_add(evhttp_request_get_output_buffer(req), page, strlen(page));
+        evhttp_send_reply(req, 200, "OK", NULL);
+        return;
+    }
     const char *name = strcmp(uri, "/ListStages") == 0         ? "stages"
                        : strcmp(uri, "/ListParticipants") == 0 ? "participants"
                                                                : "replicas";
@@ -292,6 +308,15 @@ static void list_replicas(struct stage_provider *p, struct heard *h)
     p->ops->list_replicas(p, ARN, "p1", on_replicas, h);
 }
 
+/* The publisher search pages ListParticipants until one is published. */
+static void find_publisher(struct stage_provider *p, struct heard *h)
+{
+    p->ops->find_publisher(p, ARN, on_text, h);
+}
+
+static bool whole_list(const struct heard *h) { return h->n == WHOLE; }
+static bool publisher_found(const struct heard *h) { return strcmp(h->text, PUBLISHER) == 0; }
+
 /* Lists once with allocation number k failing (none when k < 0). */
 static struct heard list_once(struct stage_provider *p, list_fn list, long k, bool *failed)
 {
@@ -312,25 +337,26 @@ static struct heard list_once(struct stage_provider *p, list_fn list, long k, bo
  * allocations than the one asked to fail: the caller hears once, an
  * error or the whole list. A page's items left unkept must have been
  * among the failures seen ("keeping a page"). */
-static void sweep(struct stage_provider *p, list_fn list, const char *what)
+static void sweep(struct stage_provider *p, list_fn list, bool (*whole)(const struct heard *),
+                  const char *what)
 {
     bool failed;
     struct heard h = list_once(p, list, -1, &failed);
     assert_string_equal(h.error, "");
-    assert_int_equal(h.n, WHOLE);
+    assert_true(whole(&h));
     int errors = 0, kept_short = 0;
     for (long k = 0; failed || k == 0; k++) {
         h = list_once(p, list, k, &failed);
-        if (h.calls != 1 || (h.error[0] ? h.had_result : h.n != WHOLE))
-            print_error("%s, allocation %ld failing: %d calls, %zu items, error \"%s\"\n", what,
-                        k, h.calls, h.n, h.error);
+        if (h.calls != 1 || (h.error[0] ? h.had_result : !whole(&h)))
+            print_error("%s, allocation %ld failing: %d calls, %zu items, text \"%s\", "
+                        "error \"%s\"\n", what, k, h.calls, h.n, h.text, h.error);
         assert_int_equal(h.calls, 1);
         if (h.error[0]) {
             assert_false(h.had_result);
             errors++;
             kept_short += strstr(h.error, "keeping a page") != NULL;
         } else {
-            assert_int_equal(h.n, WHOLE);
+            assert_true(whole(&h));
         }
     }
     print_message("%s: %d runs failed with an error, %d keeping a page\n", what, errors,
@@ -344,9 +370,10 @@ static void test_no_memory_for_a_page(void **state)
     struct config cfg;
     json_set_alloc_funcs(json_alloc, free);
     struct stage_provider *p = provider_on_fake(&cfg);
-    sweep(p, list_stages, "ListStages");
-    sweep(p, list_participants, "ListParticipants");
-    sweep(p, list_replicas, "ListParticipantReplicas");
+    sweep(p, list_stages, whole_list, "ListStages");
+    sweep(p, list_participants, whole_list, "ListParticipants");
+    sweep(p, list_replicas, whole_list, "ListParticipantReplicas");
+    sweep(p, find_publisher, publisher_found, "the publisher search (GetStage, ListParticipants)");
     p->ops->free(p);
     evhttp_free(ivs.http);
     event_base_free(ivs.base);
