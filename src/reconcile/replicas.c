@@ -297,9 +297,12 @@ static void listed(void *arg, const struct provider_replica *items, size_t n, co
         check_end(x, error ? error : alive(x) ? "out of memory" : NULL);
         return;
     }
-    for (size_t i = 0; i < n; i++)
-        if (items[i].active && items[i].dest)
-            json_object_set_new(x->active, items[i].dest, json_true());
+    for (size_t i = 0; i < n; i++)   /* one left out would be judged lost or let run */
+        if (items[i].active && items[i].dest &&
+            json_object_set_new(x->active, items[i].dest, json_true()) < 0) {
+            check_end(x, "out of memory");
+            return;
+        }
     /* Redis is read after IVS: a stage is recorded before its replication
      * starts, so every replication listed has its record by now. */
     store_stats(x->app->store, viewed, x);

@@ -99,8 +99,9 @@ static void judge(struct orphans *o, const struct stats_view *v)
     json_t *candidates = json_array(), *arn;
     size_t i;
     json_array_foreach(o->listed, i, arn)
-        if (candidates && !recorded(o, v, json_string_value(arn)))
-            json_array_append(candidates, arn);
+        if (candidates && !recorded(o, v, json_string_value(arn)) &&
+            json_array_append(candidates, arn) < 0)
+            json_decref(candidates), candidates = NULL;
     char *text = candidates ? json_dumps(candidates, JSON_COMPACT) : NULL;
     json_decref(candidates);
     if (!text) {
@@ -135,7 +136,11 @@ static void listed(void *arg, const struct provider_stage *stages, size_t n, con
         return;
     }
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(o->listed, json_string(stages[i].arn));
+        if (json_array_append_new(o->listed, json_string(stages[i].arn)) < 0) {
+            log_warn("orphan sweep: out of memory");    /* a stage left out is judged by no one */
+            sweep_end(o);
+            return;
+        }
     /* Redis read after the list: a stage recorded meanwhile is seen. */
     store_stats(o->app->store, viewed, o);
 }
