@@ -511,6 +511,17 @@ static int on_body(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* A chunk announced larger than the body may still grow is refused at once,
+ * as a Content-Length over the limit is, not after its bytes arrive or the
+ * read deadline passes. http_parser holds the chunk's size in content_length. */
+static int on_chunk_header(http_parser *p)
+{
+    struct http_conn *c = p->data;
+    if (p->content_length > (uint64_t)c->l->limits.max_body_bytes - c->m->body.len)
+        return fail(c, 413, "PAYLOAD_TOO_LARGE", c->l->too_large);
+    return 0;
+}
+
 static int on_message_complete(http_parser *p)
 {
     struct http_conn *c = p->data;
@@ -992,6 +1003,7 @@ static void init_settings(http_parser_settings *s)
     s->on_header_value = on_header_value;
     s->on_headers_complete = on_headers_complete;
     s->on_body = on_body;
+    s->on_chunk_header = on_chunk_header;
     s->on_message_complete = on_message_complete;
 }
 
