@@ -487,13 +487,24 @@ static int expect_continue(struct http_conn *c)
     return 0;
 }
 
+/* How many of c's headers are named name. */
+static size_t header_count(const struct http_conn *c, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->nhdr; i++)
+        n += strcasecmp(c->m->head.p + c->m->hdr[i].name, name) == 0;
+    return n;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     struct http_conn *c = p->data;
     if (head_end(c) != 0 || split_url(c) != 0)
         return -1;
-    if (p->http_major == 1 && p->http_minor >= 1 && !http_conn_header(c, "Host"))
-        return fail(c, 400, "VALIDATION_ERROR", "an HTTP/1.1 request must have a Host header");
+    /* RFC 9112 §3.2: none in HTTP/1.1, or more than one, is a 400. */
+    size_t hosts = header_count(c, "Host");
+    if ((p->http_major == 1 && p->http_minor >= 1 && hosts == 0) || hosts > 1)
+        return fail(c, 400, "VALIDATION_ERROR", "an HTTP/1.1 request must have one Host header");
     if (!(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX &&
         p->content_length > (uint64_t)c->l->limits.max_body_bytes)
         return fail(c, 413, "PAYLOAD_TOO_LARGE", c->l->too_large);

@@ -3,7 +3,7 @@
 // comes back, and whether the connection stays open or is closed.
 //
 // Covered: pipelining (answers in order), keep-alive reuse, HTTP/1.0 with
-// and without keep-alive, absent Host, Content-Length together with
+// and without keep-alive, absent or repeated Host, Content-Length together with
 // Transfer-Encoding, negative / non-numeric / repeated Content-Length,
 // chunked bodies (within and over the limit, a chunk announced over it), Expect: 100-continue, header
 // size, count and line limits, control bytes in the path, unknown methods,
@@ -180,6 +180,10 @@ describe('HTTP/1.1 at its edges', () => {
 
   it('HTTP/1.1 without Host is 400', async () => {
     await refusedAndClosed(port, ['GET /health HTTP/1.1\r\n\r\n'], 400, 'VALIDATION_ERROR');
+  });
+
+  it('two Host headers are 400', async () => {
+    await refusedAndClosed(port, ['GET /health HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n'], 400, 'VALIDATION_ERROR');
   });
 
   it('Content-Length with Transfer-Encoding: chunked is 400 and close', async () => {
