@@ -15,7 +15,8 @@
  *            LINGER_MS (closing at once would reset the connection and
  *            could destroy the answer before the client read it).
  * Deadlines are checked by one timer per listener every SWEEP_MS, so no
- * request pays for a timer of its own. */
+ * request pays for a timer of its own. The same timer resumes accepting
+ * after accept() failed (file descriptors used up, on_accept_error). */
 #include "http/conn.h"
 
 #include <errno.h>
@@ -45,6 +46,7 @@
 #define HTTP_OUT_HIGH HTTP_STREAM_MAX_QUEUED  /* queued answer bytes that stop reading further requests */
 #define LINGER_MS 2000
 #define SWEEP_MS 250
+#define ACCEPT_WARN_EVERY_MS 10000  /* at most one "accept() failed" line per this */
 #define MEM_FREE_MAX 64             /* buffers a listener keeps for later requests */
 #define MEM_KEEP_CAP (16 * 1024)    /* a buffer grown past this is freed, not kept */
 
@@ -122,6 +124,8 @@ struct http_listener {
     int nfree_mem;
     int inflight;
     bool stopping;
+    bool accept_paused;             /* accept() failed; resumed by the next sweep */
+    int64_t accept_warned_ms;       /* when that was last logged (mono_ms), 0 = never */
     int64_t date_s;
     char date[40];                  /* "Date: ..." of date_s */
     char too_large[80];             /* the 413 message */
@@ -483,13 +487,24 @@ static int expect_continue(struct http_conn *c)
     return 0;
 }
 
+/* How many of c's headers are named name. */
+static size_t header_count(const struct http_conn *c, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->nhdr; i++)
+        n += strcasecmp(c->m->head.p + c->m->hdr[i].name, name) == 0;
+    return n;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     struct http_conn *c = p->data;
     if (head_end(c) != 0 || split_url(c) != 0)
         return -1;
-    if (p->http_major == 1 && p->http_minor >= 1 && !http_conn_header(c, "Host"))
-        return fail(c, 400, "VALIDATION_ERROR", "an HTTP/1.1 request must have a Host header");
+    /* RFC 9112 §3.2: none in HTTP/1.1, or more than one, is a 400. */
+    size_t hosts = header_count(c, "Host");
+    if ((p->http_major == 1 && p->http_minor >= 1 && hosts == 0) || hosts > 1)
+        return fail(c, 400, "VALIDATION_ERROR", "an HTTP/1.1 request must have one Host header");
     if (!(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX &&
         p->content_length > (uint64_t)c->l->limits.max_body_bytes)
         return fail(c, 413, "PAYLOAD_TOO_LARGE", c->l->too_large);
@@ -503,6 +518,17 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct http_conn *c = p->data;
     if (buf_add(&c->m->body, at, len, (size_t)c->l->limits.max_body_bytes) != 0)
+        return fail(c, 413, "PAYLOAD_TOO_LARGE", c->l->too_large);
+    return 0;
+}
+
+/* A chunk announced larger than the body may still grow is refused at once,
+ * as a Content-Length over the limit is, not after its bytes arrive or the
+ * read deadline passes. http_parser holds the chunk's size in content_length. */
+static int on_chunk_header(http_parser *p)
+{
+    struct http_conn *c = p->data;
+    if (p->content_length > (uint64_t)c->l->limits.max_body_bytes - c->m->body.len)
         return fail(c, 413, "PAYLOAD_TOO_LARGE", c->l->too_large);
     return 0;
 }
@@ -879,6 +905,10 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     struct http_listener *l = arg;
     int64_t now = mono_ms();
+    if (l->accept_paused && l->lev) {
+        l->accept_paused = false;
+        evconnlistener_enable(l->lev);
+    }
     struct http_conn *next;
     for (struct http_conn *c = TAILQ_FIRST(&l->conns); c; c = next) {
         next = TAILQ_NEXT(c, link);
@@ -927,6 +957,29 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     read_on(c, true);
 }
 
+/* accept() failed for a reason libevent does not retry by itself: EMFILE /
+ * ENFILE (file descriptors used up, e.g. by a flood of connections) or
+ * ENOBUFS / ENOMEM. The listening socket stays readable, so without this
+ * libevent would call accept() again at once, forever: a busy loop that
+ * starves every other event, and a log line per turn. Accepting pauses
+ * until the next sweep (SWEEP_MS) instead; meanwhile new connections wait
+ * in the kernel's backlog and idle ones reaching their deadline free
+ * descriptors. Logged at most once per ACCEPT_WARN_EVERY_MS. */
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+    struct http_listener *l = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    int64_t now = mono_ms();
+    evconnlistener_disable(lev);
+    l->accept_paused = true;
+    if (l->accept_warned_ms == 0 || now - l->accept_warned_ms >= ACCEPT_WARN_EVERY_MS) {
+        l->accept_warned_ms = now;
+        log_warn("accept() failed: %s; not accepting connections for %d ms (raise the "
+                 "open files limit, ulimit -n, or lower HTTP_IDLE_TIMEOUT_MS)",
+                 evutil_socket_error_to_string(err), SWEEP_MS);
+    }
+}
+
 static struct evconnlistener *listen_on(struct http_listener *l, const char *host, int port)
 {
     char service[16];
@@ -947,6 +1000,7 @@ static struct evconnlistener *listen_on(struct http_listener *l, const char *hos
          * the option from the listener on Linux. */
         int one = 1;
         setsockopt(evconnlistener_get_fd(lev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        evconnlistener_set_error_cb(lev, on_accept_error);
     }
     return lev;
 }
@@ -960,6 +1014,7 @@ static void init_settings(http_parser_settings *s)
     s->on_header_value = on_header_value;
     s->on_headers_complete = on_headers_complete;
     s->on_body = on_body;
+    s->on_chunk_header = on_chunk_header;
     s->on_message_complete = on_message_complete;
 }
 

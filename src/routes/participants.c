@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "app.h"
 #include "config/config.h"
@@ -279,20 +280,36 @@ void route_stage_participants(struct request *rq)
 /* ---- IVS events (EventBridge) ---------------------------------------------- */
 
 #define EVENT_ID_MAX 127
+/* How far ahead of this server's clock an event's time may be (s). The
+ * latest time taken is kept for good (ivs_events): one dated years ahead
+ * would make every later event "older" and end the hints. */
+#define EVENT_AHEAD_MAX_S 300
+#define TEXT_OF(n) #n
+#define TEXT(n) TEXT_OF(n)
 
-/* Whether s is an ISO 8601 UTC time as EventBridge writes it:
- * YYYY-MM-DDTHH:MM:SS[.fff]Z. */
-static bool event_time_ok(const char *s)
+/* s as unix seconds when it is a UTC time as EventBridge writes it,
+ * YYYY-MM-DDTHH:MM:SS[.fff]Z, that exists (no month 13, February 30 or
+ * hour 24); else -1. The fraction is dropped. */
+static int64_t event_time_s(const char *s)
 {
     static const char form[] = "dddd-dd-ddTdd:dd:dd";
     size_t i = 0;
     for (; form[i]; i++)
         if (form[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != form[i])
-            return false;
+            return -1;
     if (s[i] == '.')
         for (i++; s[i] >= '0' && s[i] <= '9' && i < 30; i++)
             ;
-    return s[i] == 'Z' && s[i + 1] == '\0';
+    struct tm tm = {0};
+    if (s[i] != 'Z' || s[i + 1] != '\0' || !strptime(s, "%Y-%m-%dT%H:%M:%S", &tm))
+        return -1;
+    struct tm want = tm;
+    time_t t = timegm(&tm);         /* normalises what does not exist: compared below */
+    if (t == (time_t)-1 || tm.tm_year != want.tm_year || tm.tm_mon != want.tm_mon ||
+        tm.tm_mday != want.tm_mday || tm.tm_hour != want.tm_hour || tm.tm_min != want.tm_min ||
+        tm.tm_sec != want.tm_sec)
+        return -1;
+    return (int64_t)t;
 }
 
 static const char *const publisher_events[] = {"Participant Published", "Participant Unpublished"};
@@ -330,24 +347,30 @@ void route_ivs_events(struct request *rq)
     json_t *bad = json_array();
     const char *id = json_string_value(json_object_get(rq->body, "id"));
     const char *time = json_string_value(json_object_get(rq->body, "time"));
+    int64_t at_s = time ? event_time_s(time) : -1;
     if (!id || !*id || strlen(id) > EVENT_ID_MAX)
         json_array_append_new(bad, json_string("id"));
-    if (!time || !event_time_ok(time))
+    if (at_s < 0)
         json_array_append_new(bad, json_string("time"));
     if (json_array_size(bad)) {
         respond_invalid(rq, "an EventBridge event: id (1-127 characters) and time "
-                            "(YYYY-MM-DDTHH:MM:SSZ) are required", bad);
+                            "(a UTC time, YYYY-MM-DDTHH:MM:SS[.fff]Z) are required", bad);
         return;
     }
     json_decref(bad);
     const char *arn, *why = event_ignored(rq->body, &arn);
     if (!why && strcmp(arn, rq->app->master_arn) != 0)
         why = "not the master stage";
+    if (!why && at_s > rq->now_ms / 1000 + EVENT_AHEAD_MAX_S)
+        why = "dated more than " TEXT(EVENT_AHEAD_MAX_S) " s ahead of this server's clock";
     if (why) {
         respond_ok(rq, 200, json_pack("{s:s, s:b, s:s}", "id", id, "taken", 0, "ignored", why));
         return;
     }
-    store_event_news(rq->app->store, arn, time, id, event_judged, rq);
+    /* Whole seconds, one form: the times compare as text in Redis. */
+    char whole[21];
+    snprintf(whole, sizeof whole, "%.19sZ", time);
+    store_event_news(rq->app->store, arn, whole, id, event_judged, rq);
 }
 
 /* ---- the local provider's test model ---------------------------------------- */

@@ -3,9 +3,9 @@
 // comes back, and whether the connection stays open or is closed.
 //
 // Covered: pipelining (answers in order), keep-alive reuse, HTTP/1.0 with
-// and without keep-alive, absent Host, Content-Length together with
+// and without keep-alive, absent or repeated Host, Content-Length together with
 // Transfer-Encoding, negative / non-numeric / repeated Content-Length,
-// chunked bodies (within and over the limit), Expect: 100-continue, header
+// chunked bodies (within and over the limit, a chunk announced over it), Expect: 100-continue, header
 // size, count and line limits, control bytes in the path, unknown methods,
 // HEAD, slow senders (head and body), idle connections, and a client that
 // sends many requests and never reads its answers.
@@ -182,6 +182,10 @@ describe('HTTP/1.1 at its edges', () => {
     await refusedAndClosed(port, ['GET /health HTTP/1.1\r\n\r\n'], 400, 'VALIDATION_ERROR');
   });
 
+  it('two Host headers are 400', async () => {
+    await refusedAndClosed(port, ['GET /health HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n'], 400, 'VALIDATION_ERROR');
+  });
+
   it('Content-Length with Transfer-Encoding: chunked is 400 and close', async () => {
     await refusedAndClosed(port, ['POST /api/viewer/heartbeat HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n' +
       'Transfer-Encoding: chunked\r\n\r\n4\r\n{}{}\r\n0\r\n\r\n'], 400, 'VALIDATION_ERROR');
@@ -224,6 +228,11 @@ describe('HTTP/1.1 at its edges', () => {
     for (let i = 0; i < 6; i++) steps.push(`1000\r\n${chunk}\r\n`);
     steps.push('0\r\n\r\n');
     await refusedAndClosed(port, steps, 413, 'PAYLOAD_TOO_LARGE');
+  });
+
+  it('a chunk announced over the limit is 413 at once, without waiting for its bytes', async () => {
+    await refusedAndClosed(port, ['POST /api/token/viewer HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n' +
+      'FFFFFFFFFFFF\r\n{"userId"'], 413, 'PAYLOAD_TOO_LARGE');
   });
 
   it('a Content-Length over the limit is 413 at once, without reading the body', async () => {

@@ -297,6 +297,29 @@ describe('EventBridge events as hints', () => {
       await second.close();
     }
   });
+
+  // Last here: it takes an event of now, later than the times above.
+  it('an event dated ahead of the clock is not taken, and later events still are', async () => {
+    const iso = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const ahead = ok(await post(event('e-20', '2099-01-01T00:00:00Z')));
+    assert.equal(ahead.taken, false);
+    assert.match(ahead.ignored, /ahead of this server's clock/);
+    assert.equal(redis.raw('HGET', `${PREFIX}ivs_events`, master), '2026-01-01T00:02:00Z e-10', 'not recorded');
+    for (const time of ['2026-13-01T00:00:00Z', '2026-02-30T00:00:00Z', '2026-01-01T24:00:00Z',
+      '2026-01-01T00:00:60Z']) {
+      const r = await post(event('e-21', time));
+      assert.equal(r.status, 400, time);
+      assert.deepEqual(r.body.error.details.fields, ['time'], time);
+    }
+    ok(await usher.put('/api/publisher/status', { status: 'offline' }, { headers: key }));
+    const now = Date.now();
+    const genuine = ok(await post(event('e-22', iso(now).replace('Z', '.900Z'))));
+    assert.equal(genuine.taken, true);
+    await waitFor(() => status() === 'live', { timeoutMs: 3000, what: 'live from the hint' });
+    // Kept in whole seconds, so a later event with no fraction is later.
+    const next = ok(await post(event('e-23', iso(now + 1000))));
+    assert.equal(next.taken, true);
+  });
 });
 
 describe('a full pass at 5 TPS', () => {
