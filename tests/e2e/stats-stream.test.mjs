@@ -94,10 +94,20 @@ describe('GET /api/stats/stream', () => {
       const took = Date.now() - sent;
       assert.ok(took <= PUSH_MS + 1000, `pushed after ${took} ms`);
       assert.equal(next.data.stages.reduce((n, st) => n + st.viewerCount, 0), total + 1);
-      // Nothing changes: no more stats events, only what was there.
+      // Nothing changes: no more stats events, only what was there. The
+      // feed reads once each STATS_PUSH_MS, one read at a time (each an
+      // FCALL usher_live), and sends what changed before it reads again:
+      // four reads seen, then a change as a barrier, whose event comes
+      // after any the unchanged reads sent (one stream, in order).
       const count = s.events.filter(isStats).length;
-      await sleep(PUSH_MS * 4);
-      assert.equal(s.events.filter(isStats).length, count, 'unchanged stats are not sent again');
+      const monitor = redis.monitor();
+      try {
+        const reads = () => monitor.fcalls('usher_live');
+        await waitFor(() => reads() >= 5, { timeoutMs: PUSH_MS * 5 + 5000, what: 'four reads of the feed' });
+      } finally { monitor.stop(); }
+      assert.equal((await usher.post('/api/token/viewer', { userId: 'joiner-barrier' })).status, 200);
+      await s.until((e) => isStats(e) && e.data.totalViewers === total + 2, PUSH_MS + 5000);
+      assert.equal(s.events.filter(isStats).length, count + 1, 'unchanged stats are not sent again');
     } finally { s.close(); }
   });
 
