@@ -190,8 +190,20 @@ describe('without LOCAL_PARTICIPANTS_API', () => {
       const master = redis.raw('GET', `${PREFIX}master_stage`);
       const r = await usher.post('/api/test/participants', { stageArn: master, participantId: 'p', userId: 'u' });
       assert.equal(r.status, 404);
-      ok(await usher.post('/api/token/viewer', { userId: 'stays' }));
-      await sleep(3000);
+      const monitor = redis.monitor();
+      try {
+        const joined = Date.now();
+        ok(await usher.post('/api/token/viewer', { userId: 'stays' }));
+        // Past the grace and an interval (a pass would be due and the seat
+        // a ghost), then three scaler ticks, which start the passes (each
+        // begins with the lease call): none ran, none read the stage.
+        await sleep(Math.max(0, joined + 2000 - Date.now()));
+        const leases = monitor.fcalls('usher_lease');
+        await waitFor(() => monitor.fcalls('usher_lease') >= leases + 3, { timeoutMs: 10000, what: 'three scaler ticks' });
+        assert.doesNotMatch(monitor.text(), /"FCALL" "usher_reconcile_/, 'no reconcile step ran');
+      } finally { monitor.stop(); }
+      const note = ok(await usher.get('/api/stats/stages')).stages.find((st) => st.stageId === master).reconcile;
+      assert.equal(note, null, 'no pass read the stage');
       assert.equal(redis.raw('HEXISTS', `${PREFIX}viewer:heartbeat:${master}`, 'stays'), '1');
       assert.equal((await usher.get(`/api/stage/${enc(master)}/participants`)).status, 404);
     } finally {
