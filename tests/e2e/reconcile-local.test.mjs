@@ -223,7 +223,17 @@ describe('the publisher followed in the local model', () => {
       const set = (connected) => usher.post('/api/test/participants',
         { stageArn: master, participantId: 'pub-1', userId: 'publisher-1', published: true, connected });
       ok(await set(true));
+      // Past the grace (2 s), then two looks for the publisher: each ends
+      // with a GET of publisher:status and judges on its answer (a write,
+      // if any, sent before the next look begins).
       await sleep(2500);
+      const monitor = redis.monitor();
+      try {
+        // usher's own GETs (a client's address), not those inside functions ([0 lua]).
+        const looks = () => monitor.text().split('\n')
+          .filter((l) => /^\S+ \[\d+ [\d.:]+\] "GET" "/.test(l) && l.includes(`"${PREFIX}publisher:status"`)).length;
+        await waitFor(() => looks() >= 2, { timeoutMs: 10000, what: 'two looks for the publisher' });
+      } finally { monitor.stop(); }
       assert.equal(status(), 'live', 'a connected publisher keeps it live past the grace');
       ok(await set(false));
       const t0 = Date.now();
