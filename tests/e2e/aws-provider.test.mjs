@@ -40,7 +40,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { start as startFake } from '../fake-ivs/fake-ivs.mjs';
-import { Redis, Usher, PREFIX, USHER_BIN, sleep, checkInvariants, freePort, waitFor } from './harness.mjs';
+import { Redis, Usher, PREFIX, USHER_BIN, checkInvariants, freePort, waitFor } from './harness.mjs';
 import { awsEnv as awsEnvFor, sharedKey, closeAll } from './aws-usher.mjs';
 
 const STREAM = 'e2e-stream';
@@ -268,6 +268,21 @@ describe('AWS provider: scaling inside the replication quota, two processes', ()
 
   const redisStages = () => redis.raw('ZRANGE', `${PREFIX}stages`, 0, -1).split('\n').filter(Boolean).sort();
   const fakeStages = () => fake.stages().filter(ours).map((s) => s.arn).sort();
+  // Waits until the lease holder's scaler has decided on what is there
+  // now, and IVS has seen what it did. Each tick of the lease holder
+  // starts an orphan sweep when one is due (ORPHAN_SWEEP_INTERVAL=1), a
+  // ListStages, and then decides; a sweep starts only once the one before
+  // is answered, and ticks do not overlap. So of three sweeps whose first
+  // page IVS sees after this call, the second was started by a tick begun
+  // after it, and the third by a later tick, which began after that
+  // tick's decisions were acted on: its stage changes made in Redis (the
+  // same connection, earlier), its CreateStage or DeleteStage (scaling
+  // calls, which pass a queued ListStages) sent before the third page.
+  const decided = async () => {
+    const firsts = () => fake.callsOf('ListStages').filter((c) => !c.input?.nextToken).length;
+    const from = firsts();
+    await waitFor(() => firsts() >= from + 3, { timeoutMs: 20000, what: 'three more orphan sweeps (scaler ticks)' });
+  };
 
   it('ramps to the ceiling and back, IVS matching Redis; joins beyond get STAGE_FULL with Retry-After', async () => {
     const master = await waitUntil(() => redis.raw('GET', `${PREFIX}master_stage`), 5000, 'the master');
@@ -300,7 +315,7 @@ describe('AWS provider: scaling inside the replication quota, two processes', ()
       assert.deepEqual(unexpected.map((a) => [a.status, a.body]), []);
       // Full at the ceiling: a join is refused with Retry-After, and no
       // sixth added stage is ever planned.
-      await sleep(1500);
+      await decided();
       const refused = await u1.post('/api/token/viewer', { userId: 'one-too-many' });
       assert.equal(refused.status, 503);
       assert.equal(refused.body.error.code, 'STAGE_FULL');
@@ -341,7 +356,7 @@ describe('AWS provider: scaling inside the replication quota, two processes', ()
         assert.equal((await u.post('/api/viewer/leave', { userId: user, stageArn: arn })).status, 200);
       }
       await waitUntil(() => redisStages().length === 2 && fakeStages().length === 2, 40000, 'down to 2 stages');
-      await sleep(1500);                 // nothing more goes
+      await decided();                   // nothing more goes
       assert.deepEqual(fakeStages(), redisStages());
       assert.equal(redisStages().length, 2);
       assert.ok(redisStages().includes(master));
@@ -361,7 +376,10 @@ describe('AWS provider: scaling inside the replication quota, two processes', ()
     // a stage creation (a scaling call) asked for meanwhile passes them.
     const renames = Promise.all(Array.from({ length: 20 }, (_, i) =>
       (i % 2 ? u2 : u1).put(`/api/stage/${encodeURIComponent(master)}`, { name: `master renamed ${i}` })));
-    await sleep(300);
+    // The creation is asked once the renames hold the pace: the first is
+    // at IVS, the others wait behind it.
+    await waitFor(() => fake.calls.slice(since).some((c) => c.operation === 'UpdateStage'),
+      { timeoutMs: 10000, what: 'the first rename at IVS', stepMs: 20 });
     const askedAt = Date.now();
     const created = await u2.post('/api/stage', { name: 'urgent' });
     const createdIn = Date.now() - askedAt;

@@ -210,6 +210,10 @@ describe('SCALE_DOWN_COOLDOWN: a stage added while a tick is under way', () => {
     const dir = mkdtempSync(join(tmpdir(), 'usher-monitor-'));
     const monitor = spawn('redis-cli', ['-p', String(redis.port), 'MONITOR'],
       { stdio: ['ignore', openSync(join(dir, 'out'), 'w'), 'ignore'] });
+    // The scaler's calls Redis ran, in order.
+    const monitored = () => readFileSync(join(dir, 'out'), 'utf8').split('\n')
+      .map((l) => /^\S+ \[\d+ [\d.:]+\] "FCALL" "(usher_lease|usher_stats|usher_stage_add)"/.exec(l)?.[1])
+      .filter(Boolean).join(' ');
     let seen, ran;
     try {
       await sleep(asked + DELAY_MS - 700 - Date.now());
@@ -218,13 +222,20 @@ describe('SCALE_DOWN_COOLDOWN: a stage added while a tick is under way', () => {
       const types = async () => (await usher.get('/api/stage/events?limit=100')).body.data.events.map((e) => e.type);
       await waitFor(async () => (await types()).filter((t) => t === 'scale_up').length === 2,
         { timeoutMs: 10000, what: 'both stages recorded' });
-      await sleep(2000);               // the ticks after: a drain, if any, is made
+      // The ticks after: the one under way, and two more, have read the
+      // stages and decided. A tick begins with its lease call, sent once
+      // the tick before has made its decisions, whose writes go to Redis
+      // on the same connection, earlier: three lease calls after the
+      // recordings, and a drain, if any, is recorded. (usher_stats is
+      // not counted: requests read it too.)
+      const ticked = () => monitored().split(' usher_stage_add').at(-1).split(' ')
+        .filter((f) => f === 'usher_lease').length >= 3;
+      await waitFor(ticked, { timeoutMs: 15000, stepMs: 50, what: 'two more ticks after the recordings' })
+        .catch((e) => { e.message += `; the scaler's calls: ${monitored().slice(-300)}`; throw e; });
       seen = await types();
     } finally {
       monitor.kill();
-      ran = readFileSync(join(dir, 'out'), 'utf8').split('\n')
-        .map((l) => /^\S+ \[\d+ [\d.:]+\] "FCALL" "(usher_lease|usher_stats|usher_stage_add)"/.exec(l)?.[1])
-        .filter(Boolean).join(' ');
+      ran = monitored();
       rmSync(dir, { recursive: true, force: true });
     }
     assert.match(ran, /usher_lease usher_stage_add usher_stage_add usher_stats/,

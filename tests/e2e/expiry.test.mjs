@@ -8,7 +8,7 @@
 // viewer can be seated again; once everyone is silent the counts reach zero.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Redis, Usher, PREFIX, sleep, checkInvariants, eventually } from './harness.mjs';
+import { Redis, Usher, PREFIX, sleep, checkInvariants, eventually, waitFor } from './harness.mjs';
 
 const ENV = { AUTO_SCALE_ENABLED: 'false', MAX_VIEWERS_PER_STAGE: '1000',
   HEARTBEAT_TIMEOUT: '2', HEARTBEAT_CLEANUP_INTERVAL: '1' };
@@ -97,6 +97,12 @@ describe('heartbeat expiry with two sweeping processes', () => {
     // heartbeat, so the heartbeating ones have outlived it twice over.
     const cleared = await eventually(async () => await totalViewers(redis) <= 20, 20000, 250);
     await sleep(Math.max(0, 4000 - (Date.now() - beatStart)));
+    // And a sweep after that: one FCALL usher_sweep Redis runs from now
+    // on judged every seat as it is at 4 s or later (a step is atomic).
+    const monitor = redis.monitor();
+    try {
+      await waitFor(() => monitor.fcalls('usher_sweep') >= 1, { timeoutMs: 10000, what: 'a sweep after 4 s' });
+    } finally { monitor.stop(); }
     const now = await seats(redis, stages);
     assert.ok(cleared, `total_viewers still ${await totalViewers(redis)}`);
     const still = silent.filter((v) => now.hash.has(seat(v))).map((v) => v.userId);

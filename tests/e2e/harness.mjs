@@ -19,7 +19,7 @@
 //    not one per key.
 import { after } from 'node:test';
 import { spawn, execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -223,6 +223,21 @@ export class Redis {
     const exited = new Promise((r) => p.once('exit', r));
     p.kill('SIGKILL');
     await exited;
+  }
+  // Redis's MONITOR from now on (redis-cli writing to a file): what Redis
+  // ran, in the order it ran it. fcalls(name) counts the FCALLs of the
+  // function name seen so far; stop() ends it. For "usher had its chance
+  // to act": a duty that reads with one FCALL at a time shows each read.
+  monitor() {
+    const dir = mkdtempSync(join(tmpdir(), 'usher-monitor-'));
+    const proc = spawn('redis-cli', ['-p', String(this.port), 'MONITOR'],
+      { stdio: ['ignore', openSync(join(dir, 'out'), 'w'), 'ignore'] });
+    const text = () => readFileSync(join(dir, 'out'), 'utf8');
+    return {
+      text,
+      fcalls: (name) => text().split(`"FCALL" "${name}"`).length - 1,
+      stop: () => { proc.kill(); rmSync(dir, { recursive: true, force: true }); },
+    };
   }
   pause() { this.proc.kill('SIGSTOP'); }
   resume() { this.proc.kill('SIGCONT'); }

@@ -190,8 +190,20 @@ describe('without LOCAL_PARTICIPANTS_API', () => {
       const master = redis.raw('GET', `${PREFIX}master_stage`);
       const r = await usher.post('/api/test/participants', { stageArn: master, participantId: 'p', userId: 'u' });
       assert.equal(r.status, 404);
-      ok(await usher.post('/api/token/viewer', { userId: 'stays' }));
-      await sleep(3000);
+      const monitor = redis.monitor();
+      try {
+        const joined = Date.now();
+        ok(await usher.post('/api/token/viewer', { userId: 'stays' }));
+        // Past the grace and an interval (a pass would be due and the seat
+        // a ghost), then three scaler ticks, which start the passes (each
+        // begins with the lease call): none ran, none read the stage.
+        await sleep(Math.max(0, joined + 2000 - Date.now()));
+        const leases = monitor.fcalls('usher_lease');
+        await waitFor(() => monitor.fcalls('usher_lease') >= leases + 3, { timeoutMs: 10000, what: 'three scaler ticks' });
+        assert.doesNotMatch(monitor.text(), /"FCALL" "usher_reconcile_/, 'no reconcile step ran');
+      } finally { monitor.stop(); }
+      const note = ok(await usher.get('/api/stats/stages')).stages.find((st) => st.stageId === master).reconcile;
+      assert.equal(note, null, 'no pass read the stage');
       assert.equal(redis.raw('HEXISTS', `${PREFIX}viewer:heartbeat:${master}`, 'stays'), '1');
       assert.equal((await usher.get(`/api/stage/${enc(master)}/participants`)).status, 404);
     } finally {
@@ -211,7 +223,17 @@ describe('the publisher followed in the local model', () => {
       const set = (connected) => usher.post('/api/test/participants',
         { stageArn: master, participantId: 'pub-1', userId: 'publisher-1', published: true, connected });
       ok(await set(true));
+      // Past the grace (2 s), then two looks for the publisher: each ends
+      // with a GET of publisher:status and judges on its answer (a write,
+      // if any, sent before the next look begins).
       await sleep(2500);
+      const monitor = redis.monitor();
+      try {
+        // usher's own GETs (a client's address), not those inside functions ([0 lua]).
+        const looks = () => monitor.text().split('\n')
+          .filter((l) => /^\S+ \[\d+ [\d.:]+\] "GET" "/.test(l) && l.includes(`"${PREFIX}publisher:status"`)).length;
+        await waitFor(() => looks() >= 2, { timeoutMs: 10000, what: 'two looks for the publisher' });
+      } finally { monitor.stop(); }
       assert.equal(status(), 'live', 'a connected publisher keeps it live past the grace');
       ok(await set(false));
       const t0 = Date.now();

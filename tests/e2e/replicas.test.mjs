@@ -164,7 +164,7 @@ describe('replications against IVS, two processes', () => {
         throw new Error(`${e.message}; calls ${JSON.stringify(fake.callsOf('ListParticipantReplicas').slice(lists)
           .map((c) => [c.status, c.time]))}\na's log:\n${a.log.slice(-1500)}\nb's log:\n${b.log.slice(-1500)}`);
       });
-      await sleep(1500);
+      await moreChecks();                  // b's looks after: nothing more is stopped
     } finally {
       fake.pageLimit = pageLimit;
       fake.delay('ListParticipantReplicas', 0);

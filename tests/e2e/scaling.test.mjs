@@ -27,7 +27,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import http from 'node:http';
-import { Redis, Usher, PREFIX, sleep, checkInvariants, startLive } from './harness.mjs';
+import { Redis, Usher, PREFIX, sleep, checkInvariants, startLive, waitFor } from './harness.mjs';
 
 const C = 20;
 const MAX_STAGES = 25;
@@ -525,7 +525,14 @@ describe('auto-scaling: the lease holder is killed mid-ramp', () => {
   it('the other process takes the lease and adds the missing stages; no duplicates', async (t) => {
     const leaseA = redis.raw('GET', `${PREFIX}scaler:lease`);
     const epochA = Number(redis.raw('GET', `${PREFIX}scaler:epoch`));
-    await sleep(600);
+    // B asks for the lease each tick (FCALL usher_lease <3 keys> <prefix>
+    // <holder> <ttl>): two of its asks run in Redis while A holds it.
+    const monitor = redis.monitor();
+    try {
+      const holders = () => [...monitor.text().matchAll(/"FCALL" "usher_lease" "3"(?: "[^"]*"){4} "([^"]*)"/g)].map((m) => m[1]);
+      await waitFor(() => holders().filter((h) => h !== leaseA).length >= 2, { timeoutMs: 10000, what: 'two lease asks by B' });
+      assert.ok(holders().includes(leaseA), 'A renews meanwhile');
+    } finally { monitor.stop(); }
     assert.equal(redis.raw('GET', `${PREFIX}scaler:lease`), leaseA, 'B does not steal a held lease');
 
     await seatAll([a, b], Array.from({ length: 50 }, (_, i) => `k1-${i}`));

@@ -2,8 +2,8 @@
 // real usher: the first event is the /api/stats data; a join is pushed within
 // STATS_PUSH_MS; stage events carry their stream id and a reconnect with
 // Last-Event-ID gets only what came after; an idle stream is pinged every
-// 15 s; 1,000 open streams cost Redis no more calls than one (INFO
-// commandstats); a client that never reads is
+// 15 s; 1,000 open streams cost Redis no more calls than one (Redis
+// MONITOR); a client that never reads is
 // dropped and usher's memory stays bounded; while Redis is down the stream
 // says so (health) and new streams get 503; the key is taken from the header
 // or the usher_api_key cookie, never from the query string.
@@ -16,26 +16,28 @@ import { openStream, isStats } from './sse.mjs';
 
 const PUSH_MS = 200;
 
-// How many times Redis has run each command (INFO commandstats).
-function commandCalls(redis) {
+// Commands usher sent in ms milliseconds, and those they ran inside
+// functions, by name (Redis's MONITOR: a function's commands follow its
+// FCALL, from "lua"). The state check (usher_check, every STATE_CHECK_MS,
+// whoever listens) is left out with what it ran: a window of 3 s holds one
+// or two of them, some 100 calls each, whatever the streams cost.
+async function callsDuring(redis, ms) {
+  const monitor = redis.monitor();
+  let text;
+  try {
+    await sleep(ms);
+    text = monitor.text();
+  } finally { monitor.stop(); }
   const calls = {};
-  for (const line of redis.raw('INFO', 'commandstats').split('\n')) {
-    const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line.trim());
-    if (m) calls[m[1]] = Number(m[2]);
+  let inCheck = false;
+  for (const line of text.split('\n')) {
+    const m = /^\S+ \[\d+ (lua|[\d.:]+)\] "([^"]+)"(?: "([^"]*)")?/.exec(line);
+    if (!m) continue;
+    const cmd = m[2].toLowerCase();
+    if (m[1] !== 'lua') inCheck = cmd === 'fcall' && m[3] === 'usher_check';
+    if (!inCheck) calls[cmd] = (calls[cmd] || 0) + 1;
   }
   return calls;
-}
-
-// Commands usher sent in ms milliseconds (INFO itself left out).
-async function callsDuring(redis, ms) {
-  const before = commandCalls(redis);
-  await sleep(ms);
-  const after = commandCalls(redis);
-  const diff = {};
-  for (const [cmd, n] of Object.entries(after)) {
-    if (cmd !== 'info') diff[cmd] = n - (before[cmd] || 0);
-  }
-  return diff;
 }
 const sum = (o) => Object.values(o).reduce((a, b) => a + b, 0);
 
@@ -94,10 +96,20 @@ describe('GET /api/stats/stream', () => {
       const took = Date.now() - sent;
       assert.ok(took <= PUSH_MS + 1000, `pushed after ${took} ms`);
       assert.equal(next.data.stages.reduce((n, st) => n + st.viewerCount, 0), total + 1);
-      // Nothing changes: no more stats events, only what was there.
+      // Nothing changes: no more stats events, only what was there. The
+      // feed reads once each STATS_PUSH_MS, one read at a time (each an
+      // FCALL usher_live), and sends what changed before it reads again:
+      // four reads seen, then a change as a barrier, whose event comes
+      // after any the unchanged reads sent (one stream, in order).
       const count = s.events.filter(isStats).length;
-      await sleep(PUSH_MS * 4);
-      assert.equal(s.events.filter(isStats).length, count, 'unchanged stats are not sent again');
+      const monitor = redis.monitor();
+      try {
+        const reads = () => monitor.fcalls('usher_live');
+        await waitFor(() => reads() >= 5, { timeoutMs: PUSH_MS * 5 + 5000, what: 'four reads of the feed' });
+      } finally { monitor.stop(); }
+      assert.equal((await usher.post('/api/token/viewer', { userId: 'joiner-barrier' })).status, 200);
+      await s.until((e) => isStats(e) && e.data.totalViewers === total + 2, PUSH_MS + 5000);
+      assert.equal(s.events.filter(isStats).length, count + 1, 'unchanged stats are not sent again');
     } finally { s.close(); }
   });
 
@@ -183,7 +195,7 @@ describe('GET /api/stats/stream', () => {
       assert.ok(alone.fcall >= 15, `the feed reads while subscribed: ${JSON.stringify(alone)}`);
       // A window of 3 s holds one read more or less depending on where it
       // starts, and each read is one FCALL and the commands it runs inside
-      // (commandstats counts them too, some 30): the same leeway of 3 reads
+      // (MONITOR shows them too, some 30): the same leeway of 3 reads
       // for both; a cost per stream would be 1,000 calls a read.
       assert.ok(crowd.fcall <= alone.fcall + 3, `FCALL: ${alone.fcall} with 1 stream, ${crowd.fcall} with 1,001`);
       const perRead = Math.ceil(sum(alone) / alone.fcall);

@@ -90,11 +90,18 @@ describe('webhooks', () => {
     await delivered(6);            // viewers.below 3
     assert.equal((await usher.put('/api/publisher/status', { status: 'offline' })).status, 200);
     assert.equal((await usher.put('/api/publisher/status', { status: 'offline' })).status, 200);  // no change
+    // The last step, a barrier: a viewer leaves (2 → 1 seated), and the
+    // total polled after it crosses 2. That event is recorded after the
+    // second "offline" and after a poll that followed every step above,
+    // and events are delivered one at a time in stream order: once it is
+    // here, any event too many from the steps above is here too.
+    assert.equal((await usher.post('/api/viewer/leave', seats[1])).status, 200);
+    const barrier = (g) => g.body.type === 'viewers.below' && g.body.data.threshold === 2;
+    await until(() => hook.got.some(barrier), 15000,
+      () => `viewers.below 2; got ${JSON.stringify(hook.got.map((g) => g.body.type))}`);
 
     const want = ['publisher.live', 'stage.opened', 'replication.started', 'viewers.above',
-      'viewers.above', 'viewers.below', 'publisher.offline'];
-    await delivered(want.length);
-    await sleep(500);              // time for any event too many to show
+      'viewers.above', 'viewers.below', 'publisher.offline', 'viewers.below'];
     const bodies = hook.got.map((g) => g.body);
     assert.deepEqual(bodies.map((b) => b.type), want);
     for (const g of hook.got) {
@@ -114,7 +121,7 @@ describe('webhooks', () => {
     assert.equal(bodies[1].data.detail, 'hook-a');
     assert.equal(bodies[1].data.event, 'created');
     assert.deepEqual(bodies.filter((b) => b.type.startsWith('viewers.')).map((b) => [b.type, b.data.threshold]),
-      [['viewers.above', 2], ['viewers.above', 3], ['viewers.below', 3]]);
+      [['viewers.above', 2], ['viewers.above', 3], ['viewers.below', 3], ['viewers.below', 2]]);
     // The stream keeps them too, under the same ids.
     const stream = redis.raw('XRANGE', 'ivs:test:stage_events', '-', '+');
     for (const b of bodies) assert.ok(stream.includes(b.id), b.id);
@@ -136,19 +143,32 @@ describe('webhooks: retries', () => {
     assert.equal((await usher.post('/api/stage', { name: 'retry-a' })).status, 201);
     await until(() => flaky.delivered().length >= 3, 15000, () => `flaky: ${flaky.got.length} requests`);
     await until(() => down.got.length >= 3 * 4, 20000, () => `down: ${down.got.length} requests`);
-    await sleep(1000);             // time for any request too many to show
-    const ids = [...new Set(flaky.got.map((g) => g.body.id))];
+    // A barrier: one more event, recorded after these three. Each URL gets
+    // its events one at a time in stream order, each tried until it is
+    // answered 200 or given up: the barrier's first try comes after every
+    // try of the events before it, so what came before it is all there is.
+    assert.equal((await usher.put('/api/publisher/status', { status: 'offline' })).status, 200);
+    const before = (r) => {
+      const k = r.got.findIndex((g) => g.body.type === 'publisher.offline');
+      return k < 0 ? null : r.got.slice(0, k);
+    };
+    await until(() => before(flaky) && before(down), 20000,
+      () => `the barrier: flaky ${flaky.got.length}, down ${down.got.length} requests`);
+    const flakyGot = before(flaky), downGot = before(down);
+    const ids = [...new Set(flakyGot.map((g) => g.body.id))];
     assert.equal(ids.length, 3, 'publisher.live, stage.opened, replication.started');
     for (const id of ids) {
-      const tries = flaky.got.filter((g) => g.body.id === id);
+      const tries = flakyGot.filter((g) => g.body.id === id);
       assert.equal(tries.length, 3, `${id}: 500, 500, then 200`);
       assert.ok(tries.every((t) => t.raw === tries[0].raw && t.signed), 'the same signed body each time');
     }
     // In order: an event's tries all come before the next event's.
-    const order = flaky.got.map((g) => g.body.id);
+    const order = flakyGot.map((g) => g.body.id);
     assert.deepEqual(order, ids.flatMap((id) => [id, id, id]));
-    for (const id of ids) assert.equal(down.attempts.get(id), 4, `WEBHOOK_MAX_ATTEMPTS tries of ${id}`);
-    assert.equal(down.got.length, 12);
+    for (const id of ids) {
+      assert.equal(downGot.filter((g) => g.body.id === id).length, 4, `WEBHOOK_MAX_ATTEMPTS tries of ${id}`);
+    }
+    assert.equal(downGot.length, 12);
     assert.match(usher.log, /given up after 4 tries/);
   });
 });
@@ -197,6 +217,9 @@ describe('webhooks: two usher processes', () => {
     // the lease holder has started the six replications (one read before a
     // late replication_started would leave it out of what is expected).
     const kinds = ['publisher_live', 'publisher_offline', 'created', 'replication_started'];
+    // Every stage event type a webhook is sent for (webhooks.c).
+    const webhookKinds = [...kinds, 'scale_up', 'drain', 'delete', 'replication_failed',
+      'viewers_above', 'viewers_below', 'orphan_deleted'];
     const events = () => {
       const entries = redis.raw('XRANGE', 'ivs:test:stage_events', '-', '+').split('\n');
       return entries.flatMap((line, k) => (/^\d+-\d+$/.test(line) ? [{ id: line, type: entries[k + 2] }] : []));
@@ -207,9 +230,30 @@ describe('webhooks: two usher processes', () => {
     const expected = events().filter((e) => kinds.includes(e.type)).map((e) => e.id);
     assert.equal(expected.length, 14, 'publisher live and offline, 6 stages opened, 6 replications');
     await until(() => hook.got.length >= expected.length, 15000, () => `${hook.got.length} of ${expected.length} deliveries`);
-    await sleep(1500);             // time for any second delivery to show
+    // A barrier for each process: a stage opened while the other process
+    // is stopped (SIGSTOP) is claimed and delivered by this one. A process
+    // reads and claims events in stream order and delivers its claimed
+    // ones one at a time in that order: once it has delivered the barrier,
+    // it has delivered every event before it that it claimed, a second
+    // delivery too.
+    const barrier = async (via, stopped, name) => {
+      stopped.proc.kill('SIGSTOP');
+      try {
+        assert.equal((await via.post('/api/stage', { name })).status, 201);
+        await until(() => hook.got.some((g) => g.body.type === 'stage.opened' && g.body.data.detail === name),
+          15000, () => `${name} delivered`);
+      } finally {
+        stopped.proc.kill('SIGCONT');
+      }
+    };
+    await barrier(b, a, 'barrier-b');
+    await barrier(a, b, 'barrier-a');
+    // The publisher is offline: the barriers' stages start no replication,
+    // so the stream holds the 14 events and the 2 barriers.
+    const all = events().filter((e) => webhookKinds.includes(e.type)).map((e) => e.id);
+    assert.equal(all.length, expected.length + 2, `the 14 events and the 2 barriers: ${JSON.stringify(events())}`);
     const ids = hook.got.map((g) => g.body.id);
-    assert.deepEqual([...ids].sort(), [...expected].sort(), 'every event delivered');
+    assert.deepEqual([...ids].sort(), [...all].sort(), 'every event delivered');
     assert.equal(new Set(ids).size, ids.length, 'no event delivered twice');
     assert.deepEqual(hook.got.map((g) => g.body.sequence).sort((x, y) => x - y),
       Array.from({ length: ids.length }, (_, i) => i + 1), 'one sequence number per event');

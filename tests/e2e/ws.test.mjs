@@ -9,7 +9,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import WebSocket from 'ws';
-import { PREFIX, startLive, startUsher } from './harness.mjs';
+import { PREFIX, startLive, startUsher, waitFor } from './harness.mjs';
 
 const PUSH_MS = 200;
 
@@ -89,8 +89,18 @@ describe('/ws', () => {
       const updates = () => c.messages.filter(isUpdate);
       await until(c, () => updates().length === 3, PUSH_MS + 1000);
       assert.equal(updates()[2].data.viewerCount, 3);
-      await new Promise((r) => setTimeout(r, PUSH_MS * 3));
-      assert.equal(updates().length, 3, 'one update per change, none without');
+      // None without a change: the feed reads once each STATS_PUSH_MS, one
+      // read at a time (an FCALL usher_live), and sends what changed before
+      // it reads again. Three reads seen, then a join as a barrier, whose
+      // update comes after any the unchanged reads sent (one socket).
+      const monitor = redis.monitor();
+      try {
+        await waitFor(() => monitor.fcalls('usher_live') >= 4, { timeoutMs: PUSH_MS * 4 + 5000, what: 'three reads of the feed' });
+      } finally { monitor.stop(); }
+      const barrier = (await usher.post('/api/token/viewer', { userId: 'w-barrier' })).body.data;
+      await until(c, () => updates().slice(3).some((m) => m.data.viewerCount === 4), PUSH_MS + 5000);
+      assert.equal(updates().length, 4, 'one update per change, none without');
+      assert.equal((await usher.post('/api/viewer/leave', { userId: 'w-barrier', stageArn: barrier.stageArn })).status, 200);
     } finally { c.ws.close(); }
   });
 
