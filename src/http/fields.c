@@ -30,7 +30,12 @@ static size_t utf8_char(const unsigned char *s, size_t n)
 
 bool valid_user_id(const char *s, size_t len)
 {
-    if (len == 0 || len > USER_ID_MAX)
+    return len > 0 && valid_text(s, len, USER_ID_MAX);
+}
+
+bool valid_text(const char *s, size_t len, size_t max)
+{
+    if (len > max)
         return false;
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < len;) {

@@ -12,6 +12,10 @@
 
 /* 1–128 bytes of valid UTF-8 without control characters (C0, DEL, C1). */
 bool valid_user_id(const char *s, size_t len);
+/* 0–max bytes of valid UTF-8 without control characters (C0, DEL, C1):
+ * text a request gives that usher hands on in JSON (jansson refuses
+ * invalid UTF-8). */
+bool valid_text(const char *s, size_t len, size_t max);
 /* valid_stage_arn: ivs/ids.h */
 /* 1–64 of [A-Za-z0-9-] */
 bool valid_participant_id(const char *s);

@@ -92,8 +92,13 @@ static void kick_found(void *arg, enum store_error err, const char *detail, cons
     free(k);
 }
 
-/* DisconnectParticipantReason: 0-128 bytes; no NUL. */
-static bool check_reason(const char *s, size_t len) { return len <= REASON_MAX && strlen(s) == len; }
+/* DisconnectParticipantReason: 0-128 bytes; of UTF-8 without control
+ * characters, as it goes to IVS and into the answer in JSON (a query's
+ * %FF would fail both, after the seat was freed). */
+static bool check_reason(const char *s, size_t len)
+{
+    return strlen(s) == len && valid_text(s, len, REASON_MAX);
+}
 
 void route_viewer_kick(struct request *rq)
 {
@@ -108,7 +113,8 @@ void route_viewer_kick(struct request *rq)
         json_array_append_new(bad, json_string("userId"));
     if (json_array_size(bad)) {
         respond_invalid(rq, "the path must hold a percent-encoded userId (1-128 bytes of UTF-8); "
-                            "reason, when given, is a string of at most 128 bytes", bad);
+                            "reason, when given, is at most 128 bytes of UTF-8 without control "
+                            "characters", bad);
         return;
     }
     json_decref(bad);

@@ -119,6 +119,9 @@ const CASES = [
   // DELETE /api/viewer/{userId} kicks: "heartbeat" is a user id there, without a seat.
   { name: 'DELETE /api/viewer/heartbeat: a kick of a user without a seat (404)', method: 'DELETE', path: '/api/viewer/heartbeat', status: 404, code: 'NOT_FOUND' },
   { name: 'kick with a reason too long', method: 'DELETE', path: `/api/viewer/v1?reason=${'r'.repeat(129)}`, status: 400, fields: ['reason'] },
+  // v1 is seated: a reason that cannot go to IVS or into JSON must not free the seat first.
+  { name: 'kick with a reason of invalid UTF-8 (%FF)', method: 'DELETE', path: '/api/viewer/v1?reason=a%FFb', status: 400, fields: ['reason'] },
+  { name: 'kick with a reason holding a control character', method: 'DELETE', path: '/api/viewer/v1?reason=a%0Ab', status: 400, fields: ['reason'] },
   { name: 'kick of a userId with a control character', method: 'DELETE', path: '/api/viewer/a%0Ab', status: 400, fields: ['userId'] },
   { name: 'participants of a bad stage ARN', method: 'GET', path: '/api/stage/nope/participants', status: 400, fields: ['stageArn'] },
   { name: 'an IVS event without id or time', path: '/api/ivs/events', body: json({ 'detail-type': 'IVS Stage Update' }), status: 400, fields: ['id', 'time'] },

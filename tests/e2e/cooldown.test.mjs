@@ -18,10 +18,6 @@
 //     the order is certain; MONITOR shows it was).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { start as startFake } from '../fake-ivs/fake-ivs.mjs';
 import { Redis, Usher, PREFIX, sleep, waitFor } from './harness.mjs';
 import { awsEnv, sharedKey, closeAll } from './aws-usher.mjs';
@@ -207,11 +203,9 @@ describe('SCALE_DOWN_COOLDOWN: a stage added while a tick is under way', () => {
     // Redis holds every command from just before IVS answers until after:
     // the tick's lease call, then both recordings, wait there in that order
     // (MONITOR shows the order Redis ran them in).
-    const dir = mkdtempSync(join(tmpdir(), 'usher-monitor-'));
-    const monitor = spawn('redis-cli', ['-p', String(redis.port), 'MONITOR'],
-      { stdio: ['ignore', openSync(join(dir, 'out'), 'w'), 'ignore'] });
+    const monitor = await redis.monitor();
     // The scaler's calls Redis ran, in order.
-    const monitored = () => readFileSync(join(dir, 'out'), 'utf8').split('\n')
+    const monitored = () => monitor.text().split('\n')
       .map((l) => /^\S+ \[\d+ [\d.:]+\] "FCALL" "(usher_lease|usher_stats|usher_stage_add)"/.exec(l)?.[1])
       .filter(Boolean).join(' ');
     let seen, ran;
@@ -234,9 +228,8 @@ describe('SCALE_DOWN_COOLDOWN: a stage added while a tick is under way', () => {
         .catch((e) => { e.message += `; the scaler's calls: ${monitored().slice(-300)}`; throw e; });
       seen = await types();
     } finally {
-      monitor.kill();
       ran = monitored();
-      rmSync(dir, { recursive: true, force: true });
+      monitor.stop();
     }
     assert.match(ran, /usher_lease usher_stage_add usher_stage_add usher_stats/,
       'a tick\'s lease call ran before both recordings, its read after');

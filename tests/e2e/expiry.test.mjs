@@ -99,7 +99,7 @@ describe('heartbeat expiry with two sweeping processes', () => {
     await sleep(Math.max(0, 4000 - (Date.now() - beatStart)));
     // And a sweep after that: one FCALL usher_sweep Redis runs from now
     // on judged every seat as it is at 4 s or later (a step is atomic).
-    const monitor = redis.monitor();
+    const monitor = await redis.monitor();
     try {
       await waitFor(() => monitor.fcalls('usher_sweep') >= 1, { timeoutMs: 10000, what: 'a sweep after 4 s' });
     } finally { monitor.stop(); }

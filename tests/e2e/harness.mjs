@@ -237,19 +237,25 @@ export class Redis {
     await exited;
   }
   // Redis's MONITOR from now on (redis-cli writing to a file): what Redis
-  // ran, in the order it ran it. fcalls(name) counts the FCALLs of the
+  // ran, in the order it ran it. Resolves once Redis has started it (its
+  // OK written: redis-cli takes a while to start on a busy machine, and
+  // what ran before is not shown). fcalls(name) counts the FCALLs of the
   // function name seen so far; stop() ends it. For "usher had its chance
   // to act": a duty that reads with one FCALL at a time shows each read.
-  monitor() {
+  async monitor() {
     const dir = mkdtempSync(join(tmpdir(), 'usher-monitor-'));
     const proc = spawn('redis-cli', ['-p', String(this.port), 'MONITOR'],
       { stdio: ['ignore', openSync(join(dir, 'out'), 'w'), 'ignore'] });
     const text = () => readFileSync(join(dir, 'out'), 'utf8');
-    return {
+    const m = {
       text,
       fcalls: (name) => text().split(`"FCALL" "${name}"`).length - 1,
       stop: () => { proc.kill(); rmSync(dir, { recursive: true, force: true }); },
     };
+    try {
+      await waitFor(() => text().startsWith('OK\n'), { timeoutMs: 10000, stepMs: 10, what: 'MONITOR started' });
+    } catch (e) { m.stop(); throw e; }
+    return m;
   }
   pause() { this.proc.kill('SIGSTOP'); }
   resume() { this.proc.kill('SIGCONT'); }

@@ -190,7 +190,7 @@ describe('without LOCAL_PARTICIPANTS_API', () => {
       const master = redis.raw('GET', `${PREFIX}master_stage`);
       const r = await usher.post('/api/test/participants', { stageArn: master, participantId: 'p', userId: 'u' });
       assert.equal(r.status, 404);
-      const monitor = redis.monitor();
+      const monitor = await redis.monitor();
       try {
         const joined = Date.now();
         ok(await usher.post('/api/token/viewer', { userId: 'stays' }));
@@ -227,7 +227,7 @@ describe('the publisher followed in the local model', () => {
       // with a GET of publisher:status and judges on its answer (a write,
       // if any, sent before the next look begins).
       await sleep(2500);
-      const monitor = redis.monitor();
+      const monitor = await redis.monitor();
       try {
         // usher's own GETs (a client's address), not those inside functions ([0 lua]).
         const looks = () => monitor.text().split('\n')

@@ -527,7 +527,7 @@ describe('auto-scaling: the lease holder is killed mid-ramp', () => {
     const epochA = Number(redis.raw('GET', `${PREFIX}scaler:epoch`));
     // B asks for the lease each tick (FCALL usher_lease <3 keys> <prefix>
     // <holder> <ttl>): two of its asks run in Redis while A holds it.
-    const monitor = redis.monitor();
+    const monitor = await redis.monitor();
     try {
       const holders = () => [...monitor.text().matchAll(/"FCALL" "usher_lease" "3"(?: "[^"]*"){4} "([^"]*)"/g)].map((m) => m[1]);
       await waitFor(() => holders().filter((h) => h !== leaseA).length >= 2, { timeoutMs: 10000, what: 'two lease asks by B' });

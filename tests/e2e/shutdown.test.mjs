@@ -49,7 +49,9 @@ async function holdingProxy(redisPort) {
     client.on('close', () => upstream.destroy());
     let buf = Buffer.alloc(0);
     let holding = null;            // this connection's held bytes
+    let passing = false;           // released: bytes go on unread (the held ones may end mid-command)
     client.on('data', (chunk) => {
+      if (passing) { upstream.write(chunk); return; }
       if (holding) { holding.push(chunk); return; }
       buf = Buffer.concat([buf, chunk]);
       let at = 0, c;
@@ -60,7 +62,7 @@ async function holdingProxy(redisPort) {
           buf = Buffer.alloc(0);
           const { found } = p.armed;
           p.armed = null;
-          p.held = { argv: c.argv, send: () => { for (const b of holding) upstream.write(b); holding = null; } };
+          p.held = { argv: c.argv, send: () => { for (const b of holding) upstream.write(b); holding = null; passing = true; } };
           found(c.argv);
           return;
         }

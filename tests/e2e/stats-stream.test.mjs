@@ -22,7 +22,7 @@ const PUSH_MS = 200;
 // whoever listens) is left out with what it ran: a window of 3 s holds one
 // or two of them, some 100 calls each, whatever the streams cost.
 async function callsDuring(redis, ms) {
-  const monitor = redis.monitor();
+  const monitor = await redis.monitor();
   let text;
   try {
     await sleep(ms);
@@ -102,7 +102,7 @@ describe('GET /api/stats/stream', () => {
       // four reads seen, then a change as a barrier, whose event comes
       // after any the unchanged reads sent (one stream, in order).
       const count = s.events.filter(isStats).length;
-      const monitor = redis.monitor();
+      const monitor = await redis.monitor();
       try {
         const reads = () => monitor.fcalls('usher_live');
         await waitFor(() => reads() >= 5, { timeoutMs: PUSH_MS * 5 + 5000, what: 'four reads of the feed' });

@@ -93,7 +93,7 @@ describe('/ws', () => {
       // read at a time (an FCALL usher_live), and sends what changed before
       // it reads again. Three reads seen, then a join as a barrier, whose
       // update comes after any the unchanged reads sent (one socket).
-      const monitor = redis.monitor();
+      const monitor = await redis.monitor();
       try {
         await waitFor(() => monitor.fcalls('usher_live') >= 4, { timeoutMs: PUSH_MS * 4 + 5000, what: 'three reads of the feed' });
       } finally { monitor.stop(); }
