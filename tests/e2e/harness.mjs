@@ -19,7 +19,7 @@
 //    not one per key.
 import { after } from 'node:test';
 import { spawn, execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -244,8 +244,9 @@ export class Redis {
   // to act": a duty that reads with one FCALL at a time shows each read.
   async monitor() {
     const dir = mkdtempSync(join(tmpdir(), 'usher-monitor-'));
-    const proc = spawn('redis-cli', ['-p', String(this.port), 'MONITOR'],
-      { stdio: ['ignore', openSync(join(dir, 'out'), 'w'), 'ignore'] });
+    const out = openSync(join(dir, 'out'), 'w');
+    const proc = spawn('redis-cli', ['-p', String(this.port), 'MONITOR'], { stdio: ['ignore', out, 'ignore'] });
+    closeSync(out);                // redis-cli has its own copy
     const text = () => readFileSync(join(dir, 'out'), 'utf8');
     const m = {
       text,

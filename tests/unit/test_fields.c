@@ -125,6 +125,21 @@ static void test_check_user_id_is_valid_user_id(void **state)
     assert_false(check_user_id("", 0));
 }
 
+/* valid_text: 0-max bytes (empty allowed, unlike a user id), the same
+ * UTF-8 and control character rules. */
+static void test_text(void **state)
+{
+    (void)state;
+    assert_true(valid_text("", 0, 128));
+    assert_true(valid_text("bye", 3, 3));
+    assert_false(valid_text("bye", 3, 2));
+    assert_true(valid_text("caf\xc3\xa9", 5, 128));
+    assert_false(valid_text("a\xff" "b", 3, 128));          /* not UTF-8 */
+    assert_false(valid_text("caf\xc3", 4, 128));            /* cut short */
+    assert_false(valid_text("a\nb", 3, 128));               /* C0 */
+    assert_false(valid_text("a\xc2\x85" "b", 4, 128));     /* C1 (NEL) */
+}
+
 /* ---- valid_stage_arn -------------------------------------------------- */
 
 #define GOOD_ARN "arn:aws:ivs:ap-northeast-1:123456789012:stage/sWyAydfRqqF8"
@@ -397,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_user_id_table),
         cmocka_unit_test(test_user_id_length_bounds),
         cmocka_unit_test(test_check_user_id_is_valid_user_id),
+        cmocka_unit_test(test_text),
         cmocka_unit_test(test_stage_arn_table),
         cmocka_unit_test(test_check_stage_arn_len),
         cmocka_unit_test(test_participant_id),
